@@ -1,0 +1,82 @@
+//! The `dbintel` command line. One file per subcommand.
+
+mod completions;
+mod fmt;
+mod functions;
+mod graph;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes: 0 success, 1 the input is invalid (or would be reformatted),
+/// 2 the command line itself is wrong.
+pub const EXIT_INVALID: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dbintel",
+    version,
+    about = "Collects query telemetry from PostgreSQL and MySQL, strips PII, ships OTLP.",
+    after_help = "Examples:\n  dbintel validate pipelines/\n  dbintel validate --format json --deny-warnings pipelines/postgres.pipe\n  dbintel graph --format mermaid pipelines/postgres.pipe\n  dbintel fmt --check pipelines/"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check .pipe files (or directories of them) without running anything.
+    #[command(after_help = "Exit status: 0 valid, 1 invalid, 2 usage error.\n\nExamples:\n  dbintel validate pipelines/\n  dbintel validate --format json pipelines/postgres.pipe")]
+    Validate(validate::Args),
+    /// Print the compiled pipeline graph as DOT or Mermaid.
+    #[command(after_help = "Example:\n  dbintel graph pipelines/postgres.pipe | dot -Tsvg > graph.svg")]
+    Graph(graph::Args),
+    /// Rewrite .pipe files in canonical form, keeping comments.
+    #[command(after_help = "Exit status with --check: 0 formatted, 1 would reformat.\n\nExample:\n  dbintel fmt --check pipelines/")]
+    Fmt(fmt::Args),
+    /// List the functions transform statements can call.
+    Functions,
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  dbintel completions bash > /etc/bash_completion.d/dbintel")]
+    Completions(completions::Args),
+}
+
+/// Files or directories of `.pipe` files.
+#[derive(clap::Args, Debug)]
+pub struct Paths {
+    /// .pipe files, or directories whose *.pipe files form one pipeline set
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Fmt(args) => fmt::run(args),
+        Command::Functions => functions::run(),
+        Command::Completions(args) => completions::run(args),
+    }
+}
+
+/// Compiles the given paths for a command that only reads them. On a usage
+/// problem (no such directory) prints it and returns the exit code.
+fn compile(paths: &[PathBuf], env_policy: dbintel_dsl::EnvPolicy) -> Result<dbintel_dsl::Compilation, ExitCode> {
+    let files = crate::fs_host::expand(paths).map_err(|err| {
+        eprintln!("error: {err}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    Ok(dbintel_dsl::compile(&files, &crate::fs_host::FsHost, env_policy))
+}

@@ -1,0 +1,111 @@
+//! The shape of a function as the checker sees it.
+
+/// Editors mutate a target and are written in lowercase (`set`); converters
+/// are pure, return a value and are Capitalised (`SHA256`). This follows OTTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    Editor,
+    Converter,
+}
+
+/// What an argument must be. `Target*` parameters must be paths the editor
+/// can write to; the rest accept any expression of a compatible type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// A settable path of any type (`attributes["k"]`, `body`).
+    Target,
+    /// A settable path that holds a map (`attributes`, `resource.attributes`).
+    TargetMap,
+    Any,
+    String,
+    Int,
+    Double,
+    Bool,
+    Map,
+    /// A list of strings (or any list when built at run time).
+    List,
+    /// A regular expression; a literal is compiled at check time.
+    Regex,
+    /// One of a fixed set of string literals, e.g. `"key"` | `"value"`.
+    OneOf(&'static [&'static str]),
+    /// The bare name of a converter that takes one argument, e.g. `SHA256`.
+    Function,
+}
+
+impl ParamType {
+    pub fn describe(self) -> String {
+        match self {
+            ParamType::Target => "a path to write to".into(),
+            ParamType::TargetMap => "a path to a map (attributes, resource.attributes)".into(),
+            ParamType::Any => "any value".into(),
+            ParamType::String => "a string".into(),
+            ParamType::Int => "an integer".into(),
+            ParamType::Double => "a number".into(),
+            ParamType::Bool => "a boolean".into(),
+            ParamType::Map => "a map".into(),
+            ParamType::List => "a list".into(),
+            ParamType::Regex => "a regular expression string".into(),
+            ParamType::OneOf(words) => {
+                let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
+            ParamType::Function => "the name of a one-argument converter (e.g. SHA256)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub optional: bool,
+}
+
+impl Param {
+    pub const fn required(name: &'static str, ty: ParamType) -> Param {
+        Param { name, ty, optional: false }
+    }
+    pub const fn optional(name: &'static str, ty: ParamType) -> Param {
+        Param { name, ty, optional: true }
+    }
+}
+
+/// Static result type of a converter, used to type-check nested calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnType {
+    Nothing,
+    Any,
+    String,
+    Int,
+    Double,
+    Bool,
+    Map,
+    List,
+    Time,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionSig {
+    pub name: &'static str,
+    pub kind: FunctionKind,
+    pub params: &'static [Param],
+    pub returns: ReturnType,
+    /// One line, shown in `help` texts.
+    pub summary: &'static str,
+}
+
+impl FunctionSig {
+    pub fn required_arity(&self) -> usize {
+        self.params.iter().filter(|p| !p.optional).count()
+    }
+
+    /// `name(a, b, [c])`, for diagnostics.
+    pub fn usage(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| if p.optional { format!("[{}]", p.name) } else { p.name.to_string() })
+            .collect();
+        format!("{}({})", self.name, params.join(", "))
+    }
+}
