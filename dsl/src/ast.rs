@@ -13,6 +13,9 @@ pub struct Ident {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Module {
     pub items: Vec<Item>,
+    /// Nodes whose declaration had a syntax error: they exist, so the
+    /// checker does not also call every reference to them undefined.
+    pub broken: Vec<Ident>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

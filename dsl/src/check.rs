@@ -88,6 +88,8 @@ impl Checker<'_> {
             }
         }
 
+        let broken: HashSet<&str> = modules.iter().flat_map(|m| m.broken.iter().map(|i| i.name.as_str())).collect();
+
         // 3. pipelines
         let mut pipelines: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut pipeline_spans: HashMap<String, Span> = HashMap::new();
@@ -104,7 +106,7 @@ impl Checker<'_> {
                 continue;
             }
             pipeline_spans.insert(p.name.name.clone(), p.name.span);
-            let names = self.pipeline(p, &declared, &mut nodes, &mut edges, &mut used);
+            let names = self.pipeline(p, &declared, &broken, &mut nodes, &mut edges, &mut used);
             pipelines.insert(p.name.name.clone(), names);
         }
 
@@ -349,6 +351,7 @@ impl Checker<'_> {
         &mut self,
         pipeline: &PipelineDecl,
         declared: &IndexMap<String, &Item>,
+        broken: &HashSet<&str>,
         nodes: &mut IndexMap<String, Node>,
         edges: &mut Vec<(Edge, Span)>,
         used: &mut HashSet<String>,
@@ -361,7 +364,10 @@ impl Checker<'_> {
             names.push(name.to_string());
             used.insert(name.to_string());
             if !declared.contains_key(name) && !nodes.contains_key(name) {
-                if BUILTIN_NODES.contains(&name) {
+                if broken.contains(name) {
+                    resolved.push(None);
+                    continue;
+                } else if BUILTIN_NODES.contains(&name) {
                     nodes.insert(name.to_string(), builtin_default(name, node_ref.node.span));
                 } else {
                     let mut d = Diagnostic::new(codes::UNDEFINED_NODE, node_ref.node.span, format!("no node named `{name}`")).label("undefined");

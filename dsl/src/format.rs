@@ -54,14 +54,21 @@ impl Printer<'_> {
         }
     }
 
+    /// One empty line, unless at the start of a block or after one already.
+    fn blank_line(&mut self) {
+        if !self.block_start && !self.out.ends_with("\n\n") {
+            self.out.push('\n');
+        }
+    }
+
     /// Comments that start before `start`, each on its own line.
     fn leading(&mut self, start: usize) {
         while let Some(comment) = self.comments.get(self.next) {
             if comment.span.start >= start {
                 break;
             }
-            if !self.block_start && self.had_blank_line(comment.span.start) {
-                self.out.push('\n');
+            if self.had_blank_line(comment.span.start) {
+                self.blank_line();
             }
             self.indent();
             self.out.push_str(comment.text.trim_end());
@@ -88,9 +95,12 @@ impl Printer<'_> {
     /// Starts an element at `start`: its leading comments, a kept blank line,
     /// the indentation.
     fn begin(&mut self, start: usize, force_blank: bool) {
+        if force_blank {
+            self.blank_line();
+        }
         self.leading(start);
-        if !self.block_start && (force_blank || self.had_blank_line(start)) && !self.out.ends_with("\n\n") {
-            self.out.push('\n');
+        if self.had_blank_line(start) {
+            self.blank_line();
         }
         self.indent();
         self.block_start = false;
@@ -344,8 +354,19 @@ pub fn expr(e: &Expr) -> String {
         }
         ExprKind::Not(inner) => format!("not {}", expr(inner)),
         ExprKind::Neg(inner) => format!("-{}", expr(inner)),
+        // `verify-full` in a setting parses as a subtraction of two names;
+        // keep it written as the one word it is.
+        ExprKind::Binary { op: BinaryOp::Sub, lhs, rhs } if is_bare_name(lhs) && is_bare_name(rhs) => format!("{}-{}", expr(lhs), expr(rhs)),
         ExprKind::Binary { op, lhs, rhs } => format!("{} {} {}", expr(lhs), op.symbol(), expr(rhs)),
         ExprKind::Paren(inner) => format!("({})", expr(inner)),
+    }
+}
+
+fn is_bare_name(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Path(p) => p.segments.len() == 1 && p.indexes.is_empty(),
+        ExprKind::Binary { op: BinaryOp::Sub, lhs, rhs } => is_bare_name(lhs) && is_bare_name(rhs),
+        _ => false,
     }
 }
 

@@ -67,7 +67,7 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
         return parsed;
     }
 
-    let mut builder = Builder { file, diagnostics: Vec::new() };
+    let mut builder = Builder { file, text, comments: &scan.comments, diagnostics: Vec::new() };
     let mut pos = 0;
     while pos < text.len() {
         match PipeParser::parse(Rule::item_or_end, &text[pos..]) {
@@ -83,7 +83,11 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
             Err(err) => {
                 let at = pos + error_offset(&err);
                 builder.diagnostics.push(syntax_diagnostic(file, text, at, &err));
-                match next_item_start(text, at) {
+                if let Some(name) = declared_name(file, text, pos) {
+                    parsed.module.broken.push(name);
+                }
+                let item_start = pos + (text[pos..].len() - text[pos..].trim_start().len());
+                match next_item_start(text, item_start.max(pos)) {
                     Some(next) => pos = next,
                     None => break,
                 }
@@ -111,7 +115,8 @@ pub(crate) fn scan(text: &str) -> Scan {
         match bytes[i] {
             b'#' => {
                 let end = memchr_newline(bytes, i);
-                comments.push((i, end));
+                let trimmed = i + text[i..end].trim_end().len();
+                comments.push((i, trimmed));
                 i = end;
             }
             b'"' => i = skip_string(bytes, i + 1),
@@ -198,6 +203,31 @@ fn next_item_start(text: &str, at: usize) -> Option<usize> {
         }
         line_start += line.find('\n')? + 1;
     }
+}
+
+/// The name an item starting at `pos` declares, read without the grammar
+/// (the grammar just failed on it).
+fn declared_name(file: FileId, text: &str, mut pos: usize) -> Option<Ident> {
+    loop {
+        let rest = &text[pos..];
+        let trimmed = rest.trim_start();
+        pos += rest.len() - trimmed.len();
+        if trimmed.starts_with('#') {
+            pos += trimmed.find('\n')?;
+        } else {
+            break;
+        }
+    }
+    let rest = &text[pos..];
+    let keyword = ["source", "transform", "sample", "sink", "batch", "memory_limit"].into_iter().find(|kw| rest.starts_with(kw))?;
+    let after = &rest[keyword.len()..];
+    let name_rest = after.trim_start();
+    if name_rest.len() == after.len() {
+        return None;
+    }
+    let len = name_rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(name_rest.len());
+    let start = pos + keyword.len() + (after.len() - name_rest.len());
+    (len > 0).then(|| Ident { name: name_rest[..len].to_string(), span: Span::new(file, start, start + len) })
 }
 
 fn syntax_diagnostic(file: FileId, text: &str, at: usize, err: &pest::error::Error<Rule>) -> Diagnostic {
@@ -293,7 +323,17 @@ fn describe_rule(rule: Rule) -> &'static str {
         Rule::statement | Rule::call => "a statement like set(...)",
         Rule::collect_block | Rule::kw_collect => "`collect`",
         Rule::cmp_op | Rule::add_op | Rule::mul_op => "an operator",
-        Rule::use_decl
+        Rule::neg | Rule::literal_word | Rule::kw_not | Rule::list | Rule::map | Rule::arg | Rule::index => "an expression",
+        Rule::kw_use
+        | Rule::kw_source
+        | Rule::kw_transform
+        | Rule::kw_sample
+        | Rule::kw_sink
+        | Rule::kw_batch
+        | Rule::kw_memory_limit
+        | Rule::kw_pipeline
+        | Rule::kw_test
+        | Rule::use_decl
         | Rule::source_decl
         | Rule::transform_decl
         | Rule::sample_decl
@@ -315,24 +355,36 @@ fn describe_rule(rule: Rule) -> &'static str {
         Rule::map_entry => "a map entry (\"key\": value)",
         Rule::kw_and => "`and`",
         Rule::kw_or => "`or`",
-        Rule::kw_not => "`not`",
         _ => "a token",
     }
 }
 
 // ---- step 3: pairs to AST ---------------------------------------------------
 
-struct Builder {
+struct Builder<'t> {
     file: FileId,
+    text: &'t str,
+    comments: &'t [(usize, usize)],
     diagnostics: Vec<Diagnostic>,
 }
 
 type P<'i> = Pair<'i, Rule>;
 
-impl Builder {
+impl Builder<'_> {
+    /// The pair's span without the whitespace and comments pest may leave at
+    /// its end (a rule ending in a repetition keeps the trivia it skipped).
     fn span(&self, pair: &P, base: usize) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, base + s.start(), base + s.end())
+        let start = base + s.start();
+        let mut end = base + s.end();
+        loop {
+            end = start + self.text[start..end].trim_end().len();
+            match self.comments.binary_search_by(|c| c.1.cmp(&end)) {
+                Ok(i) if self.comments[i].0 >= start => end = self.comments[i].0,
+                _ => break,
+            }
+        }
+        Span::new(self.file, start, end)
     }
 
     fn ident(&self, pair: P, base: usize) -> Ident {

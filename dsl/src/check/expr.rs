@@ -405,7 +405,6 @@ impl<'d> ExprChecker<'d> {
                                 None => d.help(format!("usage: {}", sig.usage())),
                             };
                             self.diagnostics.push(d);
-                            self.expr(&arg.value);
                         }
                     }
                 }

@@ -113,9 +113,8 @@ impl SettingsChecker<'_> {
             SettingType::Secret => self.secret(key, expr).map(Value::Secret),
             SettingType::Word(words) => {
                 let word = match &expr.kind {
-                    ExprKind::Path(p) if p.segments.len() == 1 && p.indexes.is_empty() => Some(p.segments[0].name.clone()),
                     ExprKind::String(s) => Some(s.value.clone()),
-                    _ => None,
+                    _ => bare_word(expr),
                 };
                 match word {
                     Some(w) if words.contains(&w.as_str()) => Some(Value::Word(w)),
@@ -168,7 +167,7 @@ impl SettingsChecker<'_> {
                 _ => self.wrong(key, ty, expr),
             },
             SettingType::Queue => match &expr.kind {
-                ExprKind::Path(p) if p.dotted() == "memory" && p.indexes.is_empty() => Some(Value::Word("memory".into())),
+                _ if bare_word(expr).as_deref() == Some("memory") => Some(Value::Word("memory".into())),
                 ExprKind::Call(call) if call.name.name == "disk" => match call.args.as_slice() {
                     [arg] if arg.name.is_none() => match &arg.value.kind {
                         ExprKind::String(s) if !s.value.is_empty() => Some(Value::Disk(s.value.clone())),
@@ -336,6 +335,16 @@ impl SettingsChecker<'_> {
             }
             _ => self.wrong(key, SettingType::Secret, expr),
         }
+    }
+}
+
+/// A bare word such as `zstd`, or a hyphenated one such as `verify-full`
+/// (which parses as a subtraction of two names).
+fn bare_word(expr: &Expr) -> Option<String> {
+    match &expr.kind {
+        ExprKind::Path(p) if p.segments.len() == 1 && p.indexes.is_empty() => Some(p.segments[0].name.clone()),
+        ExprKind::Binary { op: crate::ast::BinaryOp::Sub, lhs, rhs } => Some(format!("{}-{}", bare_word(lhs)?, bare_word(rhs)?)),
+        _ => None,
     }
 }
 
