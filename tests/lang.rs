@@ -42,7 +42,10 @@ fn check_file(path: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
     for exp in &expected {
         let hit = found.iter().find(|(f, message)| {
-            f.code == exp.code && f.line == exp.line && f.column == exp.column && exp.text.as_ref().is_none_or(|t| message.contains(t.as_str()))
+            f.code == exp.code
+                && f.line == exp.line
+                && f.column == exp.column
+                && exp.text.as_ref().is_none_or(|t| message.contains(t.as_str()))
         });
         if hit.is_none() {
             problems.push(format!("missing: {} {}:{} {}", exp.code, exp.line, exp.column, exp.text.clone().unwrap_or_default()));

@@ -226,14 +226,22 @@ pub enum ExprKind {
     String(StringLit),
     /// A number with a unit (`30s`, `25%`, `64MiB`); what it means depends on
     /// where it is used, so the checker interprets it.
-    Quantity { number: f64, text: String, unit: String },
+    Quantity {
+        number: f64,
+        text: String,
+        unit: String,
+    },
     Path(Path),
     Call(Call),
     List(Vec<Expr>),
     Map(Vec<MapEntry>),
     Not(Box<Expr>),
     Neg(Box<Expr>),
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     Paren(Box<Expr>),
 }
 

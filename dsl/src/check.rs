@@ -159,7 +159,8 @@ impl Checker<'_> {
     }
 
     fn unknown_kind(&mut self, kind: &Ident, what: &str, known: &[&str]) {
-        let mut d = Diagnostic::new(codes::UNKNOWN_KIND, kind.span, format!("unknown {what} kind `{}`", kind.name)).label(format!("not a {what} kind"));
+        let mut d = Diagnostic::new(codes::UNKNOWN_KIND, kind.span, format!("unknown {what} kind `{}`", kind.name))
+            .label(format!("not a {what} kind"));
         d = match did_you_mean(&kind.name, known.iter().copied()) {
             Some(s) => d.help(format!("did you mean `{s}`? {what} kinds: {}", known.join(", "))),
             None => d.help(format!("{what} kinds: {}", known.join(", "))),
@@ -191,7 +192,9 @@ impl Checker<'_> {
             collector_spans.insert(name.clone(), block.name.span);
             let Some(collector_spec) = spec.collector(name) else {
                 let known: Vec<&str> = spec.collectors.iter().map(|c| c.name).collect();
-                let mut d = Diagnostic::new(codes::UNKNOWN_COLLECTOR, block.name.span, format!("a {} source has no collector `{name}`", spec.name)).label("unknown collector");
+                let mut d =
+                    Diagnostic::new(codes::UNKNOWN_COLLECTOR, block.name.span, format!("a {} source has no collector `{name}`", spec.name))
+                        .label("unknown collector");
                 d = match did_you_mean(name, known.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`? collectors: {}", known.join(", "))),
                     None => d.help(format!("collectors: {}", known.join(", "))),
@@ -222,7 +225,9 @@ impl Checker<'_> {
                 format!("add at least one of: {}", known.iter().map(|k| format!("collect {k}")).collect::<Vec<_>>().join(", "))
             };
             self.diagnostics.push(
-                Diagnostic::new(codes::MISSING_SETTING, decl.name.span, format!("source `{}` collects nothing", decl.name.name)).label("no collect block").help(help),
+                Diagnostic::new(codes::MISSING_SETTING, decl.name.span, format!("source `{}` collects nothing", decl.name.name))
+                    .label("no collect block")
+                    .help(help),
             );
         }
         Some(NodeKind::Source(plan::SourceNode { kind: spec.name.to_string(), settings, collectors }))
@@ -320,7 +325,12 @@ impl Checker<'_> {
                     ExprKind::Int(n, _) if *n > 0 => Some(*n as u64),
                     _ => {
                         self.diagnostics.push(
-                            Diagnostic::new(codes::OUT_OF_RANGE, count.span, "rate_limit needs a whole number of records greater than zero").label("expected a count"),
+                            Diagnostic::new(
+                                codes::OUT_OF_RANGE,
+                                count.span,
+                                "rate_limit needs a whole number of records greater than zero",
+                            )
+                            .label("expected a count"),
                         );
                         None
                     }
@@ -370,11 +380,14 @@ impl Checker<'_> {
                 } else if BUILTIN_NODES.contains(&name) {
                     nodes.insert(name.to_string(), builtin_default(name, node_ref.node.span));
                 } else {
-                    let mut d = Diagnostic::new(codes::UNDEFINED_NODE, node_ref.node.span, format!("no node named `{name}`")).label("undefined");
+                    let mut d =
+                        Diagnostic::new(codes::UNDEFINED_NODE, node_ref.node.span, format!("no node named `{name}`")).label("undefined");
                     let candidates = declared.keys().map(String::as_str).chain(BUILTIN_NODES.iter().copied());
                     d = match did_you_mean(name, candidates) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None => d.help("define it with source, transform, sample, sink, batch or memory_limit (or `use` the file that does)"),
+                        None => {
+                            d.help("define it with source, transform, sample, sink, batch or memory_limit (or `use` the file that does)")
+                        }
                     };
                     self.diagnostics.push(d);
                     resolved.push(None);
@@ -395,8 +408,12 @@ impl Checker<'_> {
                 match &node.kind {
                     NodeKind::Source(source) if !source.collectors.contains_key(&port.name) => {
                         let known: Vec<&str> = source.collectors.keys().map(String::as_str).collect();
-                        let mut d = Diagnostic::new(codes::UNKNOWN_COLLECTOR, port.span, format!("source `{name}` does not collect `{}`", port.name))
-                            .label("not collected by this source");
+                        let mut d = Diagnostic::new(
+                            codes::UNKNOWN_COLLECTOR,
+                            port.span,
+                            format!("source `{name}` does not collect `{}`", port.name),
+                        )
+                        .label("not collected by this source");
                         d = match did_you_mean(&port.name, known.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{name}.{s}`?")),
                             None => d.help(format!("it collects: {}", known.join(", "))),
@@ -405,9 +422,13 @@ impl Checker<'_> {
                     }
                     NodeKind::Source(_) => {}
                     _ => self.diagnostics.push(
-                        Diagnostic::new(codes::PORT_ON_NON_SOURCE, port.span, format!("only sources have collectors; `{name}` is a {}", node.kind.label()))
-                            .label("remove this")
-                            .help(format!("write just `{name}`")),
+                        Diagnostic::new(
+                            codes::PORT_ON_NON_SOURCE,
+                            port.span,
+                            format!("only sources have collectors; `{name}` is a {}", node.kind.label()),
+                        )
+                        .label("remove this")
+                        .help(format!("write just `{name}`")),
                     ),
                 }
             }
@@ -523,10 +544,14 @@ impl Checker<'_> {
                         _ => "data points",
                     };
                     self.diagnostics.push(
-                        Diagnostic::new(codes::SIGNAL_MISMATCH, span, format!("`{name}` only works on {handles}, but only {} reach it here", node.input))
-                            .label(format!("carries {}", node.input))
-                            .with_secondary(node.span, format!("`{name}` is defined here"))
-                            .help("wire it after a collector that emits what it needs, or change its paths/context"),
+                        Diagnostic::new(
+                            codes::SIGNAL_MISMATCH,
+                            span,
+                            format!("`{name}` only works on {handles}, but only {} reach it here", node.input),
+                        )
+                        .label(format!("carries {}", node.input))
+                        .with_secondary(node.span, format!("`{name}` is defined here"))
+                        .help("wire it after a collector that emits what it needs, or change its paths/context"),
                     );
                 }
             }
@@ -569,13 +594,18 @@ impl Checker<'_> {
                 Some(NodeKind::Sample(_)) => Some(Context::Any),
                 Some(other) => {
                     self.diagnostics.push(
-                        Diagnostic::new(codes::TEST_TARGET, target.span, format!("tests run transforms and samples; `{}` is a {}", target.name, other.label()))
-                            .label("cannot be tested"),
+                        Diagnostic::new(
+                            codes::TEST_TARGET,
+                            target.span,
+                            format!("tests run transforms and samples; `{}` is a {}", target.name, other.label()),
+                        )
+                        .label("cannot be tested"),
                     );
                     None
                 }
                 None => {
-                    let mut d = Diagnostic::new(codes::TEST_TARGET, target.span, format!("no transform or sample named `{}`", target.name)).label("undefined");
+                    let mut d = Diagnostic::new(codes::TEST_TARGET, target.span, format!("no transform or sample named `{}`", target.name))
+                        .label("undefined");
                     if let Some(s) = did_you_mean(&target.name, nodes.keys().map(String::as_str)) {
                         d = d.help(format!("did you mean `{s}`?"));
                     }
@@ -589,7 +619,9 @@ impl Checker<'_> {
                 Some(other) => {
                     let span = test.input.signal.as_ref().map(|s| s.span).unwrap_or(test.input.span);
                     self.diagnostics.push(
-                        Diagnostic::new(codes::TEST_TARGET, span, format!("`{other}` is not a record kind")).label("expected log or metric").help("write `input NODE log { ... }` or `input NODE metric { ... }`"),
+                        Diagnostic::new(codes::TEST_TARGET, span, format!("`{other}` is not a record kind"))
+                            .label("expected log or metric")
+                            .help("write `input NODE log { ... }` or `input NODE metric { ... }`"),
                     );
                     Context::Log
                 }
@@ -597,8 +629,17 @@ impl Checker<'_> {
             if let Some(Context::Log | Context::Datapoint) = node_context {
                 if node_context != Some(signal) {
                     self.diagnostics.push(
-                        Diagnostic::new(codes::SIGNAL_MISMATCH, test.input.span, format!("`{}` works on {} but the test feeds it a {}", target.name, describe_context(node_context), describe_context(Some(signal))))
-                            .label("wrong record kind"),
+                        Diagnostic::new(
+                            codes::SIGNAL_MISMATCH,
+                            test.input.span,
+                            format!(
+                                "`{}` works on {} but the test feeds it a {}",
+                                target.name,
+                                describe_context(node_context),
+                                describe_context(Some(signal))
+                            ),
+                        )
+                        .label("wrong record kind"),
                     );
                 }
             }

@@ -19,7 +19,10 @@ pub fn format(text: &str, parsed: &Parsed) -> String {
     let items = &parsed.module.items;
     for (i, item) in items.iter().enumerate() {
         let multi_line = |it: &Item| !matches!(it.kind, ItemKind::Use(_) | ItemKind::Pipeline(_));
-        let separate = i > 0 && (multi_line(item) || multi_line(&items[i - 1]) || std::mem::discriminant(&item.kind) != std::mem::discriminant(&items[i - 1].kind));
+        let separate = i > 0
+            && (multi_line(item)
+                || multi_line(&items[i - 1])
+                || std::mem::discriminant(&item.kind) != std::mem::discriminant(&items[i - 1].kind));
         printer.item(item, separate);
     }
     printer.rest_of_comments(text.len());
@@ -248,7 +251,10 @@ impl Printer<'_> {
         }
         let parts: Vec<String> = input.assignments.iter().map(|a| format!("{} = {}", path(&a.path), expr(&a.value))).collect();
         let one_line = if parts.is_empty() { format!("{header} {{}}") } else { format!("{header} {{ {} }}", parts.join(", ")) };
-        if (parts.len() <= 1 || one_line.len() <= MAX_INLINE) && one_line.len() + self.depth * INDENT.len() <= MAX_INLINE && !self.has_comment_within(start, end) {
+        if (parts.len() <= 1 || one_line.len() <= MAX_INLINE)
+            && one_line.len() + self.depth * INDENT.len() <= MAX_INLINE
+            && !self.has_comment_within(start, end)
+        {
             return self.line(start, end, &one_line);
         }
         self.block(start, end, &header, false, &mut |p| {
@@ -264,7 +270,10 @@ impl Printer<'_> {
             TestExpect::Conditions(conditions, span) => {
                 let parts: Vec<String> = conditions.iter().map(expr).collect();
                 let one_line = if parts.is_empty() { "expect {}".to_string() } else { format!("expect {{ {} }}", parts.join(" ")) };
-                if parts.len() <= 1 && one_line.len() + self.depth * INDENT.len() <= MAX_INLINE && !self.has_comment_within(span.start, span.end) {
+                if parts.len() <= 1
+                    && one_line.len() + self.depth * INDENT.len() <= MAX_INLINE
+                    && !self.has_comment_within(span.start, span.end)
+                {
                     return self.line(span.start, span.end, &one_line);
                 }
                 self.block(span.start, span.end, "expect", false, &mut |p| {
@@ -356,7 +365,9 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::Neg(inner) => format!("-{}", expr(inner)),
         // `verify-full` in a setting parses as a subtraction of two names;
         // keep it written as the one word it is.
-        ExprKind::Binary { op: BinaryOp::Sub, lhs, rhs } if is_bare_name(lhs) && is_bare_name(rhs) => format!("{}-{}", expr(lhs), expr(rhs)),
+        ExprKind::Binary { op: BinaryOp::Sub, lhs, rhs } if is_bare_name(lhs) && is_bare_name(rhs) => {
+            format!("{}-{}", expr(lhs), expr(rhs))
+        }
         ExprKind::Binary { op, lhs, rhs } => format!("{} {} {}", expr(lhs), op.symbol(), expr(rhs)),
         ExprKind::Paren(inner) => format!("({})", expr(inner)),
     }

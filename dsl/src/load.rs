@@ -32,7 +32,8 @@ pub struct Loaded {
 /// Loads each path, then each file it `use`s, once each. A `use` that leads
 /// back to a file still being loaded is a cycle.
 pub fn load(paths: &[PathBuf], host: &dyn Host) -> Loaded {
-    let mut loader = Loader { host, loaded: Loaded { sources: SourceMap::default(), files: Vec::new(), diagnostics: Vec::new() }, seen: Vec::new() };
+    let mut loader =
+        Loader { host, loaded: Loaded { sources: SourceMap::default(), files: Vec::new(), diagnostics: Vec::new() }, seen: Vec::new() };
     for path in paths {
         loader.file(path, path.display().to_string(), None, &mut Vec::new());
     }
@@ -88,7 +89,9 @@ impl Loader<'_> {
         let id = self.loaded.sources.add(SourceFile::new(name, canonical.clone(), text));
         if let Some(at) = utf8_error {
             self.loaded.diagnostics.push(
-                Diagnostic::new(codes::INVALID_UTF8, Span::new(id, at, at), "file is not valid UTF-8").label("first invalid byte").help("save the file as UTF-8"),
+                Diagnostic::new(codes::INVALID_UTF8, Span::new(id, at, at), "file is not valid UTF-8")
+                    .label("first invalid byte")
+                    .help("save the file as UTF-8"),
             );
             return;
         }

@@ -25,6 +25,14 @@ struct PipeParser;
 /// Deepest nesting of ( [ { accepted. Real pipelines use a handful.
 pub const MAX_NESTING: usize = 64;
 
+/// Longest chain of binary operators in one expression (`a or b or ...`),
+/// and most `not`/`-` in a row: chains build deep trees without brackets.
+pub const MAX_CHAIN: usize = 128;
+pub const MAX_UNARY: usize = 16;
+/// Deepest expression tree accepted; keeps every later recursive pass
+/// (checker, formatter, engine) far from the stack limit.
+pub const MAX_EXPR_DEPTH: usize = 256;
+
 /// Largest file accepted. A Kubernetes ConfigMap holds at most 1 MiB.
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -47,12 +55,8 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
     let whole = Span::new(file, 0, 0);
     if text.len() > MAX_FILE_BYTES {
         parsed.diagnostics.push(
-            Diagnostic::new(
-                codes::FILE_TOO_LARGE,
-                whole,
-                format!("file is {} bytes; the limit is {} bytes", text.len(), MAX_FILE_BYTES),
-            )
-            .help("split the pipeline into several files joined with `use`"),
+            Diagnostic::new(codes::FILE_TOO_LARGE, whole, format!("file is {} bytes; the limit is {} bytes", text.len(), MAX_FILE_BYTES))
+                .help("split the pipeline into several files joined with `use`"),
         );
         return parsed;
     }
@@ -67,7 +71,7 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
         return parsed;
     }
 
-    let mut builder = Builder { file, text, comments: &scan.comments, diagnostics: Vec::new() };
+    let mut builder = Builder { file, expr_nesting: 0, text, comments: &scan.comments, diagnostics: Vec::new() };
     let mut pos = 0;
     while pos < text.len() {
         match PipeParser::parse(Rule::item_or_end, &text[pos..]) {
@@ -195,9 +199,9 @@ fn next_item_start(text: &str, at: usize) -> Option<usize> {
     loop {
         let line = &text[line_start..];
         let trimmed = line.trim_start_matches([' ', '\t']);
-        let starts_item = ITEM_KEYWORDS.iter().any(|kw| {
-            trimmed.starts_with(kw) && !trimmed[kw.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        });
+        let starts_item = ITEM_KEYWORDS
+            .iter()
+            .any(|kw| trimmed.starts_with(kw) && !trimmed[kw.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
         if starts_item {
             return Some(line_start);
         }
@@ -293,7 +297,9 @@ fn found_len(text: &str, at: usize) -> usize {
     let rest = &text[at..];
     match rest.chars().next() {
         None => 0,
-        Some(c) if c.is_ascii_alphanumeric() || c == '_' => rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len()),
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())
+        }
         Some(c) => c.len_utf8(),
     }
 }
@@ -316,7 +322,9 @@ fn describe_rule(rule: Rule) -> &'static str {
         Rule::EOI => "end of file",
         Rule::ident | Rule::node_ref => "a name",
         Rule::string | Rule::raw_string => "a string",
-        Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr | Rule::comparison | Rule::additive | Rule::term | Rule::unary => "an expression",
+        Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr | Rule::comparison | Rule::additive | Rule::term | Rule::unary => {
+            "an expression"
+        }
         Rule::number | Rule::quantity => "a number",
         Rule::unit => "a unit",
         Rule::setting => "a setting (key = value)",
@@ -363,6 +371,8 @@ fn describe_rule(rule: Rule) -> &'static str {
 
 struct Builder<'t> {
     file: FileId,
+    /// How many `expr` calls are active: 1 means a top-level expression.
+    expr_nesting: usize,
     text: &'t str,
     comments: &'t [(usize, usize)],
     diagnostics: Vec<Diagnostic>,
@@ -661,7 +671,8 @@ impl Builder<'_> {
                         _ => {
                             let span = Span::new(self.file, offset + i, offset + i + 2);
                             self.diagnostics.push(
-                                Diagnostic::new(codes::BAD_ESCAPE, span, "invalid unicode escape").help("write \\u{1F600}: hex digits in braces"),
+                                Diagnostic::new(codes::BAD_ESCAPE, span, "invalid unicode escape")
+                                    .help("write \\u{1F600}: hex digits in braces"),
                             );
                         }
                     }
@@ -681,6 +692,29 @@ impl Builder<'_> {
     }
 
     fn expr(&mut self, pair: P, base: usize) -> Expr {
+        self.expr_nesting += 1;
+        let mut expr = self.expr_inner(pair, base);
+        self.expr_nesting -= 1;
+        if self.expr_nesting == 0 && expr_depth(&expr) > MAX_EXPR_DEPTH {
+            self.diagnostics.push(
+                Diagnostic::new(codes::TOO_DEEP, expr.span, format!("expression nests more than {MAX_EXPR_DEPTH} levels deep"))
+                    .label("too deep")
+                    .help("split it into several statements"),
+            );
+            expr = ExprKind::Nil.at(expr.span);
+        }
+        expr
+    }
+
+    fn too_long(&mut self, span: Span, what: &str) {
+        self.diagnostics.push(
+            Diagnostic::new(codes::TOO_DEEP, span, format!("too many {what} in a row"))
+                .label("too long")
+                .help("split it into several statements"),
+        );
+    }
+
+    fn expr_inner(&mut self, pair: P, base: usize) -> Expr {
         let span = self.span(&pair, base);
         match pair.as_rule() {
             Rule::expr => match pair.into_inner().next() {
@@ -691,6 +725,10 @@ impl Builder<'_> {
             Rule::not_expr => {
                 let parts: Vec<P> = pair.into_inner().collect();
                 let nots = parts.iter().filter(|p| p.as_rule() == Rule::kw_not).count();
+                if nots > MAX_UNARY {
+                    self.too_long(span, "`not`s");
+                    return ExprKind::Nil.at(span);
+                }
                 let mut inner = match parts.into_iter().last() {
                     Some(p) => self.expr(p, base),
                     None => return Expr { kind: ExprKind::Nil, span },
@@ -703,6 +741,10 @@ impl Builder<'_> {
             Rule::unary => {
                 let parts: Vec<P> = pair.into_inner().collect();
                 let negs = parts.iter().filter(|p| p.as_rule() == Rule::neg).count();
+                if negs > MAX_UNARY {
+                    self.too_long(span, "`-`s");
+                    return ExprKind::Nil.at(span);
+                }
                 let mut inner = match parts.into_iter().last() {
                     Some(p) => self.operand(p, base),
                     None => return Expr { kind: ExprKind::Nil, span },
@@ -769,6 +811,15 @@ impl Builder<'_> {
             _ => BinaryOp::And,
         };
         let mut lhs: Option<Expr> = None;
+        let operands = pair
+            .clone()
+            .into_inner()
+            .filter(|p| !matches!(p.as_rule(), Rule::kw_and | Rule::kw_or | Rule::cmp_op | Rule::add_op | Rule::mul_op))
+            .count();
+        if operands > MAX_CHAIN {
+            self.too_long(span, "operators");
+            return ExprKind::Nil.at(span);
+        }
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::kw_and | Rule::kw_or => {}
@@ -826,6 +877,28 @@ impl Builder<'_> {
         );
         ExprKind::Int(0, text.to_string()).at(span)
     }
+}
+
+/// Depth of an expression tree, without recursion (the tree may be deep).
+fn expr_depth(root: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack: Vec<(&Expr, usize)> = vec![(root, 1)];
+    while let Some((e, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match &e.kind {
+            ExprKind::Path(p) => stack.extend(p.indexes.iter().map(|i| (i, d + 1))),
+            ExprKind::Call(c) => stack.extend(c.args.iter().map(|a| (&a.value, d + 1))),
+            ExprKind::List(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            ExprKind::Map(entries) => stack.extend(entries.iter().map(|en| (&en.value, d + 1))),
+            ExprKind::Not(inner) | ExprKind::Neg(inner) | ExprKind::Paren(inner) => stack.push((inner, d + 1)),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                stack.push((lhs, d + 1));
+                stack.push((rhs, d + 1));
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn op_from(symbol: &str) -> BinaryOp {

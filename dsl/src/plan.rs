@@ -246,10 +246,17 @@ pub struct SampleNode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SampleRule {
     /// Keep `ratio` (0–1) of records, decided by a hash of `by` (or at random).
-    Probabilistic { ratio: f64, by: Option<ast::Path> },
+    Probabilistic {
+        ratio: f64,
+        by: Option<ast::Path>,
+    },
     Keep(ast::Expr),
     Drop(ast::Expr),
-    RateLimit { count: u64, per: Duration, by: Option<ast::Path> },
+    RateLimit {
+        count: u64,
+        per: Duration,
+        by: Option<ast::Path>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

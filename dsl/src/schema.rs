@@ -13,7 +13,10 @@ pub enum SettingType {
     Percent,
     /// Bytes, written with KiB/MiB/GiB (or KB/MB/GB, B).
     Size,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Float,
     Bool,
     String,
@@ -144,11 +147,8 @@ const ACTIVITY: CollectorSpec = CollectorSpec {
     signals: Signals::BOTH,
 };
 
-const INSTANCE: CollectorSpec = CollectorSpec {
-    name: "instance",
-    settings: &[opt("interval", SettingType::Duration, DefaultValue::None)],
-    signals: Signals::METRICS,
-};
+const INSTANCE: CollectorSpec =
+    CollectorSpec { name: "instance", settings: &[opt("interval", SettingType::Duration, DefaultValue::None)], signals: Signals::METRICS };
 
 const SQL_QUERY: CollectorSpec = CollectorSpec {
     name: "<query>",
@@ -212,7 +212,10 @@ pub const SINK_KINDS: &[SinkKindSpec] = &[
             opt("resource", SettingType::StringMap, DefaultValue::None),
         ],
     },
-    SinkKindSpec { name: "stdout", settings: &[opt("format", SettingType::Word(&["otlp-json", "pretty"]), DefaultValue::Word("otlp-json"))] },
+    SinkKindSpec {
+        name: "stdout",
+        settings: &[opt("format", SettingType::Word(&["otlp-json", "pretty"]), DefaultValue::Word("otlp-json"))],
+    },
     SinkKindSpec { name: "file", settings: &[req("path", SettingType::String)] },
 ];
 

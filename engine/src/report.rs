@@ -81,7 +81,8 @@ pub fn human(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String {
         // Very long lines (minified or garbage input) would flood the
         // terminal; the position is enough there.
         let line_too_long = file.text.lines().nth(line.saturating_sub(1)).is_some_and(|l| l.len() > 500);
-        let source = (!diagnostic.hide_source && !line_too_long && !file.text.is_empty()).then(|| NamedSource::new(&file.name, file.text.clone()));
+        let source =
+            (!diagnostic.hide_source && !line_too_long && !file.text.is_empty()).then(|| NamedSource::new(&file.name, file.text.clone()));
         let rendered = Rendered { diagnostic, source, location };
         if handler.render_report(&mut out, &rendered).is_err() {
             out.push_str(&format!("{}: {}\n", rendered.location, diagnostic.message));

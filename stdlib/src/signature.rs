@@ -101,11 +101,8 @@ impl FunctionSig {
 
     /// `name(a, b, [c])`, for diagnostics.
     pub fn usage(&self) -> String {
-        let params: Vec<String> = self
-            .params
-            .iter()
-            .map(|p| if p.optional { format!("[{}]", p.name) } else { p.name.to_string() })
-            .collect();
+        let params: Vec<String> =
+            self.params.iter().map(|p| if p.optional { format!("[{}]", p.name) } else { p.name.to_string() }).collect();
         format!("{}({})", self.name, params.join(", "))
     }
 }

@@ -110,9 +110,7 @@ fn resolve(segments: &[&str]) -> Option<PathInfo> {
     match segments {
         ["resource", "attributes"] => Some(PathInfo { ty: Ty::Map, context: None }),
         [field] => field_info(field),
-        ["log", field] if LOG_FIELDS.contains(field) => {
-            field_info(field).map(|info| PathInfo { context: Some(Context::Log), ..info })
-        }
+        ["log", field] if LOG_FIELDS.contains(field) => field_info(field).map(|info| PathInfo { context: Some(Context::Log), ..info }),
         ["datapoint", field] if DATAPOINT_FIELDS.contains(field) => {
             field_info(field).map(|info| PathInfo { context: Some(Context::Datapoint), ..info })
         }
@@ -152,11 +150,15 @@ impl<'d> ExprChecker<'d> {
         match (self.first_log, self.first_datapoint) {
             (Some(log), Some(dp)) => {
                 self.diagnostics.push(
-                    Diagnostic::new(codes::MIXED_CONTEXTS, dp.span, format!("`{}` only exists on data points, but `{}` only on logs", dp.path, log.path))
-                        .label("a data point path")
-                        .with_secondary(log.span, "a log path")
-                        .with_secondary(block, "in this block")
-                        .help("split the statements into one transform per context, or set `context = log` / `context = datapoint`"),
+                    Diagnostic::new(
+                        codes::MIXED_CONTEXTS,
+                        dp.span,
+                        format!("`{}` only exists on data points, but `{}` only on logs", dp.path, log.path),
+                    )
+                    .label("a data point path")
+                    .with_secondary(log.span, "a log path")
+                    .with_secondary(block, "in this block")
+                    .help("split the statements into one transform per context, or set `context = log` / `context = datapoint`"),
                 );
                 Context::Any
             }
@@ -194,9 +196,13 @@ impl<'d> ExprChecker<'d> {
             ExprKind::String(_) => Ty::String,
             ExprKind::Quantity { text, unit, .. } => {
                 self.diagnostics.push(
-                    Diagnostic::new(codes::UNIT_IN_EXPRESSION, expr.span, format!("`{text}{unit}` has a unit; units only belong in settings and sampling rules"))
-                        .label("unit not allowed here")
-                        .help(format!("write the plain number `{text}`")),
+                    Diagnostic::new(
+                        codes::UNIT_IN_EXPRESSION,
+                        expr.span,
+                        format!("`{text}{unit}` has a unit; units only belong in settings and sampling rules"),
+                    )
+                    .label("unit not allowed here")
+                    .help(format!("write the plain number `{text}`")),
                 );
                 Ty::Any
             }
@@ -236,15 +242,17 @@ impl<'d> ExprChecker<'d> {
             ExprKind::Binary { op, lhs, rhs } if op.is_comparison() => {
                 let (l, r) = (self.expr(lhs), self.expr(rhs));
                 let ordered = !matches!(op, BinaryOp::Eq | BinaryOp::Ne);
-                let incomparable = l != r
-                    && !matches!(l, Ty::Any | Ty::Nil)
-                    && !matches!(r, Ty::Any | Ty::Nil)
-                    && !(l.is_numeric() && r.is_numeric());
-                if incomparable || (ordered && (matches!(l, Ty::Map | Ty::List | Ty::Bool) || matches!(r, Ty::Map | Ty::List | Ty::Bool))) {
+                let comparable =
+                    l == r || matches!(l, Ty::Any | Ty::Nil) || matches!(r, Ty::Any | Ty::Nil) || (l.is_numeric() && r.is_numeric());
+                if !comparable || (ordered && (matches!(l, Ty::Map | Ty::List | Ty::Bool) || matches!(r, Ty::Map | Ty::List | Ty::Bool))) {
                     self.diagnostics.push(
-                        Diagnostic::new(codes::OPERAND_TYPE, expr.span, format!("cannot compare {} {} {}", l.name(), op.symbol(), r.name()))
-                            .label("these never compare")
-                            .help("convert one side first, e.g. Int(...) or String(...)"),
+                        Diagnostic::new(
+                            codes::OPERAND_TYPE,
+                            expr.span,
+                            format!("cannot compare {} {} {}", l.name(), op.symbol(), r.name()),
+                        )
+                        .label("these never compare")
+                        .help("convert one side first, e.g. Int(...) or String(...)"),
                     );
                 }
                 Ty::Bool
@@ -264,7 +272,8 @@ impl<'d> ExprChecker<'d> {
 
     fn numeric_operand(&mut self, ty: Ty, span: Span, op: &str) {
         if !ty.is_numeric() {
-            let mut d = Diagnostic::new(codes::OPERAND_TYPE, span, format!("`{op}` needs numbers, this is {}", ty.name())).label("not a number");
+            let mut d =
+                Diagnostic::new(codes::OPERAND_TYPE, span, format!("`{op}` needs numbers, this is {}", ty.name())).label("not a number");
             if ty == Ty::String && op == "+" {
                 d = d.help("join strings with Concat([a, b], \"\")");
             }
@@ -277,7 +286,8 @@ impl<'d> ExprChecker<'d> {
         let segments: Vec<&str> = path.segments.iter().map(|s| s.name.as_str()).collect();
         let dotted = path.dotted();
         let Some(info) = resolve(&segments) else {
-            let mut d = Diagnostic::new(codes::UNKNOWN_PATH, path.span, format!("unknown path `{dotted}`")).label("not a field of a record");
+            let mut d =
+                Diagnostic::new(codes::UNKNOWN_PATH, path.span, format!("unknown path `{dotted}`")).label("not a field of a record");
             d = match did_you_mean(&dotted, KNOWN_PATHS.iter().copied()) {
                 Some(suggestion) => d.help(format!("did you mean `{suggestion}`?")),
                 None => d.help(format!("paths are: {}", KNOWN_PATHS[..10].join(", "))),
@@ -289,14 +299,19 @@ impl<'d> ExprChecker<'d> {
             let ty = self.expr(index);
             if !matches!(ty, Ty::String | Ty::Int | Ty::Any) {
                 self.diagnostics.push(
-                    Diagnostic::new(codes::OPERAND_TYPE, index.span, format!("an index must be a string key or an integer, this is {}", ty.name()))
-                        .label("bad index"),
+                    Diagnostic::new(
+                        codes::OPERAND_TYPE,
+                        index.span,
+                        format!("an index must be a string key or an integer, this is {}", ty.name()),
+                    )
+                    .label("bad index"),
                 );
             }
         }
         if !path.indexes.is_empty() && !matches!(info.ty, Ty::Map | Ty::Any) {
             self.diagnostics.push(
-                Diagnostic::new(codes::OPERAND_TYPE, path.span, format!("`{dotted}` is {}, it cannot be indexed", info.ty.name())).label("cannot index"),
+                Diagnostic::new(codes::OPERAND_TYPE, path.span, format!("`{dotted}` is {}, it cannot be indexed", info.ty.name()))
+                    .label("cannot index"),
             );
         }
         if let Some(context) = info.context {
@@ -317,10 +332,14 @@ impl<'d> ExprChecker<'d> {
                     _ => ("data points", "log"),
                 };
                 self.diagnostics.push(
-                    Diagnostic::new(codes::PATH_CONTEXT, span, format!("`{path}` only exists on {wanted}, but this block's context is {other}"))
-                        .label("not valid in this context")
-                        .with_secondary(declared_span, "context set here")
-                        .help(format!("use a path that exists on {other}s, or change the context")),
+                    Diagnostic::new(
+                        codes::PATH_CONTEXT,
+                        span,
+                        format!("`{path}` only exists on {wanted}, but this block's context is {other}"),
+                    )
+                    .label("not valid in this context")
+                    .with_secondary(declared_span, "context set here")
+                    .help(format!("use a path that exists on {other}s, or change the context")),
                 );
             }
             return;
@@ -339,7 +358,8 @@ impl<'d> ExprChecker<'d> {
     fn call(&mut self, call: &Call, expected: FunctionKind) -> Ty {
         let name = call.name.name.as_str();
         let Some(sig) = dbintel_stdlib::lookup(name) else {
-            let mut d = Diagnostic::new(codes::UNKNOWN_FUNCTION, call.name.span, format!("unknown function `{name}`")).label("no such function");
+            let mut d =
+                Diagnostic::new(codes::UNKNOWN_FUNCTION, call.name.span, format!("unknown function `{name}`")).label("no such function");
             let same_kind = dbintel_stdlib::all().filter(|s| s.kind == expected).map(|s| s.name);
             let suggestion = did_you_mean(name, same_kind).or_else(|| did_you_mean(name, dbintel_stdlib::all().map(|s| s.name)));
             d = match (suggestion, name) {
@@ -355,14 +375,22 @@ impl<'d> ExprChecker<'d> {
         };
         match (expected, sig.kind) {
             (FunctionKind::Editor, FunctionKind::Converter) => self.diagnostics.push(
-                Diagnostic::new(codes::CONVERTER_AS_STATEMENT, call.name.span, format!("`{name}` is a converter: it returns a value and changes nothing"))
-                    .label("returns a value")
-                    .help(format!("store its result: set(attributes[\"key\"], {name}(...))")),
+                Diagnostic::new(
+                    codes::CONVERTER_AS_STATEMENT,
+                    call.name.span,
+                    format!("`{name}` is a converter: it returns a value and changes nothing"),
+                )
+                .label("returns a value")
+                .help(format!("store its result: set(attributes[\"key\"], {name}(...))")),
             ),
             (FunctionKind::Converter, FunctionKind::Editor) => self.diagnostics.push(
-                Diagnostic::new(codes::EDITOR_AS_VALUE, call.name.span, format!("`{name}` is an editor: it changes a record and has no value"))
-                    .label("used as a value")
-                    .help("editors are statements of their own; converters (Capitalised) give values"),
+                Diagnostic::new(
+                    codes::EDITOR_AS_VALUE,
+                    call.name.span,
+                    format!("`{name}` is an editor: it changes a record and has no value"),
+                )
+                .label("used as a value")
+                .help("editors are statements of their own; converters (Capitalised) give values"),
             ),
             _ => {}
         }
@@ -378,7 +406,8 @@ impl<'d> ExprChecker<'d> {
             match &arg.name {
                 None if seen_named => {
                     self.diagnostics.push(
-                        Diagnostic::new(codes::ARITY, arg.value.span, "a positional argument cannot follow a named one").label("move it before the named arguments"),
+                        Diagnostic::new(codes::ARITY, arg.value.span, "a positional argument cannot follow a named one")
+                            .label("move it before the named arguments"),
                     );
                     self.expr(&arg.value);
                 }
@@ -395,11 +424,16 @@ impl<'d> ExprChecker<'d> {
                     match sig.params.iter().position(|p| p.name == name.name) {
                         Some(i) if bound[i].is_none() => bound[i] = Some(arg),
                         Some(_) => self.diagnostics.push(
-                            Diagnostic::new(codes::UNKNOWN_NAMED_ARG, name.span, format!("`{}` is given twice", name.name)).label("already given"),
+                            Diagnostic::new(codes::UNKNOWN_NAMED_ARG, name.span, format!("`{}` is given twice", name.name))
+                                .label("already given"),
                         ),
                         None => {
-                            let mut d = Diagnostic::new(codes::UNKNOWN_NAMED_ARG, name.span, format!("`{}` has no parameter `{}`", sig.name, name.name))
-                                .label("unknown parameter");
+                            let mut d = Diagnostic::new(
+                                codes::UNKNOWN_NAMED_ARG,
+                                name.span,
+                                format!("`{}` has no parameter `{}`", sig.name, name.name),
+                            )
+                            .label("unknown parameter");
                             d = match did_you_mean(&name.name, sig.params.iter().map(|p| p.name)) {
                                 Some(s) => d.help(format!("did you mean `{s}`? usage: {}", sig.usage())),
                                 None => d.help(format!("usage: {}", sig.usage())),
@@ -416,9 +450,13 @@ impl<'d> ExprChecker<'d> {
             let expected = if required == sig.params.len() { format!("{required}") } else { format!("{required} to {}", sig.params.len()) };
             let detail = if missing.is_empty() { String::new() } else { format!("; missing {}", missing.join(", ")) };
             self.diagnostics.push(
-                Diagnostic::new(codes::ARITY, call.span, format!("`{}` takes {expected} arguments, {} given{detail}", sig.name, call.args.len()))
-                    .label("wrong number of arguments")
-                    .help(format!("usage: {}", sig.usage())),
+                Diagnostic::new(
+                    codes::ARITY,
+                    call.span,
+                    format!("`{}` takes {expected} arguments, {} given{detail}", sig.name, call.args.len()),
+                )
+                .label("wrong number of arguments")
+                .help(format!("usage: {}", sig.usage())),
             );
         }
         for (param, arg) in sig.params.iter().zip(bound) {
@@ -431,9 +469,13 @@ impl<'d> ExprChecker<'d> {
     fn arg(&mut self, sig: &FunctionSig, param: &str, ty: ParamType, value: &Expr) {
         let mismatch = |this: &mut Self, found: &str| {
             this.diagnostics.push(
-                Diagnostic::new(codes::ARG_TYPE, value.span, format!("argument `{param}` of `{}` must be {}, found {found}", sig.name, ty.describe()))
-                    .label(format!("expected {}", ty.describe()))
-                    .help(format!("usage: {}", sig.usage())),
+                Diagnostic::new(
+                    codes::ARG_TYPE,
+                    value.span,
+                    format!("argument `{param}` of `{}` must be {}, found {found}", sig.name, ty.describe()),
+                )
+                .label(format!("expected {}", ty.describe()))
+                .help(format!("usage: {}", sig.usage())),
             );
         };
         match ty {
@@ -476,17 +518,17 @@ impl<'d> ExprChecker<'d> {
             }
             _ => {
                 let found = self.expr(value);
-                let fits = match (ty, found) {
-                    (_, Ty::Any | Ty::Nil) => true,
-                    (ParamType::Any, _) => true,
-                    (ParamType::String, Ty::String) => true,
-                    (ParamType::Int, Ty::Int) => true,
-                    (ParamType::Double, Ty::Int | Ty::Double) => true,
-                    (ParamType::Bool, Ty::Bool) => true,
-                    (ParamType::Map, Ty::Map) => true,
-                    (ParamType::List, Ty::List) => true,
-                    _ => false,
-                };
+                let fits = matches!(
+                    (ty, found),
+                    (_, Ty::Any | Ty::Nil)
+                        | (ParamType::Any, _)
+                        | (ParamType::String, Ty::String)
+                        | (ParamType::Int, Ty::Int)
+                        | (ParamType::Double, Ty::Int | Ty::Double)
+                        | (ParamType::Bool, Ty::Bool)
+                        | (ParamType::Map, Ty::Map)
+                        | (ParamType::List, Ty::List)
+                );
                 if !fits {
                     mismatch(self, found.name());
                 }
@@ -505,7 +547,9 @@ impl<'d> ExprChecker<'d> {
                 "the syntax is Rust regex plus look-around and backreferences (fancy-regex)"
             };
             self.diagnostics.push(
-                Diagnostic::new(codes::BAD_REGEX, lit.span, format!("invalid regular expression: {message}")).label("does not compile").help(help),
+                Diagnostic::new(codes::BAD_REGEX, lit.span, format!("invalid regular expression: {message}"))
+                    .label("does not compile")
+                    .help(help),
             );
         }
     }

@@ -46,7 +46,8 @@ impl SettingsChecker<'_> {
             seen.insert(key, setting.key.span);
             let Some(spec) = specs.iter().find(|s| s.name == key) else {
                 let valid: Vec<&str> = specs.iter().map(|s| s.name).collect();
-                let mut d = Diagnostic::new(codes::UNKNOWN_SETTING, setting.key.span, format!("{what} has no setting `{key}`")).label("unknown setting");
+                let mut d = Diagnostic::new(codes::UNKNOWN_SETTING, setting.key.span, format!("{what} has no setting `{key}`"))
+                    .label("unknown setting");
                 d = match did_you_mean(key, valid.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`? valid settings: {}", valid.join(", "))),
                     None if valid.is_empty() => d.help("this block takes no settings"),
@@ -78,7 +79,8 @@ impl SettingsChecker<'_> {
 
     fn mismatch(&mut self, key: &str, ty: SettingType, expr: &Expr, found: &str) {
         self.diagnostics.push(
-            Diagnostic::new(codes::SETTING_TYPE, expr.span, format!("`{key}` must be {}, found {found}", ty.describe())).label(format!("expected {}", ty.describe())),
+            Diagnostic::new(codes::SETTING_TYPE, expr.span, format!("`{key}` must be {}, found {found}", ty.describe()))
+                .label(format!("expected {}", ty.describe())),
         );
     }
 
@@ -91,7 +93,8 @@ impl SettingsChecker<'_> {
                 ExprKind::Int(v, _) if (min..=max).contains(v) => Some(Value::Int(*v)),
                 ExprKind::Int(v, _) => {
                     self.diagnostics.push(
-                        Diagnostic::new(codes::OUT_OF_RANGE, expr.span, format!("`{key}` is {v}; it must be from {min} to {max}")).label("out of range"),
+                        Diagnostic::new(codes::OUT_OF_RANGE, expr.span, format!("`{key}` is {v}; it must be from {min} to {max}"))
+                            .label("out of range"),
                     );
                     None
                 }
@@ -119,7 +122,8 @@ impl SettingsChecker<'_> {
                 match word {
                     Some(w) if words.contains(&w.as_str()) => Some(Value::Word(w)),
                     Some(w) => {
-                        let mut d = Diagnostic::new(codes::SETTING_TYPE, expr.span, format!("`{key}` cannot be `{w}`")).label(format!("expected {}", ty.describe()));
+                        let mut d = Diagnostic::new(codes::SETTING_TYPE, expr.span, format!("`{key}` cannot be `{w}`"))
+                            .label(format!("expected {}", ty.describe()));
                         if let Some(s) = did_you_mean(&w, words.iter().copied()) {
                             d = d.help(format!("did you mean `{s}`?"));
                         }
@@ -228,7 +232,7 @@ impl SettingsChecker<'_> {
             }
         };
         let total = number * millis;
-        if total < 1.0 || total > 365.0 * 86_400_000.0 {
+        if !(1.0..=365.0 * 86_400_000.0).contains(&total) {
             self.diagnostics.push(
                 Diagnostic::new(codes::BAD_DURATION, expr.span, format!("`{key}` = {text}{unit} is out of range"))
                     .label("out of range")
@@ -243,7 +247,9 @@ impl SettingsChecker<'_> {
         let (number, text, unit) = self.quantity(key, SettingType::Percent, expr, codes::BAD_PERCENTAGE)?;
         if unit != "%" {
             self.diagnostics.push(
-                Diagnostic::new(codes::BAD_PERCENTAGE, expr.span, format!("`{key}` must be a percentage, found `{text}{unit}`")).label("expected %").help(format!("write {text}%")),
+                Diagnostic::new(codes::BAD_PERCENTAGE, expr.span, format!("`{key}` must be a percentage, found `{text}{unit}`"))
+                    .label("expected %")
+                    .help(format!("write {text}%")),
             );
             return None;
         }
@@ -279,7 +285,9 @@ impl SettingsChecker<'_> {
         let bytes = number * factor;
         if !(1.0..=1024.0_f64.powi(4)).contains(&bytes) {
             self.diagnostics.push(
-                Diagnostic::new(codes::BAD_SIZE, expr.span, format!("`{key}` = {text}{unit} is out of range")).label("out of range").help("sizes run from 1B to 1024GiB"),
+                Diagnostic::new(codes::BAD_SIZE, expr.span, format!("`{key}` = {text}{unit} is out of range"))
+                    .label("out of range")
+                    .help("sizes run from 1B to 1024GiB"),
             );
             return None;
         }
@@ -313,7 +321,11 @@ impl SettingsChecker<'_> {
                     self.diagnostics.push(
                         Diagnostic::new(codes::SETTING_TYPE, expr.span, format!("`{}` takes one non-empty string", call.name.name))
                             .label("bad argument")
-                            .help(format!("e.g. {}(\"{}\")", call.name.name, if call.name.name == "env" { "PG_DSN" } else { "/run/secrets/dsn" })),
+                            .help(format!(
+                                "e.g. {}(\"{}\")",
+                                call.name.name,
+                                if call.name.name == "env" { "PG_DSN" } else { "/run/secrets/dsn" }
+                            )),
                     );
                     return None;
                 };

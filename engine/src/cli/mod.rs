@@ -31,7 +31,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check .pipe files (or directories of them) without running anything.
-    #[command(after_help = "Exit status: 0 valid, 1 invalid, 2 usage error.\n\nExamples:\n  dbintel validate pipelines/\n  dbintel validate --format json pipelines/postgres.pipe")]
+    #[command(
+        after_help = "Exit status: 0 valid, 1 invalid, 2 usage error.\n\nExamples:\n  dbintel validate pipelines/\n  dbintel validate --format json pipelines/postgres.pipe"
+    )]
     Validate(validate::Args),
     /// Print the compiled pipeline graph as DOT or Mermaid.
     #[command(after_help = "Example:\n  dbintel graph pipelines/postgres.pipe | dot -Tsvg > graph.svg")]

@@ -48,11 +48,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
     FunctionSig {
         name: "limit",
         kind: Editor,
-        params: &[
-            Param::required("target", TargetMap),
-            Param::required("limit", Int),
-            Param::required("priority_keys", List),
-        ],
+        params: &[Param::required("target", TargetMap), Param::required("limit", Int), Param::required("priority_keys", List)],
         returns: Nothing,
         summary: "Keeps at most limit keys of a map, the priority keys first.",
     },
@@ -70,11 +66,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
     FunctionSig {
         name: "append",
         kind: Editor,
-        params: &[
-            Param::required("target", Target),
-            Param::optional("value", Any),
-            Param::optional("values", List),
-        ],
+        params: &[Param::required("target", Target), Param::optional("value", Any), Param::optional("values", List)],
         returns: Nothing,
         summary: "Appends value (or values) to the list at target.",
     },

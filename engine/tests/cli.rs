@@ -1,0 +1,277 @@
+//! The `dbintel` binary as users run it: real process, real files, asserting
+//! exit codes and output.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dbintel-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs dbintel with a clean, known environment. A run that does not end
+/// within a minute is a hang and fails the test (this is a guard, not a
+/// timing assertion).
+fn dbintel(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dbintel"));
+    command.args(args).current_dir(root()).env_remove("PG_DSN").env_remove("MYSQL_DSN").env_remove("NEW_RELIC_LICENSE_KEY");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn dbintel");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("dbintel {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() }
+}
+
+const ALL_ENV: &[(&str, &str)] = &[("PG_DSN", "postgres://x"), ("MYSQL_DSN", "mysql://x"), ("NEW_RELIC_LICENSE_KEY", "k")];
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally, not by a signal")
+}
+
+#[test]
+fn validate_accepts_the_shipped_pipelines() {
+    let out = dbintel(&["validate", "--deny-warnings", "pipelines/"], ALL_ENV);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("valid: 4 file(s), 0 errors, 0 warnings"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn unset_env_vars_warn_and_deny_warnings_fails() {
+    let out = dbintel(&["validate", "pipelines/postgres.pipe"], &[]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out.stderr).contains("W312"));
+    let out = dbintel(&["validate", "--deny-warnings", "pipelines/postgres.pipe"], &[]);
+    assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn validate_reports_every_error_with_position_code_and_help() {
+    let out = dbintel(&["validate", "tests/lang/invalid/syntax_missing_brace.pipe"], ALL_ENV);
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    // the syntax error and the error in the next item, both
+    assert!(err.contains("E102") && err.contains("E200"), "{err}");
+    assert!(err.contains("syntax_missing_brace.pipe:8:1"), "{err}");
+    assert!(err.contains("invalid: 1 file(s), 2 errors, 1 warning"), "{err}");
+}
+
+#[test]
+fn validate_json_gives_machines_the_same_facts() {
+    let out = dbintel(&["validate", "--format", "json", "tests/lang/invalid/unknown_function.pipe"], ALL_ENV);
+    assert_eq!(code(&out), 1);
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let first = &parsed[0];
+    assert_eq!(first["code"], "E200");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["line"], 8);
+    assert_eq!(first["column"], 3);
+    assert_eq!(first["help"], "did you mean `replace_pattern`?");
+    assert!(first["file"].as_str().unwrap_or("").ends_with("unknown_function.pipe"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(code(&dbintel(&["validate"], &[])), 2);
+    assert_eq!(code(&dbintel(&["validate", "--frobnicate", "x.pipe"], &[])), 2);
+    assert_eq!(code(&dbintel(&["nonsense"], &[])), 2);
+    let empty = scratch("empty-dir");
+    let out = dbintel(&["validate", empty.to_str().unwrap()], &[]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("no .pipe files"));
+}
+
+#[test]
+fn a_missing_file_is_invalid_with_a_clear_message() {
+    let out = dbintel(&["validate", "does/not/exist.pipe"], &[]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("cannot read `does/not/exist.pipe`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn inline_secrets_are_refused_without_being_echoed() {
+    let out = dbintel(&["validate", "--format", "human", "tests/lang/invalid/inline_secret.pipe"], ALL_ENV);
+    assert_eq!(code(&out), 1);
+    let all = text(&out.stderr) + &text(&out.stdout);
+    assert!(all.contains("E307"), "{all}");
+    assert!(!all.contains("hunter2"), "the password leaked: {all}");
+    let json = dbintel(&["validate", "--format", "json", "tests/lang/invalid/inline_secret.pipe"], ALL_ENV);
+    assert!(!text(&json.stdout).contains("hunter2"));
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let dot = dbintel(&["graph", "pipelines/postgres.pipe"], ALL_ENV);
+    assert_eq!(code(&dot), 0, "{}", text(&dot.stderr));
+    let dot = text(&dot.stdout);
+    assert!(dot.starts_with("digraph dbintel {"));
+    assert!(dot.contains("\"postgres\" -> \"memory_limit\" [label=\"statements: metrics and logs\"]"), "{dot}");
+    assert!(dot.contains("\"batch\" -> \"newrelic\""));
+    let mermaid = dbintel(&["graph", "--format", "mermaid", "pipelines/"], ALL_ENV);
+    assert_eq!(code(&mermaid), 0);
+    let mermaid = text(&mermaid.stdout);
+    assert!(mermaid.starts_with("flowchart LR"));
+    assert!(mermaid.contains("-->|\"activity: metrics\"|"), "{mermaid}");
+    // fan-in: the mysql and postgres pipelines share sanitize_pii
+    assert_eq!(mermaid.matches("sanitize_pii<br/>").count(), 1);
+}
+
+#[test]
+fn graph_of_an_invalid_file_fails() {
+    let out = dbintel(&["graph", "tests/lang/invalid/cycle.pipe"], ALL_ENV);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stdout).is_empty());
+    assert!(text(&out.stderr).contains("E402"));
+}
+
+#[test]
+fn fmt_rewrites_to_canonical_form_and_keeps_comments() {
+    let dir = scratch("fmt");
+    let file = dir.join("messy.pipe");
+    let messy = "# header\nsource   pg=postgres{dsn=env(\"PG_DSN\")   # the dsn\ncollect statements{top=5,}}\n\n\n\nsink out=stdout{}\npipeline p=pg.statements->out # wire\n";
+    std::fs::write(&file, messy).unwrap();
+    let check = dbintel(&["fmt", "--check", file.to_str().unwrap()], &[]);
+    assert_eq!(code(&check), 1);
+    assert!(text(&check.stderr).contains("would reformat"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), messy, "--check must not write");
+
+    let write = dbintel(&["fmt", file.to_str().unwrap()], &[]);
+    assert_eq!(code(&write), 0, "{}", text(&write.stderr));
+    let formatted = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        formatted,
+        "# header\nsource pg = postgres {\n  dsn = env(\"PG_DSN\")  # the dsn\n  collect statements { top = 5 }\n}\n\nsink out = stdout {}\n\npipeline p = pg.statements -> out  # wire\n"
+    );
+    assert_eq!(code(&dbintel(&["fmt", "--check", file.to_str().unwrap()], &[])), 0);
+}
+
+#[test]
+fn fmt_refuses_a_file_that_does_not_parse() {
+    let dir = scratch("fmt-broken");
+    let file = dir.join("broken.pipe");
+    std::fs::write(&file, "transform t {\n").unwrap();
+    let out = dbintel(&["fmt", file.to_str().unwrap()], &[]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "transform t {\n");
+}
+
+#[test]
+fn completions_and_help() {
+    let out = dbintel(&["completions", "bash"], &[]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out.stdout).contains("validate"));
+    let help = dbintel(&["validate", "--help"], &[]);
+    assert_eq!(code(&help), 0);
+    assert!(text(&help.stdout).contains("Examples:"));
+}
+
+#[test]
+fn functions_lists_the_registry() {
+    let out = dbintel(&["functions"], &[]);
+    assert_eq!(code(&out), 0);
+    let listing = text(&out.stdout);
+    assert!(listing.contains("replace_all_patterns(target, mode, regex, replacement, [function], [replacementFormat])"), "{listing}");
+    assert!(listing.contains("NormalizeSQL(text, [dialect])"));
+}
+
+/// Writes `bytes` to a file, validates it, and checks the result is a
+/// diagnostic with exit 1: no panic, no stack overflow, no hang.
+fn rejects(name: &str, bytes: &[u8], code_expected: &str) {
+    let dir = scratch(name);
+    let file = dir.join(format!("{name}.pipe"));
+    std::fs::write(&file, bytes).unwrap();
+    let out = dbintel(&["validate", "--format", "json", file.to_str().unwrap()], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: bad json {e}"));
+    let codes: Vec<&str> = parsed.as_array().unwrap().iter().filter_map(|d| d["code"].as_str()).collect();
+    assert!(codes.contains(&code_expected), "{name}: expected {code_expected}, got {codes:?}");
+    // the human renderer must survive it too
+    let human = dbintel(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(human.status.code(), Some(1), "{name} (human): {}", text(&human.stderr));
+}
+
+#[test]
+fn bad_input_gets_a_diagnostic_never_a_crash() {
+    rejects("empty", b"", "E105");
+    rejects("garbage", b"}}}{{{ -> -> ;;; @@@ \"unterminated", "E102");
+    rejects("binary", &[0x00, 0x01, 0x02, 0xfe, 0x7f, 0x00, b's', b'o', b'u', b'r', b'c', b'e'], "E101");
+    rejects("nul_bytes", b"source\0 pg = postgres {}", "E102");
+    rejects("invalid_utf8", b"transform t {\n  set(attributes[\"a\"], \"\xff\xfe\")\n}\n", "E101");
+    let mut long_line = b"transform t { set(attributes[\"a\"], \"".to_vec();
+    long_line.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+    long_line.extend(b"\") }\n");
+    rejects("ten_mb_line", &long_line, "E104");
+    let parens = format!("transform t {{ set(attributes[\"a\"], {}1{}) }}\n", "(".repeat(100_000), ")".repeat(100_000));
+    rejects("nested_parens", parens.as_bytes(), "E103");
+    let nots = format!("transform t {{ set(attributes[\"a\"], 1) where {}true }}\n", "not ".repeat(100_000));
+    rejects("many_nots", nots.as_bytes(), "E103");
+    let chain = format!("transform t {{ set(attributes[\"a\"], 1) where {}true }}\n", "true or ".repeat(100_000));
+    rejects("long_chain", chain.as_bytes(), "E103");
+    let minus = format!("transform t {{ set(attributes[\"a\"], {}1) }}\n", "-".repeat(100_000));
+    rejects("many_minus", minus.as_bytes(), "E103");
+}
+
+#[test]
+fn a_file_that_uses_itself_is_a_cycle() {
+    let dir = scratch("self-use");
+    let file = dir.join("self.pipe");
+    std::fs::write(&file, "use \"self.pipe\"\nsink out = stdout {}\n").unwrap();
+    let out = dbintel(&["validate", "--format", "json", file.to_str().unwrap()], &[]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stdout).contains("E106"));
+}
+
+#[test]
+fn a_mounted_configmap_directory_is_read_once() {
+    // The kubelet's layout: real files in a timestamped dir, `..data` linking
+    // to it, and top-level links through `..data`.
+    let dir = scratch("configmap");
+    let real = dir.join("..2026_11_28_00_00_00.000000001");
+    std::fs::create_dir_all(&real).unwrap();
+    for name in ["postgres.pipe", "sanitize_pii.pipe", "newrelic.pipe"] {
+        std::fs::copy(root().join("pipelines").join(name), real.join(name)).unwrap();
+    }
+    std::os::unix::fs::symlink(real.file_name().unwrap(), dir.join("..data")).unwrap();
+    for name in ["postgres.pipe", "sanitize_pii.pipe", "newrelic.pipe"] {
+        std::os::unix::fs::symlink(Path::new("..data").join(name), dir.join(name)).unwrap();
+    }
+    let out = dbintel(&["validate", "--deny-warnings", dir.to_str().unwrap()], ALL_ENV);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("valid: 3 file(s)"), "{}", text(&out.stderr));
+}
