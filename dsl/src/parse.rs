@@ -322,9 +322,7 @@ fn describe_rule(rule: Rule) -> &'static str {
         Rule::EOI => "end of file",
         Rule::ident | Rule::node_ref => "a name",
         Rule::string | Rule::raw_string => "a string",
-        Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr | Rule::comparison | Rule::additive | Rule::term | Rule::unary => {
-            "an expression"
-        }
+        Rule::expr => "an expression",
         Rule::number | Rule::quantity => "a number",
         Rule::unit => "a unit",
         Rule::setting => "a setting (key = value)",
@@ -717,43 +715,7 @@ impl Builder<'_> {
     fn expr_inner(&mut self, pair: P, base: usize) -> Expr {
         let span = self.span(&pair, base);
         match pair.as_rule() {
-            Rule::expr => match pair.into_inner().next() {
-                Some(p) => self.expr(p, base),
-                None => Expr { kind: ExprKind::Nil, span },
-            },
-            Rule::or_expr | Rule::and_expr | Rule::additive | Rule::term | Rule::comparison => self.binary_chain(pair, base),
-            Rule::not_expr => {
-                let parts: Vec<P> = pair.into_inner().collect();
-                let nots = parts.iter().filter(|p| p.as_rule() == Rule::kw_not).count();
-                if nots > MAX_UNARY {
-                    self.too_long(span, "`not`s");
-                    return ExprKind::Nil.at(span);
-                }
-                let mut inner = match parts.into_iter().last() {
-                    Some(p) => self.expr(p, base),
-                    None => return Expr { kind: ExprKind::Nil, span },
-                };
-                for _ in 0..nots {
-                    inner = Expr { kind: ExprKind::Not(Box::new(inner)), span };
-                }
-                inner
-            }
-            Rule::unary => {
-                let parts: Vec<P> = pair.into_inner().collect();
-                let negs = parts.iter().filter(|p| p.as_rule() == Rule::neg).count();
-                if negs > MAX_UNARY {
-                    self.too_long(span, "`-`s");
-                    return ExprKind::Nil.at(span);
-                }
-                let mut inner = match parts.into_iter().last() {
-                    Some(p) => self.operand(p, base),
-                    None => return Expr { kind: ExprKind::Nil, span },
-                };
-                for _ in 0..negs {
-                    inner = Expr { kind: ExprKind::Neg(Box::new(inner)), span };
-                }
-                inner
-            }
+            Rule::expr => self.operators(pair, base),
             Rule::number => self.number(pair.as_str(), span),
             Rule::quantity => {
                 let mut inner = pair.into_inner();
@@ -802,41 +764,70 @@ impl Builder<'_> {
         }
     }
 
-    /// `a op b op c`, left-associative. Parenthesised sub-expressions appear
-    /// as `expr` pairs and become `Paren` nodes so the formatter keeps them.
-    fn binary_chain(&mut self, pair: P, base: usize) -> Expr {
+    /// A flat run of operands, prefix and infix operators, arranged into a
+    /// tree by precedence climbing. Recursion depth is bounded by the number
+    /// of precedence levels plus the (limited) prefixes in a row.
+    fn operators(&mut self, pair: P, base: usize) -> Expr {
         let span = self.span(&pair, base);
-        let mut op = match pair.as_rule() {
-            Rule::or_expr => BinaryOp::Or,
-            _ => BinaryOp::And,
-        };
-        let mut lhs: Option<Expr> = None;
-        let operands = pair
-            .clone()
-            .into_inner()
-            .filter(|p| !matches!(p.as_rule(), Rule::kw_and | Rule::kw_or | Rule::cmp_op | Rule::add_op | Rule::mul_op))
-            .count();
-        if operands > MAX_CHAIN {
+        let mut tokens = Vec::new();
+        let mut infix = 0;
+        let mut prefixes_in_a_row = 0;
+        for p in pair.into_inner() {
+            let token = match p.as_rule() {
+                Rule::kw_not => Token::Not(self.span(&p, base).start),
+                Rule::neg => Token::Neg(self.span(&p, base).start),
+                Rule::kw_or => Token::Infix(BinaryOp::Or),
+                Rule::kw_and => Token::Infix(BinaryOp::And),
+                Rule::cmp_op | Rule::add_op | Rule::mul_op => Token::Infix(op_from(p.as_str())),
+                _ => Token::Operand(p),
+            };
+            match token {
+                Token::Not(_) | Token::Neg(_) => prefixes_in_a_row += 1,
+                Token::Infix(_) => infix += 1,
+                Token::Operand(_) => prefixes_in_a_row = 0,
+            }
+            if prefixes_in_a_row > MAX_UNARY {
+                self.too_long(span, "`not`s or `-`s");
+                return ExprKind::Nil.at(span);
+            }
+            tokens.push(token);
+        }
+        if infix >= MAX_CHAIN {
             self.too_long(span, "operators");
             return ExprKind::Nil.at(span);
         }
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::kw_and | Rule::kw_or => {}
-                Rule::cmp_op | Rule::add_op | Rule::mul_op => op = op_from(p.as_str()),
-                _ => {
-                    let rhs = self.operand(p, base);
-                    lhs = Some(match lhs {
-                        None => rhs,
-                        Some(l) => {
-                            let span = l.span.to(rhs.span);
-                            ExprKind::Binary { op, lhs: Box::new(l), rhs: Box::new(rhs) }.at(span)
-                        }
-                    });
-                }
+        let mut tokens = tokens.into_iter().peekable();
+        self.climb(&mut tokens, 0, base, span)
+    }
+
+    fn climb<'i>(&mut self, tokens: &mut std::iter::Peekable<std::vec::IntoIter<Token<'i>>>, min: u8, base: usize, whole: Span) -> Expr {
+        let mut lhs = match tokens.next() {
+            Some(Token::Not(start)) => {
+                let operand = self.climb(tokens, PREC_NOT, base, whole);
+                let span = Span::new(self.file, start, operand.span.end);
+                ExprKind::Not(Box::new(operand)).at(span)
             }
+            Some(Token::Neg(start)) => {
+                let operand = self.climb(tokens, PREC_NEG, base, whole);
+                let span = Span::new(self.file, start, operand.span.end);
+                ExprKind::Neg(Box::new(operand)).at(span)
+            }
+            Some(Token::Operand(p)) => self.operand(p, base),
+            // the grammar puts an operand after every operator
+            Some(Token::Infix(_)) | None => ExprKind::Nil.at(whole),
+        };
+        while let Some(Token::Infix(op)) = tokens.peek() {
+            let op = *op;
+            let prec = precedence(op);
+            if prec < min {
+                break;
+            }
+            tokens.next();
+            let rhs = self.climb(tokens, prec + 1, base, whole);
+            let span = lhs.span.to(rhs.span);
+            lhs = ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }.at(span);
         }
-        lhs.unwrap_or(ExprKind::Nil.at(span))
+        lhs
     }
 
     fn operand(&mut self, pair: P, base: usize) -> Expr {
@@ -901,6 +892,28 @@ fn expr_depth(root: &Expr) -> usize {
     deepest
 }
 
+enum Token<'i> {
+    /// `not`, at this offset.
+    Not(usize),
+    /// unary `-`, at this offset.
+    Neg(usize),
+    Infix(BinaryOp),
+    Operand(P<'i>),
+}
+
+const PREC_NOT: u8 = 3;
+const PREC_NEG: u8 = 7;
+
+fn precedence(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => 4,
+        BinaryOp::Add | BinaryOp::Sub => 5,
+        BinaryOp::Mul | BinaryOp::Div => 6,
+    }
+}
+
 fn op_from(symbol: &str) -> BinaryOp {
     match symbol {
         "==" => BinaryOp::Eq,
@@ -937,5 +950,62 @@ fn is_keyword(rule: Rule) -> bool {
 impl ExprKind {
     fn at(self, span: Span) -> Expr {
         Expr { kind: self, span }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fully parenthesised form, to see the tree precedence built.
+    fn shape(e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Binary { op, lhs, rhs } => format!("({} {} {})", shape(lhs), op.symbol(), shape(rhs)),
+            ExprKind::Not(inner) => format!("(not {})", shape(inner)),
+            ExprKind::Neg(inner) => format!("(-{})", shape(inner)),
+            ExprKind::Paren(inner) => shape(inner),
+            ExprKind::Path(p) => p.dotted(),
+            ExprKind::Int(_, t) => t.clone(),
+            ExprKind::Bool(b) => b.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn condition(text: &str) -> String {
+        let source = format!("transform t {{ set(attributes, 1) where {text} }}");
+        let parsed = parse(0, &source);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let ItemKind::Transform(t) = &parsed.module.items[0].kind else { panic!("not a transform") };
+        let TransformMember::Statement(s) = &t.members[0] else { panic!("not a statement") };
+        shape(s.condition.as_ref().expect("a condition"))
+    }
+
+    #[test]
+    fn precedence_follows_ottl() {
+        assert_eq!(condition("a or b and c"), "(a or (b and c))");
+        assert_eq!(condition("not a == 1 and b"), "((not (a == 1)) and b)");
+        assert_eq!(condition("a + b * -c > 2 - 1 - 1"), "((a + (b * (-c))) > ((2 - 1) - 1))");
+        assert_eq!(condition("not not a or (b or c) and d"), "((not (not a)) or ((b or c) and d))");
+        assert_eq!(condition("a / b / c == 1"), "(((a / b) / c) == 1)");
+    }
+
+    #[test]
+    fn spans_leave_out_trailing_comments() {
+        let source = "sink out = stdout {\n  format = pretty  # why\n}\n";
+        let parsed = parse(0, source);
+        let ItemKind::Sink(sink) = &parsed.module.items[0].kind else { panic!("not a sink") };
+        let span = sink.settings[0].span;
+        assert_eq!(&source[span.start..span.end], "format = pretty");
+        assert_eq!(parsed.comments[0].text, "# why");
+    }
+
+    #[test]
+    fn recovery_reports_errors_in_several_items() {
+        let source = "transform a {\n  set(\n}\ntransform b {\n  set(x y)\n}\nsink ok = stdout {}\n";
+        let parsed = parse(0, source);
+        assert_eq!(parsed.diagnostics.len(), 2, "{:?}", parsed.diagnostics);
+        assert_eq!(parsed.module.items.len(), 1);
+        let broken: Vec<&str> = parsed.module.broken.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(broken, ["a", "b"]);
     }
 }

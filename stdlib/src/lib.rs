@@ -7,10 +7,12 @@
 //! - [`functions`]: the registry, one file per function family
 //!   (`fields` editors, `replace` editors, type converters, string
 //!   converters, hashes, SQL, PII, time).
+//! - [`pattern`]: regex validation (and, later, compilation).
 //!
 //! Nothing in this crate does I/O.
 
 pub mod functions;
+pub mod pattern;
 pub mod signature;
 
 pub use functions::{all, lookup};

@@ -538,9 +538,7 @@ impl<'d> ExprChecker<'d> {
 
     /// Compiles a regex literal now, so a bad one never reaches run time.
     fn regex(&mut self, lit: &StringLit) {
-        if let Err(err) = fancy_regex::Regex::new(&lit.value) {
-            let message = err.to_string();
-            let message = message.lines().next().unwrap_or("invalid").to_string();
+        if let Err(message) = dbintel_stdlib::pattern::check(&lit.value) {
             let help = if lit.raw_hashes.is_none() && lit.value.contains('\\') {
                 "regexes read best as raw strings: r\"\\d+\" needs no doubled backslashes"
             } else {
