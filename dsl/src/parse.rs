@@ -662,7 +662,8 @@ impl Builder<'_> {
                     match (close, code) {
                         (Some(close), Some(ch)) => {
                             out.push(ch);
-                            for _ in 0..close {
+                            // past `{`, the hex digits and `}`
+                            for _ in 0..=close {
                                 chars.next();
                             }
                         }
