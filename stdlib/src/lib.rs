@@ -7,13 +7,22 @@
 //! - [`functions`]: the registry, one file per function family
 //!   (`fields` editors, `replace` editors, type converters, string
 //!   converters, hashes, SQL, PII, time).
-//! - [`pattern`]: regex validation (and, later, compilation).
+//! - [`pattern`]: regexes: cheap validation, and compiled patterns that use
+//!   the linear-time engine unless look-around or backreferences need
+//!   bounded backtracking.
+//! - [`sql`]: the SQL lexer behind NormalizeSQL.
+//! - [`pii`]: the detectors behind RedactPII.
+//! - [`value`]: the values functions take and return.
 //!
 //! Nothing in this crate does I/O.
 
 pub mod functions;
 pub mod pattern;
+pub mod pii;
 pub mod signature;
+pub mod sql;
+pub mod value;
 
 pub use functions::{all, lookup};
-pub use signature::{FunctionKind, FunctionSig, Param, ParamType, ReturnType};
+pub use signature::{Args, Compiled, FnError, FunctionKind, FunctionSig, Param, ParamType, ReturnType};
+pub use value::{Map, Value};

@@ -2,6 +2,8 @@
 //! look-around and backreferences through fancy-regex when a pattern needs
 //! them.
 
+use std::borrow::Cow;
+
 use regex_syntax::hir::{Hir, HirKind};
 
 /// Patterns whose rough compiled size stays under this are accepted after a
@@ -40,6 +42,124 @@ fn rough_size(hir: &Hir) -> u64 {
         HirKind::Capture(cap) => rough_size(&cap.sub),
         HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().map(rough_size).fold(0u64, u64::saturating_add),
     }
+}
+
+/// Backtracking steps allowed per match for patterns that need fancy-regex;
+/// past it the match fails with an error instead of running away.
+pub const BACKTRACK_LIMIT: usize = 100_000;
+
+/// A compiled pattern: the linear-time `regex` engine whenever the pattern
+/// allows it, fancy-regex (bounded backtracking) only for look-around and
+/// backreferences.
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    Fast(regex::Regex),
+    Fancy(fancy_regex::Regex),
+}
+
+impl Pattern {
+    pub fn new(pattern: &str) -> Result<Pattern, String> {
+        match regex::Regex::new(pattern) {
+            Ok(re) => Ok(Pattern::Fast(re)),
+            Err(_) => fancy_regex::RegexBuilder::new(pattern)
+                .backtrack_limit(BACKTRACK_LIMIT)
+                .build()
+                .map(Pattern::Fancy)
+                .map_err(|e| e.to_string().lines().next().unwrap_or("invalid regex").to_string()),
+        }
+    }
+
+    pub fn is_match(&self, text: &str) -> Result<bool, String> {
+        match self {
+            Pattern::Fast(re) => Ok(re.is_match(text)),
+            Pattern::Fancy(re) => re.is_match(text).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Replaces every match; `$1`/`${name}` in `replacement` name groups.
+    /// `post`, if given, rewrites each expanded replacement (OTTL's optional
+    /// function argument). Text without a match comes back borrowed.
+    pub fn replace_all<'t>(
+        &self,
+        text: &'t str,
+        replacement: &str,
+        post: Option<&dyn Fn(String) -> String>,
+    ) -> Result<Cow<'t, str>, String> {
+        match (self, post) {
+            (Pattern::Fast(re), None) => Ok(re.replace_all(text, replacement)),
+            (Pattern::Fast(re), Some(post)) => Ok(re.replace_all(text, |caps: &regex::Captures<'_>| {
+                let mut expanded = String::new();
+                caps.expand(replacement, &mut expanded);
+                post(expanded)
+            })),
+            (Pattern::Fancy(re), None) => re.try_replacen(text, 0, replacement).map_err(|e| e.to_string()),
+            (Pattern::Fancy(re), Some(post)) => re
+                .try_replacen(text, 0, |caps: &fancy_regex::Captures<'_>| {
+                    let mut expanded = String::new();
+                    caps.expand(replacement, &mut expanded);
+                    post(expanded)
+                })
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// A glob (`*`, `?`, `[abc]`, `{a,b}`) as an anchored pattern, as OTTL's
+/// `replace_match` uses them.
+///
+/// ```
+/// use dbintel_stdlib::pattern::glob;
+/// let p = glob("SELECT * FROM {users,accounts}").unwrap();
+/// assert!(p.is_match("SELECT id FROM users").unwrap());
+/// assert!(!p.is_match("SELECT id FROM orders").unwrap());
+/// ```
+pub fn glob(glob: &str) -> Result<Pattern, String> {
+    let mut out = String::from("^(?s:");
+    let mut in_braces = false;
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            '[' => {
+                out.push('[');
+                if chars.peek() == Some(&'!') {
+                    chars.next();
+                    out.push('^');
+                }
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        break;
+                    }
+                    if c == '\\' || c == '[' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push(']');
+            }
+            '{' if !in_braces => {
+                in_braces = true;
+                out.push_str("(?:");
+            }
+            '}' if in_braces => {
+                in_braces = false;
+                out.push(')');
+            }
+            ',' if in_braces => out.push('|'),
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    out.push_str(&regex::escape(&next.to_string()));
+                }
+            }
+            other => out.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    if in_braces {
+        return Err("unclosed `{` in glob".into());
+    }
+    out.push_str(")$");
+    Pattern::new(&out)
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ pub struct FunctionSig {
     pub returns: ReturnType,
     /// One line, shown in `help` texts.
     pub summary: &'static str,
+    pub build: Build,
 }
 
 impl FunctionSig {
@@ -106,3 +107,57 @@ impl FunctionSig {
         format!("{}({})", self.name, params.join(", "))
     }
 }
+
+use crate::value::Value;
+
+/// Why a call failed at run time. The engine turns it into the transform's
+/// `error_mode` outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FnError {
+    /// An argument had the wrong type for this call.
+    Type {
+        function: &'static str,
+        param: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// A pattern could not be compiled or ran past its backtracking limit.
+    Pattern(String),
+    /// Text could not be sanitized. The engine never keeps such a value: it
+    /// deletes the statement's target and marks the record, whatever the
+    /// error mode.
+    Unsanitizable(String),
+    Other(String),
+}
+
+impl std::fmt::Display for FnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FnError::Type { function, param, expected, found } => write!(f, "{function}: `{param}` must be {expected}, got {found}"),
+            FnError::Pattern(m) => write!(f, "regex: {m}"),
+            FnError::Unsanitizable(m) => write!(f, "could not sanitize: {m}"),
+            FnError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for FnError {}
+
+/// Arguments as the engine evaluated them, one per parameter (absent
+/// optional ones are nil). For editors, index 0 is the target's place and
+/// holds nil; the target itself is passed separately, mutable.
+pub type Args<'a> = [&'a Value];
+
+pub type ConverterFn = Box<dyn Fn(&Args<'_>) -> Result<Value, FnError> + Send + Sync>;
+pub type EditorFn = Box<dyn Fn(&mut Value, &Args<'_>) -> Result<(), FnError> + Send + Sync>;
+
+/// A function ready to run, with whatever could be prepared from literal
+/// arguments (regexes, modes) prepared once.
+pub enum Compiled {
+    Editor(EditorFn),
+    Converter(ConverterFn),
+}
+
+/// Prepares a function from its literal arguments (`Some` where the
+/// argument was written as a literal). Errors are for the plan's author.
+pub type Build = fn(&[Option<Value>]) -> Result<Compiled, String>;

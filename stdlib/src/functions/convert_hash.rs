@@ -1,8 +1,49 @@
 //! Hashing converters, for pseudonymising values and fingerprinting queries.
 
-use crate::signature::{FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use sha1::Digest as _;
+
+use crate::signature::{Compiled, FunctionKind::Converter, FunctionSig, Param, ParamType::Any, ReturnType};
+use crate::value::Value;
 
 const VALUE: &[Param] = &[Param::required("value", Any)];
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// 64-bit FNV-1a.
+///
+/// ```
+/// assert_eq!(dbintel_stdlib::functions::fnv1a(b""), 0xcbf29ce484222325);
+/// assert_eq!(dbintel_stdlib::functions::fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+/// ```
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    hash
+}
+
+/// A stable identifier for a query: FNV-1a of its normalized, lowercased
+/// text, as 16 hex digits. Two texts differing only in literals, comments
+/// or spacing share a fingerprint.
+///
+/// ```
+/// use dbintel_stdlib::functions::fingerprint;
+/// assert_eq!(fingerprint("SELECT * FROM t WHERE id = 1"), fingerprint("select *  from t where id = 42 -- x"));
+/// assert_ne!(fingerprint("select a from t"), fingerprint("select b from t"));
+/// ```
+pub fn fingerprint(text: &str) -> Option<String> {
+    let normalized = crate::sql::normalize(text, crate::sql::Dialect::Postgres).ok()?;
+    Some(format!("{:016x}", fnv1a(normalized.to_lowercase().as_bytes())))
+}
 
 pub const SIGNATURES: &[FunctionSig] = &[
     FunctionSig {
@@ -11,6 +52,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: VALUE,
         returns: ReturnType::String,
         summary: "Hex SHA-256 of the value's string form.",
+        build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Str(hex(&sha2::Sha256::digest(args[0].to_string().as_bytes()))))))),
     },
     FunctionSig {
         name: "SHA1",
@@ -18,6 +60,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: VALUE,
         returns: ReturnType::String,
         summary: "Hex SHA-1 of the value's string form.",
+        build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Str(hex(&sha1::Sha1::digest(args[0].to_string().as_bytes()))))))),
     },
     FunctionSig {
         name: "FNV",
@@ -25,12 +68,19 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: VALUE,
         returns: ReturnType::Int,
         summary: "64-bit FNV-1a hash of the value's string form.",
+        build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Int(fnv1a(args[0].to_string().as_bytes()) as i64))))),
     },
     FunctionSig {
         name: "Fingerprint",
         kind: Converter,
-        params: &[Param::required("text", String)],
+        params: &[Param::required("text", crate::ParamType::String)],
         returns: ReturnType::String,
         summary: "Stable hash of the normalized SQL text.",
+        build: |_| {
+            Ok(Compiled::Converter(Box::new(|args| match args[0] {
+                Value::Str(s) => Ok(fingerprint(s).map(Value::Str).unwrap_or(Value::Nil)),
+                _ => Ok(Value::Nil),
+            })))
+        },
     },
 ];

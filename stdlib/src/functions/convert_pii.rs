@@ -1,6 +1,8 @@
 //! PII detectors.
 
-use crate::signature::{FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::pii;
+use crate::signature::{Compiled, FnError, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::value::Value;
 
 pub const SIGNATURES: &[FunctionSig] = &[
     FunctionSig {
@@ -9,6 +11,14 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: &[Param::required("text", String)],
         returns: ReturnType::String,
         summary: "Masks emails, SSNs, Luhn-valid cards, phones, IPs, JWTs and API keys.",
+        build: |_| {
+            Ok(Compiled::Converter(Box::new(|args| match args[0] {
+                Value::Nil => Ok(Value::Nil),
+                Value::Str(text) => Ok(Value::Str(pii::redact(text).into_owned())),
+                Value::Int(_) | Value::Double(_) | Value::Bool(_) => Ok(args[0].clone()),
+                other => Err(FnError::Unsanitizable(format!("RedactPII got a {}, not text", other.type_name()))),
+            })))
+        },
     },
     FunctionSig {
         name: "IsValidLuhn",
@@ -16,5 +26,6 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: &[Param::required("value", Any)],
         returns: ReturnType::Bool,
         summary: "True if the digits of value pass the Luhn check.",
+        build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Bool(!args[0].is_nil() && pii::is_valid_luhn(&args[0].to_string())))))),
     },
 ];

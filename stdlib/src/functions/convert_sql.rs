@@ -1,6 +1,8 @@
 //! SQL text converters.
 
-use crate::signature::{FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::signature::{Compiled, FnError, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::sql::{self, Dialect};
+use crate::value::Value;
 
 pub const SIGNATURES: &[FunctionSig] = &[FunctionSig {
     name: "NormalizeSQL",
@@ -8,4 +10,24 @@ pub const SIGNATURES: &[FunctionSig] = &[FunctionSig {
     params: &[Param::required("text", String), Param::optional("dialect", OneOf(&["postgres", "mysql"]))],
     returns: ReturnType::String,
     summary: "Replaces every literal in SQL text with ?, removes comments, collapses IN/VALUES lists.",
+    build: |literals| {
+        let fixed = match literals.get(1) {
+            Some(Some(Value::Str(d))) => Some(Dialect::parse(d).ok_or_else(|| format!("unknown SQL dialect {d}"))?),
+            _ => None,
+        };
+        Ok(Compiled::Converter(Box::new(move |args| {
+            let dialect = match (fixed, args.get(1).copied()) {
+                (Some(d), _) => d,
+                (None, Some(Value::Str(d))) => Dialect::parse(d).unwrap_or_default(),
+                _ => Dialect::default(),
+            };
+            match args[0] {
+                Value::Nil => Ok(Value::Nil),
+                Value::Str(text) => sql::normalize(text, dialect).map(Value::Str).map_err(|e| FnError::Unsanitizable(e.to_string())),
+                // A number or bool is itself a literal.
+                Value::Int(_) | Value::Double(_) | Value::Bool(_) => Ok(Value::Str("?".into())),
+                other => Err(FnError::Unsanitizable(format!("NormalizeSQL got a {}, not text", other.type_name()))),
+            }
+        })))
+    },
 }];

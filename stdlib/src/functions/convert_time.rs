@@ -1,6 +1,18 @@
 //! Time converters.
 
-use crate::signature::{FunctionKind::Converter, FunctionSig, ReturnType};
+use crate::signature::{Compiled, FunctionKind::Converter, FunctionSig, ReturnType};
+use crate::value::Value;
 
-pub const SIGNATURES: &[FunctionSig] =
-    &[FunctionSig { name: "Now", kind: Converter, params: &[], returns: ReturnType::Time, summary: "The current time." }];
+pub const SIGNATURES: &[FunctionSig] = &[FunctionSig {
+    name: "Now",
+    kind: Converter,
+    params: &[],
+    returns: ReturnType::Time,
+    summary: "The current time, as nanoseconds since the Unix epoch.",
+    build: |_| {
+        Ok(Compiled::Converter(Box::new(|_| {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            Ok(Value::Int(i64::try_from(nanos).unwrap_or(i64::MAX)))
+        })))
+    },
+}];

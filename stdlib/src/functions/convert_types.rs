@@ -1,8 +1,13 @@
 //! Converters that test and change the type of a value.
 
-use crate::signature::{FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::signature::{Compiled, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::value::{Map, Value};
 
 const VALUE: &[Param] = &[Param::required("value", Any)];
+
+fn converter(f: fn(&Value) -> Value) -> Result<Compiled, std::string::String> {
+    Ok(Compiled::Converter(Box::new(move |args| Ok(f(args[0])))))
+}
 
 pub const SIGNATURES: &[FunctionSig] = &[
     FunctionSig {
@@ -11,6 +16,15 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: VALUE,
         returns: ReturnType::Int,
         summary: "Converts a value to an integer, or nil.",
+        build: |_| {
+            converter(|v| match v {
+                Value::Int(i) => Value::Int(*i),
+                Value::Double(d) if d.is_finite() => Value::Int(d.trunc() as i64),
+                Value::Bool(b) => Value::Int(i64::from(*b)),
+                Value::Str(s) => s.trim().parse::<i64>().map(Value::Int).unwrap_or(Value::Nil),
+                _ => Value::Nil,
+            })
+        },
     },
     FunctionSig {
         name: "Double",
@@ -18,13 +32,23 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: VALUE,
         returns: ReturnType::Double,
         summary: "Converts a value to a float, or nil.",
+        build: |_| {
+            converter(|v| match v {
+                Value::Int(i) => Value::Double(*i as f64),
+                Value::Double(d) => Value::Double(*d),
+                Value::Bool(b) => Value::Double(if *b { 1.0 } else { 0.0 }),
+                Value::Str(s) => s.trim().parse::<f64>().map(Value::Double).unwrap_or(Value::Nil),
+                _ => Value::Nil,
+            })
+        },
     },
     FunctionSig {
         name: "String",
         kind: Converter,
         params: VALUE,
         returns: ReturnType::String,
-        summary: "Converts a value to its string form.",
+        summary: "Converts a value to its string form (nil stays nil).",
+        build: |_| converter(|v| if v.is_nil() { Value::Nil } else { Value::Str(v.to_string()) }),
     },
     FunctionSig {
         name: "Bool",
@@ -32,17 +56,67 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: VALUE,
         returns: ReturnType::Bool,
         summary: "Converts a value to a boolean, or nil.",
+        build: |_| {
+            converter(|v| match v {
+                Value::Bool(b) => Value::Bool(*b),
+                Value::Int(i) => Value::Bool(*i != 0),
+                Value::Double(d) => Value::Bool(*d != 0.0),
+                Value::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" => Value::Bool(true),
+                    "false" | "0" => Value::Bool(false),
+                    _ => Value::Nil,
+                },
+                _ => Value::Nil,
+            })
+        },
     },
-    FunctionSig { name: "IsString", kind: Converter, params: VALUE, returns: ReturnType::Bool, summary: "True if the value is a string." },
-    FunctionSig { name: "IsInt", kind: Converter, params: VALUE, returns: ReturnType::Bool, summary: "True if the value is an integer." },
-    FunctionSig { name: "IsDouble", kind: Converter, params: VALUE, returns: ReturnType::Bool, summary: "True if the value is a float." },
-    FunctionSig { name: "IsMap", kind: Converter, params: VALUE, returns: ReturnType::Bool, summary: "True if the value is a map." },
+    FunctionSig {
+        name: "IsString",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::Bool,
+        summary: "True if the value is a string.",
+        build: |_| converter(|v| Value::Bool(matches!(v, Value::Str(_)))),
+    },
+    FunctionSig {
+        name: "IsInt",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::Bool,
+        summary: "True if the value is an integer.",
+        build: |_| converter(|v| Value::Bool(matches!(v, Value::Int(_)))),
+    },
+    FunctionSig {
+        name: "IsDouble",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::Bool,
+        summary: "True if the value is a float.",
+        build: |_| converter(|v| Value::Bool(matches!(v, Value::Double(_)))),
+    },
+    FunctionSig {
+        name: "IsMap",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::Bool,
+        summary: "True if the value is a map.",
+        build: |_| converter(|v| Value::Bool(matches!(v, Value::Map(_)))),
+    },
     FunctionSig {
         name: "Len",
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Int,
         summary: "Length of a string (characters), list or map.",
+        build: |_| {
+            converter(|v| match v {
+                Value::Str(s) => Value::Int(s.chars().count() as i64),
+                Value::List(l) => Value::Int(l.len() as i64),
+                Value::Map(m) => Value::Int(m.len() as i64),
+                Value::Bytes(b) => Value::Int(b.len() as i64),
+                _ => Value::Nil,
+            })
+        },
     },
     FunctionSig {
         name: "Coalesce",
@@ -50,6 +124,12 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: &[Param::required("values", List)],
         returns: ReturnType::Any,
         summary: "The first value of the list that is not nil.",
+        build: |_| {
+            converter(|v| match v {
+                Value::List(items) => items.iter().find(|i| !i.is_nil()).cloned().unwrap_or(Value::Nil),
+                other => other.clone(),
+            })
+        },
     },
     FunctionSig {
         name: "ParseJSON",
@@ -57,5 +137,37 @@ pub const SIGNATURES: &[FunctionSig] = &[
         params: &[Param::required("target", String)],
         returns: ReturnType::Any,
         summary: "Parses a JSON string into a map, list or scalar.",
+        build: |_| {
+            Ok(Compiled::Converter(Box::new(|args| {
+                let text = super::argument::string(args, 0, "ParseJSON", "target")?;
+                let json: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| crate::signature::FnError::Other(format!("ParseJSON: {e}")))?;
+                Ok(from_json(json))
+            })))
+        },
     },
 ];
+
+pub fn from_json(json: serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => n.as_i64().map(Value::Int).unwrap_or_else(|| Value::Double(n.as_f64().unwrap_or(f64::NAN))),
+        serde_json::Value::String(s) => Value::Str(s),
+        serde_json::Value::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
+        serde_json::Value::Object(entries) => Value::Map(entries.into_iter().map(|(k, v)| (k, from_json(v))).collect::<Map>()),
+    }
+}
+
+pub fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Nil => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Double(d) => serde_json::Number::from_f64(*d).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+        Value::Str(s) => serde_json::Value::String(s.clone()),
+        Value::Bytes(b) => serde_json::Value::String(Value::Bytes(b.clone()).to_string()),
+        Value::List(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
+    }
+}

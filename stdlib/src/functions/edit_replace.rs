@@ -1,6 +1,34 @@
 //! Editors that rewrite string contents by regex or glob.
 
-use crate::signature::{FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing};
+use std::borrow::Cow;
+
+use super::argument::{self, PatternArg, PostFn};
+use crate::signature::{Compiled, FnError, FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing};
+use crate::value::Value;
+
+/// Rewrites one string in place; leaves other types alone, as OTTL does.
+fn replace_in(value: &mut Value, re: &crate::pattern::Pattern, replacement: &str, post: Option<&PostFn>) -> Result<(), FnError> {
+    if let Value::Str(s) = value {
+        let post = post.map(|p| p.as_ref() as &dyn Fn(std::string::String) -> std::string::String);
+        if let Cow::Owned(new) = re.replace_all(s, replacement, post).map_err(FnError::Pattern)? {
+            *s = new;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the whole string when the glob matches all of it.
+fn replace_whole(value: &mut Value, re: &crate::pattern::Pattern, replacement: &str, post: Option<&PostFn>) -> Result<(), FnError> {
+    if let Value::Str(s) = value {
+        if re.is_match(s).map_err(FnError::Pattern)? {
+            *s = match post {
+                Some(post) => post(replacement.to_string()),
+                None => replacement.to_string(),
+            };
+        }
+    }
+    Ok(())
+}
 
 pub const SIGNATURES: &[FunctionSig] = &[
     FunctionSig {
@@ -15,6 +43,15 @@ pub const SIGNATURES: &[FunctionSig] = &[
         ],
         returns: Nothing,
         summary: "Replaces every match of regex in target; $1 names a capture group.",
+        build: |literals| {
+            let pattern = PatternArg::prepare(literals, 1, false)?;
+            let post = argument::prepare_post(literals, 3)?;
+            Ok(Compiled::Editor(Box::new(move |target, args| {
+                let re = pattern.get(args, 1, "replace_pattern", false)?;
+                let replacement = argument::string(args, 2, "replace_pattern", "replacement")?;
+                replace_in(target, &re, replacement, post.as_ref())
+            })))
+        },
     },
     FunctionSig {
         name: "replace_all_patterns",
@@ -29,6 +66,29 @@ pub const SIGNATURES: &[FunctionSig] = &[
         ],
         returns: Nothing,
         summary: "Replaces regex matches in every key or every string value of a map.",
+        build: |literals| {
+            let pattern = PatternArg::prepare(literals, 2, false)?;
+            let post = argument::prepare_post(literals, 4)?;
+            Ok(Compiled::Editor(Box::new(move |target, args| {
+                let re = pattern.get(args, 2, "replace_all_patterns", false)?;
+                let mode = argument::string(args, 1, "replace_all_patterns", "mode")?;
+                let replacement = argument::string(args, 3, "replace_all_patterns", "replacement")?;
+                let map = argument::map_mut(target, "replace_all_patterns")?;
+                if mode == "key" {
+                    let post = post.as_ref().map(|p| p.as_ref() as &dyn Fn(std::string::String) -> std::string::String);
+                    for key in map.keys_mut() {
+                        if let Cow::Owned(new) = re.replace_all(key, replacement, post).map_err(FnError::Pattern)? {
+                            *key = new;
+                        }
+                    }
+                } else {
+                    for (_, value) in map.iter_mut() {
+                        replace_in(value, &re, replacement, post.as_ref())?;
+                    }
+                }
+                Ok(())
+            })))
+        },
     },
     FunctionSig {
         name: "replace_match",
@@ -42,6 +102,15 @@ pub const SIGNATURES: &[FunctionSig] = &[
         ],
         returns: Nothing,
         summary: "Replaces target with replacement when the whole value matches the glob.",
+        build: |literals| {
+            let pattern = PatternArg::prepare(literals, 1, true)?;
+            let post = argument::prepare_post(literals, 3)?;
+            Ok(Compiled::Editor(Box::new(move |target, args| {
+                let re = pattern.get(args, 1, "replace_match", true)?;
+                let replacement = argument::string(args, 2, "replace_match", "replacement")?;
+                replace_whole(target, &re, replacement, post.as_ref())
+            })))
+        },
     },
     FunctionSig {
         name: "replace_all_matches",
@@ -55,5 +124,18 @@ pub const SIGNATURES: &[FunctionSig] = &[
         ],
         returns: Nothing,
         summary: "Replaces each string value of a map that matches the glob.",
+        build: |literals| {
+            let pattern = PatternArg::prepare(literals, 1, true)?;
+            let post = argument::prepare_post(literals, 3)?;
+            Ok(Compiled::Editor(Box::new(move |target, args| {
+                let re = pattern.get(args, 1, "replace_all_matches", true)?;
+                let replacement = argument::string(args, 2, "replace_all_matches", "replacement")?;
+                let map = argument::map_mut(target, "replace_all_matches")?;
+                for (_, value) in map.iter_mut() {
+                    replace_whole(value, &re, replacement, post.as_ref())?;
+                }
+                Ok(())
+            })))
+        },
     },
 ];

@@ -1,5 +1,6 @@
 //! The function registry: every function the language knows, by family.
 
+mod argument;
 mod convert_hash;
 mod convert_pii;
 mod convert_sql;
@@ -8,6 +9,10 @@ mod convert_time;
 mod convert_types;
 mod edit_fields;
 mod edit_replace;
+
+pub use convert_hash::{fingerprint, fnv1a};
+pub use convert_types::{from_json, to_json};
+pub use edit_fields::truncate_chars;
 
 use crate::signature::FunctionSig;
 

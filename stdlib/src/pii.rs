@@ -1,0 +1,166 @@
+//! PII detectors: defence in depth after NormalizeSQL, for whatever a
+//! literal-free text can still carry (comments that slipped through,
+//! identifiers, log bodies).
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use regex::{Captures, Regex};
+
+struct Detector {
+    regex: Regex,
+    replacement: &'static str,
+    /// Extra check on a match (Luhn for cards); `None` accepts every match.
+    validate: Option<fn(&str) -> bool>,
+}
+
+fn detectors() -> &'static [Detector] {
+    static DETECTORS: OnceLock<Vec<Detector>> = OnceLock::new();
+    DETECTORS.get_or_init(|| {
+        let d = |pattern: &str, replacement: &'static str, validate: Option<fn(&str) -> bool>| Detector {
+            regex: Regex::new(pattern).expect("built-in detector pattern"),
+            replacement,
+            validate,
+        };
+        vec![
+            // tokens first: they contain dots and digits the others would eat
+            d(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", "[JWT]", None),
+            d(
+                r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bxox[abprs]-[A-Za-z0-9-]{10,}\b|\bAIza[0-9A-Za-z_-]{35}\b|\bNRAK-[A-Z0-9]{27}\b",
+                "[APIKEY]",
+                None,
+            ),
+            d(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", "[EMAIL]", None),
+            d(r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?\b", "[IP]", Some(looks_like_ipv6)),
+            d(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "[IP]", None),
+            d(r"\b(?:\d[ -]?){12,18}\d\b", "[CARD]", Some(is_valid_luhn)),
+            d(r"\b\d{3}-\d{2}-\d{4}\b", "[SSN]", Some(plausible_ssn)),
+            d(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3})[ .-]?\d{3}[ .-]?\d{4}\b", "[PHONE]", None),
+            d(r"\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}\b", "[PHONE]", None),
+            d(r"\b[A-Za-z0-9_+/=-]{24,}\b", "[TOKEN]", Some(is_high_entropy)),
+        ]
+    })
+}
+
+/// Masks emails, US SSNs, Luhn-valid card numbers, phone numbers (US and
+/// international), IPv4/IPv6 addresses, JWTs, well-known API keys and other
+/// high-entropy tokens.
+///
+/// ```
+/// use dbintel_stdlib::pii::redact;
+/// assert_eq!(redact("mail bob@example.com from 10.0.0.12"), "mail [EMAIL] from [IP]");
+/// assert_eq!(redact("card 4111 1111 1111 1111, not 4111 1111 1111 1112"), "card [CARD], not 4111 1111 1111 1112");
+/// assert_eq!(redact("call +44 20 7946 0958 or (555) 123-4567"), "call [PHONE] or [PHONE]");
+/// assert_eq!(redact("select * from pg_stat_statements_info"), "select * from pg_stat_statements_info");
+/// ```
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut current: Cow<'_, str> = Cow::Borrowed(text);
+    for detector in detectors() {
+        let replaced = match detector.validate {
+            None => detector.regex.replace_all(&current, detector.replacement),
+            Some(valid) => detector.regex.replace_all(&current, |caps: &Captures<'_>| {
+                let m = caps.get(0).map_or("", |m| m.as_str());
+                if valid(m) {
+                    detector.replacement.to_string()
+                } else {
+                    m.to_string()
+                }
+            }),
+        };
+        if let Cow::Owned(s) = replaced {
+            current = Cow::Owned(s);
+        }
+    }
+    current
+}
+
+/// The Luhn checksum over the digits of `s` (spaces and dashes ignored).
+///
+/// ```
+/// use dbintel_stdlib::pii::is_valid_luhn;
+/// assert!(is_valid_luhn("4111-1111-1111-1111"));
+/// assert!(!is_valid_luhn("4111-1111-1111-1112"));
+/// assert!(!is_valid_luhn("12"));
+/// ```
+pub fn is_valid_luhn(s: &str) -> bool {
+    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    if digits.len() < 12 || s.chars().any(|c| !(c.is_ascii_digit() || c == ' ' || c == '-')) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// SSNs never start with 000, 666 or 9xx, and no group is all zeros.
+fn plausible_ssn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    match parts.as_slice() {
+        [area, group, serial] => *area != "000" && *area != "666" && !area.starts_with('9') && *group != "00" && *serial != "0000",
+        _ => false,
+    }
+}
+
+fn looks_like_ipv6(s: &str) -> bool {
+    s.matches(':').count() >= 2 && s.chars().any(|c| c.is_ascii_hexdigit())
+}
+
+/// A long run of mixed letters and digits with high Shannon entropy:
+/// secrets look like this, identifiers (`pg_stat_statements_info`) do not.
+fn is_high_entropy(s: &str) -> bool {
+    let has_digit = s.bytes().any(|b| b.is_ascii_digit());
+    let has_upper = s.bytes().any(|b| b.is_ascii_uppercase());
+    let has_lower = s.bytes().any(|b| b.is_ascii_lowercase());
+    if !(has_digit && (has_upper || has_lower) && (has_upper || s.len() >= 32)) {
+        return false;
+    }
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let len = s.len() as f64;
+    let entropy: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| -(f64::from(c) / len) * (f64::from(c) / len).log2()).sum();
+    entropy >= 3.5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_detector() {
+        let cases = [
+            ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl end", "token [JWT] end"),
+            ("key sk_live_abcdefghijklmnop1234", "key [APIKEY]"),
+            ("aws AKIAIOSFODNN7EXAMPLE", "aws [APIKEY]"),
+            ("ssn 123-45-6789", "ssn [SSN]"),
+            ("not ssn 000-12-3456", "not ssn 000-12-3456"),
+            ("v6 2001:db8:85a3::8a2e:370:7334 ok", "v6 [IP] ok"),
+            ("secret Zx8Qw2Lk9Pv4Rt7Ym3Nb6Hc1Jd5Fg0", "secret [TOKEN]"),
+            ("phone 555-123-4567", "phone [PHONE]"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn clean_text_is_borrowed_not_copied() {
+        assert!(matches!(redact("select ? from users where id = ?"), Cow::Borrowed(_)));
+    }
+}
