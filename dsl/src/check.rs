@@ -91,7 +91,7 @@ impl Checker<'_> {
         let broken: HashSet<&str> = modules.iter().flat_map(|m| m.broken.iter().map(|i| i.name.as_str())).collect();
 
         // 3. pipelines
-        let mut pipelines: IndexMap<String, Vec<String>> = IndexMap::new();
+        let mut pipelines: IndexMap<String, plan::PipelinePath> = IndexMap::new();
         let mut pipeline_spans: HashMap<String, Span> = HashMap::new();
         let mut edges: Vec<(Edge, Span)> = Vec::new();
         let mut used: HashSet<String> = HashSet::new();
@@ -107,7 +107,8 @@ impl Checker<'_> {
             }
             pipeline_spans.insert(p.name.name.clone(), p.name.span);
             let names = self.pipeline(p, &declared, &broken, &mut nodes, &mut edges, &mut used);
-            pipelines.insert(p.name.name.clone(), names);
+            let collector = p.nodes.first().and_then(|n| n.port.as_ref()).map(|port| port.name.clone());
+            pipelines.insert(p.name.name.clone(), plan::PipelinePath { nodes: names, collector });
         }
 
         // 4. the graph as a whole

@@ -293,7 +293,8 @@ fn node_ref(r: &NodeRef) -> String {
     }
 }
 
-fn statement(s: &Statement) -> String {
+/// A statement as `fmt` prints it.
+pub fn statement(s: &Statement) -> String {
     let mut out = call(&s.call);
     if let Some(condition) = &s.condition {
         out.push_str(" where ");

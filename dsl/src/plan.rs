@@ -137,8 +137,12 @@ impl Settings {
 pub struct Plan {
     /// In declaration order, so output and scheduling are stable.
     pub nodes: IndexMap<String, Node>,
+    /// The union of every pipeline's edges (for checks and pictures).
     pub edges: Vec<Edge>,
-    pub pipelines: IndexMap<String, Vec<String>>,
+    /// Each pipeline's path. Data follows its own pipeline's path only: a
+    /// node shared by two pipelines is one instance, but what enters it
+    /// from one pipeline leaves along that pipeline.
+    pub pipelines: IndexMap<String, PipelinePath>,
     pub tests: Vec<TestCase>,
 }
 
@@ -264,6 +268,14 @@ pub struct SinkNode {
     /// `otlp`, `newrelic`, `stdout`, `file`.
     pub kind: String,
     pub settings: Settings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelinePath {
+    /// Node names from source to sink.
+    pub nodes: Vec<String>,
+    /// The source collector it starts from, or `None` for all of them.
+    pub collector: Option<String>,
 }
 
 /// `from[.port] -> to`. `port` names the collector of a source.

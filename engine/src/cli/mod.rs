@@ -1,9 +1,11 @@
 //! The `dbintel` command line. One file per subcommand.
 
 mod completions;
+mod dry_run;
 mod fmt;
 mod functions;
 mod graph;
+mod test;
 mod validate;
 
 use std::path::PathBuf;
@@ -41,6 +43,18 @@ pub enum Command {
     /// Rewrite .pipe files in canonical form, keeping comments.
     #[command(after_help = "Exit status with --check: 0 formatted, 1 would reformat.\n\nExample:\n  dbintel fmt --check pipelines/")]
     Fmt(fmt::Args),
+    /// Run the whole plan on recorded rows: no database, no network; what
+    /// would be exported goes to stdout.
+    #[command(
+        name = "dry-run",
+        after_help = "Example:\n  dbintel dry-run pipelines/postgres.pipe --input postgres.statements=pipelines/fixtures/pg_stat_statements.ndjson --output pretty"
+    )]
+    DryRun(dry_run::Args),
+    /// Run the `test` blocks of .pipe files.
+    #[command(
+        after_help = "Exit status: 0 all passed, 1 a test failed or the files are invalid.\n\nExample:\n  dbintel test pipelines/ --junit report.xml"
+    )]
+    Test(test::Args),
     /// List the functions transform statements can call.
     Functions,
     /// Print a shell completion script.
@@ -68,6 +82,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
+        Command::DryRun(args) => dry_run::run(args),
+        Command::Test(args) => test::run(args),
         Command::Functions => functions::run(),
         Command::Completions(args) => completions::run(args),
     }

@@ -1,0 +1,128 @@
+//! `dbintel dry-run`: the whole plan on recorded rows, output on stdout.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use dbintel_dsl::plan::NodeKind;
+use dbintel_dsl::EnvPolicy;
+
+use super::{Paths, EXIT_INVALID, EXIT_USAGE};
+use crate::report;
+use crate::runtime::{self, Setup};
+use crate::sinks::stdout::{shared_stdout, Format, StdoutSink};
+use crate::sinks::Sink;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum Output {
+    /// One OTLP export request per line (the collector file exporter's format)
+    #[default]
+    OtlpJson,
+    /// One readable line per record
+    Pretty,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Replace a source (or one of its collectors) with recorded rows:
+    /// NDJSON, one object per row; an integer `_scrape` column groups rows
+    /// into successive scrapes
+    #[arg(long, value_name = "SOURCE[.COLLECTOR]=FILE")]
+    input: Vec<String>,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+    /// Print this node's output instead of what reaches the sinks
+    #[arg(long, value_name = "NODE")]
+    tap: Option<String>,
+    #[command(flatten)]
+    paths: Paths,
+}
+
+fn usage(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let compilation = match super::compile(&args.paths.paths, EnvPolicy::Warn) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let errors_or_warnings: Vec<_> = compilation.diagnostics.iter().filter(|d| d.is_error() || d.code.id != "W312").cloned().collect();
+    if !errors_or_warnings.is_empty() {
+        eprint!("{}", report::human(&compilation.sources, &errors_or_warnings));
+    }
+    let Some(plan) = compilation.plan else {
+        eprintln!("invalid: {}", report::summary(&compilation.diagnostics));
+        return ExitCode::from(EXIT_INVALID);
+    };
+
+    let mut replays: HashMap<String, Vec<(String, PathBuf)>> = HashMap::new();
+    for input in &args.input {
+        let Some((target, file)) = input.split_once('=') else {
+            return usage(format!("--input {input}: expected SOURCE[.COLLECTOR]=FILE"));
+        };
+        let (source, collector) = match target.split_once('.') {
+            Some((s, c)) => (s, Some(c)),
+            None => (target, None),
+        };
+        let Some(NodeKind::Source(node)) = plan.node(source).map(|n| &n.kind) else {
+            return usage(format!("--input {input}: no source named `{source}`"));
+        };
+        let collector = match collector {
+            Some(c) if node.collectors.contains_key(c) => c.to_string(),
+            Some(c) => return usage(format!("--input {input}: source `{source}` has no collector `{c}`")),
+            None if node.collectors.len() == 1 => node.collectors.keys().next().cloned().unwrap_or_default(),
+            None => {
+                let names: Vec<&str> = node.collectors.keys().map(String::as_str).collect();
+                return usage(format!("--input {input}: say which collector, one of: {}", names.join(", ")));
+            }
+        };
+        if !std::path::Path::new(file).is_file() {
+            return usage(format!("--input {input}: cannot read `{file}`"));
+        }
+        replays.entry(source.to_string()).or_default().push((collector, PathBuf::from(file)));
+    }
+    for (name, node) in &plan.nodes {
+        if let NodeKind::Source(source) = &node.kind {
+            for collector in source.collectors.keys() {
+                let given = replays.get(name).is_some_and(|r| r.iter().any(|(c, _)| c == collector));
+                if !given {
+                    eprintln!("note: {name}.{collector} has no --input; it produces nothing in a dry run");
+                }
+            }
+        }
+    }
+
+    let format = match args.output {
+        Output::OtlpJson => Format::OtlpJson,
+        Output::Pretty => Format::Pretty,
+    };
+    let stdout = shared_stdout();
+    let mut sinks: HashMap<String, Box<dyn Sink>> = HashMap::new();
+    for (name, node) in &plan.nodes {
+        if let NodeKind::Sink(_) = node.kind {
+            sinks.insert(name.clone(), Box::new(StdoutSink::new(format, stdout.clone())));
+        }
+    }
+    let tap = args.tap.map(|node| (node, Box::new(StdoutSink::new(format, stdout.clone())) as Box<dyn Sink>));
+    let setup = Setup { replays, sinks, tap };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    match runtime.block_on(runtime::run(&plan, setup)) {
+        Ok(finished) => {
+            eprint!("{}", finished.counters.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}

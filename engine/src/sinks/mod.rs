@@ -1,0 +1,20 @@
+//! Sinks: where records leave. One file per sink.
+
+pub mod otlp_json;
+pub mod stdout;
+
+use crate::record::Batch;
+use crate::sources::BoxFuture;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("write failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A node that consumes batches. Called from the sink's own task.
+pub trait Sink: Send {
+    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkError>>;
+    /// Input ended: flush and close.
+    fn close(&mut self) -> BoxFuture<'_, Result<(), SinkError>>;
+}

@@ -1,0 +1,279 @@
+//! OTLP/JSON encoding: the protobuf JSON mapping of
+//! `ExportLogsServiceRequest` / `ExportMetricsServiceRequest`, one request
+//! per line, as the OpenTelemetry Collector's file exporter writes it.
+//! 64-bit integers are strings and enums are numbers, as OTLP/JSON requires.
+
+use std::fmt::Write;
+
+use dbintel_stdlib::{Map, Value};
+
+use crate::record::{Batch, LogRecord, MetricKind, MetricPoint, Number, Record, Temporality};
+
+const SCOPE: &str = r#"{"name":"dbintel","version":"0.1.0"}"#;
+
+fn string(out: &mut String, s: &str) {
+    // serde_json's escaping is correct for every code point
+    let _ = serde_json::to_writer(json_writer(out), s);
+}
+
+/// Writes JSON straight into `out`.
+fn json_writer(out: &mut String) -> StringWriter<'_> {
+    StringWriter(out)
+}
+
+struct StringWriter<'a>(&'a mut String);
+
+impl std::io::Write for StringWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // serde_json only ever writes UTF-8
+        match std::str::from_utf8(buf) {
+            Ok(s) => {
+                self.0.push_str(s);
+                Ok(buf.len())
+            }
+            Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn any_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Nil => out.push_str("{}"),
+        Value::Bool(b) => {
+            let _ = write!(out, r#"{{"boolValue":{b}}}"#);
+        }
+        Value::Int(i) => {
+            let _ = write!(out, r#"{{"intValue":"{i}"}}"#);
+        }
+        Value::Double(d) => double_value(out, *d),
+        Value::Str(s) => {
+            out.push_str(r#"{"stringValue":"#);
+            string(out, s);
+            out.push('}');
+        }
+        Value::Bytes(b) => {
+            out.push_str(r#"{"bytesValue":""#);
+            base64(out, b);
+            out.push_str("\"}");
+        }
+        Value::List(items) => {
+            out.push_str(r#"{"arrayValue":{"values":["#);
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                any_value(out, item);
+            }
+            out.push_str("]}}");
+        }
+        Value::Map(m) => {
+            out.push_str(r#"{"kvlistValue":{"values":"#);
+            attributes(out, m);
+            out.push_str("}}");
+        }
+    }
+}
+
+fn double_value(out: &mut String, d: f64) {
+    if d.is_finite() {
+        let _ = write!(out, r#"{{"doubleValue":{d:?}}}"#);
+    } else {
+        let name = if d.is_nan() {
+            "NaN"
+        } else if d > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        let _ = write!(out, r#"{{"doubleValue":"{name}"}}"#);
+    }
+}
+
+fn base64(out: &mut String, bytes: &[u8]) {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+}
+
+fn attributes(out: &mut String, map: &Map) {
+    out.push('[');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"key":"#);
+        string(out, k);
+        out.push_str(r#","value":"#);
+        any_value(out, v);
+        out.push('}');
+    }
+    out.push(']');
+}
+
+fn resource(out: &mut String, batch: &Batch) {
+    out.push_str(r#"{"resource":{"attributes":"#);
+    attributes(out, &batch.resource.attributes);
+    out.push('}');
+}
+
+fn log_record(out: &mut String, l: &LogRecord) {
+    let _ = write!(out, r#"{{"timeUnixNano":"{}","observedTimeUnixNano":"{}""#, l.time_unix_nano, l.observed_time_unix_nano);
+    if l.severity_number != 0 {
+        let _ = write!(out, r#","severityNumber":{}"#, l.severity_number);
+    }
+    if !l.severity_text.is_empty() {
+        out.push_str(r#","severityText":"#);
+        string(out, &l.severity_text);
+    }
+    if !l.event_name.is_empty() {
+        out.push_str(r#","eventName":"#);
+        string(out, &l.event_name);
+    }
+    if !l.body.is_nil() {
+        out.push_str(r#","body":"#);
+        any_value(out, &l.body);
+    }
+    out.push_str(r#","attributes":"#);
+    attributes(out, &l.attributes);
+    out.push('}');
+}
+
+fn metric(out: &mut String, m: &MetricPoint) {
+    out.push_str(r#"{"name":"#);
+    string(out, &m.name);
+    if !m.unit.is_empty() {
+        out.push_str(r#","unit":"#);
+        string(out, &m.unit);
+    }
+    if !m.description.is_empty() {
+        out.push_str(r#","description":"#);
+        string(out, &m.description);
+    }
+    let mut point = String::new();
+    point.push_str(r#"{"attributes":"#);
+    attributes(&mut point, &m.attributes);
+    if m.start_time_unix_nano != 0 {
+        let _ = write!(point, r#","startTimeUnixNano":"{}""#, m.start_time_unix_nano);
+    }
+    let _ = write!(point, r#","timeUnixNano":"{}""#, m.time_unix_nano);
+    match m.value {
+        Number::Int(i) => {
+            let _ = write!(point, r#","asInt":"{i}"}}"#);
+        }
+        Number::Double(d) if d.is_finite() => {
+            let _ = write!(point, r#","asDouble":{d:?}}}"#);
+        }
+        Number::Double(_) => point.push_str(r#","asDouble":"NaN"}"#),
+    }
+    match m.kind {
+        MetricKind::Gauge => {
+            let _ = write!(out, r#","gauge":{{"dataPoints":[{point}]}}}}"#);
+        }
+        MetricKind::Sum { monotonic, temporality } => {
+            let t = match temporality {
+                Temporality::Delta => 1,
+                Temporality::Cumulative => 2,
+            };
+            let _ = write!(out, r#","sum":{{"dataPoints":[{point}],"aggregationTemporality":{t},"isMonotonic":{monotonic}}}}}"#);
+        }
+    }
+}
+
+/// Encodes a batch as at most two lines (logs, then metrics), each a
+/// complete export request, appended to `out` with trailing newlines.
+pub fn encode(batch: &Batch, out: &mut String) {
+    let logs = batch.records.iter().filter(|r| r.is_log()).count();
+    if logs > 0 {
+        out.push_str(r#"{"resourceLogs":["#);
+        resource(out, batch);
+        let _ = write!(out, r#","scopeLogs":[{{"scope":{SCOPE},"logRecords":["#);
+        let mut first = true;
+        for record in &batch.records {
+            if let Record::Log(l) = record {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                log_record(out, l);
+            }
+        }
+        out.push_str("]}]}]}\n");
+    }
+    if logs < batch.records.len() {
+        out.push_str(r#"{"resourceMetrics":["#);
+        resource(out, batch);
+        let _ = write!(out, r#","scopeMetrics":[{{"scope":{SCOPE},"metrics":["#);
+        let mut first = true;
+        for record in &batch.records {
+            if let Record::Metric(m) = record {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                metric(out, m);
+            }
+        }
+        out.push_str("]}]}]}\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Resource;
+
+    #[test]
+    fn encodes_logs_and_metrics_as_otlp_json() {
+        let mut attrs = Map::new();
+        attrs.insert("k", Value::Str("quote \" and \n".into()));
+        attrs.insert("n", Value::Int(7));
+        let mut resource = Resource::default();
+        resource.attributes.insert("db.system.name", Value::Str("postgresql".into()));
+        let batch = Batch::new(
+            resource,
+            vec![
+                Record::Log(LogRecord {
+                    time_unix_nano: 5,
+                    body: Value::Bytes(vec![1, 2, 3, 4]),
+                    attributes: attrs.clone(),
+                    ..LogRecord::default()
+                }),
+                Record::Metric(MetricPoint {
+                    name: "postgresql.query.calls".into(),
+                    unit: "{call}".into(),
+                    description: String::new(),
+                    kind: MetricKind::Sum { monotonic: true, temporality: Temporality::Delta },
+                    start_time_unix_nano: 1,
+                    time_unix_nano: 2,
+                    value: Number::Int(3),
+                    attributes: attrs,
+                }),
+            ],
+        );
+        let mut out = String::new();
+        encode(&batch, &mut out);
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("valid JSON")).collect();
+        assert_eq!(lines.len(), 2);
+        let log = &lines[0]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+        assert_eq!(log["timeUnixNano"], "5");
+        assert_eq!(log["body"]["bytesValue"], "AQIDBA==");
+        assert_eq!(log["attributes"][0]["value"]["stringValue"], "quote \" and \n");
+        assert_eq!(log["attributes"][1]["value"]["intValue"], "7");
+        let metric = &lines[1]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0];
+        assert_eq!(metric["sum"]["aggregationTemporality"], 1);
+        assert_eq!(metric["sum"]["dataPoints"][0]["asInt"], "3");
+        assert_eq!(lines[1]["resourceMetrics"][0]["resource"]["attributes"][0]["key"], "db.system.name");
+    }
+}

@@ -1,0 +1,78 @@
+//! Writes batches to standard output as OTLP/JSON lines, or as one
+//! readable line per record (`pretty`).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use super::{Sink, SinkError};
+use crate::record::{Batch, Record};
+use crate::sources::BoxFuture;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OtlpJson,
+    Pretty,
+}
+
+/// A writer several sinks share; each batch is written whole under the
+/// lock, so lines never interleave.
+pub type SharedWriter = Arc<Mutex<std::io::BufWriter<Box<dyn Write + Send>>>>;
+
+pub fn shared_stdout() -> SharedWriter {
+    Arc::new(Mutex::new(std::io::BufWriter::with_capacity(1 << 16, Box::new(std::io::stdout()))))
+}
+
+pub struct StdoutSink {
+    format: Format,
+    out: SharedWriter,
+    buffer: String,
+}
+
+impl StdoutSink {
+    pub fn new(format: Format, out: SharedWriter) -> StdoutSink {
+        StdoutSink { format, out, buffer: String::new() }
+    }
+
+    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        self.buffer.clear();
+        match self.format {
+            Format::OtlpJson => super::otlp_json::encode(batch, &mut self.buffer),
+            Format::Pretty => pretty(batch, &mut self.buffer),
+        }
+        let mut out = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        out.write_all(self.buffer.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// `metric name value {attrs}` / `log severity body {attrs}`.
+pub fn pretty(batch: &Batch, out: &mut String) {
+    use std::fmt::Write as _;
+    for record in &batch.records {
+        let attrs: Vec<String> = record.attributes().iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        match record {
+            Record::Metric(m) => {
+                let value = match m.value {
+                    crate::record::Number::Int(i) => i.to_string(),
+                    crate::record::Number::Double(d) => d.to_string(),
+                };
+                let _ = writeln!(out, "metric {} {} {} {{{}}}", m.name, value, m.unit, attrs.join(", "));
+            }
+            Record::Log(l) => {
+                let _ = writeln!(out, "log {} {} {:?} {{{}}}", l.event_name, l.severity_text, l.body, attrs.join(", "));
+            }
+        }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkError>> {
+        let result = self.write(&batch);
+        Box::pin(async move { result })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        let result = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).flush().map_err(SinkError::from);
+        Box::pin(async move { result })
+    }
+}

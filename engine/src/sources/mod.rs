@@ -1,0 +1,17 @@
+//! Sources: where records come from. One file per source.
+//!
+//! - [`rows`]: database rows (JSON-shaped), and how a generic `sql`
+//!   collector maps them to records.
+//! - [`statement_deltas`]: pg_stat_statements / performance_schema digests
+//!   as per-interval deltas.
+//! - [`replay`]: recorded rows from NDJSON in place of a database
+//!   (`dry-run --input`).
+
+pub mod replay;
+pub mod rows;
+pub mod statement_deltas;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
