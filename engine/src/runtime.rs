@@ -83,7 +83,7 @@ impl SourceOutput {
         let last = targets.len().saturating_sub(1);
         let mut batch = Some(batch);
         for (i, (pipeline, _, sender)) in targets.iter().enumerate() {
-            let item = if i == last { batch.take() } else { batch.as_ref().map(Batch::clone) };
+            let item = if i == last { batch.take() } else { batch.clone() };
             if let Some(mut item) = item {
                 item.route = *pipeline;
                 let _ = sender.blocking_send(item);

@@ -104,7 +104,7 @@ pub fn is_valid_luhn(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// SSNs never start with 000, 666 or 9xx, and no group is all zeros.

@@ -97,8 +97,9 @@ fn is_ident_start(c: char) -> bool {
     c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
 }
 
-fn is_ident_continue(c: char, dialect: Dialect) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '$' || (!c.is_ascii() && !c.is_whitespace()) || (dialect == Dialect::MySql && c == '$')
+/// Both dialects allow `$` inside identifiers (`a$b`), never first.
+fn is_ident_continue(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '$' || (!c.is_ascii() && !c.is_whitespace())
 }
 
 struct Lexer<'a> {
@@ -316,7 +317,7 @@ impl<'a> Lexer<'a> {
     fn word(&mut self, start: usize) -> bool {
         let mut end = start;
         for (offset, c) in self.sql[start..].char_indices() {
-            if offset > 0 && !is_ident_continue(c, self.dialect) {
+            if offset > 0 && !is_ident_continue(c) {
                 break;
             }
             end = start + offset + c.len_utf8();
