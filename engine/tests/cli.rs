@@ -1,67 +1,11 @@
 //! The `dbintel` binary as users run it: real process, real files, asserting
 //! exit codes and output.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
+use std::path::Path;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dbintel-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// Runs dbintel with a clean, known environment. A run that does not end
-/// within a minute is a hang and fails the test (this is a guard, not a
-/// timing assertion).
-fn dbintel(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dbintel"));
-    command.args(args).current_dir(root()).env_remove("PG_DSN").env_remove("MYSQL_DSN").env_remove("NEW_RELIC_LICENSE_KEY");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn dbintel");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("dbintel {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() }
-}
-
-const ALL_ENV: &[(&str, &str)] = &[("PG_DSN", "postgres://x"), ("MYSQL_DSN", "mysql://x"), ("NEW_RELIC_LICENSE_KEY", "k")];
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited normally, not by a signal")
-}
+use common::{code, dbintel, root, scratch, text, ALL_ENV};
 
 #[test]
 fn validate_accepts_the_shipped_pipelines() {

@@ -1,0 +1,216 @@
+//! `dbintel dry-run` and `dbintel test` as users run them.
+
+mod common;
+
+use common::{code, dbintel, scratch, text, ALL_ENV};
+
+const FIXTURE: &str = "postgres.statements=pipelines/fixtures/pg_stat_statements.ndjson";
+
+/// Secrets planted in the recorded rows (utility statements and comments
+/// that pg_stat_statements keeps raw).
+const FIXTURE_SECRETS: &[&str] =
+    &["Tr0ub4dor", "jane.doe@example.com", "4111111111111111", "123-45-6789", "eyJhbGciOiJIUzI1NiJ9", "billing-worker"];
+
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    text(stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
+
+#[test]
+fn the_readme_demo_exports_otlp_json_without_pii() {
+    let out = dbintel(&["dry-run", "pipelines/postgres.pipe", "--input", FIXTURE], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for secret in FIXTURE_SECRETS {
+        assert!(!stdout.contains(secret), "{secret} leaked into the export");
+    }
+    let lines = json_lines(&out.stdout);
+    assert!(!lines.is_empty());
+    let metrics: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("resourceMetrics")).collect();
+    let logs: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("resourceLogs")).collect();
+    assert!(!metrics.is_empty() && !logs.is_empty());
+    let resource = &metrics[0][0]["resource"]["attributes"];
+    assert!(resource.as_array().unwrap().iter().any(|a| a["key"] == "db.system.name" && a["value"]["stringValue"] == "postgresql"));
+    let names: Vec<&str> = metrics
+        .iter()
+        .flat_map(|m| m[0]["scopeMetrics"][0]["metrics"].as_array().unwrap().iter())
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(names.contains(&"postgresql.query.calls") && names.contains(&"postgresql.query.duration"), "{names:?}");
+    // deltas: every calls point is a delta sum over a 30 s replayed interval
+    let calls = metrics
+        .iter()
+        .flat_map(|m| m[0]["scopeMetrics"][0]["metrics"].as_array().unwrap().iter())
+        .find(|m| m["name"] == "postgresql.query.calls")
+        .unwrap();
+    assert_eq!(calls["sum"]["aggregationTemporality"], 1);
+    assert_eq!(calls["sum"]["isMonotonic"], true);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("pg_keep_some") && stderr.contains("dropped"), "per-node counts on stderr: {stderr}");
+}
+
+#[test]
+fn tap_shows_a_nodes_output_and_pretty_is_readable() {
+    let out = dbintel(&["dry-run", "pipelines/postgres.pipe", "--input", FIXTURE, "--tap", "sanitize_pii", "--output", "pretty"], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // 10 statements ran in each of the two replayed intervals, except the
+    // one that ran only before: 2 × 9 top_query events, unsampled at the tap
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("log db.server.top_query")).count(), 18, "{stdout}");
+    assert!(stdout.contains(r#"db.query.text=Str("ALTER ROLE reporting PASSWORD ?")"#), "{stdout}");
+    assert!(stdout.contains(r#"db.query.text=Str("SELECT * FROM orders WHERE customer_email = ?")"#), "{stdout}");
+    for secret in FIXTURE_SECRETS {
+        assert!(!stdout.contains(secret), "{secret} leaked at the tap");
+    }
+}
+
+#[test]
+fn dry_run_usage_errors_are_clear() {
+    let bad = [
+        (vec!["--input", "nosuch.statements=x.ndjson"], "no source named `nosuch`"),
+        (vec!["--input", "postgres.nope=x.ndjson"], "has no collector `nope`"),
+        (vec!["--input", "postgres=pipelines/fixtures/pg_stat_statements.ndjson"], "say which collector"),
+        (vec!["--input", "postgres.statements=/does/not/exist"], "cannot read"),
+        (vec!["--input", "garbage"], "expected SOURCE[.COLLECTOR]=FILE"),
+    ];
+    for (extra, message) in bad {
+        let mut args = vec!["dry-run", "pipelines/postgres.pipe"];
+        args.extend(extra);
+        let out = dbintel(&args, &[]);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert!(text(&out.stderr).contains(message), "{args:?}: {}", text(&out.stderr));
+    }
+    let tap = dbintel(&["dry-run", "pipelines/postgres.pipe", "--input", FIXTURE, "--tap", "nowhere"], &[]);
+    assert_eq!(code(&tap), 1);
+    assert!(text(&tap.stderr).contains("no node named `nowhere`"));
+}
+
+const ROWS_PIPE: &str = r#"
+source rows = sql {
+  dsn = env("ROWS_DSN")
+  collect q { query = "select * from t", kind = log }
+  collect m { query = "select * from t", kind = gauge, metric = "rows.value", value_column = "v", attribute_columns = ["k"] }
+}
+transform scrub {
+  error_mode = ignore
+  set(attributes["db.query.text"], NormalizeSQL(attributes["db.query.text"])) where attributes["db.query.text"] != nil
+  set(attributes["len"], Len(attributes["db.query.text"]))
+  replace_pattern(attributes["re"], "(?=a)(a+)+$", "x")
+}
+sink out = stdout {}
+pipeline p = rows.q -> scrub -> out
+pipeline pm = rows.m -> out
+"#;
+
+#[test]
+fn bad_rows_are_counted_never_fatal_and_never_leak() {
+    let dir = scratch("bad-rows");
+    let pipe = dir.join("rows.pipe");
+    std::fs::write(&pipe, ROWS_PIPE).unwrap();
+    let big_secret = format!("select * from t where x = '{}' and token = 'BIGSECRET'", "y".repeat(5 * 1024 * 1024));
+    let mut rows = Vec::new();
+    rows.extend_from_slice(b"{\"db.query.text\": \"select 1 where email = 'a@leak.example'\", \"k\": null}\n");
+    rows.extend_from_slice(b"{\"db.query.text\": null, \"other\": 5}\n");
+    rows.extend_from_slice(b"{}\n");
+    rows.extend_from_slice(b"{\"db.query.text\": 42, \"nested\": {\"a\": [1, 2.5, true, null]}}\n");
+    rows.extend_from_slice(b"{\"db.query.text\": \"bad utf8 \xff\xfe\"}\n");
+    rows.extend_from_slice(b"this is not json\n");
+    rows.extend_from_slice(b"[1, 2, 3]\n");
+    rows.extend_from_slice(format!("{{\"db.query.text\": \"{big_secret}\"}}\n").as_bytes());
+    rows.extend_from_slice(format!("{{\"re\": \"{}!\"}}\n", "a".repeat(40)).as_bytes());
+    let input = dir.join("rows.ndjson");
+    std::fs::write(&input, rows).unwrap();
+    let metric_rows = dir.join("metrics.ndjson");
+    std::fs::write(
+        &metric_rows,
+        "{\"v\": 1.5, \"k\": \"a\"}\n{\"v\": null, \"k\": \"b\"}\n{\"k\": \"c\"}\n{\"v\": \"x\", \"k\": \"d\"}\n{\"v\": 7, \"k\": \"e\"}\n",
+    )
+    .unwrap();
+
+    let q = format!("rows.q={}", input.display());
+    let m = format!("rows.m={}", metric_rows.display());
+    let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--input", &q, "--input", &m], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("a@leak.example") && !stdout.contains("BIGSECRET"), "raw text leaked");
+    // the 5 MB text could not be normalized: removed and marked
+    assert!(stdout.contains("dbintel.redacted"), "the oversized text is not marked");
+    // logged, with line numbers, for the rows that could not be read
+    assert!(stderr.contains("line=5") && stderr.contains("not valid UTF-8"), "{stderr}");
+    assert!(stderr.contains("line=6") && stderr.contains("line=7"), "{stderr}");
+    let lines = json_lines(&out.stdout);
+    let log_count: usize = lines.iter().filter_map(|l| l["resourceLogs"][0]["scopeLogs"][0]["logRecords"].as_array()).map(Vec::len).sum();
+    assert_eq!(log_count, 6, "every readable row is kept (error_mode = ignore)");
+    let points: usize = lines.iter().filter_map(|l| l["resourceMetrics"][0]["scopeMetrics"][0]["metrics"].as_array()).map(Vec::len).sum();
+    assert_eq!(points, 2, "rows without a numeric value are skipped");
+    // counts: source errors = 3 unreadable rows + 3 metric rows without a number
+    let source_line = stderr.lines().find(|l| l.starts_with("rows ")).unwrap_or_default().to_string();
+    assert!(source_line.trim_end().ends_with(" 6"), "source errors: {source_line}");
+    // the runaway regex and the oversized text are errors of the transform
+    let scrub = stderr.lines().find(|l| l.starts_with("scrub ")).unwrap_or_default().to_string();
+    let errors: u64 = scrub.split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(errors >= 2, "transform errors: {scrub}");
+}
+
+#[test]
+fn dry_run_streams_a_large_input() {
+    // 200,000 rows through the transform; output equals input count.
+    let dir = scratch("stream");
+    let pipe = dir.join("rows.pipe");
+    std::fs::write(&pipe, ROWS_PIPE).unwrap();
+    let input = dir.join("rows.ndjson");
+    let mut data = String::new();
+    for i in 0..200_000 {
+        data.push_str(&format!("{{\"db.query.text\": \"select {i} from t where e = 'u{i}@x.io'\"}}\n"));
+    }
+    std::fs::write(&input, data).unwrap();
+    let q = format!("rows.q={}", input.display());
+    let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--input", &q, "--output", "pretty"], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 200_000);
+    assert!(!text(&out.stdout).contains("@x.io"));
+}
+
+#[test]
+fn dbintel_test_reports_expected_actual_and_the_statement_that_changed_it() {
+    let dir = scratch("pipe-test");
+    let file = dir.join("t.pipe");
+    std::fs::write(
+        &file,
+        r#"
+transform scrub {
+  set(attributes["q"], NormalizeSQL(attributes["q"]))
+  set(attributes["q"], Concat([attributes["q"], "!"], ""))
+}
+test "passes" {
+  input scrub { attributes["q"] = "select 1" }
+  expect { attributes["q"] == "select ?!" }
+}
+test "fails" {
+  input scrub { attributes["q"] = "select 'x'" }
+  expect { attributes["q"] == "select ?" }
+}
+"#,
+    )
+    .unwrap();
+    let junit = dir.join("report.xml");
+    let out = dbintel(&["test", file.to_str().unwrap(), "--junit", junit.to_str().unwrap()], ALL_ENV);
+    assert_eq!(code(&out), 1);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("ok   passes"), "{stdout}");
+    assert!(stdout.contains("FAIL fails"), "{stdout}");
+    assert!(stdout.contains(r#"expected: attributes["q"] == "select ?""#), "{stdout}");
+    assert!(stdout.contains(r#"actual: attributes["q"] = "select ?!""#), "{stdout}");
+    assert!(stdout.contains(r#"last changed by: set(attributes["q"], Concat([attributes["q"], "!"], ""))"#), "{stdout}");
+    assert!(stdout.contains("1 passed, 1 failed"));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="2" failures="1""#) && xml.contains("<failure"), "{xml}");
+}
+
+#[test]
+fn shipped_pipeline_tests_pass() {
+    let out = dbintel(&["test", "pipelines/"], ALL_ENV);
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("2 passed, 0 failed"));
+}
