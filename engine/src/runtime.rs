@@ -30,7 +30,7 @@ use crate::sinks::Sink;
 use crate::sources::replay::{Replay, ReplayError};
 
 /// Batches a channel holds before its sender waits.
-pub const CHANNEL_BATCHES: usize = 8;
+pub const CHANNEL_BATCHES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -53,14 +53,22 @@ pub const BACKTRACK_LIMIT: usize = 100_000;
 /// backreferences.
 #[derive(Debug, Clone)]
 pub enum Pattern {
-    Fast(regex::Regex),
+    /// `required`: bytes of which every match contains at least one; a
+    /// text with none of them cannot match, and skips the regex entirely.
+    Fast {
+        re: regex::Regex,
+        required: Option<Vec<u8>>,
+    },
     Fancy(fancy_regex::Regex),
 }
 
 impl Pattern {
     pub fn new(pattern: &str) -> Result<Pattern, String> {
         match regex::Regex::new(pattern) {
-            Ok(re) => Ok(Pattern::Fast(re)),
+            Ok(re) => {
+                let required = regex_syntax::Parser::new().parse(pattern).ok().and_then(|hir| required_bytes(&hir));
+                Ok(Pattern::Fast { re, required })
+            }
             Err(_) => fancy_regex::RegexBuilder::new(pattern)
                 .backtrack_limit(BACKTRACK_LIMIT)
                 .build()
@@ -69,9 +77,28 @@ impl Pattern {
         }
     }
 
-    pub fn is_match(&self, text: &str) -> Result<bool, String> {
+    /// False when the text cannot match (a required byte is absent).
+    fn may_match(&self, text: &str) -> bool {
         match self {
-            Pattern::Fast(re) => Ok(re.is_match(text)),
+            Pattern::Fast { required: Some(bytes), .. } => {
+                let hay = text.as_bytes();
+                match bytes.as_slice() {
+                    [a] => memchr::memchr(*a, hay).is_some(),
+                    [a, b] => memchr::memchr2(*a, *b, hay).is_some(),
+                    [a, b, c] => memchr::memchr3(*a, *b, *c, hay).is_some(),
+                    _ => true,
+                }
+            }
+            _ => true,
+        }
+    }
+
+    pub fn is_match(&self, text: &str) -> Result<bool, String> {
+        if !self.may_match(text) {
+            return Ok(false);
+        }
+        match self {
+            Pattern::Fast { re, .. } => Ok(re.is_match(text)),
             Pattern::Fancy(re) => re.is_match(text).map_err(|e| e.to_string()),
         }
     }
@@ -85,9 +112,12 @@ impl Pattern {
         replacement: &str,
         post: Option<&dyn Fn(String) -> String>,
     ) -> Result<Cow<'t, str>, String> {
+        if !self.may_match(text) {
+            return Ok(Cow::Borrowed(text));
+        }
         match (self, post) {
-            (Pattern::Fast(re), None) => Ok(re.replace_all(text, replacement)),
-            (Pattern::Fast(re), Some(post)) => Ok(re.replace_all(text, |caps: &regex::Captures<'_>| {
+            (Pattern::Fast { re, .. }, None) => Ok(re.replace_all(text, replacement)),
+            (Pattern::Fast { re, .. }, Some(post)) => Ok(re.replace_all(text, |caps: &regex::Captures<'_>| {
                 let mut expanded = String::new();
                 caps.expand(replacement, &mut expanded);
                 post(expanded)
@@ -101,6 +131,70 @@ impl Pattern {
                 })
                 .map_err(|e| e.to_string()),
         }
+    }
+}
+
+/// At most this many bytes in a required set; more is not worth a scan.
+const MAX_REQUIRED: usize = 3;
+
+/// A small set of bytes at least one of which every match contains, if the
+/// pattern has one. Chooses the smallest such set, preferring punctuation
+/// (rarer in text than letters and digits).
+///
+/// ```
+/// use dbintel_stdlib::pattern::required_bytes;
+/// let req = |p: &str| required_bytes(&regex_syntax::Parser::new().parse(p).unwrap());
+/// assert_eq!(req(r"\b\d{3}-\d{2}-\d{4}\b"), Some(vec![b'-']));
+/// assert_eq!(req(r"[a-z]+@[a-z]+"), Some(vec![b'@']));
+/// assert_eq!(req(r"\d+"), None);
+/// assert_eq!(req(r"a?b"), Some(vec![b'b']));
+/// assert_eq!(req(r"x|y;"), Some(vec![b'x', b';'])); // x, or y then ;
+/// ```
+pub fn required_bytes(hir: &Hir) -> Option<Vec<u8>> {
+    fn score(set: &[u8]) -> (usize, usize) {
+        (set.len(), set.iter().filter(|b| b.is_ascii_alphanumeric()).count())
+    }
+    match hir.kind() {
+        HirKind::Literal(lit) => {
+            let best = lit.0.iter().copied().min_by_key(|b| (b.is_ascii_alphanumeric(), *b))?;
+            best.is_ascii().then(|| vec![best])
+        }
+        HirKind::Class(regex_syntax::hir::Class::Unicode(c)) => {
+            let mut bytes = Vec::new();
+            for range in c.ranges() {
+                let (start, end) = (range.start() as u32, range.end() as u32);
+                if end >= 128 || end - start + 1 > MAX_REQUIRED as u32 {
+                    return None;
+                }
+                bytes.extend((start..=end).map(|b| b as u8));
+            }
+            (bytes.len() <= MAX_REQUIRED && !bytes.is_empty()).then_some(bytes)
+        }
+        HirKind::Class(regex_syntax::hir::Class::Bytes(c)) => {
+            let mut bytes = Vec::new();
+            for range in c.ranges() {
+                if usize::from(range.end() - range.start()) + 1 > MAX_REQUIRED {
+                    return None;
+                }
+                bytes.extend(range.start()..=range.end());
+            }
+            (bytes.len() <= MAX_REQUIRED && !bytes.is_empty()).then_some(bytes)
+        }
+        HirKind::Repetition(rep) if rep.min >= 1 => required_bytes(&rep.sub),
+        HirKind::Capture(cap) => required_bytes(&cap.sub),
+        HirKind::Concat(subs) => subs.iter().filter_map(required_bytes).min_by_key(|set| score(set)),
+        HirKind::Alternation(subs) => {
+            let mut union: Vec<u8> = Vec::new();
+            for sub in subs {
+                for b in required_bytes(sub)? {
+                    if !union.contains(&b) {
+                        union.push(b);
+                    }
+                }
+            }
+            (union.len() <= MAX_REQUIRED).then_some(union)
+        }
+        _ => None,
     }
 }
 

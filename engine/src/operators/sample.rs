@@ -133,15 +133,15 @@ impl Operator for Sample {
     fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>, counters: &NodeCounters) {
         NodeCounters::add(&counters.received, batch.len());
         let now = Instant::now();
-        let records = std::mem::take(&mut batch.records);
-        let mut kept = Vec::with_capacity(records.len());
-        for record in records {
-            match self.decide(&batch.resource, &record, now) {
-                Decision::Keep => kept.push(record),
-                Decision::Drop => NodeCounters::add(&counters.dropped, 1),
-            }
-        }
-        batch.records = kept;
+        let mut records = std::mem::take(&mut batch.records);
+        let mut dropped = 0;
+        records.retain(|record| {
+            let keep = self.decide(&batch.resource, record, now) == Decision::Keep;
+            dropped += usize::from(!keep);
+            keep
+        });
+        batch.records = records;
+        NodeCounters::add(&counters.dropped, dropped);
         NodeCounters::add(&counters.emitted, batch.len());
         if !batch.is_empty() {
             out.push(batch);

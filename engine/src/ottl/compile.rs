@@ -41,7 +41,8 @@ pub fn compile_statement(statement: &ast::Statement) -> Result<CStatement, Compi
         });
     }
     let condition = statement.condition.as_ref().map(|c| compile_expr(c).map_err(|m| error(&text, m))).transpose()?;
-    Ok(CStatement { text, editor, target, args, condition })
+    let target_text = bound.first().and_then(|a| a.as_ref()).map(|e| dbintel_dsl::format::expr(e)).unwrap_or_default();
+    Ok(CStatement { text, function: sig.name, target_text, editor, target, args, condition })
 }
 
 pub fn compile_condition(expr: &ast::Expr) -> Result<CExpr, CompileError> {

@@ -165,6 +165,12 @@ fn edit_in_map(map: &mut Map, keys: &[KeyRef<'_>], edit: &mut dyn FnMut(&mut Val
     let KeyRef::Name(first) = keys[0] else {
         return Err(FnError::Other("a map is indexed by string keys".into()));
     };
+    // the common case: the key exists and is the end of the path
+    if keys.len() == 1 {
+        if let Some(slot) = map.get_mut(first) {
+            return edit(slot);
+        }
+    }
     let created = map.get(first).is_none();
     let slot = map.entry(first);
     let result = if keys.len() == 1 {

@@ -11,6 +11,10 @@ use crate::record::{Record, Resource};
 pub struct CStatement {
     /// The statement as written, for errors and test reports.
     pub text: String,
+    /// The editor's name (`replace_pattern`).
+    pub function: &'static str,
+    /// The target as written, to recognise statements on the same field.
+    pub target_text: String,
     pub editor: EditorFn,
     pub target: CPath,
     /// One per parameter; index 0 (the target) is a nil placeholder.
@@ -33,14 +37,23 @@ pub enum Outcome {
 
 impl CStatement {
     pub fn run(&self, resource: &mut Resource, record: &mut Record) -> Result<Outcome, FnError> {
+        if let Some(condition) = &self.condition {
+            if !truthy(condition.eval(&Ctx { resource, record })?.as_ref()) {
+                return Ok(Outcome::Skipped);
+            }
+        }
+        if self.args.iter().skip(1).all(|a| matches!(a, CExpr::Literal(_))) {
+            // nothing to copy out of the record first
+            let refs: [&Value; MAX_ARGS] = std::array::from_fn(|i| match self.args.get(i) {
+                Some(CExpr::Literal(v)) => v,
+                _ => &NIL,
+            });
+            self.target.edit(resource, record, &mut |slot| (self.editor)(slot, &refs[..self.args.len()]))?;
+            return Ok(Outcome::Ran);
+        }
         let mut owned: [Value; MAX_ARGS] = Default::default();
         {
             let ctx = Ctx { resource, record };
-            if let Some(condition) = &self.condition {
-                if !truthy(condition.eval(&ctx)?.as_ref()) {
-                    return Ok(Outcome::Skipped);
-                }
-            }
             // Arguments that read the record are copied before the target
             // is borrowed for writing; literals are used in place.
             for (slot, arg) in owned.iter_mut().zip(&self.args).skip(1) {

@@ -11,32 +11,54 @@ use crate::record::{Batch, LogRecord, MetricKind, MetricPoint, Number, Record, T
 
 const SCOPE: &str = r#"{"name":"dbintel","version":"0.1.0"}"#;
 
-fn string(out: &mut String, s: &str) {
-    // serde_json's escaping is correct for every code point
-    let _ = serde_json::to_writer(json_writer(out), s);
+/// Whether any of the 8 bytes in `w` must be escaped in JSON: a control
+/// byte (< 0x20), `"` or `\\`. Bit tricks on a whole word at a time.
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let has_quote = quote.wrapping_sub(ONES) & !quote & HIGH;
+    let has_backslash = backslash.wrapping_sub(ONES) & !backslash & HIGH;
+    (below_space | has_quote | has_backslash) != 0
 }
 
-/// Writes JSON straight into `out`.
-fn json_writer(out: &mut String) -> StringWriter<'_> {
-    StringWriter(out)
-}
-
-struct StringWriter<'a>(&'a mut String);
-
-impl std::io::Write for StringWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // serde_json only ever writes UTF-8
-        match std::str::from_utf8(buf) {
-            Ok(s) => {
-                self.0.push_str(s);
-                Ok(buf.len())
-            }
-            Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+/// Index of the first byte that needs escaping, if any.
+fn first_escape(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
+        if word_needs_escape(word) {
+            break;
         }
+        i += 8;
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    bytes[i..].iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').map(|p| i + p)
+}
+
+/// Appends `s` as a JSON string. Runs of characters that need no escape
+/// are copied whole.
+fn string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut rest = s;
+    while let Some(i) = first_escape(rest.as_bytes()) {
+        out.push_str(&rest[..i]);
+        match rest.as_bytes()[i] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
+    out.push('"');
 }
 
 fn any_value(out: &mut String, v: &Value) {
@@ -233,6 +255,28 @@ pub fn encode(batch: &Batch, out: &mut String) {
 mod tests {
     use super::*;
     use crate::record::Resource;
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        let cases = [
+            "",
+            "plain text of some length here",
+            "q\"uote",
+            "back\\slash",
+            "ctl\u{1}\u{1f}x",
+            "new\nline\ttab\r",
+            "ünïcode ✓ 😀",
+            "0123456\"",
+            "01234567\"9",
+        ];
+        for case in cases {
+            let mut ours = String::new();
+            string(&mut ours, case);
+            let back: String = serde_json::from_str(&ours).expect("valid JSON string");
+            assert_eq!(back, case);
+            assert_eq!(ours, serde_json::to_string(case).unwrap());
+        }
+    }
 
     #[test]
     fn encodes_logs_and_metrics_as_otlp_json() {

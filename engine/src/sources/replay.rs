@@ -17,7 +17,7 @@ use crate::record::{Batch, Record, Resource};
 use crate::runtime::SourceOutput;
 
 /// Rows per batch when the file has no `_scrape` column.
-const CHUNK: usize = 1024;
+const CHUNK: usize = 256;
 
 enum Mapper {
     Sql(SqlMapping),

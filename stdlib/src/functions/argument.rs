@@ -44,7 +44,7 @@ pub fn map_mut<'a>(target: &'a mut Value, function: &'static str) -> Result<&'a 
 /// A pattern argument: compiled now if it was a literal, else on each call.
 #[derive(Clone)]
 pub enum PatternArg {
-    Ready(Arc<Pattern>),
+    Ready(Box<Pattern>),
     Dynamic,
 }
 
@@ -53,19 +53,19 @@ impl PatternArg {
         match literals.get(i) {
             Some(Some(Value::Str(p))) => {
                 let compiled = if glob { pattern::glob(p)? } else { Pattern::new(p)? };
-                Ok(PatternArg::Ready(Arc::new(compiled)))
+                Ok(PatternArg::Ready(Box::new(compiled)))
             }
             _ => Ok(PatternArg::Dynamic),
         }
     }
 
-    pub fn get(&self, args: &Args<'_>, i: usize, function: &'static str, glob: bool) -> Result<Arc<Pattern>, FnError> {
+    pub fn get(&self, args: &Args<'_>, i: usize, function: &'static str, glob: bool) -> Result<std::borrow::Cow<'_, Pattern>, FnError> {
         match self {
-            PatternArg::Ready(p) => Ok(p.clone()),
+            PatternArg::Ready(p) => Ok(std::borrow::Cow::Borrowed(p)),
             PatternArg::Dynamic => {
                 let source = string(args, i, function, "pattern")?;
                 let compiled = if glob { pattern::glob(source) } else { Pattern::new(source) };
-                compiled.map(Arc::new).map_err(FnError::Pattern)
+                compiled.map(std::borrow::Cow::Owned).map_err(FnError::Pattern)
             }
         }
     }
