@@ -24,5 +24,5 @@ pub mod sql;
 pub mod value;
 
 pub use functions::{all, lookup};
-pub use signature::{Args, Compiled, FnError, FunctionKind, FunctionSig, Param, ParamType, ReturnType};
+pub use signature::{Args, Compiled, Example, FnError, FunctionKind, FunctionSig, Param, ParamType, ReturnType};
 pub use value::{Map, Value};

@@ -92,7 +92,19 @@ pub struct FunctionSig {
     pub returns: ReturnType,
     /// One line, shown in `help` texts.
     pub summary: &'static str,
+    /// Worked examples; every one runs as a test (engine/tests/examples.rs),
+    /// so the documentation cannot drift from the behaviour.
+    pub examples: &'static [Example],
     pub build: Build,
+}
+
+/// `statement` applied to a record whose attributes are `input` leaves
+/// them equal to `output`. All three are written in the .pipe language.
+#[derive(Debug, Clone, Copy)]
+pub struct Example {
+    pub input: &'static str,
+    pub statement: &'static str,
+    pub output: &'static str,
 }
 
 impl FunctionSig {

@@ -2,7 +2,7 @@
 
 use sha1::Digest as _;
 
-use crate::signature::{Compiled, FunctionKind::Converter, FunctionSig, Param, ParamType::Any, ReturnType};
+use crate::signature::{Compiled, Example, FunctionKind::Converter, FunctionSig, Param, ParamType::Any, ReturnType};
 use crate::value::Value;
 
 const VALUE: &[Param] = &[Param::required("value", Any)];
@@ -51,6 +51,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], SHA256(\"abc\"))",
+            output: "{\"out\": \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}",
+        }],
         summary: "Hex SHA-256 of the value's string form.",
         build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Str(hex(&sha2::Sha256::digest(args[0].to_string().as_bytes()))))))),
     },
@@ -59,6 +64,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], SHA1(\"abc\"))",
+            output: "{\"out\": \"a9993e364706816aba3e25717850c26c9cd0d89d\"}",
+        }],
         summary: "Hex SHA-1 of the value's string form.",
         build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Str(hex(&sha1::Sha1::digest(args[0].to_string().as_bytes()))))))),
     },
@@ -67,6 +77,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Int,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], FNV(\"a\"))", output: "{\"out\": -5808556873153909620}" }],
         summary: "64-bit FNV-1a hash of the value's string form.",
         build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Int(fnv1a(args[0].to_string().as_bytes()) as i64))))),
     },
@@ -75,6 +86,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("text", crate::ParamType::String)],
         returns: ReturnType::String,
+        examples: &[Example {
+            input: "{\"q\": \"select * from t where id = 7\"}",
+            statement: "set(attributes[\"out\"], Fingerprint(attributes[\"q\"]) == Fingerprint(\"SELECT * FROM t WHERE id = 8\"))",
+            output: "{\"q\": \"select * from t where id = 7\", \"out\": true}",
+        }],
         summary: "Stable hash of the normalized SQL text.",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| match args[0] {

@@ -1,6 +1,6 @@
 //! SQL text converters.
 
-use crate::signature::{Compiled, FnError, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::signature::{Compiled, Example, FnError, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
 use crate::sql::{self, Dialect};
 use crate::value::Value;
 
@@ -9,6 +9,18 @@ pub const SIGNATURES: &[FunctionSig] = &[FunctionSig {
     kind: Converter,
     params: &[Param::required("text", String), Param::optional("dialect", OneOf(&["postgres", "mysql"]))],
     returns: ReturnType::String,
+    examples: &[
+        Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], NormalizeSQL(\"select * from u where e = 'a@b.co' and id in (1, 2)\"))",
+            output: "{\"out\": \"select * from u where e = ? and id in (?)\"}",
+        },
+        Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], NormalizeSQL(\"select \\\"x\\\" # c\", \"mysql\"))",
+            output: "{\"out\": \"select ?\"}",
+        },
+    ],
     summary: "Replaces every literal in SQL text with ?, removes comments, collapses IN/VALUES lists.",
     build: |literals| {
         let fixed = match literals.get(1) {

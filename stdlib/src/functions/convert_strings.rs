@@ -1,7 +1,7 @@
 //! Converters over strings.
 
 use super::argument::{self, PatternArg};
-use crate::signature::{Compiled, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::signature::{Compiled, Example, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
 use crate::value::Value;
 
 const TARGET: &[Param] = &[Param::required("target", String)];
@@ -20,6 +20,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("values", List), Param::required("delimiter", String)],
         returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], Concat([\"a\", 1, true], \"-\"))",
+            output: "{\"out\": \"a-1-true\"}",
+        }],
         summary: "Joins the values with delimiter.",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| {
@@ -37,6 +42,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("target", String), Param::required("delimiter", String)],
         returns: ReturnType::List,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], Split(\"a,b\", \",\"))",
+            output: "{\"out\": [\"a\", \"b\"]}",
+        }],
         summary: "Splits target at each delimiter.",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| {
@@ -54,6 +64,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("target", String), Param::required("start", Int), Param::required("length", Int)],
         returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], Substring(\"abcdef\", 1, 3))",
+            output: "{\"out\": \"bcd\"}",
+        }],
         summary: "length characters of target from start.",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| {
@@ -69,6 +84,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("target", Any), Param::required("pattern", Regex)],
         returns: ReturnType::Bool,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], IsMatch(\"user=bob\", r\"user=\\w+\"))",
+            output: "{\"out\": true}",
+        }],
         summary: "True if the regex matches somewhere in target.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, false)?;
@@ -88,6 +108,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("target", String), Param::required("prefix", String)],
         returns: ReturnType::Bool,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], HasPrefix(\"postgresql.x\", \"postgresql.\"))",
+            output: "{\"out\": true}",
+        }],
         summary: "True if target starts with prefix.",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| {
@@ -101,6 +126,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("target", String), Param::required("suffix", String)],
         returns: ReturnType::Bool,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], HasSuffix(\"a.log\", \".txt\"))",
+            output: "{\"out\": false}",
+        }],
         summary: "True if target ends with suffix.",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| {
@@ -114,6 +144,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: TARGET,
         returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], ToLowerCase(\"SELECT\"))",
+            output: "{\"out\": \"select\"}",
+        }],
         summary: "Lowercases target.",
         build: |_| over_string("ToLowerCase", |s| Value::Str(s.to_lowercase())),
     },
@@ -122,6 +157,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: TARGET,
         returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], ToUpperCase(\"select\"))",
+            output: "{\"out\": \"SELECT\"}",
+        }],
         summary: "Uppercases target.",
         build: |_| over_string("ToUpperCase", |s| Value::Str(s.to_uppercase())),
     },
@@ -130,6 +170,10 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("target", String), Param::optional("replacement", String)],
         returns: ReturnType::String,
+        examples: &[
+            Example { input: "{}", statement: "set(attributes[\"out\"], Trim(\"  a  \"))", output: "{\"out\": \"a\"}" },
+            Example { input: "{}", statement: "set(attributes[\"out\"], Trim(\"--a--\", \"-\"))", output: "{\"out\": \"a\"}" },
+        ],
         summary: "Removes leading and trailing whitespace (or the given characters).",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| {

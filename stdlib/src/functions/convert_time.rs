@@ -1,6 +1,6 @@
 //! Time converters.
 
-use crate::signature::{Compiled, FunctionKind::Converter, FunctionSig, ReturnType};
+use crate::signature::{Compiled, Example, FunctionKind::Converter, FunctionSig, ReturnType};
 use crate::value::Value;
 
 pub const SIGNATURES: &[FunctionSig] = &[FunctionSig {
@@ -8,6 +8,7 @@ pub const SIGNATURES: &[FunctionSig] = &[FunctionSig {
     kind: Converter,
     params: &[],
     returns: ReturnType::Time,
+    examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], Now() > 1700000000000000000)", output: "{\"out\": true}" }],
     summary: "The current time, as nanoseconds since the Unix epoch.",
     build: |_| {
         Ok(Compiled::Converter(Box::new(|_| {

@@ -1,6 +1,6 @@
 //! Converters that test and change the type of a value.
 
-use crate::signature::{Compiled, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
+use crate::signature::{Compiled, Example, FunctionKind::Converter, FunctionSig, Param, ParamType::*, ReturnType};
 use crate::value::{Map, Value};
 
 const VALUE: &[Param] = &[Param::required("value", Any)];
@@ -15,6 +15,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Int,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], Int(\"42\"))", output: "{\"out\": 42}" }],
         summary: "Converts a value to an integer, or nil.",
         build: |_| {
             converter(|v| match v {
@@ -31,6 +32,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Double,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], Double(3))", output: "{\"out\": 3.0}" }],
         summary: "Converts a value to a float, or nil.",
         build: |_| {
             converter(|v| match v {
@@ -47,6 +49,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::String,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], String(12))", output: "{\"out\": \"12\"}" }],
         summary: "Converts a value to its string form (nil stays nil).",
         build: |_| converter(|v| if v.is_nil() { Value::Nil } else { Value::Str(v.to_string()) }),
     },
@@ -55,6 +58,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Bool,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], Bool(\"true\"))", output: "{\"out\": true}" }],
         summary: "Converts a value to a boolean, or nil.",
         build: |_| {
             converter(|v| match v {
@@ -75,6 +79,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Bool,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], IsString(\"a\"))", output: "{\"out\": true}" }],
         summary: "True if the value is a string.",
         build: |_| converter(|v| Value::Bool(matches!(v, Value::Str(_)))),
     },
@@ -83,6 +88,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Bool,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], IsInt(1.5))", output: "{\"out\": false}" }],
         summary: "True if the value is an integer.",
         build: |_| converter(|v| Value::Bool(matches!(v, Value::Int(_)))),
     },
@@ -91,6 +97,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Bool,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], IsDouble(1.5))", output: "{\"out\": true}" }],
         summary: "True if the value is a float.",
         build: |_| converter(|v| Value::Bool(matches!(v, Value::Double(_)))),
     },
@@ -99,6 +106,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Bool,
+        examples: &[Example {
+            input: "{\"m\": {\"k\": 1}}",
+            statement: "set(attributes[\"out\"], IsMap(attributes[\"m\"]))",
+            output: "{\"m\": {\"k\": 1}, \"out\": true}",
+        }],
         summary: "True if the value is a map.",
         build: |_| converter(|v| Value::Bool(matches!(v, Value::Map(_)))),
     },
@@ -107,6 +119,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Int,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], Len(\"héllo\"))", output: "{\"out\": 5}" }],
         summary: "Length of a string (characters), list or map.",
         build: |_| {
             converter(|v| match v {
@@ -123,6 +136,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("values", List)],
         returns: ReturnType::Any,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], Coalesce([nil, \"b\", \"c\"]))",
+            output: "{\"out\": \"b\"}",
+        }],
         summary: "The first value of the list that is not nil.",
         build: |_| {
             converter(|v| match v {
@@ -136,6 +154,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: &[Param::required("target", String)],
         returns: ReturnType::Any,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], ParseJSON(\"{\\\"a\\\": [1, true]}\"))",
+            output: "{\"out\": {\"a\": [1, true]}}",
+        }],
         summary: "Parses a JSON string into a map, list or scalar.",
         build: |_| {
             Ok(Compiled::Converter(Box::new(|args| {

@@ -1,7 +1,7 @@
 //! Editors that add, remove and reshape fields and maps.
 
 use super::argument::{self, PatternArg};
-use crate::signature::{Compiled, FnError, FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing};
+use crate::signature::{Compiled, Example, FnError, FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing};
 use crate::value::Value;
 
 pub const SIGNATURES: &[FunctionSig] = &[
@@ -10,6 +10,10 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", Target), Param::required("value", Any)],
         returns: Nothing,
+        examples: &[
+            Example { input: "{\"a\": 1}", statement: "set(attributes[\"b\"], \"x\")", output: "{\"a\": 1, \"b\": \"x\"}" },
+            Example { input: "{\"a\": 1}", statement: "set(attributes[\"a\"], nil)", output: "{\"a\": 1}" },
+        ],
         summary: "Sets target to value (nothing happens when value is nil).",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {
@@ -25,6 +29,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", TargetMap), Param::required("key", String)],
         returns: Nothing,
+        examples: &[Example { input: "{\"a\": 1, \"b\": 2}", statement: "delete_key(attributes, \"a\")", output: "{\"b\": 2}" }],
         summary: "Removes one key from a map.",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {
@@ -41,6 +46,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", TargetMap), Param::required("pattern", Regex)],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"tmp.a\": 1, \"keep\": 2, \"tmp.b\": 3}",
+            statement: "delete_matching_keys(attributes, \"^tmp\\\\.\")",
+            output: "{\"keep\": 2}",
+        }],
         summary: "Removes every key of a map that matches the regex.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, false)?;
@@ -64,6 +74,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", TargetMap), Param::required("keys", List)],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"a\": 1, \"b\": 2, \"c\": 3}",
+            statement: "keep_keys(attributes, [\"a\", \"c\"])",
+            output: "{\"a\": 1, \"c\": 3}",
+        }],
         summary: "Keeps only the listed keys of a map.",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {
@@ -81,6 +96,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", TargetMap), Param::required("pattern", Regex)],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"db.user\": \"u\", \"x\": 1}",
+            statement: "keep_matching_keys(attributes, \"^db\\\\.\")",
+            output: "{\"db.user\": \"u\"}",
+        }],
         summary: "Keeps only the keys of a map that match the regex.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, false)?;
@@ -97,6 +117,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", TargetMap), Param::required("limit", Int)],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"a\": \"abcdef\", \"n\": 5}",
+            statement: "truncate_all(attributes, 3)",
+            output: "{\"a\": \"abc\", \"n\": 5}",
+        }],
         summary: "Truncates every string value of a map to limit characters.",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {
@@ -117,6 +142,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", TargetMap), Param::required("limit", Int), Param::required("priority_keys", List)],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"a\": 1, \"b\": 2, \"c\": 3}",
+            statement: "limit(attributes, 2, [\"c\"])",
+            output: "{\"a\": 1, \"c\": 3}",
+        }],
         summary: "Keeps at most limit keys of a map, the priority keys first.",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {
@@ -161,6 +191,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
             Param::required("strategy", OneOf(&["insert", "update", "upsert"])),
         ],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"a\": 1}",
+            statement: "merge_maps(attributes, {\"a\": 2, \"b\": 3}, \"insert\")",
+            output: "{\"a\": 1, \"b\": 3}",
+        }],
         summary: "Merges source into target by strategy.",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {
@@ -189,6 +224,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", Target), Param::optional("value", Any), Param::optional("values", List)],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"tags\": [\"x\"]}",
+            statement: "append(attributes[\"tags\"], \"y\")",
+            output: "{\"tags\": [\"x\", \"y\"]}",
+        }],
         summary: "Appends value (or values) to the list at target.",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::argument::{self, PatternArg, PostFn};
-use crate::signature::{Compiled, FnError, FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing};
+use crate::signature::{Compiled, Example, FnError, FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing};
 use crate::value::Value;
 
 /// Rewrites one string in place; leaves other types alone, as OTTL does.
@@ -42,6 +42,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
             Param::optional("replacementFormat", String),
         ],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"q\": \"id=42 and id=7\"}",
+            statement: "replace_pattern(attributes[\"q\"], r\"id=(\\d+)\", \"id=<$1>\")",
+            output: "{\"q\": \"id=<42> and id=<7>\"}",
+        }],
         summary: "Replaces every match of regex in target; $1 names a capture group.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, false)?;
@@ -65,6 +70,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
             Param::optional("replacementFormat", String),
         ],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"a\": \"x1\", \"b\": \"y22\"}",
+            statement: "replace_all_patterns(attributes, \"value\", r\"\\d+\", \"#\")",
+            output: "{\"a\": \"x#\", \"b\": \"y#\"}",
+        }],
         summary: "Replaces regex matches in every key or every string value of a map.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 2, false)?;
@@ -101,6 +111,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
             Param::optional("replacementFormat", String),
         ],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"q\": \"SELECT 1\"}",
+            statement: "replace_match(attributes[\"q\"], \"SELECT *\", \"a select\")",
+            output: "{\"q\": \"a select\"}",
+        }],
         summary: "Replaces target with replacement when the whole value matches the glob.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, true)?;
@@ -123,6 +138,11 @@ pub const SIGNATURES: &[FunctionSig] = &[
             Param::optional("replacementFormat", String),
         ],
         returns: Nothing,
+        examples: &[Example {
+            input: "{\"a\": \"secret-1\", \"b\": \"public\"}",
+            statement: "replace_all_matches(attributes, \"secret-*\", \"***\")",
+            output: "{\"a\": \"***\", \"b\": \"public\"}",
+        }],
         summary: "Replaces each string value of a map that matches the glob.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, true)?;
