@@ -214,3 +214,13 @@ fn shipped_pipeline_tests_pass() {
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("2 passed, 0 failed"));
 }
+
+#[test]
+fn the_readme_runs_exactly_this_demo() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("dry-run pipelines/postgres.pipe --input postgres.statements=pipelines/fixtures/pg_stat_statements.ndjson"),
+        "README's first command drifted from the demo these tests run"
+    );
+    assert!(readme.contains("\ntests/run.sh\n"), "README's test command drifted");
+}

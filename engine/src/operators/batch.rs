@@ -83,3 +83,67 @@ impl Operator for Batcher {
         self.flush(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{LogRecord, Record, Resource};
+    use dbintel_dsl::plan::Value as SettingValue;
+
+    fn batcher(size: i64, timeout_ms: u64, max_bytes: u64) -> Batcher {
+        let mut settings = Settings::default();
+        settings.0.insert("size".into(), SettingValue::Int(size));
+        settings.0.insert("timeout".into(), SettingValue::Duration(Duration::from_millis(timeout_ms)));
+        settings.0.insert("max_bytes".into(), SettingValue::Bytes(max_bytes));
+        Batcher::new(&settings)
+    }
+
+    fn batch(n: usize, route: usize) -> Batch {
+        let mut b = Batch::new(Resource::default(), (0..n).map(|_| Record::Log(LogRecord::default())).collect());
+        b.route = route;
+        b
+    }
+
+    #[test]
+    fn flushes_at_size_in_chunks_of_size() {
+        let mut b = batcher(4, 60_000, 1 << 30);
+        let counters = NodeCounters::default();
+        let mut out = Vec::new();
+        b.process(batch(3, 0), &mut out, &counters);
+        assert!(out.is_empty());
+        b.process(batch(6, 0), &mut out, &counters);
+        let sizes: Vec<usize> = out.iter().map(Batch::len).collect();
+        assert_eq!(sizes, [4, 4, 1]);
+    }
+
+    #[test]
+    fn flushes_on_timeout_and_at_the_end() {
+        let mut b = batcher(1000, 50, 1 << 30);
+        let counters = NodeCounters::default();
+        let mut out = Vec::new();
+        b.process(batch(2, 0), &mut out, &counters);
+        b.tick(Instant::now(), &mut out);
+        assert!(out.is_empty(), "not yet");
+        b.tick(Instant::now() + Duration::from_millis(60), &mut out);
+        assert_eq!(out.len(), 1);
+        b.process(batch(1, 0), &mut out, &counters);
+        b.finish(&mut out);
+        assert_eq!(out.iter().map(Batch::len).sum::<usize>(), 3, "nothing held back at the end");
+    }
+
+    #[test]
+    fn keeps_pipelines_apart_and_respects_max_bytes() {
+        let mut b = batcher(1000, 60_000, 1 << 30);
+        let counters = NodeCounters::default();
+        let mut out = Vec::new();
+        b.process(batch(2, 0), &mut out, &counters);
+        b.process(batch(2, 1), &mut out, &counters);
+        b.finish(&mut out);
+        let routes: Vec<(usize, usize)> = out.iter().map(|b| (b.route, b.len())).collect();
+        assert_eq!(routes, [(0, 2), (1, 2)]);
+        let mut small = batcher(1000, 60_000, 100);
+        out.clear();
+        small.process(batch(2, 0), &mut out, &counters);
+        assert_eq!(out.len(), 1, "over max_bytes flushes at once");
+    }
+}

@@ -4,7 +4,8 @@
 //! drops when its condition holds, `keep where` keeps when it holds,
 //! `rate_limit` drops what is over its budget, `probabilistic` always
 //! decides. A record no rule decided on is kept. Probabilistic decisions by
-//! key hash the key (FNV-1a), so every replica decides the same.
+//! key hash the key (FNV-1a, then a 64-bit finalizer), so every replica
+//! decides the same.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -47,6 +48,17 @@ fn key_of(by: &Option<CPath>, ctx: &Ctx<'_>) -> Option<String> {
         Value::Str(s) => Some(s.clone()),
         other => Some(other.to_string()),
     }
+}
+
+/// FNV-1a alone leaves the high bits of short, similar keys (`q1`, `q2`)
+/// poorly spread; this finalizer (MurmurHash3's fmix64) spreads them so a
+/// threshold on the whole 64 bits keeps the intended share.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ceb9fe1a85ec53);
+    h ^ (h >> 33)
 }
 
 impl Sample {
@@ -100,7 +112,7 @@ impl Sample {
                 }
                 Rule::Probabilistic { threshold, by } => {
                     let hash = match key_of(by, &ctx) {
-                        Some(key) => fnv1a(key.as_bytes()),
+                        Some(key) => mix(fnv1a(key.as_bytes())),
                         None if by.is_some() => random,
                         None => random,
                     };
@@ -146,5 +158,75 @@ impl Operator for Sample {
         if !batch.is_empty() {
             out.push(batch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::LogRecord;
+
+    fn sample(rules: &str) -> Sample {
+        let source = format!("sample s {{\n{rules}\n}}\n");
+        let parsed = dbintel_dsl::parse::parse(0, &source);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let env = |_: &str| true;
+        let (plan, diagnostics) = dbintel_dsl::check::check(dbintel_dsl::check::CheckInput {
+            modules: &[parsed.module],
+            env_is_set: &env,
+            env_policy: dbintel_dsl::EnvPolicy::Warn,
+        });
+        assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+        let dbintel_dsl::plan::NodeKind::Sample(node) = &plan.nodes["s"].kind else { panic!("not a sample") };
+        Sample::new(node).expect("compiles")
+    }
+
+    fn record(pairs: &[(&str, Value)]) -> Record {
+        let mut log = LogRecord::default();
+        for (k, v) in pairs {
+            log.attributes.insert(*k, v.clone());
+        }
+        Record::Log(log)
+    }
+
+    #[test]
+    fn probabilistic_by_key_is_the_same_on_every_replica() {
+        let rules = r#"probabilistic 30% by attributes["id"]"#;
+        let (mut a, mut b) = (sample(rules), sample(rules));
+        let now = Instant::now();
+        let mut kept = 0;
+        for i in 0..10_000 {
+            let r = record(&[("id", Value::Str(format!("q{i}")))]);
+            let da = a.decide(&Resource::default(), &r, now);
+            assert_eq!(da, b.decide(&Resource::default(), &r, now), "replicas disagree on q{i}");
+            kept += usize::from(da == Decision::Keep);
+        }
+        assert!((2_700..=3_300).contains(&kept), "kept {kept} of 10,000 at 30%");
+    }
+
+    #[test]
+    fn rules_decide_in_order() {
+        let mut s = sample(
+            r#"drop where attributes["user"] == "replication"
+keep where attributes["slow"] == true
+probabilistic 0%"#,
+        );
+        let now = Instant::now();
+        let r = Resource::default();
+        assert_eq!(s.decide(&r, &record(&[("user", "replication".into()), ("slow", true.into())]), now), Decision::Drop);
+        assert_eq!(s.decide(&r, &record(&[("slow", true.into())]), now), Decision::Keep);
+        assert_eq!(s.decide(&r, &record(&[("slow", false.into())]), now), Decision::Drop);
+    }
+
+    #[test]
+    fn rate_limit_keeps_exactly_the_budget_per_key_and_window() {
+        let mut s = sample(r#"rate_limit 3 per 1m by attributes["id"]"#);
+        let start = Instant::now();
+        let r = Resource::default();
+        let mut kept =
+            |id: &str, at: Instant| (0..10).filter(|_| s.decide(&r, &record(&[("id", id.into())]), at) == Decision::Keep).count();
+        assert_eq!(kept("a", start), 3);
+        assert_eq!(kept("b", start), 3, "each key has its own budget");
+        assert_eq!(kept("a", start + Duration::from_secs(61)), 3, "a new window, a new budget");
     }
 }
