@@ -68,7 +68,9 @@ fn any_value(out: &mut String, v: &Value) {
             let _ = write!(out, r#"{{"boolValue":{b}}}"#);
         }
         Value::Int(i) => {
-            let _ = write!(out, r#"{{"intValue":"{i}"}}"#);
+            out.push_str(r#"{"intValue":""#);
+            out.push_str(itoa::Buffer::new().format(*i));
+            out.push_str("\"}");
         }
         Value::Double(d) => double_value(out, *d),
         Value::Str(s) => {
@@ -150,8 +152,20 @@ fn resource(out: &mut String, batch: &Batch) {
     out.push('}');
 }
 
+/// `"name":"123"`: OTLP/JSON writes 64-bit integers as strings.
+fn u64_field(out: &mut String, name: &str, value: u64) {
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":\"");
+    out.push_str(itoa::Buffer::new().format(value));
+    out.push('"');
+}
+
 fn log_record(out: &mut String, l: &LogRecord) {
-    let _ = write!(out, r#"{{"timeUnixNano":"{}","observedTimeUnixNano":"{}""#, l.time_unix_nano, l.observed_time_unix_nano);
+    out.push('{');
+    u64_field(out, "timeUnixNano", l.time_unix_nano);
+    out.push(',');
+    u64_field(out, "observedTimeUnixNano", l.observed_time_unix_nano);
     if l.severity_number != 0 {
         let _ = write!(out, r#","severityNumber":{}"#, l.severity_number);
     }

@@ -148,7 +148,6 @@ impl SqlMapping {
                 if let Some(skip) = skip {
                     map.remove(skip);
                 }
-                map.remove("_scrape");
                 map
             }
         }
