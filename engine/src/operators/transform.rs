@@ -132,7 +132,9 @@ impl Transform {
                         if outcome.is_err() {
                             break;
                         }
-                        matches = text(resource, record);
+                        if k + 1 < run.len() {
+                            matches = text(resource, record);
+                        }
                     }
                     outcome
                 }
