@@ -80,15 +80,7 @@ impl Pattern {
     /// False when the text cannot match (a required byte is absent).
     fn may_match(&self, text: &str) -> bool {
         match self {
-            Pattern::Fast { required: Some(bytes), .. } => {
-                let hay = text.as_bytes();
-                match bytes.as_slice() {
-                    [a] => memchr::memchr(*a, hay).is_some(),
-                    [a, b] => memchr::memchr2(*a, *b, hay).is_some(),
-                    [a, b, c] => memchr::memchr3(*a, *b, *c, hay).is_some(),
-                    _ => true,
-                }
-            }
+            Pattern::Fast { required: Some(bytes), .. } => contains_any(text, bytes),
             _ => true,
         }
     }
@@ -131,6 +123,18 @@ impl Pattern {
                 })
                 .map_err(|e| e.to_string()),
         }
+    }
+}
+
+/// Whether `text` holds one of `bytes` (at most three; more always counts
+/// as yes).
+pub fn contains_any(text: &str, bytes: &[u8]) -> bool {
+    let hay = text.as_bytes();
+    match bytes {
+        [a] => memchr::memchr(*a, hay).is_some(),
+        [a, b] => memchr::memchr2(*a, *b, hay).is_some(),
+        [a, b, c] => memchr::memchr3(*a, *b, *c, hay).is_some(),
+        _ => true,
     }
 }
 

@@ -9,6 +9,8 @@ use regex::{Captures, Regex};
 
 struct Detector {
     regex: Regex,
+    /// Bytes of which every match has one: text without them is skipped.
+    required: Option<Vec<u8>>,
     replacement: &'static str,
     /// Extra check on a match (Luhn for cards); `None` accepts every match.
     validate: Option<fn(&str) -> bool>,
@@ -19,6 +21,7 @@ fn detectors() -> &'static [Detector] {
     DETECTORS.get_or_init(|| {
         let d = |pattern: &str, replacement: &'static str, validate: Option<fn(&str) -> bool>| Detector {
             regex: Regex::new(pattern).expect("built-in detector pattern"),
+            required: regex_syntax::Parser::new().parse(pattern).ok().and_then(|hir| crate::pattern::required_bytes(&hir)),
             replacement,
             validate,
         };
@@ -56,6 +59,11 @@ fn detectors() -> &'static [Detector] {
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut current: Cow<'_, str> = Cow::Borrowed(text);
     for detector in detectors() {
+        if let Some(required) = &detector.required {
+            if !crate::pattern::contains_any(&current, required) {
+                continue;
+            }
+        }
         let replaced = match detector.validate {
             None => detector.regex.replace_all(&current, detector.replacement),
             Some(valid) => detector.regex.replace_all(&current, |caps: &Captures<'_>| {
