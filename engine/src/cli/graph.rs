@@ -2,10 +2,9 @@
 
 use std::process::ExitCode;
 
-use dbintel_dsl::{render, EnvPolicy};
+use dbintel_dsl::render;
 
-use super::{Paths, EXIT_INVALID};
-use crate::report;
+use super::Paths;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum Format {
@@ -23,18 +22,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let compilation = match super::compile(&args.paths.paths, EnvPolicy::Warn) {
-        Ok(c) => c,
+    let plan = match super::compile_plan(&args.paths.paths) {
+        Ok((_, plan)) => plan,
         Err(code) => return code,
     };
-    let Some(plan) = &compilation.plan else {
-        eprint!("{}", report::human(&compilation.sources, &compilation.diagnostics));
-        eprintln!("invalid: {}", report::summary(&compilation.diagnostics));
-        return ExitCode::from(EXIT_INVALID);
-    };
     match args.format {
-        Format::Dot => print!("{}", render::dot(plan)),
-        Format::Mermaid => print!("{}", render::mermaid(plan)),
+        Format::Dot => print!("{}", render::dot(&plan)),
+        Format::Mermaid => print!("{}", render::mermaid(&plan)),
     }
     ExitCode::SUCCESS
 }

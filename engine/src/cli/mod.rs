@@ -98,3 +98,17 @@ fn compile(paths: &[PathBuf], env_policy: dbintel_dsl::EnvPolicy) -> Result<dbin
     })?;
     Ok(dbintel_dsl::compile(&files, &crate::fs_host::FsHost, env_policy))
 }
+
+/// Compiles for a command that needs a plan: on errors, prints them and
+/// gives the exit code.
+fn compile_plan(paths: &[PathBuf]) -> Result<(dbintel_dsl::Compilation, dbintel_dsl::Plan), ExitCode> {
+    let mut compilation = compile(paths, dbintel_dsl::EnvPolicy::Warn)?;
+    match compilation.plan.take() {
+        Some(plan) => Ok((compilation, plan)),
+        None => {
+            eprint!("{}", crate::report::human(&compilation.sources, &compilation.diagnostics));
+            eprintln!("invalid: {}", crate::report::summary(&compilation.diagnostics));
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}

@@ -4,11 +4,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dbintel_dsl::EnvPolicy;
-
 use super::{Paths, EXIT_INVALID};
 use crate::pipe_tests::{run_tests, Verdict};
-use crate::report;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -24,16 +21,11 @@ fn xml_escape(s: &str) -> String {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let compilation = match super::compile(&args.paths.paths, EnvPolicy::Warn) {
-        Ok(c) => c,
+    let (compilation, plan) = match super::compile_plan(&args.paths.paths) {
+        Ok(compiled) => compiled,
         Err(code) => return code,
     };
-    let Some(plan) = &compilation.plan else {
-        eprint!("{}", report::human(&compilation.sources, &compilation.diagnostics));
-        eprintln!("invalid: {}", report::summary(&compilation.diagnostics));
-        return ExitCode::from(EXIT_INVALID);
-    };
-    let results = run_tests(plan);
+    let results = run_tests(&plan);
     let mut failed = 0;
     let mut junit = String::new();
     for result in &results {

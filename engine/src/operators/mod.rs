@@ -23,3 +23,15 @@ pub trait Operator: Send {
     /// Input ended: emit everything held.
     fn finish(&mut self, _out: &mut Vec<Batch>) {}
 }
+
+/// The checked plan of a `.pipe` snippet, for operator tests.
+#[cfg(test)]
+pub(crate) fn plan_of(source: &str) -> dbintel_dsl::Plan {
+    let parsed = dbintel_dsl::parse::parse(0, source);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let env = |_: &str| true;
+    let input = dbintel_dsl::check::CheckInput { modules: &[parsed.module], env_is_set: &env, env_policy: dbintel_dsl::EnvPolicy::Warn };
+    let (plan, diagnostics) = dbintel_dsl::check::check(input);
+    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+    plan
+}

@@ -167,16 +167,7 @@ mod tests {
     use crate::record::LogRecord;
 
     fn sample(rules: &str) -> Sample {
-        let source = format!("sample s {{\n{rules}\n}}\n");
-        let parsed = dbintel_dsl::parse::parse(0, &source);
-        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-        let env = |_: &str| true;
-        let (plan, diagnostics) = dbintel_dsl::check::check(dbintel_dsl::check::CheckInput {
-            modules: &[parsed.module],
-            env_is_set: &env,
-            env_policy: dbintel_dsl::EnvPolicy::Warn,
-        });
-        assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+        let plan = crate::operators::plan_of(&format!("sample s {{\n{rules}\n}}\n"));
         let dbintel_dsl::plan::NodeKind::Sample(node) = &plan.nodes["s"].kind else { panic!("not a sample") };
         Sample::new(node).expect("compiles")
     }

@@ -229,18 +229,7 @@ mod tests {
     use dbintel_dsl::plan::NodeKind;
 
     fn transform(statements: &str) -> Transform {
-        let source = format!("transform t {{\n{statements}\n}}\n");
-        let mut sources = dbintel_dsl::SourceMap::default();
-        let id = sources.add(dbintel_dsl::source::SourceFile::new("t".into(), "t".into(), source.clone()));
-        let parsed = dbintel_dsl::parse::parse(id, &source);
-        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-        let env = |_: &str| true;
-        let (plan, diagnostics) = dbintel_dsl::check::check(dbintel_dsl::check::CheckInput {
-            modules: &[parsed.module],
-            env_is_set: &env,
-            env_policy: dbintel_dsl::EnvPolicy::Warn,
-        });
-        assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+        let plan = crate::operators::plan_of(&format!("transform t {{\n{statements}\n}}\n"));
         let NodeKind::Transform(node) = &plan.nodes["t"].kind else { panic!("not a transform") };
         Transform::new("t", node).expect("compiles")
     }
