@@ -53,6 +53,8 @@ SQL
 pg -d dbintel_test <<'SQL'
 CREATE TABLE IF NOT EXISTS writer_owned (id int);
 ALTER TABLE writer_owned OWNER TO dbintel_writer;
+CREATE TABLE IF NOT EXISTS lock_probe (id int);
+GRANT SELECT ON lock_probe TO dbintel_monitor;
 GRANT CONNECT ON DATABASE dbintel_test TO dbintel_monitor;
 SQL
 

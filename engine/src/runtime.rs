@@ -42,6 +42,8 @@ pub enum RunError {
     UnknownTap(String),
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Source(#[from] crate::sources::postgres::PgError),
     #[error("sink `{node}`: {error}")]
     Sink { node: String, error: crate::sinks::SinkError },
 }
@@ -91,6 +93,23 @@ impl SourceOutput {
         }
     }
 
+    /// Sends from a task, waiting while downstream is full.
+    pub async fn send(&self, collector: &str, batch: Batch) {
+        if let Some(tap) = &self.tap {
+            let _ = tap.send(batch.clone()).await;
+        }
+        let targets: Vec<_> = self.routes.iter().filter(|(_, port, _)| port.as_deref().is_none_or(|p| p == collector)).collect();
+        let last = targets.len().saturating_sub(1);
+        let mut batch = Some(batch);
+        for (i, (pipeline, _, sender)) in targets.iter().enumerate() {
+            let item = if i == last { batch.take() } else { batch.clone() };
+            if let Some(mut item) = item {
+                item.route = *pipeline;
+                let _ = sender.send(item).await;
+            }
+        }
+    }
+
     /// Whether every route has room for another batch right now (live
     /// sources skip a scrape when it does not).
     pub fn has_room(&self) -> bool {
@@ -107,6 +126,8 @@ pub struct Setup {
     pub sinks: HashMap<String, Box<dyn Sink>>,
     /// Print this node's output to `tap_sink` instead of the real sinks.
     pub tap: Option<(String, Box<dyn Sink>)>,
+    /// Sources without a replay connect to their databases when set.
+    pub live: Option<crate::sources::live::LiveOptions>,
 }
 
 /// The result of a run.
@@ -192,7 +213,14 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
         match &node.kind {
             NodeKind::Source(source) => {
                 let output = source_outputs.remove(name).unwrap_or_default();
-                for (collector, path) in setup.replays.remove(name).unwrap_or_default() {
+                let replays = setup.replays.remove(name).unwrap_or_default();
+                if let (true, Some(options)) = (replays.is_empty(), setup.live) {
+                    let (node, source, output, counters) = (name.clone(), source.clone(), output.clone(), counters.clone());
+                    tasks.spawn(
+                        async move { crate::sources::live::run(node, source, output, counters, options).await.map_err(RunError::from) },
+                    );
+                }
+                for (collector, path) in replays {
                     let Some(spec) = source.collectors.get(&collector) else { continue };
                     let replay = Replay::new(name, source, &collector, spec, path)?;
                     let output = output.clone();

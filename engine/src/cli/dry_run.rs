@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use dbintel_dsl::plan::NodeKind;
 use dbintel_dsl::EnvPolicy;
@@ -12,6 +13,7 @@ use crate::report;
 use crate::runtime::{self, Setup};
 use crate::sinks::stdout::{shared_stdout, Format, StdoutSink};
 use crate::sinks::Sink;
+use crate::sources::live::LiveOptions;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum Output {
@@ -34,8 +36,39 @@ pub struct Args {
     /// Print this node's output instead of what reaches the sinks
     #[arg(long, value_name = "NODE")]
     tap: Option<String>,
+    /// Query the real databases of sources without --input this many times
+    /// (deltas appear from the second scrape)
+    #[arg(long, value_name = "N")]
+    scrapes: Option<u64>,
+    /// Time between live scrapes (default: each source's interval), e.g. 2s
+    #[arg(long, value_name = "DURATION", requires = "scrapes", value_parser = parse_duration)]
+    interval: Option<Seconds>,
     #[command(flatten)]
     paths: Paths,
+}
+
+/// A duration from the command line: `500ms`, `2s`, `1m`.
+#[derive(Debug, Clone, Copy)]
+pub struct Seconds(f64);
+
+impl From<Seconds> for Duration {
+    fn from(s: Seconds) -> Duration {
+        Duration::from_secs_f64(s.0)
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Seconds, String> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 2s"))?;
+    let factor = match unit {
+        "ms" => 0.001,
+        "s" | "" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("`{unit}` is not a unit of time (ms, s, m, h)")),
+    };
+    Ok(Seconds(n * factor))
 }
 
 fn usage(message: String) -> ExitCode {
@@ -87,8 +120,10 @@ pub fn run(args: Args) -> ExitCode {
         if let NodeKind::Source(source) = &node.kind {
             for collector in source.collectors.keys() {
                 let given = replays.get(name).is_some_and(|r| r.iter().any(|(c, _)| c == collector));
-                if !given {
-                    eprintln!("note: {name}.{collector} has no --input; it produces nothing in a dry run");
+                if !given && args.scrapes.is_none() {
+                    eprintln!(
+                        "note: {name}.{collector} has no --input; it produces nothing in a dry run (use --scrapes N to query the database)"
+                    );
                 }
             }
         }
@@ -106,7 +141,8 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let tap = args.tap.map(|node| (node, Box::new(StdoutSink::new(format, stdout.clone())) as Box<dyn Sink>));
-    let setup = Setup { replays, sinks, tap };
+    let live = args.scrapes.map(|n| LiveOptions { scrapes: Some(n), interval: args.interval.map(Duration::from) });
+    let setup = Setup { replays, sinks, tap, live };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

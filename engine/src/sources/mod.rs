@@ -6,9 +6,15 @@
 //!   as per-interval deltas.
 //! - [`replay`]: recorded rows from NDJSON in place of a database
 //!   (`dry-run --input`).
+//! - [`live`], [`postgres`]: real databases: safe sessions, the role check,
+//!   scraping on an interval.
+//! - [`secret`]: DSNs and keys that never print.
 
+pub mod live;
+pub mod postgres;
 pub mod replay;
 pub mod rows;
+pub mod secret;
 pub mod statement_deltas;
 
 use std::future::Future;

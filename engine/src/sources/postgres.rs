@@ -1,0 +1,271 @@
+//! The `postgres` source: a small pool per target, sessions that cannot
+//! hurt the server, and the collectors.
+//!
+//! Every session starts with `statement_timeout`, `lock_timeout` (half of
+//! it, so a lock wait ends as a lock wait), `idle_in_transaction_session_timeout`,
+//! `default_transaction_read_only = on` and `application_name = dbintel`,
+//! passed as startup options so no query runs before they hold. Each query
+//! also has a client-side deadline. At connect the role is checked:
+//! superusers and roles that can write are refused unless the source says
+//! `allow_privileged = true`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use dbintel_dsl::plan::Settings;
+use dbintel_stdlib::{Map, Value};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::{Column, Row, TypeInfo};
+
+use super::rows::Row as DbRow;
+use super::secret::Secret;
+use super::statement_deltas::{StatementDeltas, POSTGRES};
+use crate::record::{Record, Resource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("source `{source_name}`: {message}")]
+    Setup { source_name: String, message: String },
+    #[error("source `{source_name}`: refused: {message}")]
+    Privileged { source_name: String, message: String },
+    #[error("source `{source_name}`: {what} did not finish within {after:?}; cancelled")]
+    Timeout { source_name: String, what: String, after: Duration },
+    #[error("source `{source_name}`: {what} failed: {message}")]
+    Query { source_name: String, what: String, message: String },
+}
+
+/// One PostgreSQL server as dbintel sees it.
+pub struct PgTarget {
+    name: String,
+    pool: PgPool,
+    secret: Secret,
+    timeout: Duration,
+    pub resource: Resource,
+    version: i64,
+}
+
+fn ms(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+impl PgTarget {
+    pub async fn connect(name: &str, settings: &Settings) -> Result<PgTarget, PgError> {
+        let setup = |message: String| PgError::Setup { source_name: name.to_string(), message };
+        let reference = settings.secret("dsn").ok_or_else(|| setup("no dsn".into()))?;
+        let secret = Secret::resolve(reference).map_err(|e| setup(e.to_string()))?;
+        let timeout = settings.duration("timeout").unwrap_or(Duration::from_secs(3));
+        let connect_timeout = settings.duration("connect_timeout").unwrap_or(Duration::from_secs(5));
+        let mut options = PgConnectOptions::from_str(secret.expose())
+            .map_err(|e| setup(format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
+        options = options.application_name("dbintel").options([
+            ("statement_timeout", ms(timeout)),
+            ("lock_timeout", ms(timeout / 2)),
+            ("idle_in_transaction_session_timeout", ms(timeout * 2)),
+            ("default_transaction_read_only", "on".to_string()),
+        ]);
+        if let Some(mode) = settings.str("sslmode") {
+            let mode = match mode {
+                "disable" => PgSslMode::Disable,
+                "require" => PgSslMode::Require,
+                "verify-ca" => PgSslMode::VerifyCa,
+                "verify-full" => PgSslMode::VerifyFull,
+                _ => PgSslMode::Prefer,
+            };
+            options = options.ssl_mode(mode);
+        }
+        if let Some(ca) = settings.str("sslrootcert") {
+            options = options.ssl_root_cert(ca);
+        }
+        let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.int("pool").unwrap_or(2).clamp(1, 16) as u32)
+            .acquire_timeout(connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| setup(format!("cannot connect to {host}:{port}: {}", secret.scrub(&e.to_string()))))?;
+
+        let mut resource = Resource::default();
+        let attrs = &mut resource.attributes;
+        attrs.insert("db.system.name", Value::Str("postgresql".into()));
+        attrs.insert("server.address", Value::Str(host.clone()));
+        attrs.insert("server.port", Value::Int(i64::from(port)));
+        attrs.insert("service.instance.id", Value::Str(format!("{host}:{port}")));
+        attrs.insert("telemetry.sdk.name", Value::Str("dbintel".into()));
+        if let Some(db) = database {
+            attrs.insert("db.namespace", Value::Str(db));
+        }
+        let mut target = PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0 };
+        let version = target.query("server version", "SELECT current_setting('server_version_num')::int8 AS v").await?;
+        target.version = version.first().and_then(|r| super::rows::integer(r, "v")).unwrap_or(0);
+        if !settings.bool("allow_privileged").unwrap_or(false) {
+            target.refuse_privileged().await?;
+        }
+        Ok(target)
+    }
+
+    /// Refuses superusers and roles that can change data.
+    async fn refuse_privileged(&self) -> Result<(), PgError> {
+        let rows = self
+            .query(
+                "role check",
+                "SELECT r.rolname::text AS role, r.rolsuper AS superuser, r.rolcreaterole AS createrole, r.rolbypassrls AS bypassrls,
+                        (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                            AND (pg_has_role(c.relowner, 'USAGE')
+                                 OR has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))) AS writable
+                   FROM pg_roles r WHERE r.rolname = current_user",
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| PgError::Privileged { source_name: self.name.clone(), message: "cannot see its own role".into() })?;
+        let role = row.get("role").map(ToString::to_string).unwrap_or_default();
+        let found = if row.get("superuser") == Some(&Value::Bool(true)) {
+            Some("is a superuser".to_string())
+        } else if row.get("createrole") == Some(&Value::Bool(true)) {
+            Some("can create roles".to_string())
+        } else if row.get("bypassrls") == Some(&Value::Bool(true)) {
+            Some("bypasses row-level security".to_string())
+        } else {
+            super::rows::integer(row, "writable").filter(|n| *n > 0).map(|n| format!("can write to {n} table(s) in this database"))
+        };
+        match found {
+            Some(privilege) => Err(PgError::Privileged {
+                source_name: self.name.clone(),
+                message: format!(
+                    "role `{role}` {privilege}; use a read-only role granted pg_monitor (README: Database users), or set allow_privileged = true"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `sql` under the client deadline; rows come back as maps, NULL
+    /// as nil.
+    pub async fn query(&self, what: &str, sql: &str) -> Result<Vec<DbRow>, PgError> {
+        // our own fixed statements, or a `sql` collector's configured query
+        self.query_with(what, sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))).await
+    }
+
+    async fn query_with(
+        &self,
+        what: &str,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<DbRow>, PgError> {
+        // A little past the server's statement_timeout, so the server
+        // normally ends the query itself (and the backend is freed).
+        let deadline = self.timeout + Duration::from_millis(500);
+        match tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await {
+            Err(_) => Err(PgError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
+            Ok(Err(e)) => {
+                let message = self.secret.scrub(&e.to_string());
+                if message.contains("statement timeout") || message.contains("lock timeout") {
+                    return Err(PgError::Timeout {
+                        source_name: self.name.clone(),
+                        what: format!("{what} ({message})"),
+                        after: self.timeout,
+                    });
+                }
+                Err(PgError::Query { source_name: self.name.clone(), what: what.to_string(), message })
+            }
+            Ok(Ok(rows)) => Ok(rows.iter().map(row_to_map).collect()),
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// server identity: system identifier and postmaster start time, so a
+    /// failover or restart is a new identity.
+    async fn identity(&self) -> Result<String, PgError> {
+        let start = self.query("server identity", "SELECT pg_postmaster_start_time()::text AS started").await?;
+        let started = start.first().and_then(|r| r.get("started")).map(ToString::to_string).unwrap_or_default();
+        let system = match self.query("system identifier", "SELECT system_identifier::text AS id FROM pg_control_system()").await {
+            Ok(rows) => rows.first().and_then(|r| r.get("id")).map(ToString::to_string).unwrap_or_default(),
+            // not granted to this role: host and port stand in for it
+            Err(_) => self.resource.attributes.get("service.instance.id").map(ToString::to_string).unwrap_or_default(),
+        };
+        Ok(format!("{system}:{started}"))
+    }
+}
+
+/// A row as a map from column name to value; NULL is nil. Values are read by
+/// their SQL type; anything unusual is read as text.
+pub fn row_to_map(row: &PgRow) -> DbRow {
+    let mut map = Map::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let value = match column.type_info().name() {
+            "INT8" => row.try_get::<Option<i64>, _>(i).ok().flatten().map(Value::Int),
+            "INT4" => row.try_get::<Option<i32>, _>(i).ok().flatten().map(|v| Value::Int(i64::from(v))),
+            "INT2" => row.try_get::<Option<i16>, _>(i).ok().flatten().map(|v| Value::Int(i64::from(v))),
+            "FLOAT8" => row.try_get::<Option<f64>, _>(i).ok().flatten().map(Value::Double),
+            "FLOAT4" => row.try_get::<Option<f32>, _>(i).ok().flatten().map(|v| Value::Double(f64::from(v))),
+            "BOOL" => row.try_get::<Option<bool>, _>(i).ok().flatten().map(Value::Bool),
+            "OID" => row.try_get::<Option<sqlx::postgres::types::Oid>, _>(i).ok().flatten().map(|v| Value::Int(i64::from(v.0))),
+            _ => row.try_get::<Option<String>, _>(i).ok().flatten().map(Value::Str),
+        };
+        map.insert(column.name(), value.unwrap_or(Value::Nil));
+    }
+    map
+}
+
+/// pg_stat_statements, as per-interval deltas.
+pub struct StatementsCollector {
+    deltas: StatementDeltas,
+}
+
+impl StatementsCollector {
+    pub fn new(settings: &Settings) -> StatementsCollector {
+        StatementsCollector { deltas: StatementDeltas::new(&POSTGRES, settings.int("top").unwrap_or(200).max(1) as usize) }
+    }
+
+    pub async fn scrape(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, PgError> {
+        let server = target.identity().await?;
+        let reset = if target.version >= 140000 {
+            let rows = target.query("stats_reset", "SELECT stats_reset::text AS reset FROM pg_stat_statements_info").await?;
+            rows.first().and_then(|r| r.get("reset")).filter(|v| !v.is_nil()).map(ToString::to_string)
+        } else {
+            None
+        };
+        let toplevel = if target.version >= 140000 { "s.toplevel" } else { "true" };
+        // stats without texts: texts are fetched only for ids not seen yet
+        let sql = format!(
+            "SELECT s.userid::int8 AS userid, s.dbid::int8 AS dbid, {toplevel} AS toplevel, s.queryid, s.calls,
+                    s.total_exec_time, s.rows, s.shared_blks_hit, s.shared_blks_read, s.shared_blks_written,
+                    s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
+                    d.datname::text AS datname, r.rolname::text AS rolname
+               FROM pg_stat_statements(false) s
+               LEFT JOIN pg_database d ON d.oid = s.dbid
+               LEFT JOIN pg_roles r ON r.oid = s.userid
+              WHERE s.queryid IS NOT NULL"
+        );
+        let mut rows = target.query("pg_stat_statements", &sql).await?;
+        let missing: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| super::rows::integer(r, "queryid"))
+            .filter(|id| !self.deltas.knows_text(&id.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            let texts = target
+                .query_with(
+                    "query texts",
+                    sqlx::query("SELECT DISTINCT queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1)").bind(missing),
+                )
+                .await?;
+            let by_id: std::collections::HashMap<i64, Value> = texts
+                .into_iter()
+                .filter_map(|mut t| Some((super::rows::integer(&t, "queryid")?, t.remove("query").unwrap_or(Value::Nil))))
+                .collect();
+            for row in &mut rows {
+                if let Some(text) = super::rows::integer(row, "queryid").and_then(|id| by_id.get(&id)) {
+                    row.insert("query", text.clone());
+                }
+            }
+        }
+        let (records, _) = self.deltas.observe(&server, reset, rows, now);
+        Ok(records)
+    }
+}

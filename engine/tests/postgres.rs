@@ -1,0 +1,201 @@
+//! The postgres source against the real PostgreSQL on this machine
+//! (prepared by tests/prepare-servers.sh; these tests fail, never skip,
+//! when it is not there).
+
+use std::time::{Duration, Instant};
+
+use dbintel::record::{Number, Record};
+use dbintel::sources::postgres::{PgError, PgTarget, StatementsCollector};
+use dbintel_dsl::plan::{SecretRef, Settings, Value as SettingValue};
+use dbintel_stdlib::Value;
+use sqlx::postgres::PgPoolOptions;
+
+const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
+const SUPERUSER: &str = "postgres://postgres:super-secret-pw@127.0.0.1:5432/dbintel_test";
+const WRITER: &str = "postgres://dbintel_writer:writer-secret-pw@127.0.0.1:5432/dbintel_test";
+
+/// Source settings with the DSN in a per-test environment variable.
+fn settings(var: &str, dsn: &str, timeout: Duration) -> Settings {
+    std::env::set_var(var, dsn);
+    let mut s = Settings::default();
+    s.0.insert("dsn".into(), SettingValue::Secret(SecretRef::Env(var.into())));
+    s.0.insert("timeout".into(), SettingValue::Duration(timeout));
+    s.0.insert("connect_timeout".into(), SettingValue::Duration(Duration::from_secs(5)));
+    s.0.insert("pool".into(), SettingValue::Int(2));
+    s
+}
+
+/// Tests that read pg_stat_statements deltas take this: the reset test
+/// empties the statistics for everyone.
+static STATS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A statements collector that keeps every statement (the suite's own
+/// queries would otherwise compete for the top N).
+fn collector() -> StatementsCollector {
+    let mut s = Settings::default();
+    s.0.insert("top".into(), SettingValue::Int(10_000));
+    StatementsCollector::new(&s)
+}
+
+async fn admin() -> sqlx::PgPool {
+    PgPoolOptions::new().max_connections(2).connect(SUPERUSER).await.expect("PostgreSQL at 127.0.0.1:5432 (run tests/prepare-servers.sh)")
+}
+
+/// Runs a statement that only this marker produces. pg_stat_statements
+/// ignores aliases and constants when it identifies a statement, so each
+/// marker selects its own number of columns.
+async fn run_marker(admin: &sqlx::PgPool, marker: &str, times: usize) {
+    let columns = 20 + marker.len() + marker.bytes().map(usize::from).sum::<usize>() % 50;
+    let rest: Vec<String> = (1..columns).map(|i| format!("{i} AS c{i}")).collect();
+    let sql = format!("SELECT 0 AS {marker}, {}", rest.join(", "));
+    for _ in 0..times {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(admin).await.expect("marker runs");
+    }
+}
+
+fn calls_for(records: &[Record], marker: &str) -> Option<i64> {
+    let id = records.iter().find_map(|r| match r {
+        Record::Log(l) if l.attributes.get("db.query.text").and_then(Value::as_str).is_some_and(|t| t.contains(marker)) => {
+            l.attributes.get("db.query.id").cloned()
+        }
+        _ => None,
+    })?;
+    records.iter().find_map(|r| match r {
+        Record::Metric(m) if m.name == "postgresql.query.calls" && m.attributes.get("db.query.id") == Some(&id) => match m.value {
+            Number::Int(i) => Some(i),
+            Number::Double(d) => Some(d as i64),
+        },
+        _ => None,
+    })
+}
+
+fn no_negative_points(records: &[Record]) {
+    for r in records {
+        if let Record::Metric(m) = r {
+            let v = match m.value {
+                Number::Int(i) => i as f64,
+                Number::Double(d) => d,
+            };
+            assert!(v >= 0.0, "negative delta {} = {v}", m.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_monitoring_role_sees_exactly_the_calls_made_between_scrapes() {
+    let _stats = STATS.lock().await;
+    let target =
+        PgTarget::connect("pg", &settings("DBINTEL_T1_DSN", MONITOR, Duration::from_secs(3))).await.expect("monitor role connects");
+    let admin = admin().await;
+    let mut collector = collector();
+    // seen once before the first scrape, so that scrape is its baseline
+    run_marker(&admin, "marker_k7", 1).await;
+    let first = collector.scrape(&target, 1).await.expect("first scrape");
+    assert_eq!(calls_for(&first, "marker_k7"), None, "the first sighting is a baseline");
+    run_marker(&admin, "marker_k7", 7).await;
+    let second = collector.scrape(&target, 2).await.expect("second scrape");
+    assert_eq!(calls_for(&second, "marker_k7"), Some(7), "Δcalls for a statement run 7 times");
+    no_negative_points(&second);
+    // the resource names the server the way New Relic builds entities
+    assert_eq!(target.resource.attributes.get("service.instance.id"), Some(&Value::Str("127.0.0.1:5432".into())));
+    assert_eq!(target.resource.attributes.get("db.system.name"), Some(&Value::Str("postgresql".into())));
+}
+
+#[tokio::test]
+async fn a_stats_reset_rebaselines_instead_of_reporting_garbage() {
+    let _stats = STATS.lock().await;
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T2_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
+    let admin = admin().await;
+    let mut collector = collector();
+    run_marker(&admin, "marker_reset", 5).await;
+    collector.scrape(&target, 1).await.expect("baseline");
+    run_marker(&admin, "marker_reset", 4).await;
+    sqlx::query("SELECT pg_stat_statements_reset()").execute(&admin).await.expect("reset");
+    run_marker(&admin, "marker_reset", 2).await;
+    let after_reset = collector.scrape(&target, 2).await.expect("scrape after reset");
+    no_negative_points(&after_reset);
+    assert_eq!(calls_for(&after_reset, "marker_reset"), None, "after a reset everything is a new baseline");
+    run_marker(&admin, "marker_reset", 3).await;
+    let next = collector.scrape(&target, 3).await.expect("next scrape");
+    no_negative_points(&next);
+    assert_eq!(calls_for(&next, "marker_reset"), Some(3));
+}
+
+#[tokio::test]
+async fn superusers_and_writers_are_refused_without_showing_the_password() {
+    for (var, dsn, expect) in [("DBINTEL_T3A_DSN", SUPERUSER, "is a superuser"), ("DBINTEL_T3B_DSN", WRITER, "can write to 1 table")] {
+        match PgTarget::connect("pg", &settings(var, dsn, Duration::from_secs(3))).await {
+            Err(e @ PgError::Privileged { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains(expect), "{message}");
+                assert!(!message.contains("secret-pw"), "password in: {message}");
+            }
+            Err(other) => panic!("expected a refusal, got {other}"),
+            Ok(_) => panic!("{dsn} was accepted"),
+        }
+    }
+    let mut allowed = settings("DBINTEL_T3C_DSN", SUPERUSER, Duration::from_secs(3));
+    allowed.0.insert("allow_privileged".into(), SettingValue::Bool(true));
+    assert!(PgTarget::connect("pg", &allowed).await.is_ok(), "allow_privileged lets it through");
+}
+
+#[tokio::test]
+async fn a_bad_dsn_or_unreachable_server_says_so_without_the_password() {
+    for (var, dsn) in [("DBINTEL_T4A_DSN", "postgres://u:hunter2-pw@127.0.0.1:1/x"), ("DBINTEL_T4B_DSN", "not a dsn hunter2-pw")] {
+        let err = PgTarget::connect("pg", &settings(var, dsn, Duration::from_secs(1))).await.err().expect("fails");
+        let message = err.to_string();
+        assert!(!message.contains("hunter2"), "password in: {message}");
+        assert!(message.contains("source `pg`"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_query_is_cancelled_and_leaves_no_backend_running() {
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T5_DSN", MONITOR, Duration::from_secs(1))).await.expect("connects");
+    let started = Instant::now();
+    let err = target.query("sleepy", "SELECT pg_sleep(30) AS slept_marker").await.expect_err("times out");
+    assert!(matches!(err, PgError::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let admin = admin().await;
+    let mut still_running = 1;
+    for _ in 0..20 {
+        let row: (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbintel' AND state = 'active' AND query LIKE '%slept_marker%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&admin)
+        .await
+        .expect("pg_stat_activity");
+        still_running = row.0;
+        if still_running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(still_running, 0, "our pg_sleep is still running on the server");
+}
+
+#[tokio::test]
+async fn a_locked_table_ends_our_query_by_lock_timeout() {
+    let admin = admin().await;
+    let mut holder = admin.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE lock_probe IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.expect("lock");
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T6_DSN", MONITOR, Duration::from_secs(2))).await.expect("connects");
+    let err = target.query("probe", "SELECT count(*) AS n FROM lock_probe").await.expect_err("blocked");
+    assert!(err.to_string().contains("lock timeout"), "{err}");
+    holder.rollback().await.expect("release");
+}
+
+#[tokio::test]
+async fn nulls_in_every_column_type_are_fine() {
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T7_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
+    let rows = target
+        .query(
+            "nulls",
+            "SELECT NULL::int8 AS a, NULL::int4 AS b, NULL::float8 AS c, NULL::bool AS d, NULL::text AS e, NULL::timestamptz AS f, NULL::jsonb AS g, NULL::oid AS h, NULL::numeric AS i",
+        )
+        .await
+        .expect("query with NULLs");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].len(), 9);
+    assert!(rows[0].iter().all(|(_, v)| v.is_nil()), "{:?}", rows[0]);
+}
