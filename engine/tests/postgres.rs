@@ -29,6 +29,10 @@ fn settings(var: &str, dsn: &str, timeout: Duration) -> Settings {
 /// empties the statistics for everyone.
 static STATS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Tests that lock `lock_probe` take this, so one's lock holder is never
+/// the other's blocker.
+static LOCK_PROBE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A statements collector that keeps every statement (the suite's own
 /// queries would otherwise compete for the top N).
 fn collector() -> StatementsCollector {
@@ -176,6 +180,7 @@ async fn a_slow_query_is_cancelled_and_leaves_no_backend_running() {
 
 #[tokio::test]
 async fn a_locked_table_ends_our_query_by_lock_timeout() {
+    let _probe = LOCK_PROBE.lock().await;
     let admin = admin().await;
     let mut holder = admin.begin().await.expect("begin");
     sqlx::query("LOCK TABLE lock_probe IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.expect("lock");
@@ -198,4 +203,88 @@ async fn nulls_in_every_column_type_are_fine() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].len(), 9);
     assert!(rows[0].iter().all(|(_, v)| v.is_nil()), "{:?}", rows[0]);
+}
+
+#[tokio::test]
+async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
+    use dbintel::sources::activity::{AshWindow, PG_SAMPLE_SQL};
+    let _probe = LOCK_PROBE.lock().await;
+    let admin = PgPoolOptions::new().max_connections(8).connect(SUPERUSER).await.expect("PostgreSQL");
+    let mut holder = admin.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE lock_probe IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.expect("lock");
+    let (holder_pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(&mut *holder).await.expect("pid");
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        let pool = admin.clone();
+        busy.push(tokio::spawn(async move { sqlx::query("SELECT pg_sleep(4)").execute(&pool).await.map(|_| ()) }));
+    }
+    for _ in 0..2 {
+        let pool = admin.clone();
+        busy.push(tokio::spawn(async move { sqlx::query("SELECT count(*) FROM lock_probe").execute(&pool).await.map(|_| ()) }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T8_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
+    let period = Duration::from_millis(250);
+    let mut window = AshWindow::new("postgresql", period);
+    for _ in 0..8 {
+        let rows = target.query("sample", PG_SAMPLE_SQL).await.expect("sample");
+        window.add_sample(&rows);
+        tokio::time::sleep(period).await;
+    }
+    let records = window.finish(period * 8, 1);
+    holder.rollback().await.expect("release");
+    for task in busy {
+        let _ = task.await;
+    }
+
+    let aas = |class: &str, event: &str| -> f64 {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Metric(m)
+                    if m.attributes.get("db.wait.class") == Some(&Value::Str(class.into()))
+                        && m.attributes.get("db.wait.event") == Some(&Value::Str(event.into())) =>
+                {
+                    match m.value {
+                        Number::Double(d) => Some(d),
+                        Number::Int(i) => Some(i as f64),
+                    }
+                }
+                _ => None,
+            })
+            .sum()
+    };
+    assert!((aas("Timeout", "PgSleep") - 4.0).abs() < 0.01, "AAS in pg_sleep: {}", aas("Timeout", "PgSleep"));
+    assert!((aas("Lock", "relation") - 2.0).abs() < 0.01, "AAS waiting on the lock: {}", aas("Lock", "relation"));
+    let chains: Vec<&Value> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Log(l) if l.event_name == "db.server.blocking" => l.attributes.get("db.blocking.session.ids"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chains.len(), 2, "one blocking event per waiting session");
+    for chain in chains {
+        assert_eq!(chain, &Value::List(vec![Value::Int(i64::from(holder_pid))]), "blocked by the lock holder");
+    }
+}
+
+#[tokio::test]
+async fn instance_health_metrics_come_from_the_server() {
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T9_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
+    let records = dbintel::sources::live::instance(&target, 1).await.expect("instance scrape");
+    let names: std::collections::BTreeSet<&str> =
+        records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m.name.as_str()) } else { None }).collect();
+    for expected in [
+        "postgresql.backends",
+        "postgresql.commits",
+        "postgresql.deadlocks",
+        "postgresql.blocks.hit",
+        "postgresql.database.size",
+        "postgresql.database.xid_age",
+    ] {
+        assert!(names.contains(expected), "missing {expected}: {names:?}");
+    }
+    assert!(!names.contains("postgresql.replication.lag"), "this server is a primary");
 }

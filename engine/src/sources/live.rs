@@ -1,20 +1,22 @@
-//! Running sources against real databases: connect, then scrape on an
-//! interval with jitter. Collectors of one source run one after another, so
-//! a query still running at the next tick is never started twice; a scrape
-//! that fails or times out is counted and the next one goes ahead. When
-//! downstream has no room, the scrape is skipped and counted instead of
-//! queued.
+//! Running sources against real databases: connect (one small pool per
+//! target), then each collector in its own loop on its own cadence, with
+//! jitter. Within a loop a scrape never starts before the previous one has
+//! ended, so a slow query is never started twice; a scrape that fails or
+//! times out is counted and the next one goes ahead. When downstream has no
+//! room, the scrape is skipped and counted instead of queued.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use dbintel_dsl::plan::{Collector, SourceNode};
 
+use super::activity::{AshWindow, PG13_SAMPLE_SQL, PG_SAMPLE_SQL};
 use super::postgres::{PgError, PgTarget, StatementsCollector};
 use super::rows::{now_nanos, SqlMapping};
 use crate::counters::NodeCounters;
-use crate::record::Batch;
+use crate::record::{Batch, MetricKind, MetricPoint, Number, Record, Temporality};
 use crate::runtime::SourceOutput;
+use dbintel_stdlib::Value;
 
 /// How many scrapes to run and how often (dry-run's `--scrapes`,
 /// `--interval`); `None` means as configured, forever.
@@ -26,6 +28,8 @@ pub struct LiveOptions {
 
 enum Live {
     Statements(StatementsCollector),
+    Activity,
+    Instance,
     Sql { query: String, mapping: SqlMapping },
     Unsupported,
 }
@@ -33,6 +37,8 @@ enum Live {
 fn collector(source: &SourceNode, name: &str, spec: &Collector) -> Live {
     match (source.kind.as_str(), name) {
         ("postgres", "statements") => Live::Statements(StatementsCollector::new(&spec.settings)),
+        ("postgres", "activity") => Live::Activity,
+        ("postgres", "instance") => Live::Instance,
         ("sql", _) => match spec.settings.str("query") {
             Some(query) => Live::Sql { query: query.to_string(), mapping: SqlMapping::new(name, &spec.settings) },
             None => Live::Unsupported,
@@ -46,6 +52,168 @@ fn jittered(interval: Duration, jitter_percent: f64, round: u64) -> Duration {
     let spread = interval.as_secs_f64() * jitter_percent / 100.0;
     let unit = (dbintel_stdlib::functions::fnv1a(&round.to_le_bytes()) % 2001) as f64 / 1000.0 - 1.0;
     Duration::from_secs_f64((interval.as_secs_f64() + spread * unit).max(0.0))
+}
+
+/// Everything one collector loop needs.
+struct Loop {
+    source: String,
+    collector: String,
+    target: Arc<PgTarget>,
+    output: SourceOutput,
+    counters: Arc<NodeCounters>,
+    scrapes: Option<u64>,
+    interval: Duration,
+    jitter: f64,
+}
+
+impl Loop {
+    async fn emit(&self, records: Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        NodeCounters::add(&self.counters.emitted, records.len());
+        self.output.send(&self.collector, Batch::new(self.target.resource.clone(), records)).await;
+    }
+
+    fn failed(&self, error: &PgError) {
+        NodeCounters::add(&self.counters.errors, 1);
+        tracing::warn!(%error, collector = %self.collector, "scrape failed");
+    }
+
+    /// Waits for room downstream; false (and a counted skip) when there is none.
+    fn has_room(&self) -> bool {
+        if self.output.has_room() {
+            return true;
+        }
+        NodeCounters::add(&self.counters.skipped_scrapes, 1);
+        tracing::warn!(source = %self.source, collector = %self.collector, "downstream is full: scrape skipped");
+        false
+    }
+
+    /// Statements, instance and `sql` collectors: one scrape per interval.
+    async fn periodic(self, mut live: Live) {
+        let mut round = 0u64;
+        loop {
+            if self.has_room() {
+                let now = now_nanos();
+                let result = match &mut live {
+                    Live::Statements(c) => c.scrape(&self.target, now).await,
+                    Live::Instance => instance(&self.target, now).await,
+                    Live::Sql { query, mapping } => self.target.query(&self.collector, query).await.map(|rows| {
+                        rows.into_iter()
+                            .filter_map(|row| match mapping.record(row, now) {
+                                Ok(r) => Some(r),
+                                Err(reason) => {
+                                    NodeCounters::add(&self.counters.errors, 1);
+                                    tracing::warn!(source = %self.source, collector = %self.collector, %reason, "row skipped");
+                                    None
+                                }
+                            })
+                            .collect()
+                    }),
+                    Live::Activity | Live::Unsupported => return,
+                };
+                match result {
+                    Ok(records) => self.emit(records).await,
+                    Err(e) => self.failed(&e),
+                }
+            }
+            round += 1;
+            if self.scrapes.is_some_and(|n| round >= n) {
+                return;
+            }
+            tokio::time::sleep(jittered(self.interval, self.jitter, round)).await;
+        }
+    }
+
+    /// Active session history: a sample every `every`, AAS every `window`.
+    async fn activity(self, every: Duration, window: Duration) {
+        let sql = if self.target.version() >= 140000 { PG_SAMPLE_SQL } else { PG13_SAMPLE_SQL };
+        let mut ash = AshWindow::new("postgresql", every);
+        let mut windows = 0u64;
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut window_start = tokio::time::Instant::now();
+        loop {
+            ticker.tick().await;
+            match self.target.query("activity sample", sql).await {
+                Ok(rows) => ash.add_sample(&rows),
+                Err(e) => self.failed(&e),
+            }
+            if window_start.elapsed() + every / 2 >= window {
+                let records = ash.finish(window, now_nanos());
+                if self.has_room() {
+                    self.emit(records).await;
+                }
+                window_start = tokio::time::Instant::now();
+                windows += 1;
+                if self.scrapes.is_some_and(|n| windows >= n) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Health basics per database: backends, commits, rollbacks, deadlocks,
+/// block hits and reads, size; replication lag on a replica; the age of the
+/// oldest unfrozen transaction id.
+pub async fn instance(target: &PgTarget, now: u64) -> Result<Vec<Record>, PgError> {
+    let rows = target
+        .query(
+            "pg_stat_database",
+            "SELECT d.datname::text AS datname, d.numbackends::int8 AS backends, d.xact_commit AS commits,
+                    d.xact_rollback AS rollbacks, d.deadlocks, d.blks_hit, d.blks_read,
+                    CASE WHEN has_database_privilege(d.datname, 'CONNECT') THEN pg_database_size(d.datid) END AS size_bytes,
+                    age(db.datfrozenxid)::int8 AS xid_age
+               FROM pg_stat_database d JOIN pg_database db ON db.oid = d.datid
+              WHERE d.datname IS NOT NULL",
+        )
+        .await?;
+    let mut out = Vec::new();
+    let metric = |name: &str, unit: &str, kind: MetricKind, value: Number, database: &Value| {
+        let mut attributes = dbintel_stdlib::Map::with_capacity(1);
+        attributes.insert("db.namespace", database.clone());
+        Record::Metric(MetricPoint {
+            name: format!("postgresql.{name}"),
+            unit: unit.into(),
+            description: String::new(),
+            kind,
+            start_time_unix_nano: 0,
+            time_unix_nano: now,
+            value,
+            attributes,
+        })
+    };
+    let cumulative = MetricKind::Sum { monotonic: true, temporality: Temporality::Cumulative };
+    for row in &rows {
+        let database = row.get("datname").cloned().unwrap_or_default();
+        let columns: [(&str, &str, &str, MetricKind); 8] = [
+            ("backends", "backends", "{connection}", MetricKind::Gauge),
+            ("commits", "commits", "{transaction}", cumulative),
+            ("rollbacks", "rollbacks", "{transaction}", cumulative),
+            ("deadlocks", "deadlocks", "{deadlock}", cumulative),
+            ("blks_hit", "blocks.hit", "{block}", cumulative),
+            ("blks_read", "blocks.read", "{block}", cumulative),
+            ("size_bytes", "database.size", "By", MetricKind::Gauge),
+            ("xid_age", "database.xid_age", "{transaction}", MetricKind::Gauge),
+        ];
+        for (column, name, unit, kind) in columns {
+            if let Some(v) = super::rows::integer(row, column) {
+                out.push(metric(name, unit, kind, Number::Int(v), &database));
+            }
+        }
+    }
+    let lag = target
+        .query(
+            "replication lag",
+            "SELECT CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag",
+        )
+        .await?;
+    if let Some(lag) = lag.first().and_then(|r| super::rows::number(r, "lag")) {
+        out.push(metric("replication.lag", "s", MetricKind::Gauge, Number::Double(lag), &Value::Nil));
+    }
+    Ok(out)
 }
 
 pub async fn run(
@@ -64,58 +232,38 @@ pub async fn run(
         tracing::error!(source = %name, "live MySQL/MariaDB collection is not built yet; this source produces nothing");
         return Ok(());
     }
-    let target = PgTarget::connect(&name, &source.settings).await?;
-    let mut collectors: Vec<(String, Live)> = source.collectors.iter().map(|(n, spec)| (n.clone(), collector(&source, n, spec))).collect();
-    for (collector, live) in &collectors {
-        if matches!(live, Live::Unsupported) {
-            tracing::warn!(source = %name, %collector, "this collector is not built yet; it produces nothing");
-        }
-    }
-    let interval = options.interval.or(source.settings.duration("interval")).unwrap_or(Duration::from_secs(30));
+    let target = Arc::new(PgTarget::connect(&name, &source.settings).await?);
+    let source_interval = source.settings.duration("interval").unwrap_or(Duration::from_secs(30));
     let jitter = source.settings.percent("jitter").unwrap_or(10.0);
-    let mut round = 0u64;
-    loop {
-        for (collector, live) in &mut collectors {
-            if !output.has_room() {
-                NodeCounters::add(&counters.skipped_scrapes, 1);
-                tracing::warn!(source = %name, %collector, "downstream is full: scrape skipped");
-                continue;
+    let mut loops = tokio::task::JoinSet::new();
+    for (collector_name, spec) in &source.collectors {
+        let live = collector(&source, collector_name, spec);
+        let interval = options.interval.or(spec.settings.duration("interval")).unwrap_or(source_interval);
+        let l = Loop {
+            source: name.clone(),
+            collector: collector_name.clone(),
+            target: target.clone(),
+            output: output.clone(),
+            counters: counters.clone(),
+            scrapes: options.scrapes,
+            interval,
+            jitter,
+        };
+        match live {
+            Live::Unsupported => {
+                tracing::warn!(source = %name, collector = %collector_name, "this collector is not built yet; it produces nothing")
             }
-            let now = now_nanos();
-            let result = match live {
-                Live::Statements(c) => c.scrape(&target, now).await,
-                Live::Sql { query, mapping } => target.query(collector, query).await.map(|rows| {
-                    rows.into_iter()
-                        .filter_map(|row| match mapping.record(row, now) {
-                            Ok(r) => Some(r),
-                            Err(reason) => {
-                                NodeCounters::add(&counters.errors, 1);
-                                tracing::warn!(source = %name, %collector, %reason, "row skipped");
-                                None
-                            }
-                        })
-                        .collect()
-                }),
-                Live::Unsupported => continue,
-            };
-            match result {
-                Ok(records) if records.is_empty() => {}
-                Ok(records) => {
-                    NodeCounters::add(&counters.emitted, records.len());
-                    output.send(collector, Batch::new(target.resource.clone(), records)).await;
-                }
-                Err(e) => {
-                    NodeCounters::add(&counters.errors, 1);
-                    tracing::warn!(error = %e, "scrape failed");
-                }
+            Live::Activity => {
+                let every = spec.settings.duration("every").unwrap_or(Duration::from_secs(1));
+                let window = options.interval.or(spec.settings.duration("window")).unwrap_or(Duration::from_secs(60));
+                loops.spawn(l.activity(every, window));
+            }
+            live => {
+                loops.spawn(l.periodic(live));
             }
         }
-        round += 1;
-        if options.scrapes.is_some_and(|n| round >= n) {
-            break;
-        }
-        tokio::time::sleep(jittered(interval, jitter, round)).await;
     }
+    while loops.join_next().await.is_some() {}
     target.close().await;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //!   scraping on an interval.
 //! - [`secret`]: DSNs and keys that never print.
 
+pub mod activity;
 pub mod live;
 pub mod postgres;
 pub mod replay;

@@ -172,6 +172,11 @@ impl PgTarget {
         }
     }
 
+    /// `server_version_num`, e.g. 150004.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
