@@ -8,7 +8,8 @@
 #   dbintel_monitor (LOGIN, pg_monitor) — the least-privilege user;
 #   role dbintel_writer (LOGIN, owns a table) — to prove writers are refused.
 # MariaDB: performance_schema on with statement and wait consumers; user
-#   dbintel_monitor with SELECT ON performance_schema.* and PROCESS.
+#   dbintel_monitor with SELECT ON performance_schema.* and PROCESS;
+#   dbintel_writer with INSERT — to prove writers are refused.
 set -euo pipefail
 
 PG_VERSION=15
@@ -86,6 +87,10 @@ GRANT SELECT ON performance_schema.* TO 'dbintel_monitor'@'%';
 GRANT SELECT ON performance_schema.* TO 'dbintel_monitor'@'localhost';
 GRANT PROCESS ON *.* TO 'dbintel_monitor'@'%';
 GRANT PROCESS ON *.* TO 'dbintel_monitor'@'localhost';
+CREATE USER IF NOT EXISTS 'dbintel_writer'@'%' IDENTIFIED BY 'writer-secret-pw';
+CREATE USER IF NOT EXISTS 'dbintel_writer'@'localhost' IDENTIFIED BY 'writer-secret-pw';
+GRANT SELECT, INSERT ON dbintel_test.* TO 'dbintel_writer'@'%';
+GRANT SELECT, INSERT ON dbintel_test.* TO 'dbintel_writer'@'localhost';
 UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME IN ('events_statements_current', 'events_statements_history', 'events_waits_current', 'statements_digest');
 SQL
 echo "prepare-servers: PostgreSQL and MariaDB ready"

@@ -43,7 +43,7 @@ pub enum RunError {
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error(transparent)]
-    Source(#[from] crate::sources::postgres::PgError),
+    Source(#[from] crate::sources::SourceError),
     #[error("sink `{node}`: {error}")]
     Sink { node: String, error: crate::sinks::SinkError },
 }

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use dbintel::record::{Number, Record};
-use dbintel::sources::postgres::{PgError, PgTarget, StatementsCollector};
+use dbintel::sources::postgres::{PgTarget, StatementsCollector};
+use dbintel::sources::SourceError;
 use dbintel_dsl::plan::{SecretRef, Settings, Value as SettingValue};
 use dbintel_stdlib::Value;
 use sqlx::postgres::PgPoolOptions;
@@ -129,7 +130,7 @@ async fn a_stats_reset_rebaselines_instead_of_reporting_garbage() {
 async fn superusers_and_writers_are_refused_without_showing_the_password() {
     for (var, dsn, expect) in [("DBINTEL_T3A_DSN", SUPERUSER, "is a superuser"), ("DBINTEL_T3B_DSN", WRITER, "can write to 1 table")] {
         match PgTarget::connect("pg", &settings(var, dsn, Duration::from_secs(3))).await {
-            Err(e @ PgError::Privileged { .. }) => {
+            Err(e @ SourceError::Privileged { .. }) => {
                 let message = e.to_string();
                 assert!(message.contains(expect), "{message}");
                 assert!(!message.contains("secret-pw"), "password in: {message}");
@@ -158,7 +159,7 @@ async fn a_slow_query_is_cancelled_and_leaves_no_backend_running() {
     let target = PgTarget::connect("pg", &settings("DBINTEL_T5_DSN", MONITOR, Duration::from_secs(1))).await.expect("connects");
     let started = Instant::now();
     let err = target.query("sleepy", "SELECT pg_sleep(30) AS slept_marker").await.expect_err("times out");
-    assert!(matches!(err, PgError::Timeout { .. }), "{err}");
+    assert!(matches!(err, SourceError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     let admin = admin().await;
     let mut still_running = 1;

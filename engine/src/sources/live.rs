@@ -11,8 +11,10 @@ use std::time::Duration;
 use dbintel_dsl::plan::{Collector, SourceNode};
 
 use super::activity::{AshWindow, PG13_SAMPLE_SQL, PG_SAMPLE_SQL};
-use super::postgres::{PgError, PgTarget, StatementsCollector};
+use super::mysql::{MyStatements, MyTarget, MY_SAMPLE_SQL};
+use super::postgres::{PgTarget, StatementsCollector};
 use super::rows::{now_nanos, SqlMapping};
+use super::SourceError;
 use crate::counters::NodeCounters;
 use crate::record::{Batch, MetricKind, MetricPoint, Number, Record, Temporality};
 use crate::runtime::SourceOutput;
@@ -26,20 +28,61 @@ pub struct LiveOptions {
     pub interval: Option<Duration>,
 }
 
+/// A connected database of either engine.
+pub enum Target {
+    Pg(PgTarget),
+    My(MyTarget),
+}
+
+impl Target {
+    pub async fn connect(name: &str, source: &SourceNode) -> Result<Target, SourceError> {
+        let mysql_dsn = source
+            .settings
+            .secret("dsn")
+            .and_then(|r| super::secret::Secret::resolve(r).ok())
+            .is_some_and(|s| s.expose().starts_with("mysql:") || s.expose().starts_with("mariadb:"));
+        if source.kind == "mysql" || (source.kind == "sql" && mysql_dsn) {
+            Ok(Target::My(MyTarget::connect(name, &source.settings).await?))
+        } else {
+            Ok(Target::Pg(PgTarget::connect(name, &source.settings).await?))
+        }
+    }
+    pub async fn query(&self, what: &str, sql: &str) -> Result<Vec<super::rows::Row>, SourceError> {
+        match self {
+            Target::Pg(t) => t.query(what, sql).await,
+            Target::My(t) => t.query(what, sql).await,
+        }
+    }
+    pub fn resource(&self) -> &crate::record::Resource {
+        match self {
+            Target::Pg(t) => &t.resource,
+            Target::My(t) => &t.resource,
+        }
+    }
+    async fn close(&self) {
+        match self {
+            Target::Pg(t) => t.close().await,
+            Target::My(t) => t.close().await,
+        }
+    }
+}
+
 enum Live {
-    Statements(StatementsCollector),
+    PgStatements(StatementsCollector),
+    MyStatements(MyStatements),
     Activity,
     Instance,
     Sql { query: String, mapping: SqlMapping },
     Unsupported,
 }
 
-fn collector(source: &SourceNode, name: &str, spec: &Collector) -> Live {
-    match (source.kind.as_str(), name) {
-        ("postgres", "statements") => Live::Statements(StatementsCollector::new(&spec.settings)),
-        ("postgres", "activity") => Live::Activity,
-        ("postgres", "instance") => Live::Instance,
-        ("sql", _) => match spec.settings.str("query") {
+fn collector(source: &SourceNode, target: &Target, name: &str, spec: &Collector) -> Live {
+    match (source.kind.as_str(), name, target) {
+        ("postgres", "statements", Target::Pg(_)) => Live::PgStatements(StatementsCollector::new(&spec.settings)),
+        ("mysql", "statements", Target::My(_)) => Live::MyStatements(MyStatements::new(&spec.settings)),
+        ("postgres" | "mysql", "activity", _) => Live::Activity,
+        ("postgres" | "mysql", "instance", _) => Live::Instance,
+        ("sql", _, _) => match spec.settings.str("query") {
             Some(query) => Live::Sql { query: query.to_string(), mapping: SqlMapping::new(name, &spec.settings) },
             None => Live::Unsupported,
         },
@@ -58,7 +101,7 @@ fn jittered(interval: Duration, jitter_percent: f64, round: u64) -> Duration {
 struct Loop {
     source: String,
     collector: String,
-    target: Arc<PgTarget>,
+    target: Arc<Target>,
     output: SourceOutput,
     counters: Arc<NodeCounters>,
     scrapes: Option<u64>,
@@ -72,10 +115,10 @@ impl Loop {
             return;
         }
         NodeCounters::add(&self.counters.emitted, records.len());
-        self.output.send(&self.collector, Batch::new(self.target.resource.clone(), records)).await;
+        self.output.send(&self.collector, Batch::new(self.target.resource().clone(), records)).await;
     }
 
-    fn failed(&self, error: &PgError) {
+    fn failed(&self, error: &SourceError) {
         NodeCounters::add(&self.counters.errors, 1);
         tracing::warn!(%error, collector = %self.collector, "scrape failed");
     }
@@ -96,10 +139,12 @@ impl Loop {
         loop {
             if self.has_room() {
                 let now = now_nanos();
-                let result = match &mut live {
-                    Live::Statements(c) => c.scrape(&self.target, now).await,
-                    Live::Instance => instance(&self.target, now).await,
-                    Live::Sql { query, mapping } => self.target.query(&self.collector, query).await.map(|rows| {
+                let result = match (&mut live, self.target.as_ref()) {
+                    (Live::PgStatements(c), Target::Pg(t)) => c.scrape(t, now).await,
+                    (Live::MyStatements(c), Target::My(t)) => c.scrape(t, now).await,
+                    (Live::Instance, Target::Pg(t)) => instance(t, now).await,
+                    (Live::Instance, Target::My(t)) => super::mysql::instance(t, now).await,
+                    (Live::Sql { query, mapping }, target) => target.query(&self.collector, query).await.map(|rows| {
                         rows.into_iter()
                             .filter_map(|row| match mapping.record(row, now) {
                                 Ok(r) => Some(r),
@@ -111,7 +156,7 @@ impl Loop {
                             })
                             .collect()
                     }),
-                    Live::Activity | Live::Unsupported => return,
+                    _ => return,
                 };
                 match result {
                     Ok(records) => self.emit(records).await,
@@ -128,8 +173,12 @@ impl Loop {
 
     /// Active session history: a sample every `every`, AAS every `window`.
     async fn activity(self, every: Duration, window: Duration) {
-        let sql = if self.target.version() >= 140000 { PG_SAMPLE_SQL } else { PG13_SAMPLE_SQL };
-        let mut ash = AshWindow::new("postgresql", every);
+        let (sql, system) = match self.target.as_ref() {
+            Target::Pg(t) if t.version() >= 140000 => (PG_SAMPLE_SQL, "postgresql"),
+            Target::Pg(_) => (PG13_SAMPLE_SQL, "postgresql"),
+            Target::My(_) => (MY_SAMPLE_SQL, "mysql"),
+        };
+        let mut ash = AshWindow::new(system, every);
         let mut windows = 0u64;
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -158,7 +207,7 @@ impl Loop {
 /// Health basics per database: backends, commits, rollbacks, deadlocks,
 /// block hits and reads, size; replication lag on a replica; the age of the
 /// oldest unfrozen transaction id.
-pub async fn instance(target: &PgTarget, now: u64) -> Result<Vec<Record>, PgError> {
+pub async fn instance(target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
     let rows = target
         .query(
             "pg_stat_database",
@@ -222,22 +271,13 @@ pub async fn run(
     output: SourceOutput,
     counters: Arc<NodeCounters>,
     options: LiveOptions,
-) -> Result<(), PgError> {
-    let dsn_is_mysql = source
-        .settings
-        .secret("dsn")
-        .and_then(|r| super::secret::Secret::resolve(r).ok())
-        .is_some_and(|s| s.expose().starts_with("mysql:") || s.expose().starts_with("mariadb:"));
-    if source.kind == "mysql" || dsn_is_mysql {
-        tracing::error!(source = %name, "live MySQL/MariaDB collection is not built yet; this source produces nothing");
-        return Ok(());
-    }
-    let target = Arc::new(PgTarget::connect(&name, &source.settings).await?);
+) -> Result<(), SourceError> {
+    let target = Arc::new(Target::connect(&name, &source).await?);
     let source_interval = source.settings.duration("interval").unwrap_or(Duration::from_secs(30));
     let jitter = source.settings.percent("jitter").unwrap_or(10.0);
     let mut loops = tokio::task::JoinSet::new();
     for (collector_name, spec) in &source.collectors {
-        let live = collector(&source, collector_name, spec);
+        let live = collector(&source, &target, collector_name, spec);
         let interval = options.interval.or(spec.settings.duration("interval")).unwrap_or(source_interval);
         let l = Loop {
             source: name.clone(),

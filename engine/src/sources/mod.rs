@@ -12,6 +12,7 @@
 
 pub mod activity;
 pub mod live;
+pub mod mysql;
 pub mod postgres;
 pub mod replay;
 pub mod rows;
@@ -22,3 +23,17 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a live source could not connect or scrape. Never holds a secret:
+/// driver messages pass through `Secret::scrub` first.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source `{source_name}`: {message}")]
+    Setup { source_name: String, message: String },
+    #[error("source `{source_name}`: refused: {message}")]
+    Privileged { source_name: String, message: String },
+    #[error("source `{source_name}`: {what} did not finish within {after:?}; cancelled")]
+    Timeout { source_name: String, what: String, after: std::time::Duration },
+    #[error("source `{source_name}`: {what} failed: {message}")]
+    Query { source_name: String, what: String, message: String },
+}

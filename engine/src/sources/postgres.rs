@@ -20,19 +20,8 @@ use sqlx::{Column, Row, TypeInfo};
 use super::rows::Row as DbRow;
 use super::secret::Secret;
 use super::statement_deltas::{StatementDeltas, POSTGRES};
+use super::SourceError;
 use crate::record::{Record, Resource};
-
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    #[error("source `{source_name}`: {message}")]
-    Setup { source_name: String, message: String },
-    #[error("source `{source_name}`: refused: {message}")]
-    Privileged { source_name: String, message: String },
-    #[error("source `{source_name}`: {what} did not finish within {after:?}; cancelled")]
-    Timeout { source_name: String, what: String, after: Duration },
-    #[error("source `{source_name}`: {what} failed: {message}")]
-    Query { source_name: String, what: String, message: String },
-}
 
 /// One PostgreSQL server as dbintel sees it.
 pub struct PgTarget {
@@ -49,8 +38,8 @@ fn ms(d: Duration) -> String {
 }
 
 impl PgTarget {
-    pub async fn connect(name: &str, settings: &Settings) -> Result<PgTarget, PgError> {
-        let setup = |message: String| PgError::Setup { source_name: name.to_string(), message };
+    pub async fn connect(name: &str, settings: &Settings) -> Result<PgTarget, SourceError> {
+        let setup = |message: String| SourceError::Setup { source_name: name.to_string(), message };
         let reference = settings.secret("dsn").ok_or_else(|| setup("no dsn".into()))?;
         let secret = Secret::resolve(reference).map_err(|e| setup(e.to_string()))?;
         let timeout = settings.duration("timeout").unwrap_or(Duration::from_secs(3));
@@ -104,7 +93,7 @@ impl PgTarget {
     }
 
     /// Refuses superusers and roles that can change data.
-    async fn refuse_privileged(&self) -> Result<(), PgError> {
+    async fn refuse_privileged(&self) -> Result<(), SourceError> {
         let rows = self
             .query(
                 "role check",
@@ -118,7 +107,7 @@ impl PgTarget {
             .await?;
         let row = rows
             .first()
-            .ok_or_else(|| PgError::Privileged { source_name: self.name.clone(), message: "cannot see its own role".into() })?;
+            .ok_or_else(|| SourceError::Privileged { source_name: self.name.clone(), message: "cannot see its own role".into() })?;
         let role = row.get("role").map(ToString::to_string).unwrap_or_default();
         let found = if row.get("superuser") == Some(&Value::Bool(true)) {
             Some("is a superuser".to_string())
@@ -130,7 +119,7 @@ impl PgTarget {
             super::rows::integer(row, "writable").filter(|n| *n > 0).map(|n| format!("can write to {n} table(s) in this database"))
         };
         match found {
-            Some(privilege) => Err(PgError::Privileged {
+            Some(privilege) => Err(SourceError::Privileged {
                 source_name: self.name.clone(),
                 message: format!(
                     "role `{role}` {privilege}; use a read-only role granted pg_monitor (README: Database users), or set allow_privileged = true"
@@ -142,7 +131,7 @@ impl PgTarget {
 
     /// Runs `sql` under the client deadline; rows come back as maps, NULL
     /// as nil.
-    pub async fn query(&self, what: &str, sql: &str) -> Result<Vec<DbRow>, PgError> {
+    pub async fn query(&self, what: &str, sql: &str) -> Result<Vec<DbRow>, SourceError> {
         // our own fixed statements, or a `sql` collector's configured query
         self.query_with(what, sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))).await
     }
@@ -151,22 +140,22 @@ impl PgTarget {
         &self,
         what: &str,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Vec<DbRow>, PgError> {
+    ) -> Result<Vec<DbRow>, SourceError> {
         // A little past the server's statement_timeout, so the server
         // normally ends the query itself (and the backend is freed).
         let deadline = self.timeout + Duration::from_millis(500);
         match tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await {
-            Err(_) => Err(PgError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
+            Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
             Ok(Err(e)) => {
                 let message = self.secret.scrub(&e.to_string());
                 if message.contains("statement timeout") || message.contains("lock timeout") {
-                    return Err(PgError::Timeout {
+                    return Err(SourceError::Timeout {
                         source_name: self.name.clone(),
                         what: format!("{what} ({message})"),
                         after: self.timeout,
                     });
                 }
-                Err(PgError::Query { source_name: self.name.clone(), what: what.to_string(), message })
+                Err(SourceError::Query { source_name: self.name.clone(), what: what.to_string(), message })
             }
             Ok(Ok(rows)) => Ok(rows.iter().map(row_to_map).collect()),
         }
@@ -183,7 +172,7 @@ impl PgTarget {
 
     /// server identity: system identifier and postmaster start time, so a
     /// failover or restart is a new identity.
-    async fn identity(&self) -> Result<String, PgError> {
+    async fn identity(&self) -> Result<String, SourceError> {
         let start = self.query("server identity", "SELECT pg_postmaster_start_time()::text AS started").await?;
         let started = start.first().and_then(|r| r.get("started")).map(ToString::to_string).unwrap_or_default();
         let system = match self.query("system identifier", "SELECT system_identifier::text AS id FROM pg_control_system()").await {
@@ -225,7 +214,7 @@ impl StatementsCollector {
         StatementsCollector { deltas: StatementDeltas::new(&POSTGRES, settings.int("top").unwrap_or(200).max(1) as usize) }
     }
 
-    pub async fn scrape(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, PgError> {
+    pub async fn scrape(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
         let server = target.identity().await?;
         let reset = if target.version >= 140000 {
             let rows = target.query("stats_reset", "SELECT stats_reset::text AS reset FROM pg_stat_statements_info").await?;
