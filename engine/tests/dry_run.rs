@@ -224,3 +224,46 @@ fn the_readme_runs_exactly_this_demo() {
     );
     assert!(readme.contains("\ntests/run.sh\n"), "README's test command drifted");
 }
+
+#[test]
+fn dry_run_scrapes_the_real_postgres_and_sanitizes_what_it_finds() {
+    let dir = scratch("live-pg");
+    let pipe = dir.join("live.pipe");
+    let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
+    std::fs::write(
+        &pipe,
+        format!(
+            "use \"{}\"\nsource pg = postgres {{\n  dsn = env(\"LIVE_PG_DSN\")\n  timeout = 3s\n  collect statements {{ top = 10000 }}\n}}\nsink out = stdout {{}}\npipeline p = pg.statements -> sanitize_pii -> out\n",
+            sanitize.display()
+        ),
+    )
+    .unwrap();
+    // A utility statement keeps its literal in pg_stat_statements; run it
+    // all through the dry run so every interval sees new calls.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let load = std::thread::spawn(move || {
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = std::process::Command::new("psql")
+                .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "dbintel_test", "-c", "SET application_name = 'hunter2-live-secret'"])
+                .output();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    let dsn = ("LIVE_PG_DSN", "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test");
+    let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--scrapes", "3", "--interval", "1s"], &[dsn]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = load.join();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("hunter2-live-secret"), "a literal from the server leaked");
+    assert!(!text(&out.stderr).contains("monitor-secret-pw"), "the DSN password leaked into logs");
+    assert!(stdout.contains("postgresql.query.calls"), "no deltas after three scrapes");
+    assert!(stdout.contains("SET application_name = ?"), "the utility statement is not there, sanitized");
+    let lines = json_lines(&out.stdout);
+    let resource = lines.iter().find_map(|l| l.get("resourceMetrics")).map(|r| r[0]["resource"]["attributes"].clone()).expect("metrics");
+    let attrs: Vec<(String, serde_json::Value)> =
+        resource.as_array().unwrap().iter().map(|a| (a["key"].as_str().unwrap_or("").to_string(), a["value"].clone())).collect();
+    assert!(attrs.iter().any(|(k, v)| k == "service.instance.id" && v["stringValue"] == "127.0.0.1:5432"), "{attrs:?}");
+    assert!(attrs.iter().any(|(k, v)| k == "server.port" && v["intValue"] == "5432"), "{attrs:?}");
+}

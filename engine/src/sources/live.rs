@@ -145,7 +145,9 @@ impl Loop {
                     (Live::Instance, Target::Pg(t)) => instance(t, now).await,
                     (Live::Instance, Target::My(t)) => super::mysql::instance(t, now).await,
                     (Live::Sql { query, mapping }, target) => target.query(&self.collector, query).await.map(|rows| {
-                        rows.into_iter()
+                        mapping
+                            .new_rows(rows)
+                            .into_iter()
                             .filter_map(|row| match mapping.record(row, now) {
                                 Ok(r) => Some(r),
                                 Err(reason) => {

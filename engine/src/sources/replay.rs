@@ -122,7 +122,8 @@ impl Replay {
             None => now_nanos(),
         };
         let records: Vec<Record> = match &mut self.mapper {
-            Mapper::Sql(mapping) => rows
+            Mapper::Sql(mapping) => mapping
+                .new_rows(rows)
                 .into_iter()
                 .filter_map(|row| match mapping.record(row, now) {
                     Ok(r) => Some(r),

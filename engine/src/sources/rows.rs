@@ -113,6 +113,10 @@ pub struct SqlMapping {
     body_column: Option<String>,
     unit: String,
     monotonic: bool,
+    /// For incremental logs: rows whose tracking value is not above the
+    /// highest one already seen are skipped, so each row is sent once.
+    tracking_column: Option<String>,
+    high_water: Option<f64>,
 }
 
 impl SqlMapping {
@@ -137,6 +141,8 @@ impl SqlMapping {
             body_column: settings.str("body_column").map(str::to_string),
             unit: settings.str("unit").unwrap_or("").to_string(),
             monotonic: settings.bool("monotonic").unwrap_or(false),
+            tracking_column: settings.str("tracking_column").map(str::to_string),
+            high_water: None,
         }
     }
 
@@ -151,6 +157,20 @@ impl SqlMapping {
                 map
             }
         }
+    }
+
+    /// Keeps only rows past the tracking column's high-water mark (all rows
+    /// when there is no tracking column), and raises the mark.
+    pub fn new_rows(&mut self, rows: Vec<Row>) -> Vec<Row> {
+        let Some(column) = self.tracking_column.clone() else { return rows };
+        let previous = self.high_water;
+        let fresh: Vec<Row> = rows.into_iter().filter(|r| number(r, &column).is_some_and(|v| previous.is_none_or(|p| v > p))).collect();
+        for row in &fresh {
+            if let Some(v) = number(row, &column) {
+                self.high_water = Some(self.high_water.map_or(v, |h| h.max(v)));
+            }
+        }
+        fresh
     }
 
     /// One record for one row. A metric row whose value column is missing
@@ -194,5 +214,23 @@ impl SqlMapping {
             value,
             attributes,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbintel_dsl::plan::Value as SettingValue;
+
+    #[test]
+    fn a_tracking_column_sends_each_row_once() {
+        let mut settings = Settings::default();
+        settings.0.insert("kind".into(), SettingValue::Word("log".into()));
+        settings.0.insert("tracking_column".into(), SettingValue::String("id".into()));
+        let mut mapping = SqlMapping::new("audit", &settings);
+        let rows = |ids: &[i64]| ids.iter().map(|i| [("id".to_string(), Value::Int(*i))].into_iter().collect::<Map>()).collect::<Vec<_>>();
+        assert_eq!(mapping.new_rows(rows(&[1, 2, 3])).len(), 3);
+        assert_eq!(mapping.new_rows(rows(&[2, 3, 4, 5])).len(), 2, "only 4 and 5 are new");
+        assert_eq!(mapping.new_rows(rows(&[5])).len(), 0);
     }
 }
