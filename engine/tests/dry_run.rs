@@ -245,7 +245,18 @@ fn dry_run_scrapes_the_real_postgres_and_sanitizes_what_it_finds() {
     let load = std::thread::spawn(move || {
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = std::process::Command::new("psql")
-                .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "dbintel_test", "-c", "SET application_name = 'hunter2-live-secret'"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "dbintel_test",
+                    "-c",
+                    "SET application_name = 'hunter2-live-secret'",
+                ])
                 .output();
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

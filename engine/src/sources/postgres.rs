@@ -207,11 +207,17 @@ pub fn row_to_map(row: &PgRow) -> DbRow {
 /// pg_stat_statements, as per-interval deltas.
 pub struct StatementsCollector {
     deltas: StatementDeltas,
+    databases: std::collections::HashMap<i64, String>,
+    roles: std::collections::HashMap<i64, String>,
 }
 
 impl StatementsCollector {
     pub fn new(settings: &Settings) -> StatementsCollector {
-        StatementsCollector { deltas: StatementDeltas::new(&POSTGRES, settings.int("top").unwrap_or(200).max(1) as usize) }
+        StatementsCollector {
+            deltas: StatementDeltas::new(&POSTGRES, settings.int("top").unwrap_or(200).max(1) as usize),
+            databases: std::collections::HashMap::new(),
+            roles: std::collections::HashMap::new(),
+        }
     }
 
     pub async fn scrape(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
@@ -223,43 +229,67 @@ impl StatementsCollector {
             None
         };
         let toplevel = if target.version >= 140000 { "s.toplevel" } else { "true" };
-        // stats without texts: texts are fetched only for ids not seen yet
+        // Counters only: no texts (read from disk by pg_stat_statements) and
+        // no joins; names come from a small cache, texts are fetched only for
+        // the statements about to be emitted that have none cached.
         let sql = format!(
             "SELECT s.userid::int8 AS userid, s.dbid::int8 AS dbid, {toplevel} AS toplevel, s.queryid, s.calls,
                     s.total_exec_time, s.rows, s.shared_blks_hit, s.shared_blks_read, s.shared_blks_written,
-                    s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
-                    d.datname::text AS datname, r.rolname::text AS rolname
+                    s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written
                FROM pg_stat_statements(false) s
-               LEFT JOIN pg_database d ON d.oid = s.dbid
-               LEFT JOIN pg_roles r ON r.oid = s.userid
               WHERE s.queryid IS NOT NULL"
         );
         let mut rows = target.query("pg_stat_statements", &sql).await?;
-        let missing: Vec<i64> = rows
-            .iter()
-            .filter_map(|r| super::rows::integer(r, "queryid"))
-            .filter(|id| !self.deltas.knows_text(&id.to_string()))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !missing.is_empty() {
-            let texts = target
+        self.name_rows(target, &mut rows).await?;
+        let selection = self.deltas.select(&server, reset, rows, now);
+        let mut texts = std::collections::HashMap::new();
+        let ids: Vec<i64> = selection.needs_text.iter().filter_map(|id| id.parse().ok()).collect();
+        if !ids.is_empty() {
+            let rows = target
                 .query_with(
                     "query texts",
-                    sqlx::query("SELECT DISTINCT queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1)").bind(missing),
+                    sqlx::query("SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1)")
+                        .bind(ids),
                 )
                 .await?;
-            let by_id: std::collections::HashMap<i64, Value> = texts
-                .into_iter()
-                .filter_map(|mut t| Some((super::rows::integer(&t, "queryid")?, t.remove("query").unwrap_or(Value::Nil))))
-                .collect();
-            for row in &mut rows {
-                if let Some(text) = super::rows::integer(row, "queryid").and_then(|id| by_id.get(&id)) {
-                    row.insert("query", text.clone());
+            for row in rows {
+                if let (Some(id), Some(Value::Str(text))) = (super::rows::integer(&row, "queryid"), row.get("query")) {
+                    texts.insert(id.to_string(), text.clone());
                 }
             }
         }
-        let (records, _) = self.deltas.observe(&server, reset, rows, now);
+        let (records, _) = self.deltas.emit(selection, texts);
         Ok(records)
+    }
+
+    /// Adds `datname` and `rolname` from a cache of database and role names,
+    /// refreshed when an unknown oid shows up.
+    async fn name_rows(&mut self, target: &PgTarget, rows: &mut [DbRow]) -> Result<(), SourceError> {
+        let unknown = rows.iter().any(|r| {
+            let db = super::rows::integer(r, "dbid");
+            let user = super::rows::integer(r, "userid");
+            db.is_some_and(|d| !self.databases.contains_key(&d)) || user.is_some_and(|u| !self.roles.contains_key(&u))
+        });
+        if unknown {
+            for row in target.query("database names", "SELECT oid::int8 AS oid, datname::text AS name FROM pg_database").await? {
+                if let (Some(oid), Some(Value::Str(name))) = (super::rows::integer(&row, "oid"), row.get("name")) {
+                    self.databases.insert(oid, name.clone());
+                }
+            }
+            for row in target.query("role names", "SELECT oid::int8 AS oid, rolname::text AS name FROM pg_roles").await? {
+                if let (Some(oid), Some(Value::Str(name))) = (super::rows::integer(&row, "oid"), row.get("name")) {
+                    self.roles.insert(oid, name.clone());
+                }
+            }
+        }
+        for row in rows {
+            if let Some(name) = super::rows::integer(row, "dbid").and_then(|d| self.databases.get(&d)) {
+                row.insert("datname", Value::Str(name.clone()));
+            }
+            if let Some(name) = super::rows::integer(row, "userid").and_then(|u| self.roles.get(&u)) {
+                row.insert("rolname", Value::Str(name.clone()));
+            }
+        }
+        Ok(())
     }
 }

@@ -128,6 +128,16 @@ pub struct StatementDeltas {
     last_scrape: Option<u64>,
 }
 
+/// The statements a scrape will emit, before their texts are known.
+pub struct Selection {
+    chosen: Vec<(Key, Seen, Vec<f64>)>,
+    /// Ids among the chosen whose text is not cached yet.
+    pub needs_text: Vec<String>,
+    start: u64,
+    now: u64,
+    summary: ScrapeSummary,
+}
+
 /// What one scrape produced, for counters and tests.
 #[derive(Debug, Default, PartialEq)]
 pub struct ScrapeSummary {
@@ -151,8 +161,7 @@ impl StatementDeltas {
         }
     }
 
-    /// Whether the text for this query id is already known (so a live
-    /// source fetches texts only for new ids).
+    /// Whether the text for this query id is already known.
     pub fn knows_text(&self, id: &str) -> bool {
         self.texts.contains_key(id)
     }
@@ -172,8 +181,17 @@ impl StatementDeltas {
         })
     }
 
-    /// Takes one scrape's rows; returns the delta records.
+    /// Takes one scrape's rows (with texts where the rows carry them);
+    /// returns the delta records.
     pub fn observe(&mut self, server: &str, reset_marker: Option<String>, rows: Vec<Row>, now: u64) -> (Vec<Record>, ScrapeSummary) {
+        let selection = self.select(server, reset_marker, rows, now);
+        self.emit(selection, std::collections::HashMap::new())
+    }
+
+    /// The first half of a scrape: deltas computed and the top statements
+    /// chosen. [`Selection::needs_text`] says which texts are still unknown,
+    /// so a live source fetches only those before [`StatementDeltas::emit`].
+    pub fn select(&mut self, server: &str, reset_marker: Option<String>, rows: Vec<Row>, now: u64) -> Selection {
         let mut summary = ScrapeSummary { rows: rows.len(), ..ScrapeSummary::default() };
         if self.server.as_deref() != Some(server) || (reset_marker.is_some() && self.reset_marker != reset_marker) {
             // new server, restart, failover or reset: everything starts over
@@ -222,18 +240,39 @@ impl StatementDeltas {
                 }
             }
         }
-        let chosen = self.top_n(&deltas);
-        let mut records = Vec::new();
-        for (i, (key, delta)) in deltas.iter().enumerate() {
-            if chosen.contains(&i) {
-                let seen = &current[key];
-                records.extend(self.records(key, seen, delta, start, now));
-                summary.emitted += 1;
-            }
-        }
+        let chosen_indexes = self.top_n(&deltas);
+        let chosen: Vec<(Key, Seen, Vec<f64>)> = deltas
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| chosen_indexes.contains(i))
+            .map(|(_, (key, delta))| {
+                let seen = current[&key].clone();
+                (key, seen, delta)
+            })
+            .collect();
         let live_ids: HashSet<&String> = current.keys().map(|k| &k.id).collect();
         self.texts.retain(|id, _| live_ids.contains(id));
         self.previous = current;
+        let needs_text = chosen
+            .iter()
+            .map(|(k, _, _)| k.id.clone())
+            .filter(|id| !self.texts.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        Selection { chosen, needs_text, start, now, summary }
+    }
+
+    /// The second half: records for the chosen statements, with `texts`
+    /// (id to text) fetched for the ones that needed it.
+    pub fn emit(&mut self, selection: Selection, texts: HashMap<String, String>) -> (Vec<Record>, ScrapeSummary) {
+        self.texts.extend(texts);
+        let mut summary = selection.summary;
+        let mut records = Vec::new();
+        for (key, seen, delta) in &selection.chosen {
+            records.extend(self.records(key, seen, delta, selection.start, selection.now));
+            summary.emitted += 1;
+        }
         (records, summary)
     }
 
