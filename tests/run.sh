@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The full test suite: the README's test command, and what CI runs.
 # Prepares the local PostgreSQL and MariaDB first (idempotent) and fails if
-# either cannot be brought up.
-#   tests/run.sh
+# either cannot be brought up. Ends with one line totalling every test
+# binary's results (cargo's own last line is only its last binary's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/prepare-servers.sh
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"

@@ -149,17 +149,52 @@ impl AshWindow {
 /// The PostgreSQL sample: active sessions but our own; blockers only for
 /// Lock waits (pg_blocking_pids is not free).
 pub const PG_SAMPLE_SQL: &str = "SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state,
-        a.wait_event_type, a.wait_event, a.query_id,
+        a.wait_event_type, a.wait_event, a.query_id, a.query,
         CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)::text END AS blocking
    FROM pg_stat_activity a
   WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.backend_type = 'client backend'";
 
 /// Before PostgreSQL 14 there is no `query_id` column.
 pub const PG13_SAMPLE_SQL: &str = "SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state,
-        a.wait_event_type, a.wait_event, NULL::int8 AS query_id,
+        a.wait_event_type, a.wait_event, NULL::int8 AS query_id, a.query,
         CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)::text END AS blocking
    FROM pg_stat_activity a
   WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.backend_type = 'client backend'";
+
+/// Each session of one sample as a `db.server.session_sample` log record,
+/// raw query text included: the pipeline must sanitize it (the shipped
+/// pipelines route activity through `sanitize_pii`).
+pub fn sample_logs(sessions: &[Row], now: u64) -> Vec<Record> {
+    sessions
+        .iter()
+        .map(|row| {
+            let mut attributes = Map::with_capacity(8);
+            let class = text(row, "wait_event_type");
+            attributes.insert("db.session.id", row.get("pid").cloned().unwrap_or_default());
+            attributes.insert("db.wait.class", Value::Str(class.clone().unwrap_or_else(|| "CPU".into())));
+            attributes.insert(
+                "db.wait.event",
+                Value::Str(if class.is_some() { text(row, "wait_event").unwrap_or_default() } else { "CPU".into() }),
+            );
+            for (column, attribute) in
+                [("query_id", "db.query.id"), ("datname", "db.namespace"), ("usename", "db.user"), ("query", "db.query.text")]
+            {
+                if let Some(v) = text(row, column) {
+                    attributes.insert(attribute, Value::Str(v));
+                }
+            }
+            Record::Log(LogRecord {
+                time_unix_nano: now,
+                observed_time_unix_nano: now,
+                severity_number: 9,
+                severity_text: "INFO".into(),
+                event_name: "db.server.session_sample".into(),
+                body: Value::Nil,
+                attributes,
+            })
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -212,6 +247,18 @@ mod tests {
         assert_eq!(blocking.len(), 1);
         assert_eq!(blocking[0].attributes.get("db.blocking.session.ids"), Some(&Value::List(vec![Value::Int(9)])));
         assert!(w.finish(Duration::from_secs(60), 2).is_empty(), "a finished window starts empty");
+    }
+
+    #[test]
+    fn samples_become_logs_with_their_text() {
+        let mut row = session(5, None, None, None);
+        row.insert("query", Value::Str("select 1".into()));
+        let logs = sample_logs(&[row], 3);
+        let Record::Log(l) = &logs[0] else { panic!("a log") };
+        assert_eq!(l.event_name, "db.server.session_sample");
+        assert_eq!(l.attributes.get("db.wait.class"), Some(&Value::Str("CPU".into())));
+        assert_eq!(l.attributes.get("db.query.text"), Some(&Value::Str("select 1".into())));
+        assert_eq!(l.attributes.get("db.session.id"), Some(&Value::Int(5)));
     }
 
     #[test]

@@ -173,8 +173,9 @@ impl Loop {
         }
     }
 
-    /// Active session history: a sample every `every`, AAS every `window`.
-    async fn activity(self, every: Duration, window: Duration) {
+    /// Active session history: a sample every `every`, AAS every `window`;
+    /// with `samples_as_logs`, every sample's sessions as log records too.
+    async fn activity(self, every: Duration, window: Duration, samples_as_logs: bool) {
         let (sql, system) = match self.target.as_ref() {
             Target::Pg(t) if t.version() >= 140000 => (PG_SAMPLE_SQL, "postgresql"),
             Target::Pg(_) => (PG13_SAMPLE_SQL, "postgresql"),
@@ -188,7 +189,12 @@ impl Loop {
         loop {
             ticker.tick().await;
             match self.target.query("activity sample", sql).await {
-                Ok(rows) => ash.add_sample(&rows),
+                Ok(rows) => {
+                    ash.add_sample(&rows);
+                    if samples_as_logs && !rows.is_empty() && self.has_room() {
+                        self.emit(super::activity::sample_logs(&rows, now_nanos())).await;
+                    }
+                }
                 Err(e) => self.failed(&e),
             }
             if window_start.elapsed() + every / 2 >= window {
@@ -298,7 +304,8 @@ pub async fn run(
             Live::Activity => {
                 let every = spec.settings.duration("every").unwrap_or(Duration::from_secs(1));
                 let window = options.interval.or(spec.settings.duration("window")).unwrap_or(Duration::from_secs(60));
-                loops.spawn(l.activity(every, window));
+                let as_logs = spec.settings.bool("samples_as_logs").unwrap_or(false);
+                loops.spawn(l.activity(every, window, as_logs));
             }
             live => {
                 loops.spawn(l.periodic(live));

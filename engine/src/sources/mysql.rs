@@ -236,7 +236,7 @@ impl MyStatements {
 pub const MY_SAMPLE_SQL: &str = "SELECT t.THREAD_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
         t.PROCESSLIST_COMMAND AS state,
         CASE WHEN w.EVENT_NAME IS NULL THEN NULL ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
-        w.EVENT_NAME AS wait_event, NULL AS query_id, NULL AS blocking
+        w.EVENT_NAME AS wait_event, NULL AS query_id, t.PROCESSLIST_INFO AS query, NULL AS blocking
    FROM performance_schema.threads t
    LEFT JOIN performance_schema.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
   WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')

@@ -229,13 +229,14 @@ impl StatementsCollector {
             None
         };
         let toplevel = if target.version >= 140000 { "s.toplevel" } else { "true" };
+        let since = if target.version >= 170000 { "s.stats_since::text" } else { "NULL::text" };
         // Counters only: no texts (read from disk by pg_stat_statements) and
         // no joins; names come from a small cache, texts are fetched only for
         // the statements about to be emitted that have none cached.
         let sql = format!(
             "SELECT s.userid::int8 AS userid, s.dbid::int8 AS dbid, {toplevel} AS toplevel, s.queryid, s.calls,
                     s.total_exec_time, s.rows, s.shared_blks_hit, s.shared_blks_read, s.shared_blks_written,
-                    s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written
+                    s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written, {since} AS stats_since
                FROM pg_stat_statements(false) s
               WHERE s.queryid IS NOT NULL"
         );

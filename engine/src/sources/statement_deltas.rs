@@ -43,6 +43,9 @@ pub struct Flavor {
     pub id_column: &'static str,
     pub toplevel_column: Option<&'static str>,
     pub text_column: &'static str,
+    /// A per-entry "counting since" column (PostgreSQL 17's `stats_since`):
+    /// when it changes the entry was reset on its own, and its key is new.
+    pub since_column: Option<&'static str>,
     /// Index in `counters` of the call count and of the total time.
     pub calls: usize,
     pub time: usize,
@@ -62,6 +65,7 @@ pub const POSTGRES: Flavor = Flavor {
     id_column: "queryid",
     toplevel_column: Some("toplevel"),
     text_column: "query",
+    since_column: Some("stats_since"),
     calls: 0,
     time: 1,
     counters: &[
@@ -87,6 +91,8 @@ pub const MYSQL: Flavor = Flavor {
     id_column: "DIGEST",
     toplevel_column: None,
     text_column: "DIGEST_TEXT",
+    // duplicate digest rows can differ in FIRST_SEEN; they must still sum
+    since_column: None,
     calls: 0,
     time: 1,
     counters: &[
@@ -107,6 +113,7 @@ struct Key {
     user: String,
     id: String,
     toplevel: bool,
+    since: String,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +185,7 @@ impl StatementDeltas {
             user: f.user_column.and_then(text).unwrap_or_default(),
             id: text(f.id_column)?,
             toplevel: f.toplevel_column.and_then(|c| row.get(c)).is_none_or(|v| !matches!(v, Value::Bool(false))),
+            since: f.since_column.and_then(text).unwrap_or_default(),
         })
     }
 
@@ -404,6 +412,21 @@ mod tests {
         assert_eq!(calls_of(&out, 1), Some(1));
         assert_eq!(calls_of(&out, 2), Some(49));
         assert_eq!(calls_of(&out, 3), None);
+    }
+
+    #[test]
+    fn an_entry_reset_on_its_own_is_a_new_baseline() {
+        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let mut r = row(1, 10, 1.0);
+        r.insert("stats_since", Value::Str("2026-11-28 10:00".into()));
+        d.observe("s", None, vec![r.clone()], 1);
+        // reset alone and run more often than before: no negative delta
+        // gives it away, the new stats_since does
+        let mut again = row(1, 25, 2.0);
+        again.insert("stats_since", Value::Str("2026-11-28 10:05".into()));
+        let (out, s) = d.observe("s", None, vec![again], 2);
+        assert!(out.is_empty());
+        assert_eq!(s.baselined, 1);
     }
 
     #[test]
