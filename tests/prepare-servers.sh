@@ -81,6 +81,8 @@ if [ "$(mariadb -N -e "SELECT @@performance_schema")" != 1 ]; then
 fi
 mariadb <<'SQL'
 CREATE DATABASE IF NOT EXISTS dbintel_test;
+CREATE TABLE IF NOT EXISTS dbintel_test.lock_probe (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;
+INSERT IGNORE INTO dbintel_test.lock_probe VALUES (1, 0);
 CREATE USER IF NOT EXISTS 'dbintel_monitor'@'%' IDENTIFIED BY 'monitor-secret-pw';
 CREATE USER IF NOT EXISTS 'dbintel_monitor'@'localhost' IDENTIFIED BY 'monitor-secret-pw';
 GRANT SELECT ON performance_schema.* TO 'dbintel_monitor'@'%';

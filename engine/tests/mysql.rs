@@ -24,6 +24,10 @@ fn settings(var: &str, dsn: &str, timeout: Duration) -> Settings {
     s
 }
 
+/// Activity tests take this so one's sessions do not show in the other's
+/// samples.
+static LOCKS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn admin(connections: u32) -> sqlx::MySqlPool {
     MySqlPoolOptions::new()
         .max_connections(connections)
@@ -126,6 +130,7 @@ async fn nulls_and_unsigned_counters_are_fine() {
 
 #[tokio::test]
 async fn activity_samples_see_sleeping_sessions() {
+    let _probe = LOCKS.lock().await;
     let admin = admin(6).await;
     let mut busy = Vec::new();
     for _ in 0..4 {
@@ -170,5 +175,56 @@ async fn instance_status_metrics_come_from_the_server() {
     let names: Vec<String> = records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m.name.clone()) } else { None }).collect();
     for expected in ["mysql.connections", "mysql.threads.running", "mysql.queries", "mysql.uptime"] {
         assert!(names.iter().any(|n| n == expected), "missing {expected}: {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn row_lock_waiters_show_as_lock_waits_with_their_blocker() {
+    let _probe = LOCKS.lock().await;
+    let admin = admin(4).await;
+    let mut holder = admin.begin().await.expect("begin");
+    sqlx::raw_sql("SELECT v FROM lock_probe WHERE id = 1 FOR UPDATE").execute(&mut *holder).await.expect("hold the row");
+    let (holder_id,): (i64,) = sqlx::query_as("SELECT CAST(CONNECTION_ID() AS SIGNED)").fetch_one(&mut *holder).await.expect("id");
+    let mut waiters = Vec::new();
+    for _ in 0..2 {
+        let pool = admin.clone();
+        waiters.push(tokio::spawn(async move {
+            sqlx::raw_sql("UPDATE lock_probe SET v = v + 1 WHERE id = 1").execute(&pool).await.map(|_| ())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let target = MyTarget::connect("my", &settings("DBINTEL_M7_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
+    let period = Duration::from_millis(250);
+    let mut window = dbintel::sources::activity::AshWindow::new("mysql", period);
+    for _ in 0..4 {
+        window.add_sample(&target.query("sample", MY_SAMPLE_SQL).await.expect("sample"));
+        tokio::time::sleep(period).await;
+    }
+    let records = window.finish(period * 4, 1);
+    holder.rollback().await.expect("release");
+    for w in waiters {
+        let _ = w.await;
+    }
+    let lock_aas: f64 = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Metric(m) if m.attributes.get("db.wait.class") == Some(&Value::Str("Lock".into())) => match m.value {
+                Number::Double(d) => Some(d),
+                Number::Int(i) => Some(i as f64),
+            },
+            _ => None,
+        })
+        .sum();
+    assert!((lock_aas - 2.0).abs() < 0.01, "AAS of the two row-lock waiters: {lock_aas}");
+    let chains: Vec<&Value> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Log(l) if l.event_name == "db.server.blocking" => l.attributes.get("db.blocking.session.ids"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chains.len(), 2, "one blocking event per waiter: {records:?}");
+    for chain in chains {
+        assert!(matches!(chain, Value::List(ids) if ids.contains(&Value::Int(holder_id))), "blocked by the holder {holder_id}: {chain:?}");
     }
 }

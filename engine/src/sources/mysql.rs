@@ -231,14 +231,24 @@ impl MyStatements {
 }
 
 /// The MariaDB/MySQL activity sample: foreground threads that are doing
-/// something, with what they wait on now. Columns match the PostgreSQL
+/// something, with what they wait on now; a thread waiting for an InnoDB row
+/// lock is a `Lock` wait and names the threads holding it (MariaDB's
+/// information_schema.INNODB_LOCK_WAITS). Columns match the PostgreSQL
 /// sample so one aggregator serves both.
-pub const MY_SAMPLE_SQL: &str = "SELECT t.THREAD_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
+pub const MY_SAMPLE_SQL: &str = "SELECT t.PROCESSLIST_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
         t.PROCESSLIST_COMMAND AS state,
-        CASE WHEN w.EVENT_NAME IS NULL THEN NULL ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
-        w.EVENT_NAME AS wait_event, NULL AS query_id, t.PROCESSLIST_INFO AS query, NULL AS blocking
+        CASE WHEN b.blockers IS NOT NULL THEN 'Lock'
+             WHEN w.EVENT_NAME IS NULL THEN NULL
+             ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
+        CASE WHEN b.blockers IS NOT NULL THEN 'row lock' ELSE w.EVENT_NAME END AS wait_event,
+        NULL AS query_id, t.PROCESSLIST_INFO AS query, b.blockers AS blocking
    FROM performance_schema.threads t
    LEFT JOIN performance_schema.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
+   LEFT JOIN (SELECT r.trx_mysql_thread_id AS waiting, GROUP_CONCAT(DISTINCT h.trx_mysql_thread_id) AS blockers
+                FROM information_schema.INNODB_LOCK_WAITS lw
+                JOIN information_schema.INNODB_TRX r ON r.trx_id = lw.requesting_trx_id
+                JOIN information_schema.INNODB_TRX h ON h.trx_id = lw.blocking_trx_id
+               GROUP BY r.trx_mysql_thread_id) b ON b.waiting = t.PROCESSLIST_ID
   WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')
     AND t.PROCESSLIST_ID <> CONNECTION_ID()";
 
