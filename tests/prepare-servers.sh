@@ -6,7 +6,8 @@
 #
 # PostgreSQL: pg_stat_statements preloaded and created; role
 #   dbintel_monitor (LOGIN, pg_monitor) — the least-privilege user;
-#   role dbintel_writer (LOGIN, owns a table) — to prove writers are refused.
+#   role dbintel_writer (LOGIN, owns a table) — to prove writers are refused;
+#   a second cluster `restarttest` on port 5433 for the restart test.
 # MariaDB: performance_schema on with statement and wait consumers; user
 #   dbintel_monitor with SELECT ON performance_schema.* and PROCESS;
 #   dbintel_writer with INSERT — to prove writers are refused.
@@ -57,6 +58,26 @@ ALTER TABLE writer_owned OWNER TO dbintel_writer;
 CREATE TABLE IF NOT EXISTS lock_probe (id int);
 GRANT SELECT ON lock_probe TO dbintel_monitor;
 GRANT CONNECT ON DATABASE dbintel_test TO dbintel_monitor;
+SQL
+
+# A second, small cluster on 5433 that the restart test may restart without
+# disturbing the tests using the main one.
+if ! pg_lsclusters -h | awk '{print $2}' | grep -qx restarttest; then
+  pg_createcluster "$PG_VERSION" restarttest -p 5433 -- --auth-local=trust --auth-host=trust > /dev/null
+  pg_conftool "$PG_VERSION" restarttest set shared_preload_libraries pg_stat_statements
+fi
+if ! pg_isready -h 127.0.0.1 -p 5433 -q; then
+  pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" restarttest start
+fi
+wait_for "PostgreSQL on 5433" pg_isready -h 127.0.0.1 -p 5433 -q
+pg -p 5433 -d postgres <<'SQL'
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbintel_monitor') THEN
+    CREATE ROLE dbintel_monitor LOGIN PASSWORD 'monitor-secret-pw';
+  END IF;
+END $$;
+GRANT pg_monitor TO dbintel_monitor;
 SQL
 
 # --- MariaDB ---------------------------------------------------------------

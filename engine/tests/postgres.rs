@@ -289,3 +289,47 @@ async fn instance_health_metrics_come_from_the_server() {
     }
     assert!(!names.contains("postgresql.replication.lag"), "this server is a primary");
 }
+
+/// Scrapes, retrying while the pool notices connections a restart broke.
+async fn scrape_retrying(collector: &mut StatementsCollector, target: &PgTarget, now: u64) -> Vec<Record> {
+    for attempt in 0..10 {
+        match collector.scrape(target, now).await {
+            Ok(records) => return records,
+            Err(e) if attempt < 9 => {
+                eprintln!("scrape after restart: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("scrape kept failing: {e}"),
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn a_server_restart_rebaselines() {
+    // the second cluster, which only this test restarts
+    const RESTART_MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5433/postgres";
+    const RESTART_ADMIN: &str = "postgres://postgres@127.0.0.1:5433/postgres";
+    let admin = PgPoolOptions::new().max_connections(1).connect(RESTART_ADMIN).await.expect("the restarttest cluster on 5433");
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T10_DSN", RESTART_MONITOR, Duration::from_secs(3))).await.expect("connects");
+    let mut collector = collector();
+    run_marker(&admin, "marker_restart", 1).await;
+    scrape_retrying(&mut collector, &target, 1).await;
+    run_marker(&admin, "marker_restart", 3).await;
+    admin.close().await;
+    let restarted = std::process::Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", "15", "restarttest", "restart"])
+        .status()
+        .expect("pg_ctlcluster");
+    assert!(restarted.success());
+    let admin = PgPoolOptions::new().max_connections(1).connect(RESTART_ADMIN).await.expect("back up");
+    // counters survive a clean restart, so without a new identity this
+    // scrape would report 3 + 2 calls against the pre-restart baseline
+    run_marker(&admin, "marker_restart", 2).await;
+    let after = scrape_retrying(&mut collector, &target, 2).await;
+    assert_eq!(calls_for(&after, "marker_restart"), None, "a restart is a new baseline");
+    no_negative_points(&after);
+    run_marker(&admin, "marker_restart", 4).await;
+    let next = scrape_retrying(&mut collector, &target, 3).await;
+    assert_eq!(calls_for(&next, "marker_restart"), Some(4));
+}
