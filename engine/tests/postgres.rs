@@ -333,3 +333,25 @@ async fn a_server_restart_rebaselines() {
     let next = scrape_retrying(&mut collector, &target, 3).await;
     assert_eq!(calls_for(&next, "marker_restart"), Some(4));
 }
+
+#[tokio::test]
+async fn tls_modes_are_honoured() {
+    let with = |var: &str, mode: &str, ca: Option<&str>| {
+        let mut s = settings(var, MONITOR, Duration::from_secs(3));
+        s.0.insert("sslmode".into(), SettingValue::Word(mode.into()));
+        if let Some(ca) = ca {
+            s.0.insert("sslrootcert".into(), SettingValue::String(ca.into()));
+        }
+        s
+    };
+    // this server has TLS on (Debian's self-signed "snakeoil" certificate)
+    let target = PgTarget::connect("pg", &with("DBINTEL_T11A_DSN", "require", None)).await.expect("require connects");
+    let rows = target.query("tls", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").await.expect("pg_stat_ssl");
+    assert_eq!(rows[0].get("ssl"), Some(&Value::Bool(true)), "the session is encrypted");
+    // verify-full checks the chain and the name: neither holds for a
+    // self-signed certificate reached as 127.0.0.1 without its CA
+    let err = PgTarget::connect("pg", &with("DBINTEL_T11B_DSN", "verify-full", None)).await.err().expect("verify-full must refuse");
+    let message = err.to_string();
+    assert!(message.contains("cannot connect"), "{message}");
+    assert!(!message.contains("monitor-secret-pw"), "{message}");
+}
