@@ -284,6 +284,8 @@ async fn instance_health_metrics_come_from_the_server() {
         "postgresql.blocks.hit",
         "postgresql.database.size",
         "postgresql.database.xid_age",
+        "postgresql.wal.bytes",
+        "postgresql.wal.checkpoint_age",
     ] {
         assert!(names.contains(expected), "missing {expected}: {names:?}");
     }

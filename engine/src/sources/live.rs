@@ -213,8 +213,9 @@ impl Loop {
 }
 
 /// Health basics per database: backends, commits, rollbacks, deadlocks,
-/// block hits and reads, size; replication lag on a replica; the age of the
-/// oldest unfrozen transaction id.
+/// block hits and reads, size, the age of the oldest unfrozen transaction
+/// id; replication lag on a replica; WAL written and the age of the last
+/// checkpoint on a primary.
 pub async fn instance(target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
     let rows = target
         .query(
@@ -261,14 +262,25 @@ pub async fn instance(target: &PgTarget, now: u64) -> Result<Vec<Record>, Source
             }
         }
     }
-    let lag = target
+    let wal = target
         .query(
-            "replication lag",
-            "SELECT CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag",
+            "replication and WAL",
+            "SELECT CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag,
+                    CASE WHEN NOT pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 END AS wal_bytes",
         )
         .await?;
-    if let Some(lag) = lag.first().and_then(|r| super::rows::number(r, "lag")) {
+    if let Some(lag) = wal.first().and_then(|r| super::rows::number(r, "lag")) {
         out.push(metric("replication.lag", "s", MetricKind::Gauge, Number::Double(lag), &Value::Nil));
+    }
+    if let Some(bytes) = wal.first().and_then(|r| super::rows::number(r, "wal_bytes")) {
+        out.push(metric("wal.bytes", "By", cumulative, Number::Int(bytes as i64), &Value::Nil));
+    }
+    // seconds since the last checkpoint: how much WAL a crash would replay
+    let checkpoint = "SELECT extract(epoch FROM now() - checkpoint_time)::float8 AS age FROM pg_control_checkpoint()";
+    if let Ok(rows) = target.query("checkpoint age", checkpoint).await {
+        if let Some(age) = rows.first().and_then(|r| super::rows::number(r, "age")) {
+            out.push(metric("wal.checkpoint_age", "s", MetricKind::Gauge, Number::Double(age), &Value::Nil));
+        }
     }
     Ok(out)
 }
