@@ -76,37 +76,38 @@ pub struct SourceOutput {
 }
 
 impl SourceOutput {
-    /// Sends from a blocking thread, waiting while downstream is full.
-    pub fn send_blocking(&self, collector: &str, batch: Batch) {
+    /// The copies to send for a batch of `collector`: one per pipeline that
+    /// takes it (the last one the batch itself), each marked with its
+    /// pipeline, plus one for the tap.
+    fn copies(&self, collector: &str, batch: Batch) -> Vec<(&mpsc::Sender<Batch>, Batch)> {
+        let mut out = Vec::new();
         if let Some(tap) = &self.tap {
-            let _ = tap.blocking_send(batch.clone());
+            out.push((tap, batch.clone()));
         }
         let targets: Vec<_> = self.routes.iter().filter(|(_, port, _)| port.as_deref().is_none_or(|p| p == collector)).collect();
         let last = targets.len().saturating_sub(1);
         let mut batch = Some(batch);
-        for (i, (pipeline, _, sender)) in targets.iter().enumerate() {
+        for (i, (pipeline, _, sender)) in targets.into_iter().enumerate() {
             let item = if i == last { batch.take() } else { batch.clone() };
             if let Some(mut item) = item {
                 item.route = *pipeline;
-                let _ = sender.blocking_send(item);
+                out.push((sender, item));
             }
+        }
+        out
+    }
+
+    /// Sends from a blocking thread, waiting while downstream is full.
+    pub fn send_blocking(&self, collector: &str, batch: Batch) {
+        for (sender, item) in self.copies(collector, batch) {
+            let _ = sender.blocking_send(item);
         }
     }
 
     /// Sends from a task, waiting while downstream is full.
     pub async fn send(&self, collector: &str, batch: Batch) {
-        if let Some(tap) = &self.tap {
-            let _ = tap.send(batch.clone()).await;
-        }
-        let targets: Vec<_> = self.routes.iter().filter(|(_, port, _)| port.as_deref().is_none_or(|p| p == collector)).collect();
-        let last = targets.len().saturating_sub(1);
-        let mut batch = Some(batch);
-        for (i, (pipeline, _, sender)) in targets.iter().enumerate() {
-            let item = if i == last { batch.take() } else { batch.clone() };
-            if let Some(mut item) = item {
-                item.route = *pipeline;
-                let _ = sender.send(item).await;
-            }
+        for (sender, item) in self.copies(collector, batch) {
+            let _ = sender.send(item).await;
         }
     }
 

@@ -1,6 +1,8 @@
 //! The mysql source against the real MariaDB on this machine (prepared by
 //! tests/prepare-servers.sh; these tests fail, never skip, without it).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use dbintel::record::{Number, Record};
@@ -37,19 +39,7 @@ async fn admin(connections: u32) -> sqlx::MySqlPool {
 }
 
 fn calls_for(records: &[Record], marker: &str) -> Option<i64> {
-    let id = records.iter().find_map(|r| match r {
-        Record::Log(l) if l.attributes.get("db.query.text").and_then(Value::as_str).is_some_and(|t| t.contains(marker)) => {
-            l.attributes.get("db.query.id").cloned()
-        }
-        _ => None,
-    })?;
-    records.iter().find_map(|r| match r {
-        Record::Metric(m) if m.name == "mysql.query.calls" && m.attributes.get("db.query.id") == Some(&id) => match m.value {
-            Number::Int(i) => Some(i),
-            Number::Double(d) => Some(d as i64),
-        },
-        _ => None,
-    })
+    common::calls_for(records, "mysql.query.calls", marker)
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! (prepared by tests/prepare-servers.sh; these tests fail, never skip,
 //! when it is not there).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use dbintel::record::{Number, Record};
@@ -59,19 +61,7 @@ async fn run_marker(admin: &sqlx::PgPool, marker: &str, times: usize) {
 }
 
 fn calls_for(records: &[Record], marker: &str) -> Option<i64> {
-    let id = records.iter().find_map(|r| match r {
-        Record::Log(l) if l.attributes.get("db.query.text").and_then(Value::as_str).is_some_and(|t| t.contains(marker)) => {
-            l.attributes.get("db.query.id").cloned()
-        }
-        _ => None,
-    })?;
-    records.iter().find_map(|r| match r {
-        Record::Metric(m) if m.name == "postgresql.query.calls" && m.attributes.get("db.query.id") == Some(&id) => match m.value {
-            Number::Int(i) => Some(i),
-            Number::Double(d) => Some(d as i64),
-        },
-        _ => None,
-    })
+    common::calls_for(records, "postgresql.query.calls", marker)
 }
 
 fn no_negative_points(records: &[Record]) {

@@ -24,6 +24,23 @@ use std::pin::Pin;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The resource every batch from a database carries: what New Relic builds
+/// its database entities from.
+pub fn target_resource(system: &str, host: &str, port: u16, database: Option<String>) -> crate::record::Resource {
+    use dbintel_stdlib::Value;
+    let mut resource = crate::record::Resource::default();
+    let attrs = &mut resource.attributes;
+    attrs.insert("db.system.name", Value::Str(system.into()));
+    attrs.insert("server.address", Value::Str(host.into()));
+    attrs.insert("server.port", Value::Int(i64::from(port)));
+    attrs.insert("service.instance.id", Value::Str(format!("{host}:{port}")));
+    attrs.insert("telemetry.sdk.name", Value::Str("dbintel".into()));
+    if let Some(db) = database {
+        attrs.insert("db.namespace", Value::Str(db));
+    }
+    resource
+}
+
 /// Why a live source could not connect or scrape. Never holds a secret:
 /// driver messages pass through `Secret::scrub` first.
 #[derive(Debug, thiserror::Error)]

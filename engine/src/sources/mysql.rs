@@ -81,16 +81,7 @@ impl MyTarget {
             .await
             .map_err(|e| setup(format!("cannot connect to {host}:{port}: {}", secret.scrub(&e.to_string()))))?;
 
-        let mut resource = Resource::default();
-        let attrs = &mut resource.attributes;
-        attrs.insert("db.system.name", Value::Str("mysql".into()));
-        attrs.insert("server.address", Value::Str(host.clone()));
-        attrs.insert("server.port", Value::Int(i64::from(port)));
-        attrs.insert("service.instance.id", Value::Str(format!("{host}:{port}")));
-        attrs.insert("telemetry.sdk.name", Value::Str("dbintel".into()));
-        if let Some(db) = database {
-            attrs.insert("db.namespace", Value::Str(db));
-        }
+        let resource = super::target_resource("mysql", &host, port, database);
         let target = MyTarget {
             name: name.to_string(),
             pool,

@@ -73,16 +73,7 @@ impl PgTarget {
             .await
             .map_err(|e| setup(format!("cannot connect to {host}:{port}: {}", secret.scrub(&e.to_string()))))?;
 
-        let mut resource = Resource::default();
-        let attrs = &mut resource.attributes;
-        attrs.insert("db.system.name", Value::Str("postgresql".into()));
-        attrs.insert("server.address", Value::Str(host.clone()));
-        attrs.insert("server.port", Value::Int(i64::from(port)));
-        attrs.insert("service.instance.id", Value::Str(format!("{host}:{port}")));
-        attrs.insert("telemetry.sdk.name", Value::Str("dbintel".into()));
-        if let Some(db) = database {
-            attrs.insert("db.namespace", Value::Str(db));
-        }
+        let resource = super::target_resource("postgresql", &host, port, database);
         let mut target = PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0 };
         let version = target.query("server version", "SELECT current_setting('server_version_num')::int8 AS v").await?;
         target.version = version.first().and_then(|r| super::rows::integer(r, "v")).unwrap_or(0);

@@ -62,3 +62,23 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn code(out: &Output) -> i32 {
     out.status.code().expect("exited normally, not by a signal")
 }
+
+/// The delta of `metric` for the statement whose text contains `marker`
+/// (found through its `db.server.top_query` event).
+pub fn calls_for(records: &[dbintel::record::Record], metric: &str, marker: &str) -> Option<i64> {
+    use dbintel::record::{Number, Record};
+    use dbintel_stdlib::Value;
+    let id = records.iter().find_map(|r| match r {
+        Record::Log(l) if l.attributes.get("db.query.text").and_then(Value::as_str).is_some_and(|t| t.contains(marker)) => {
+            l.attributes.get("db.query.id").cloned()
+        }
+        _ => None,
+    })?;
+    records.iter().find_map(|r| match r {
+        Record::Metric(m) if m.name == metric && m.attributes.get("db.query.id") == Some(&id) => match m.value {
+            Number::Int(i) => Some(i),
+            Number::Double(d) => Some(d as i64),
+        },
+        _ => None,
+    })
+}
