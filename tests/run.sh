@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/prepare-servers.sh
+# the official OTLP protobuf package, to decode our OTLP/JSON independently
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 'opentelemetry-proto==1.45.2'
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"

@@ -278,3 +278,50 @@ fn dry_run_scrapes_the_real_postgres_and_sanitizes_what_it_finds() {
     assert!(attrs.iter().any(|(k, v)| k == "service.instance.id" && v["stringValue"] == "127.0.0.1:5432"), "{attrs:?}");
     assert!(attrs.iter().any(|(k, v)| k == "server.port" && v["intValue"] == "5432"), "{attrs:?}");
 }
+
+/// Feeds OTLP/JSON to tests/otlp_json_check.py (the official
+/// opentelemetry-proto package, strict protobuf JSON parsing) and returns
+/// its summary.
+fn decode_with_official_otlp(otlp_json: &[u8]) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg(common::root().join("tests/otlp_json_check.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().expect("stdin").write_all(otlp_json).expect("write");
+    let out = child.wait_with_output().expect("decoder ran");
+    assert!(out.status.success(), "the official decoder refused our OTLP/JSON: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("summary")
+}
+
+#[test]
+fn otlp_json_decodes_with_the_official_protobuf_definitions() {
+    let out = dbintel(&["dry-run", "pipelines/postgres.pipe", "--input", FIXTURE], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let summary = decode_with_official_otlp(&out.stdout);
+    let lines = json_lines(&out.stdout);
+    assert_eq!(summary["requests"], lines.len());
+    let our_logs: usize = lines.iter().filter_map(|l| l["resourceLogs"][0]["scopeLogs"][0]["logRecords"].as_array()).map(Vec::len).sum();
+    assert_eq!(summary["logs"], our_logs);
+    assert!(summary["points"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(summary["delta_sums"], summary["metrics"], "statement metrics are delta sums");
+
+    // every value shape: nested maps, lists, nil, floats, bytes-free rows
+    let dir = scratch("otlp-shapes");
+    let pipe = dir.join("rows.pipe");
+    std::fs::write(&pipe, ROWS_PIPE).unwrap();
+    let rows = dir.join("rows.ndjson");
+    std::fs::write(
+        &rows,
+        "{\"db.query.text\": \"select 1\", \"n\": {\"a\": [1, 2.5, true, null, \"x\"]}, \"big\": 18446744073709551615, \"neg\": -3, \"f\": 1e300}\n",
+    )
+    .unwrap();
+    let q = format!("rows.q={}", rows.display());
+    let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--input", &q], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let summary = decode_with_official_otlp(&out.stdout);
+    assert_eq!(summary["logs"], 1);
+}
