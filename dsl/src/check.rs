@@ -135,6 +135,12 @@ impl Checker<'_> {
             }
         }
 
+        for item in &items {
+            if let ItemKind::Pipeline(p) = &item.kind {
+                self.check_query_text_is_sanitized(p, &nodes);
+            }
+        }
+
         // 5. tests
         let tests = self.tests(&items, &nodes);
 
@@ -465,6 +471,46 @@ impl Checker<'_> {
         names
     }
 
+    /// Warns when a pipeline carries query text (statement events, raw
+    /// activity samples) to a sink with no transform on the way that calls
+    /// NormalizeSQL or RedactPII: utility statements and activity samples
+    /// hold literals as written.
+    fn check_query_text_is_sanitized(&mut self, pipeline: &PipelineDecl, nodes: &IndexMap<String, Node>) {
+        let Some(first) = pipeline.nodes.first() else { return };
+        let Some(NodeKind::Source(source)) = nodes.get(&first.node.name).map(|n| &n.kind) else { return };
+        if !matches!(source.kind.as_str(), "postgres" | "mysql") {
+            return;
+        }
+        let carries_text = |name: &str, collector: &Collector| {
+            name == "statements" || (name == "activity" && collector.settings.bool("samples_as_logs") == Some(true))
+        };
+        let texty: Vec<&String> = source
+            .collectors
+            .iter()
+            .filter(|(name, c)| first.port.as_ref().is_none_or(|p| &p.name == *name) && carries_text(name, c))
+            .map(|(name, _)| name)
+            .collect();
+        if texty.is_empty() {
+            return;
+        }
+        let sanitizes = pipeline.nodes[1..].iter().any(|r| match nodes.get(&r.node.name).map(|n| &n.kind) {
+            Some(NodeKind::Transform(t)) => t.statements.iter().any(|s| s.call.args.iter().any(|a| calls_sanitizer(&a.value))),
+            _ => false,
+        });
+        if !sanitizes {
+            let collectors: Vec<String> = texty.iter().map(|c| format!("{}.{c}", first.node.name)).collect();
+            self.diagnostics.push(
+                Diagnostic::new(
+                    codes::UNSANITIZED_TEXT,
+                    pipeline.name.span,
+                    format!("{} carries query text, and nothing on pipeline `{}` sanitizes it", collectors.join(", "), pipeline.name.name),
+                )
+                .label("raw SQL would reach the sink")
+                .help("add a transform that calls NormalizeSQL / RedactPII, e.g. `use \"sanitize_pii.pipe\"` and put sanitize_pii before the sink"),
+            );
+        }
+    }
+
     /// Reports every cycle among processors. Returns true if there is none.
     fn check_cycles(&mut self, nodes: &IndexMap<String, Node>, edges: &[Edge], spans: &[Span]) -> bool {
         #[derive(Clone, Copy, PartialEq)]
@@ -688,4 +734,18 @@ fn defaults(specs: &[schema::SettingSpec]) -> plan::Settings {
     let mut none = Vec::new();
     let never_set = |_: &str| true;
     SettingsChecker { diagnostics: &mut none, env_is_set: &never_set, env_policy: EnvPolicy::Warn }.check("", Span::default(), &[], specs)
+}
+
+/// Whether an expression calls NormalizeSQL or RedactPII anywhere in it.
+fn calls_sanitizer(expr: &Expr) -> bool {
+    match &expr.kind {
+        ExprKind::Call(c) => {
+            matches!(c.name.name.as_str(), "NormalizeSQL" | "RedactPII") || c.args.iter().any(|a| calls_sanitizer(&a.value))
+        }
+        ExprKind::List(items) => items.iter().any(calls_sanitizer),
+        ExprKind::Map(entries) => entries.iter().any(|e| calls_sanitizer(&e.value)),
+        ExprKind::Not(e) | ExprKind::Neg(e) | ExprKind::Paren(e) => calls_sanitizer(e),
+        ExprKind::Binary { lhs, rhs, .. } => calls_sanitizer(lhs) || calls_sanitizer(rhs),
+        _ => false,
+    }
 }

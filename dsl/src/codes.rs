@@ -78,5 +78,6 @@ pub const DUPLICATE_TEST: Code = error("E501");
 
 // warnings
 pub const UNUSED_NODE: Code = warning("W400");
+pub const UNSANITIZED_TEXT: Code = warning("W402");
 pub const ENV_NOT_SET_WARNING: Code = warning("W312");
-pub const NO_PIPELINE: Code = warning("W401");
+// W401 was never used; do not reuse it.
