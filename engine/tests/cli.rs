@@ -42,7 +42,7 @@ fn validate_json_gives_machines_the_same_facts() {
     let first = &parsed[0];
     assert_eq!(first["code"], "E200");
     assert_eq!(first["severity"], "error");
-    assert_eq!(first["line"], 8);
+    assert_eq!(first["line"], 9);
     assert_eq!(first["column"], 3);
     assert_eq!(first["help"], "did you mean `replace_pattern`?");
     assert!(first["file"].as_str().unwrap_or("").ends_with("unknown_function.pipe"));
