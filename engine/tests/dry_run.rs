@@ -325,3 +325,39 @@ fn otlp_json_decodes_with_the_official_protobuf_definitions() {
     let summary = decode_with_official_otlp(&out.stdout);
     assert_eq!(summary["logs"], 1);
 }
+
+#[test]
+fn live_activity_sends_aas_and_sanitized_samples() {
+    let dir = scratch("live-ash");
+    let pipe = dir.join("ash.pipe");
+    let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
+    std::fs::write(
+        &pipe,
+        format!(
+            "use \"{}\"\nsource pg = postgres {{\n  dsn = env(\"LIVE_PG_DSN\")\n  collect activity {{ every = 200ms, window = 2s, samples_as_logs = true }}\n}}\nsink out = stdout {{ format = pretty }}\npipeline a = pg.activity -> sanitize_pii -> out\n",
+            sanitize.display()
+        ),
+    )
+    .unwrap();
+    // a session sleeping through the whole window, its text with a literal
+    let sleeper = std::thread::spawn(|| {
+        std::process::Command::new("psql")
+            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "dbintel_test", "-c", "SELECT pg_sleep(4), 'ash-secret-literal'"])
+            .output()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dsn = ("LIVE_PG_DSN", "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test");
+    let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--scrapes", "1", "--output", "pretty"], &[dsn]);
+    let _ = sleeper.join();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("ash-secret-literal"), "a literal from pg_stat_activity leaked");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("metric postgresql.ash.active_sessions") && l.contains("PgSleep")),
+        "no AAS for the sleeping session: {stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("log db.server.session_sample") && l.contains("SELECT pg_sleep(?), ?")),
+        "no sanitized sample log: {stdout}"
+    );
+}
