@@ -35,6 +35,29 @@ pub struct MetricPoint {
     pub attributes: Map,
 }
 
+impl MetricPoint {
+    /// A point at `now` with no start time and no description.
+    pub fn new(
+        name: impl Into<String>,
+        unit: impl Into<String>,
+        kind: MetricKind,
+        value: Number,
+        now: u64,
+        attributes: Map,
+    ) -> MetricPoint {
+        MetricPoint {
+            name: name.into(),
+            unit: unit.into(),
+            description: String::new(),
+            kind,
+            start_time_unix_nano: 0,
+            time_unix_nano: now,
+            value,
+            attributes,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogRecord {
     pub time_unix_nano: u64,

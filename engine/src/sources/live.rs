@@ -232,16 +232,7 @@ pub async fn instance(target: &PgTarget, now: u64) -> Result<Vec<Record>, Source
     let metric = |name: &str, unit: &str, kind: MetricKind, value: Number, database: &Value| {
         let mut attributes = dbintel_stdlib::Map::with_capacity(1);
         attributes.insert("db.namespace", database.clone());
-        Record::Metric(MetricPoint {
-            name: format!("postgresql.{name}"),
-            unit: unit.into(),
-            description: String::new(),
-            kind,
-            start_time_unix_nano: 0,
-            time_unix_nano: now,
-            value,
-            attributes,
-        })
+        Record::Metric(MetricPoint::new(format!("postgresql.{name}"), unit, kind, value, now, attributes))
     };
     let cumulative = MetricKind::Sum { monotonic: true, temporality: Temporality::Cumulative };
     for row in &rows {

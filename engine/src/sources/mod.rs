@@ -24,6 +24,32 @@ use std::pin::Pin;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What every database source reads from its settings before it connects.
+pub struct ConnectSettings {
+    pub secret: secret::Secret,
+    /// Per query: the server-side limit, and (plus a margin) the client's.
+    pub timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    pub pool: u32,
+}
+
+impl ConnectSettings {
+    pub fn read(name: &str, settings: &dbintel_dsl::plan::Settings) -> Result<ConnectSettings, SourceError> {
+        let reference = settings.secret("dsn").ok_or_else(|| setup_error(name, "no dsn".into()))?;
+        let secret = secret::Secret::resolve(reference).map_err(|e| setup_error(name, e.to_string()))?;
+        Ok(ConnectSettings {
+            secret,
+            timeout: settings.duration("timeout").unwrap_or(std::time::Duration::from_secs(3)),
+            connect_timeout: settings.duration("connect_timeout").unwrap_or(std::time::Duration::from_secs(5)),
+            pool: settings.int("pool").unwrap_or(2).clamp(1, 16) as u32,
+        })
+    }
+}
+
+pub fn setup_error(name: &str, message: String) -> SourceError {
+    SourceError::Setup { source_name: name.to_string(), message }
+}
+
 /// The resource every batch from a database carries: what New Relic builds
 /// its database entities from.
 pub fn target_resource(system: &str, host: &str, port: u16, database: Option<String>) -> crate::record::Resource {

@@ -36,11 +36,9 @@ pub struct MyTarget {
 
 impl MyTarget {
     pub async fn connect(name: &str, settings: &Settings) -> Result<MyTarget, SourceError> {
-        let setup = |message: String| SourceError::Setup { source_name: name.to_string(), message };
-        let reference = settings.secret("dsn").ok_or_else(|| setup("no dsn".into()))?;
-        let secret = Secret::resolve(reference).map_err(|e| setup(e.to_string()))?;
-        let timeout = settings.duration("timeout").unwrap_or(Duration::from_secs(3));
-        let connect_timeout = settings.duration("connect_timeout").unwrap_or(Duration::from_secs(5));
+        let setup = |message: String| super::setup_error(name, message);
+        let connect = super::ConnectSettings::read(name, settings)?;
+        let super::ConnectSettings { secret, timeout, connect_timeout, pool } = connect;
         let mut options = MySqlConnectOptions::from_str(secret.expose())
             .map_err(|e| setup(format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
         if let Some(mode) = settings.str("sslmode") {
@@ -59,7 +57,7 @@ impl MyTarget {
         let seconds = timeout.as_secs_f64().max(0.001);
         let lock_seconds = (timeout.as_secs() / 2).max(1);
         let pool = MySqlPoolOptions::new()
-            .max_connections(settings.int("pool").unwrap_or(2).clamp(1, 16) as u32)
+            .max_connections(pool)
             .acquire_timeout(connect_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -272,16 +270,7 @@ pub async fn instance(target: &MyTarget, now: u64) -> Result<Vec<Record>, Source
             "UPTIME" => ("uptime", "s", MetricKind::Gauge),
             _ => continue,
         };
-        out.push(Record::Metric(MetricPoint {
-            name: format!("mysql.{metric}"),
-            unit: unit.into(),
-            description: String::new(),
-            kind,
-            start_time_unix_nano: 0,
-            time_unix_nano: now,
-            value: Number::Int(value),
-            attributes: Map::new(),
-        }));
+        out.push(Record::Metric(MetricPoint::new(format!("mysql.{metric}"), unit, kind, Number::Int(value), now, Map::new())));
     }
     Ok(out)
 }

@@ -39,11 +39,9 @@ fn ms(d: Duration) -> String {
 
 impl PgTarget {
     pub async fn connect(name: &str, settings: &Settings) -> Result<PgTarget, SourceError> {
-        let setup = |message: String| SourceError::Setup { source_name: name.to_string(), message };
-        let reference = settings.secret("dsn").ok_or_else(|| setup("no dsn".into()))?;
-        let secret = Secret::resolve(reference).map_err(|e| setup(e.to_string()))?;
-        let timeout = settings.duration("timeout").unwrap_or(Duration::from_secs(3));
-        let connect_timeout = settings.duration("connect_timeout").unwrap_or(Duration::from_secs(5));
+        let setup = |message: String| super::setup_error(name, message);
+        let connect = super::ConnectSettings::read(name, settings)?;
+        let super::ConnectSettings { secret, timeout, connect_timeout, pool } = connect;
         let mut options = PgConnectOptions::from_str(secret.expose())
             .map_err(|e| setup(format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
         options = options.application_name("dbintel").options([
@@ -67,7 +65,7 @@ impl PgTarget {
         }
         let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
         let pool = PgPoolOptions::new()
-            .max_connections(settings.int("pool").unwrap_or(2).clamp(1, 16) as u32)
+            .max_connections(pool)
             .acquire_timeout(connect_timeout)
             .connect_with(options)
             .await

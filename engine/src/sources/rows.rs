@@ -204,16 +204,7 @@ impl SqlMapping {
             MetricKind::Gauge
         };
         let attributes = self.attributes(&mut row, Some(column));
-        Ok(Record::Metric(MetricPoint {
-            name: self.metric.clone(),
-            unit: self.unit.clone(),
-            description: String::new(),
-            kind,
-            start_time_unix_nano: 0,
-            time_unix_nano: now,
-            value,
-            attributes,
-        }))
+        Ok(Record::Metric(MetricPoint::new(self.metric.clone(), self.unit.clone(), kind, value, now, attributes)))
     }
 }
 
