@@ -203,12 +203,18 @@ pub const SINK_KINDS: &[SinkKindSpec] = &[
         settings: &[
             req("license_key", SettingType::Secret),
             opt("region", SettingType::Word(&["us", "eu"]), DefaultValue::Word("us")),
-            opt("protocol", SettingType::Word(&["grpc", "http"]), DefaultValue::Word("grpc")),
-            opt("compression", SettingType::Word(COMPRESSION), DefaultValue::Word("zstd")),
+            // unset: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc
+            opt("protocol", SettingType::Word(&["grpc", "http"]), DefaultValue::None),
+            // unset: OTEL_EXPORTER_OTLP_COMPRESSION, else zstd
+            opt("compression", SettingType::Word(COMPRESSION), DefaultValue::None),
             opt("timeout", SettingType::Duration, DefaultValue::Duration(10 * SEC)),
+            opt("temporality", SettingType::Word(&["delta", "cumulative"]), DefaultValue::Word("delta")),
             opt("queue", SettingType::Queue, DefaultValue::Word("memory")),
             opt("queue_size", SettingType::Size, DefaultValue::Size(64 * MIB)),
             opt("on_full", SettingType::Word(&["block", "drop_oldest"]), DefaultValue::Word("block")),
+            opt("retry_initial", SettingType::Duration, DefaultValue::Duration(5 * SEC)),
+            opt("retry_max", SettingType::Duration, DefaultValue::Duration(30 * SEC)),
+            opt("retry_elapsed", SettingType::Duration, DefaultValue::Duration(300 * SEC)),
             opt("resource", SettingType::StringMap, DefaultValue::None),
         ],
     },

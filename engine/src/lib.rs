@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod counters;
+pub mod export;
 pub mod fs_host;
 pub mod operators;
 pub mod ottl;

@@ -10,6 +10,8 @@ use crate::sources::BoxFuture;
 pub enum SinkError {
     #[error("write failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("export: {0}")]
+    Export(String),
 }
 
 /// A node that consumes batches. Called from the sink's own task.

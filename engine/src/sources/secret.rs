@@ -35,6 +35,12 @@ impl Secret {
         }
     }
 
+    /// A value given some other way (a header written in the file or in
+    /// an environment variable); `origin` says where, for messages.
+    pub fn plain(value: &str, origin: &str) -> Secret {
+        Secret { value: value.to_string(), origin: origin.to_string() }
+    }
+
     /// The value, for handing to a driver. Never log it.
     pub fn expose(&self) -> &str {
         &self.value

@@ -1,0 +1,382 @@
+//! Sending one encoded request: gRPC (tonic, the request's bytes passed
+//! through a codec that does not re-encode them) or HTTP/protobuf
+//! (reqwest). Each answer is classified: accepted (maybe partly),
+//! retryable (with the server's requested delay), or permanent.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use prost::Message;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::config::{Compression, ExportConfig, Protocol};
+use super::encode::{Encoded, Signal};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Taken; `rejected` items refused inside an otherwise good request
+    /// (OTLP partial success).
+    Accepted { rejected: i64, message: String },
+    Retry { after: Option<Duration>, cause: String },
+    Permanent { cause: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot read `{path}`: {error}")]
+    File { path: String, error: std::io::Error },
+    #[error("invalid endpoint `{endpoint}`: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("header `{0}` is not a valid HTTP header")]
+    Header(String),
+}
+
+pub enum Transport {
+    Grpc { channel: Channel, headers: tonic::metadata::MetadataMap, compression: Option<CompressionEncoding>, timeout: Duration },
+    Http { client: reqwest::Client, metrics_url: String, logs_url: String, compression: Compression },
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
+    std::fs::read(path).map_err(|error| TransportError::File { path: path.display().to_string(), error })
+}
+
+impl Transport {
+    pub fn new(config: &ExportConfig) -> Result<Transport, TransportError> {
+        let ca = config.ca_file.as_deref().map(read).transpose()?;
+        let identity = match (&config.client_cert, &config.client_key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, key.expose().as_bytes().to_vec())),
+            _ => None,
+        };
+        match config.protocol {
+            Protocol::Grpc => {
+                let bad = |reason: String| TransportError::Endpoint { endpoint: config.endpoint.clone(), reason };
+                let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
+                    .map_err(|e| bad(e.to_string()))?
+                    .timeout(config.timeout)
+                    .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+                    .tcp_nodelay(true);
+                if config.endpoint.starts_with("https://") {
+                    let mut tls = ClientTlsConfig::new().with_native_roots();
+                    if let Some(ca) = ca {
+                        tls = tls.ca_certificate(Certificate::from_pem(ca));
+                    }
+                    if let Some((cert, key)) = identity {
+                        tls = tls.identity(Identity::from_pem(cert, key));
+                    }
+                    endpoint = endpoint.tls_config(tls).map_err(|e| TransportError::Tls(e.to_string()))?;
+                }
+                let mut headers = tonic::metadata::MetadataMap::new();
+                for h in &config.headers {
+                    let key = tonic::metadata::MetadataKey::from_bytes(h.name.as_bytes()).map_err(|_| TransportError::Header(h.name.clone()))?;
+                    let value = h.value.expose().parse().map_err(|_| TransportError::Header(h.name.clone()))?;
+                    headers.insert(key, value);
+                }
+                let compression = match config.compression {
+                    Compression::Gzip => Some(CompressionEncoding::Gzip),
+                    Compression::Zstd => Some(CompressionEncoding::Zstd),
+                    Compression::None => None,
+                };
+                // lazy: an endpoint that is down at start is retried like
+                // one that goes down later
+                Ok(Transport::Grpc { channel: endpoint.connect_lazy(), headers, compression, timeout: config.timeout })
+            }
+            Protocol::Http => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                for h in &config.headers {
+                    let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| TransportError::Header(h.name.clone()))?;
+                    let mut value =
+                        reqwest::header::HeaderValue::from_str(h.value.expose()).map_err(|_| TransportError::Header(h.name.clone()))?;
+                    value.set_sensitive(h.sensitive);
+                    headers.insert(name, value);
+                }
+                let mut builder = reqwest::Client::builder()
+                    .default_headers(headers)
+                    .timeout(config.timeout)
+                    .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+                    .user_agent(concat!("dbintel/", env!("CARGO_PKG_VERSION")))
+                    .tls_built_in_native_certs(true);
+                if let Some(ca) = ca {
+                    let cert = reqwest::Certificate::from_pem(&ca).map_err(|e| TransportError::Tls(e.to_string()))?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                if let Some((mut cert, key)) = identity {
+                    cert.push(b'\n');
+                    cert.extend_from_slice(&key);
+                    builder = builder.identity(reqwest::Identity::from_pem(&cert).map_err(|e| TransportError::Tls(e.to_string()))?);
+                }
+                let client = builder.build().map_err(|e| TransportError::Tls(e.to_string()))?;
+                Ok(Transport::Http {
+                    client,
+                    metrics_url: config.metrics_url.clone(),
+                    logs_url: config.logs_url.clone(),
+                    compression: config.compression,
+                })
+            }
+        }
+    }
+
+    pub async fn send(&self, item: &Encoded) -> Outcome {
+        match self {
+            Transport::Grpc { channel, headers, compression, timeout } => {
+                grpc(channel.clone(), headers, *compression, *timeout, item).await
+            }
+            Transport::Http { client, metrics_url, logs_url, compression } => {
+                let url = match item.signal {
+                    Signal::Metrics => metrics_url,
+                    Signal::Logs => logs_url,
+                };
+                http(client, url, *compression, item).await
+            }
+        }
+    }
+}
+
+/// Passes already-encoded request bytes through; decodes the response.
+/// Both export responses have the same wire shape (field 1: partial
+/// success {1: rejected count, 2: message}), so one type reads both.
+#[derive(Default)]
+struct Passthrough;
+
+impl Codec for Passthrough {
+    type Encode = bytes::Bytes;
+    type Decode = ExportMetricsServiceResponse;
+    type Encoder = Passthrough;
+    type Decoder = Passthrough;
+    fn encoder(&mut self) -> Passthrough {
+        Passthrough
+    }
+    fn decoder(&mut self) -> Passthrough {
+        Passthrough
+    }
+}
+
+impl Encoder for Passthrough {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: bytes::Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for Passthrough {
+    type Item = ExportMetricsServiceResponse;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        ExportMetricsServiceResponse::decode(bytes)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("the receiver's response is not an OTLP export response: {e}")))
+    }
+}
+
+fn partial(response: &ExportMetricsServiceResponse) -> Outcome {
+    match &response.partial_success {
+        Some(p) => Outcome::Accepted { rejected: p.rejected_data_points, message: p.error_message.clone() },
+        None => Outcome::Accepted { rejected: 0, message: String::new() },
+    }
+}
+
+// google.rpc.Status and RetryInfo, only the fields read here.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// The delay a gRPC status asks for in a `google.rpc.RetryInfo` detail.
+pub fn retry_info(status: &tonic::Status) -> Option<Duration> {
+    let details = RpcStatus::decode(status.details()).ok()?;
+    details.details.iter().filter(|a| a.type_url.ends_with("google.rpc.RetryInfo")).find_map(|a| {
+        let delay = RetryInfo::decode(a.value.as_slice()).ok()?.retry_delay?;
+        Some(Duration::from_secs(delay.seconds.max(0) as u64) + Duration::from_nanos(delay.nanos.max(0) as u64))
+    })
+}
+
+async fn grpc(
+    channel: Channel,
+    headers: &tonic::metadata::MetadataMap,
+    compression: Option<CompressionEncoding>,
+    timeout: Duration,
+    item: &Encoded,
+) -> Outcome {
+    use tonic::Code;
+    let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(4 << 20);
+    if let Some(c) = compression {
+        client = client.send_compressed(c).accept_compressed(c);
+    }
+    if let Err(e) = client.ready().await {
+        return Outcome::Retry { after: None, cause: format!("connect: {e}") };
+    }
+    let mut request = tonic::Request::new(item.payload.clone());
+    *request.metadata_mut() = headers.clone();
+    request.set_timeout(timeout);
+    let path = match item.signal {
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    };
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    match client.unary(request, path, Passthrough).await {
+        Ok(response) => partial(response.get_ref()),
+        Err(status) => {
+            let cause = format!("gRPC {:?}: {}", status.code(), status.message());
+            let after = retry_info(&status);
+            match status.code() {
+                Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::DataLoss => {
+                    Outcome::Retry { after, cause }
+                }
+                // the spec: retry RESOURCE_EXHAUSTED only when the server
+                // says when
+                Code::ResourceExhausted if after.is_some() => Outcome::Retry { after, cause },
+                Code::Unknown if status.message().contains("transport") || status.message().contains("connection") => {
+                    Outcome::Retry { after, cause }
+                }
+                _ => Outcome::Permanent { cause },
+            }
+        }
+    }
+}
+
+pub fn compress(compression: Compression, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    match compression {
+        Compression::None => Ok(payload.to_vec()),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(payload.len() / 4), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, payload)?;
+            e.finish()
+        }
+        Compression::Zstd => zstd::bulk::compress(payload, 3),
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate(value)?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
+fn httpdate(s: &str) -> Option<std::time::SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, sec] = hms.as_slice() else { return None };
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + m * 60 + sec;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+async fn http(client: &reqwest::Client, url: &str, compression: Compression, item: &Encoded) -> Outcome {
+    let body = match compress(compression, &item.payload) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Permanent { cause: format!("compressing the request: {e}") },
+    };
+    let mut request = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/x-protobuf").body(body);
+    match compression {
+        Compression::Gzip => request = request.header(reqwest::header::CONTENT_ENCODING, "gzip"),
+        Compression::Zstd => request = request.header(reqwest::header::CONTENT_ENCODING, "zstd"),
+        Compression::None => {}
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return Outcome::Retry { after: None, cause: format!("HTTP: {}", without_url(&e)) },
+    };
+    let status = response.status();
+    let after = retry_after(response.headers());
+    let body = response.bytes().await.unwrap_or_default();
+    if status.is_success() {
+        return match ExportMetricsServiceResponse::decode(body.as_ref()) {
+            Ok(r) => partial(&r),
+            // a 2xx whose body is not a response still means accepted
+            Err(_) => {
+                tracing::debug!(%status, "the receiver's 2xx body is not an OTLP export response");
+                Outcome::Accepted { rejected: 0, message: String::new() }
+            }
+        };
+    }
+    let detail = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
+    let cause = if detail.is_empty() || detail.contains('\0') { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
+    match status.as_u16() {
+        429 | 502 | 503 | 504 => Outcome::Retry { after, cause },
+        _ => Outcome::Permanent { cause },
+    }
+}
+
+/// reqwest's errors name the URL; ours may carry a key in its query.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = String::from(if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "reading the response"
+    } else {
+        "request failed"
+    });
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        assert_eq!(httpdate("Sun, 06 Nov 1994 08:49:37 GMT"), Some(std::time::UNIX_EPOCH + Duration::from_secs(784_111_777)));
+        assert_eq!(httpdate("yesterday"), None);
+    }
+
+    #[test]
+    fn retry_info_is_read_from_status_details() {
+        let info = RetryInfo { retry_delay: Some(ProtoDuration { seconds: 3, nanos: 500_000_000 }) };
+        let status = RpcStatus { details: vec![ProtoAny { type_url: "type.googleapis.com/google.rpc.RetryInfo".into(), value: info.encode_to_vec() }] };
+        let s = tonic::Status::with_details(tonic::Code::Unavailable, "busy", status.encode_to_vec().into());
+        assert_eq!(retry_info(&s), Some(Duration::from_millis(3500)));
+        assert_eq!(retry_info(&tonic::Status::unavailable("busy")), None);
+    }
+}
