@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/prepare-servers.sh
-# the official OTLP protobuf package, to decode our OTLP/JSON independently
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 'opentelemetry-proto==1.45.2'
+# Real OTLP peers nobody here wrote: the official OTLP protobuf package and
+# grpcio (tests/otlp_receiver.py decodes with them), zstandard for zstd
+# HTTP bodies, and rotel, whose wheel ships the rotel-agent collector.
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  'opentelemetry-proto==1.45.2' 'grpcio==1.85.3' 'zstandard==0.25.0' 'rotel==0.0.1a15'
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"

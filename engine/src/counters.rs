@@ -13,6 +13,9 @@ pub struct NodeCounters {
     /// Scrapes a source skipped because downstream was full or memory was
     /// short.
     pub skipped_scrapes: AtomicU64,
+    /// Scrapes run by a source's collectors, and their total time.
+    pub scrapes: AtomicU64,
+    pub scrape_micros: AtomicU64,
 }
 
 impl NodeCounters {
@@ -31,7 +34,14 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The counters of node `name`; a node registered again (the same name
+    /// in a reloaded plan) keeps counting where it was, as Prometheus
+    /// counters must.
     pub fn register(&mut self, name: &str, kind: &'static str) -> Arc<NodeCounters> {
+        if let Some((_, k, c)) = self.nodes.iter_mut().find(|(n, _, _)| n == name) {
+            *k = kind;
+            return c.clone();
+        }
         let counters = Arc::new(NodeCounters::default());
         self.nodes.push((name.to_string(), kind, counters.clone()));
         counters
@@ -57,4 +67,28 @@ impl Registry {
         }
         out
     }
+}
+
+/// Time spent in each kind of query, per source: `(source, what)` →
+/// (count, microseconds). Process-wide, read by `/metrics`.
+type QueryTimes = std::collections::BTreeMap<(String, String), (u64, u64)>;
+static QUERY_TIMES: std::sync::Mutex<QueryTimes> = std::sync::Mutex::new(QueryTimes::new());
+
+/// Most distinct `(source, what)` pairs kept (`what` comes from the plan,
+/// so this is a guard, not a limit anyone should meet).
+const MAX_QUERY_KINDS: usize = 1000;
+
+pub fn record_query(source: &str, what: &str, elapsed: std::time::Duration) {
+    let mut times = QUERY_TIMES.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (source.to_string(), what.to_string());
+    if times.len() >= MAX_QUERY_KINDS && !times.contains_key(&key) {
+        return;
+    }
+    let entry = times.entry(key).or_default();
+    entry.0 += 1;
+    entry.1 += elapsed.as_micros() as u64;
+}
+
+pub fn query_times() -> QueryTimes {
+    QUERY_TIMES.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }

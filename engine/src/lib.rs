@@ -11,11 +11,15 @@
 //! - [`operators`]: transform, sample, batch, memory_limit.
 //! - [`sources`], [`sinks`]: where records come from and go.
 //! - [`runtime`]: one task per node, bounded channels, drain on shutdown.
+//! - [`export`]: OTLP export (encoding, queue, delivery) for `otlp` and
+//!   `newrelic` sinks.
+//! - [`daemon`]: `dbintel run` — reloads, signals, the HTTP endpoints.
 //! - [`counters`]: per-node in/out/dropped/errors.
 //! - [`pipe_tests`]: the `test` blocks of .pipe files.
 
 pub mod cli;
 pub mod counters;
+pub mod daemon;
 pub mod export;
 pub mod fs_host;
 pub mod operators;

@@ -71,7 +71,16 @@ fn span(s: dbintel_dsl::Span) -> SourceSpan {
 
 /// Renders every diagnostic for a terminal (colour only on a TTY).
 pub fn human(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String {
-    let theme = if std::io::stderr().is_terminal() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    render(sources, diagnostics, std::io::stderr().is_terminal())
+}
+
+/// Renders every diagnostic without colour (for an HTTP reply or a log).
+pub fn plain(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String {
+    render(sources, diagnostics, false)
+}
+
+fn render(sources: &SourceMap, diagnostics: &[Diagnostic], colour: bool) -> String {
+    let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
     for diagnostic in diagnostics {

@@ -129,6 +129,9 @@ pub struct Setup {
     pub tap: Option<(String, Box<dyn Sink>)>,
     /// Sources without a replay connect to their databases when set.
     pub live: Option<crate::sources::live::LiveOptions>,
+    /// Counters to add to (a reloaded plan keeps counting); new ones when
+    /// not given.
+    pub registry: Option<Registry>,
 }
 
 /// The result of a run.
@@ -155,7 +158,7 @@ fn operator(name: &str, kind: &NodeKind, budgets: &mut Vec<Arc<Budget>>) -> Resu
 }
 
 pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
-    let mut registry = Registry::default();
+    let mut registry = setup.registry.take().unwrap_or_default();
     let mut senders: HashMap<String, mpsc::Sender<Batch>> = HashMap::new();
     let mut receivers: HashMap<String, mpsc::Receiver<Batch>> = HashMap::new();
     for (name, node) in &plan.nodes {
@@ -215,7 +218,7 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
             NodeKind::Source(source) => {
                 let output = source_outputs.remove(name).unwrap_or_default();
                 let replays = setup.replays.remove(name).unwrap_or_default();
-                if let (true, Some(options)) = (replays.is_empty(), setup.live) {
+                if let (true, Some(options)) = (replays.is_empty(), setup.live.clone()) {
                     let (node, source, output, counters) = (name.clone(), source.clone(), output.clone(), counters.clone());
                     tasks.spawn(
                         async move { crate::sources::live::run(node, source, output, counters, options).await.map_err(RunError::from) },

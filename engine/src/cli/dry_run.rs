@@ -57,7 +57,7 @@ impl From<Seconds> for Duration {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Seconds, String> {
+pub fn parse_duration(text: &str) -> Result<Seconds, String> {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 2s"))?;
@@ -69,6 +69,37 @@ fn parse_duration(text: &str) -> Result<Seconds, String> {
         _ => return Err(format!("`{unit}` is not a unit of time (ms, s, m, h)")),
     };
     Ok(Seconds(n * factor))
+}
+
+/// `--input SOURCE[.COLLECTOR]=FILE` arguments, checked against the plan.
+pub fn parse_inputs(plan: &dbintel_dsl::Plan, inputs: &[String]) -> Result<HashMap<String, Vec<(String, PathBuf)>>, String> {
+    let mut replays: HashMap<String, Vec<(String, PathBuf)>> = HashMap::new();
+    for input in inputs {
+        let Some((target, file)) = input.split_once('=') else {
+            return Err(format!("--input {input}: expected SOURCE[.COLLECTOR]=FILE"));
+        };
+        let (source, collector) = match target.split_once('.') {
+            Some((s, c)) => (s, Some(c)),
+            None => (target, None),
+        };
+        let Some(NodeKind::Source(node)) = plan.node(source).map(|n| &n.kind) else {
+            return Err(format!("--input {input}: no source named `{source}`"));
+        };
+        let collector = match collector {
+            Some(c) if node.collectors.contains_key(c) => c.to_string(),
+            Some(c) => return Err(format!("--input {input}: source `{source}` has no collector `{c}`")),
+            None if node.collectors.len() == 1 => node.collectors.keys().next().cloned().unwrap_or_default(),
+            None => {
+                let names: Vec<&str> = node.collectors.keys().map(String::as_str).collect();
+                return Err(format!("--input {input}: say which collector, one of: {}", names.join(", ")));
+            }
+        };
+        if !std::path::Path::new(file).is_file() {
+            return Err(format!("--input {input}: cannot read `{file}`"));
+        }
+        replays.entry(source.to_string()).or_default().push((collector, PathBuf::from(file)));
+    }
+    Ok(replays)
 }
 
 fn usage(message: String) -> ExitCode {
@@ -90,32 +121,10 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     };
 
-    let mut replays: HashMap<String, Vec<(String, PathBuf)>> = HashMap::new();
-    for input in &args.input {
-        let Some((target, file)) = input.split_once('=') else {
-            return usage(format!("--input {input}: expected SOURCE[.COLLECTOR]=FILE"));
-        };
-        let (source, collector) = match target.split_once('.') {
-            Some((s, c)) => (s, Some(c)),
-            None => (target, None),
-        };
-        let Some(NodeKind::Source(node)) = plan.node(source).map(|n| &n.kind) else {
-            return usage(format!("--input {input}: no source named `{source}`"));
-        };
-        let collector = match collector {
-            Some(c) if node.collectors.contains_key(c) => c.to_string(),
-            Some(c) => return usage(format!("--input {input}: source `{source}` has no collector `{c}`")),
-            None if node.collectors.len() == 1 => node.collectors.keys().next().cloned().unwrap_or_default(),
-            None => {
-                let names: Vec<&str> = node.collectors.keys().map(String::as_str).collect();
-                return usage(format!("--input {input}: say which collector, one of: {}", names.join(", ")));
-            }
-        };
-        if !std::path::Path::new(file).is_file() {
-            return usage(format!("--input {input}: cannot read `{file}`"));
-        }
-        replays.entry(source.to_string()).or_default().push((collector, PathBuf::from(file)));
-    }
+    let replays = match parse_inputs(&plan, &args.input) {
+        Ok(r) => r,
+        Err(message) => return usage(message),
+    };
     for (name, node) in &plan.nodes {
         if let NodeKind::Source(source) = &node.kind {
             for collector in source.collectors.keys() {
@@ -141,8 +150,8 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let tap = args.tap.map(|node| (node, Box::new(StdoutSink::new(format, stdout.clone())) as Box<dyn Sink>));
-    let live = args.scrapes.map(|n| LiveOptions { scrapes: Some(n), interval: args.interval.map(Duration::from) });
-    let setup = Setup { replays, sinks, tap, live };
+    let live = args.scrapes.map(|n| LiveOptions { scrapes: Some(n), interval: args.interval.map(Duration::from), stop: None });
+    let setup = Setup { replays, sinks, tap, live, registry: None };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

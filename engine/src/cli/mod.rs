@@ -5,6 +5,7 @@ mod dry_run;
 mod fmt;
 mod functions;
 mod graph;
+mod run;
 mod test;
 mod validate;
 
@@ -50,6 +51,13 @@ pub enum Command {
         after_help = "Example:\n  dbintel dry-run pipelines/postgres.pipe --input postgres.statements=pipelines/fixtures/pg_stat_statements.ndjson --output pretty"
     )]
     DryRun(dry_run::Args),
+    /// Run the pipelines as a service: query the databases, export OTLP,
+    /// serve /metrics, /healthz, /readyz; reload on SIGHUP, POST /reload or
+    /// a change to the files; flush and exit on SIGTERM.
+    #[command(
+        after_help = "Example:\n  PG_DSN=postgres://dbintel_monitor@db/postgres NEW_RELIC_LICENSE_KEY=... dbintel run --listen 0.0.0.0:9464 /etc/dbintel/"
+    )]
+    Run(run::Args),
     /// Run the `test` blocks of .pipe files.
     #[command(
         after_help = "Exit status: 0 all passed, 1 a test failed or the files are invalid.\n\nExample:\n  dbintel test pipelines/ --junit report.xml"
@@ -78,7 +86,13 @@ pub fn main() -> ExitCode {
             return if err.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
         }
     };
+    let log_format = match &cli.command {
+        Command::Run(args) => args.log_format,
+        _ => run::LogFormat::Pretty,
+    };
+    init_logging(log_format);
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
@@ -86,6 +100,19 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Functions => functions::run(),
         Command::Completions(args) => completions::run(args),
+    }
+}
+
+/// Logs go to stderr, so stdout stays clean for data (dry-run) and
+/// reports (validate --format json). DBINTEL_LOG sets the level (default
+/// `info` for `run`, `warn` otherwise is set by the caller's filter).
+fn init_logging(format: run::LogFormat) {
+    let default = if format == run::LogFormat::Json { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DBINTEL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        run::LogFormat::Json => builder.json().flatten_event(true).init(),
+        run::LogFormat::Pretty => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
     }
 }
 

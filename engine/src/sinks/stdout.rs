@@ -26,11 +26,26 @@ pub struct StdoutSink {
     format: Format,
     out: SharedWriter,
     buffer: String,
+    /// Flush after every batch (a long-running `dbintel run`), not only at
+    /// the end (a dry run).
+    flush_each: bool,
 }
 
 impl StdoutSink {
     pub fn new(format: Format, out: SharedWriter) -> StdoutSink {
-        StdoutSink { format, out, buffer: String::new() }
+        StdoutSink { format, out, buffer: String::new(), flush_each: false }
+    }
+
+    pub fn flushing(mut self) -> StdoutSink {
+        self.flush_each = true;
+        self
+    }
+
+    /// A `file` sink: OTLP/JSON lines appended to `path`.
+    pub fn file(path: &std::path::Path) -> std::io::Result<StdoutSink> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let out: SharedWriter = Arc::new(Mutex::new(std::io::BufWriter::with_capacity(1 << 16, Box::new(file))));
+        Ok(StdoutSink::new(Format::OtlpJson, out).flushing())
     }
 
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
@@ -41,6 +56,9 @@ impl StdoutSink {
         }
         let mut out = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         out.write_all(self.buffer.as_bytes())?;
+        if self.flush_each {
+            out.flush()?;
+        }
         Ok(())
     }
 }

@@ -22,10 +22,23 @@ use dbintel_stdlib::Value;
 
 /// How many scrapes to run and how often (dry-run's `--scrapes`,
 /// `--interval`); `None` means as configured, forever.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LiveOptions {
     pub scrapes: Option<u64>,
     pub interval: Option<Duration>,
+    /// Set to true to stop every collector loop (`dbintel run`'s reload
+    /// and shutdown): a scrape in progress finishes, no new one starts.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Resolves when `stop` becomes true (never, without one).
+pub async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// A connected database of either engine.
@@ -107,6 +120,7 @@ struct Loop {
     scrapes: Option<u64>,
     interval: Duration,
     jitter: f64,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Loop {
@@ -133,11 +147,32 @@ impl Loop {
         false
     }
 
+    fn timed(&self, started: std::time::Instant) {
+        NodeCounters::add(&self.counters.scrapes, 1);
+        NodeCounters::add(&self.counters.scrape_micros, started.elapsed().as_micros() as usize);
+    }
+
+    /// Waits `d`; false if told to stop first.
+    async fn wait(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = stopped(&mut self.stop) => false,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
     /// Statements, instance and `sql` collectors: one scrape per interval.
-    async fn periodic(self, mut live: Live) {
+    async fn periodic(mut self, mut live: Live) {
         let mut round = 0u64;
         loop {
+            if self.stopping() {
+                return;
+            }
             if self.has_room() {
+                let started = std::time::Instant::now();
                 let now = now_nanos();
                 let result = match (&mut live, self.target.as_ref()) {
                     (Live::PgStatements(c), Target::Pg(t)) => c.scrape(t, now).await,
@@ -160,6 +195,7 @@ impl Loop {
                     }),
                     _ => return,
                 };
+                self.timed(started);
                 match result {
                     Ok(records) => self.emit(records).await,
                     Err(e) => self.failed(&e),
@@ -169,13 +205,15 @@ impl Loop {
             if self.scrapes.is_some_and(|n| round >= n) {
                 return;
             }
-            tokio::time::sleep(jittered(self.interval, self.jitter, round)).await;
+            if !self.wait(jittered(self.interval, self.jitter, round)).await {
+                return;
+            }
         }
     }
 
     /// Active session history: a sample every `every`, AAS every `window`;
     /// with `samples_as_logs`, every sample's sessions as log records too.
-    async fn activity(self, every: Duration, window: Duration, samples_as_logs: bool) {
+    async fn activity(mut self, every: Duration, window: Duration, samples_as_logs: bool) {
         let (sql, system) = match self.target.as_ref() {
             Target::Pg(t) if t.version() >= 140000 => (PG_SAMPLE_SQL, "postgresql"),
             Target::Pg(_) => (PG13_SAMPLE_SQL, "postgresql"),
@@ -187,8 +225,14 @@ impl Loop {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut window_start = tokio::time::Instant::now();
         loop {
-            ticker.tick().await;
-            match self.target.query("activity sample", sql).await {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stopped(&mut self.stop) => return,
+            }
+            let started = std::time::Instant::now();
+            let sample = self.target.query("activity sample", sql).await;
+            self.timed(started);
+            match sample {
                 Ok(rows) => {
                     ash.add_sample(&rows);
                     if samples_as_logs && !rows.is_empty() && self.has_room() {
@@ -299,6 +343,7 @@ pub async fn run(
             scrapes: options.scrapes,
             interval,
             jitter,
+            stop: options.stop.clone(),
         };
         match live {
             Live::Unsupported => {

@@ -128,7 +128,10 @@ impl MyTarget {
     pub async fn query(&self, what: &str, sql: &str) -> Result<Vec<DbRow>, SourceError> {
         let deadline = self.timeout + Duration::from_millis(500);
         let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        match tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await;
+        crate::counters::record_query(&self.name, what, started.elapsed());
+        match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
             Ok(Err(e)) => {
                 let message = self.secret.scrub(&e.to_string());

@@ -133,7 +133,10 @@ impl PgTarget {
         // A little past the server's statement_timeout, so the server
         // normally ends the query itself (and the backend is freed).
         let deadline = self.timeout + Duration::from_millis(500);
-        match tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await;
+        crate::counters::record_query(&self.name, what, started.elapsed());
+        match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
             Ok(Err(e)) => {
                 let message = self.secret.scrub(&e.to_string());

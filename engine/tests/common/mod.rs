@@ -1,6 +1,8 @@
 //! Running the real `dbintel` binary from tests.
 #![allow(dead_code)]
 
+pub mod otlp;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""An OTLP receiver for dbintel's tests, built on the official
+opentelemetry-proto package and grpcio (nothing of ours decodes here).
+
+Listens for OTLP over gRPC and HTTP/protobuf, decodes every request with
+the official generated classes (strict: a request that does not parse is
+answered 400 / INVALID_ARGUMENT and recorded as such), and appends one JSON
+line per request to --out:
+
+  {"t": unix time, "transport": "grpc"|"http", "signal": "metrics"|"logs",
+   "encoding": "gzip"|"zstd"|"identity", "bytes": decoded size,
+   "api_key": the api-key header, "answer": "ok" or the refusal,
+   "request": the request as protobuf JSON (only when answered ok)}
+
+--script is a JSON list of answers used one per request, in order, before
+answering ok: {"http": 429, "retry_after": "2"}, {"http": 400},
+{"grpc": "UNAVAILABLE", "retry_delay": 1.5}, {"grpc": "INVALID_ARGUMENT"}.
+
+Prints {"grpc": port, "http": port} on stdout once listening.
+"""
+import argparse
+import gzip
+import json
+import struct
+import sys
+import threading
+import time
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import zstandard
+from google.protobuf import duration_pb2
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+LOCK = threading.Lock()
+SCRIPT = []
+OUT = None
+
+
+def next_answer():
+    with LOCK:
+        return SCRIPT.pop(0) if SCRIPT else None
+
+
+def record(entry):
+    entry["t"] = time.time()
+    with LOCK:
+        OUT.write(json.dumps(entry) + "\n")
+        OUT.flush()
+
+
+def decode(signal, data):
+    cls = metrics_service_pb2.ExportMetricsServiceRequest if signal == "metrics" else logs_service_pb2.ExportLogsServiceRequest
+    msg = cls()
+    msg.ParseFromString(data)
+    return msg
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def field(tag, data):
+    return varint(tag << 3 | 2) + varint(len(data)) + data
+
+
+def status_with_retry_info(code, message, delay):
+    """google.rpc.Status{code, message, details: [Any(RetryInfo)]}, by hand."""
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(delay * 1e9))
+    retry_info = field(1, d.SerializeToString())
+    any_msg = field(1, b"type.googleapis.com/google.rpc.RetryInfo") + field(2, retry_info)
+    return varint(1 << 3 | 0) + varint(code) + field(2, message.encode()) + field(3, any_msg)
+
+
+class Grpc:
+    def __init__(self, signal):
+        self.signal = signal
+
+    def Export(self, request, context):
+        meta = dict(context.invocation_metadata())
+        entry = {"transport": "grpc", "signal": self.signal, "encoding": meta.get("grpc-encoding", "identity"),
+                 "bytes": request.ByteSize(), "api_key": meta.get("api-key")}
+        answer = next_answer()
+        if answer and "grpc" in answer:
+            code = getattr(grpc.StatusCode, answer["grpc"])
+            entry["answer"] = answer["grpc"]
+            record(entry)
+            if "retry_delay" in answer:
+                details = status_with_retry_info(code.value[0], "slow down", answer["retry_delay"])
+                context.set_trailing_metadata((("grpc-status-details-bin", details),))
+            context.abort(code, "scripted refusal")
+        entry["answer"] = "ok"
+        entry["request"] = MessageToDict(request)
+        record(entry)
+        if self.signal == "metrics":
+            return metrics_service_pb2.ExportMetricsServiceResponse()
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+class Http(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=b"", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        signal = {"/v1/metrics": "metrics", "/v1/logs": "logs"}.get(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if signal is None:
+            return self.reply(404)
+        encoding = self.headers.get("Content-Encoding", "identity")
+        entry = {"transport": "http", "signal": signal, "encoding": encoding, "api_key": self.headers.get("api-key")}
+        try:
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding == "zstd":
+                body = zstandard.ZstdDecompressor().decompress(body, max_output_size=64 << 20)
+            msg = decode(signal, body)
+        except Exception as e:  # a request the official classes refuse
+            entry["answer"] = f"undecodable: {e}"
+            record(entry)
+            return self.reply(400, b"undecodable")
+        entry["bytes"] = len(body)
+        answer = next_answer()
+        if answer and "http" in answer:
+            entry["answer"] = answer["http"]
+            record(entry)
+            headers = [("Retry-After", answer["retry_after"])] if "retry_after" in answer else []
+            return self.reply(answer["http"], b"scripted refusal", headers)
+        entry["answer"] = "ok"
+        entry["request"] = MessageToDict(msg)
+        record(entry)
+        response = metrics_service_pb2.ExportMetricsServiceResponse() if signal == "metrics" else logs_service_pb2.ExportLogsServiceResponse()
+        self.reply(200, response.SerializeToString())
+
+
+def main():
+    global OUT
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--grpc", type=int, default=0)
+    parser.add_argument("--http", type=int, default=0)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--script", default="[]")
+    args = parser.parse_args()
+    SCRIPT.extend(json.loads(args.script))
+    OUT = open(args.out, "a", encoding="utf-8")
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.max_receive_message_length", 8 << 20)])
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Grpc("metrics"), server)
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Grpc("logs"), server)
+    grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc}")
+    server.start()
+    http = ThreadingHTTPServer(("127.0.0.1", args.http), Http)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    print(json.dumps({"grpc": grpc_port, "http": http.server_address[1]}), flush=True)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
