@@ -30,8 +30,12 @@ pub fn render(shared: &Shared) -> String {
     type Pick = fn(&NodeCounters) -> u64;
     let node_families: [(&str, &str, Pick); 4] = [
         ("dbintel_node_received_records_total", "Records that entered a node.", |c| NodeCounters::get(&c.received)),
-        ("dbintel_node_emitted_records_total", "Records a node passed on (for a sink: delivered to it).", |c| NodeCounters::get(&c.emitted)),
-        ("dbintel_node_dropped_records_total", "Records a node dropped (sampled out, limited, refused).", |c| NodeCounters::get(&c.dropped)),
+        ("dbintel_node_emitted_records_total", "Records a node passed on (for a sink: delivered to it).", |c| {
+            NodeCounters::get(&c.emitted)
+        }),
+        ("dbintel_node_dropped_records_total", "Records a node dropped (sampled out, limited, refused).", |c| {
+            NodeCounters::get(&c.dropped)
+        }),
         ("dbintel_node_errors_total", "Errors in a node (failed scrapes, statement errors).", |c| NodeCounters::get(&c.errors)),
     ];
     for (name, help, pick) in node_families {
@@ -43,7 +47,8 @@ pub fn render(shared: &Shared) -> String {
     let sources: Vec<_> = registry.nodes.iter().filter(|(_, kind, _)| *kind == "source").collect();
     family(&mut out, "dbintel_source_skipped_scrapes_total", "counter", "Scrapes skipped because downstream was full.");
     for (node, _, c) in &sources {
-        let _ = writeln!(out, "dbintel_source_skipped_scrapes_total{{node=\"{}\"}} {}", escape(node), NodeCounters::get(&c.skipped_scrapes));
+        let _ =
+            writeln!(out, "dbintel_source_skipped_scrapes_total{{node=\"{}\"}} {}", escape(node), NodeCounters::get(&c.skipped_scrapes));
     }
     family(&mut out, "dbintel_source_scrape_seconds", "summary", "Time spent in scrapes (all collectors of a source).");
     for (node, _, c) in &sources {
@@ -75,13 +80,11 @@ pub fn render(shared: &Shared) -> String {
     family(&mut out, "dbintel_export_requests_total", "counter", "Export attempts by outcome.");
     for e in &exporters {
         let s = &e.stats;
-        for (outcome, v) in [
-            ("sent", &s.requests_sent),
-            ("retried", &s.requests_retried),
-            ("failed", &s.requests_failed),
-            ("expired", &s.requests_expired),
-        ] {
-            let _ = writeln!(out, "dbintel_export_requests_total{{sink=\"{}\",outcome=\"{outcome}\"}} {}", escape(&e.name), v.load(Relaxed));
+        for (outcome, v) in
+            [("sent", &s.requests_sent), ("retried", &s.requests_retried), ("failed", &s.requests_failed), ("expired", &s.requests_expired)]
+        {
+            let _ =
+                writeln!(out, "dbintel_export_requests_total{{sink=\"{}\",outcome=\"{outcome}\"}} {}", escape(&e.name), v.load(Relaxed));
         }
     }
     family(&mut out, "dbintel_export_items_total", "counter", "Data points and log records by export outcome.");

@@ -359,7 +359,8 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         reload_tx,
     });
     let signals = |kind| signal(kind).map_err(|e| DaemonError::Start(format!("signal handler: {e}")));
-    let (mut term, mut int, mut hup) = (signals(SignalKind::terminate())?, signals(SignalKind::interrupt())?, signals(SignalKind::hangup())?);
+    let (mut term, mut int, mut hup) =
+        (signals(SignalKind::terminate())?, signals(SignalKind::interrupt())?, signals(SignalKind::hangup())?);
 
     let plan = compile(&options.paths).map_err(DaemonError::Invalid)?;
     let mut daemon = Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None };

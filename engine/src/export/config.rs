@@ -177,8 +177,7 @@ impl ExportConfig {
             (false, Protocol::Grpc) => "http://localhost:4317".to_string(),
             (false, Protocol::Http) => "http://localhost:4318".to_string(),
         };
-        let endpoint =
-            s.str("endpoint").map(str::to_string).or_else(|| env.var("OTEL_EXPORTER_OTLP_ENDPOINT")).unwrap_or(default_endpoint);
+        let endpoint = s.str("endpoint").map(str::to_string).or_else(|| env.var("OTEL_EXPORTER_OTLP_ENDPOINT")).unwrap_or(default_endpoint);
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(ConfigError::Endpoint(endpoint));
         }
@@ -202,7 +201,11 @@ impl ExportConfig {
             }
         } else if let Some(text) = env.var("OTEL_EXPORTER_OTLP_HEADERS") {
             for (name, value) in parse_pairs(&text) {
-                headers.push(Header { sensitive: sensitive(&name), name: name.to_ascii_lowercase(), value: Secret::plain(&value, "OTEL_EXPORTER_OTLP_HEADERS") });
+                headers.push(Header {
+                    sensitive: sensitive(&name),
+                    name: name.to_ascii_lowercase(),
+                    value: Secret::plain(&value, "OTEL_EXPORTER_OTLP_HEADERS"),
+                });
             }
         }
         if newrelic {

@@ -15,7 +15,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord as PbLog, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
 use prost::Message;
 
@@ -290,8 +292,7 @@ fn split<T>(items: &[T], max: usize, encode: &impl Fn(&[T]) -> Vec<u8>, signal: 
 pub fn requests(batch: &Batch, resource_attributes: &Map, limits: &Limits) -> Vec<Encoded> {
     let mut out = Vec::new();
     let logs: Vec<&LogRecord> = batch.records.iter().filter_map(|r| if let Record::Log(l) = r { Some(l) } else { None }).collect();
-    let points: Vec<&MetricPoint> =
-        batch.records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m) } else { None }).collect();
+    let points: Vec<&MetricPoint> = batch.records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m) } else { None }).collect();
     split(&logs, limits.max_request_bytes, &|part| logs_request(resource_attributes, part).encode_to_vec(), Signal::Logs, &mut out);
     split(&points, limits.max_request_bytes, &|part| metrics_request(resource_attributes, part).encode_to_vec(), Signal::Metrics, &mut out);
     out

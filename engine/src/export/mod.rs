@@ -358,7 +358,7 @@ impl Sender {
                         return Delivery::Done;
                     }
                     self.stats.requests_retried.fetch_add(1, Relaxed);
-                    if attempt == 1 || attempt % 10 == 0 {
+                    if attempt == 1 || attempt.is_multiple_of(10) {
                         tracing::warn!(sink = %self.name, %cause, retry_in = ?delay, attempt, "export failed; will retry");
                     }
                     if !self.pause(delay).await {

@@ -246,7 +246,13 @@ impl Queue {
     }
 
     fn with(store: Store, bytes: u64, limit: u64, on_full: OnFull) -> Queue {
-        let queue = Queue { state: Mutex::new(State { store, bytes, closed: false }), changed: tokio::sync::Notify::new(), limit, on_full, stats: QueueStats::default() };
+        let queue = Queue {
+            state: Mutex::new(State { store, bytes, closed: false }),
+            changed: tokio::sync::Notify::new(),
+            limit,
+            on_full,
+            stats: QueueStats::default(),
+        };
         {
             let state = queue.lock();
             queue.publish(&state);
@@ -333,9 +339,8 @@ impl Queue {
             {
                 let mut state = self.lock();
                 let item = match &mut state.store {
-                    Store::Memory { unread, in_flight } => unread.pop_front().map(|e| {
+                    Store::Memory { unread, in_flight } => unread.pop_front().inspect(|e| {
                         *in_flight = e.payload.len() as u64 + OVERHEAD;
-                        e
                     }),
                     Store::Disk(d) => match d.unread.pop_front() {
                         Some(loc) => {

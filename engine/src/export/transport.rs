@@ -18,9 +18,17 @@ use super::encode::{Encoded, Signal};
 pub enum Outcome {
     /// Taken; `rejected` items refused inside an otherwise good request
     /// (OTLP partial success).
-    Accepted { rejected: i64, message: String },
-    Retry { after: Option<Duration>, cause: String },
-    Permanent { cause: String },
+    Accepted {
+        rejected: i64,
+        message: String,
+    },
+    Retry {
+        after: Option<Duration>,
+        cause: String,
+    },
+    Permanent {
+        cause: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +44,57 @@ pub enum TransportError {
 }
 
 pub enum Transport {
-    Grpc { channel: Channel, headers: tonic::metadata::MetadataMap, compression: Option<CompressionEncoding>, timeout: Duration },
-    Http { client: reqwest::Client, metrics_url: String, logs_url: String, compression: Compression },
+    Grpc { channel: Channel, headers: tonic::metadata::MetadataMap, compression: Downgradable, timeout: Duration },
+    Http { client: reqwest::Client, metrics_url: String, logs_url: String, compression: Downgradable },
+}
+
+/// The compression in use. A receiver that does not take zstd (rotel's
+/// gRPC receiver answers UNIMPLEMENTED, its HTTP receiver a bare 400,
+/// others 415) would otherwise see every request dropped: until one request
+/// has been accepted with the configured compression, a permanent refusal
+/// that could be about compression is retried once a step lower (zstd →
+/// gzip → none), and if that is accepted the lower one is kept (logged).
+pub struct Downgradable {
+    level: std::sync::atomic::AtomicU8,
+    confirmed: std::sync::atomic::AtomicBool,
+}
+
+fn level(c: Compression) -> u8 {
+    match c {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Zstd => 2,
+    }
+}
+
+fn from_level(l: u8) -> Compression {
+    match l {
+        2 => Compression::Zstd,
+        1 => Compression::Gzip,
+        _ => Compression::None,
+    }
+}
+
+impl Downgradable {
+    fn new(c: Compression) -> Downgradable {
+        Downgradable { level: std::sync::atomic::AtomicU8::new(level(c)), confirmed: std::sync::atomic::AtomicBool::new(false) }
+    }
+    pub fn get(&self) -> Compression {
+        from_level(self.level.load(std::sync::atomic::Ordering::Relaxed))
+    }
+    /// One step down from the current compression, while none has been
+    /// confirmed.
+    fn lower(&self) -> Option<Compression> {
+        let l = self.level.load(std::sync::atomic::Ordering::Relaxed);
+        (!self.confirmed.load(std::sync::atomic::Ordering::Relaxed) && l > 0).then(|| from_level(l - 1))
+    }
+    fn accepted_with(&self, c: Compression) {
+        if c != self.get() {
+            tracing::warn!(from = ?self.get(), to = ?c, "the receiver refused compressed requests it could not decode; switching compression");
+            self.level.store(level(c), std::sync::atomic::Ordering::Relaxed);
+        }
+        self.confirmed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
@@ -71,15 +128,12 @@ impl Transport {
                 }
                 let mut headers = tonic::metadata::MetadataMap::new();
                 for h in &config.headers {
-                    let key = tonic::metadata::MetadataKey::from_bytes(h.name.as_bytes()).map_err(|_| TransportError::Header(h.name.clone()))?;
+                    let key =
+                        tonic::metadata::MetadataKey::from_bytes(h.name.as_bytes()).map_err(|_| TransportError::Header(h.name.clone()))?;
                     let value = h.value.expose().parse().map_err(|_| TransportError::Header(h.name.clone()))?;
                     headers.insert(key, value);
                 }
-                let compression = match config.compression {
-                    Compression::Gzip => Some(CompressionEncoding::Gzip),
-                    Compression::Zstd => Some(CompressionEncoding::Zstd),
-                    Compression::None => None,
-                };
+                let compression = Downgradable::new(config.compression);
                 // lazy: an endpoint that is down at start is retried like
                 // one that goes down later
                 Ok(Transport::Grpc { channel: endpoint.connect_lazy(), headers, compression, timeout: config.timeout })
@@ -87,7 +141,8 @@ impl Transport {
             Protocol::Http => {
                 let mut headers = reqwest::header::HeaderMap::new();
                 for h in &config.headers {
-                    let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| TransportError::Header(h.name.clone()))?;
+                    let name =
+                        reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| TransportError::Header(h.name.clone()))?;
                     let mut value =
                         reqwest::header::HeaderValue::from_str(h.value.expose()).map_err(|_| TransportError::Header(h.name.clone()))?;
                     value.set_sensitive(h.sensitive);
@@ -113,25 +168,43 @@ impl Transport {
                     client,
                     metrics_url: config.metrics_url.clone(),
                     logs_url: config.logs_url.clone(),
-                    compression: config.compression,
+                    compression: Downgradable::new(config.compression),
                 })
             }
         }
     }
 
-    pub async fn send(&self, item: &Encoded) -> Outcome {
+    async fn send_with(&self, item: &Encoded, compression: Compression) -> Outcome {
         match self {
-            Transport::Grpc { channel, headers, compression, timeout } => {
-                grpc(channel.clone(), headers, *compression, *timeout, item).await
-            }
-            Transport::Http { client, metrics_url, logs_url, compression } => {
+            Transport::Grpc { channel, headers, timeout, .. } => grpc(channel.clone(), headers, compression, *timeout, item).await,
+            Transport::Http { client, metrics_url, logs_url, .. } => {
                 let url = match item.signal {
                     Signal::Metrics => metrics_url,
                     Signal::Logs => logs_url,
                 };
-                http(client, url, *compression, item).await
+                http(client, url, compression, item).await
             }
         }
+    }
+
+    pub async fn send(&self, item: &Encoded) -> Outcome {
+        let (Transport::Grpc { compression: state, .. } | Transport::Http { compression: state, .. }) = self;
+        let compression = state.get();
+        let outcome = self.send_with(item, compression).await;
+        match &outcome {
+            Outcome::Accepted { .. } => state.accepted_with(compression),
+            Outcome::Permanent { cause } if may_be_compression(cause) => {
+                if let Some(lower) = state.lower() {
+                    let second = self.send_with(item, lower).await;
+                    if matches!(second, Outcome::Accepted { .. }) {
+                        state.accepted_with(lower);
+                        return second;
+                    }
+                }
+            }
+            _ => {}
+        }
+        outcome
     }
 }
 
@@ -216,16 +289,30 @@ pub fn retry_info(status: &tonic::Status) -> Option<Duration> {
     })
 }
 
+/// Whether a permanent failure could be the receiver not decoding our
+/// compression.
+fn may_be_compression(cause: &str) -> bool {
+    cause.starts_with("gRPC Unimplemented")
+        || cause.starts_with("gRPC Internal")
+        || cause.starts_with("HTTP 400")
+        || cause.starts_with("HTTP 415")
+}
+
 async fn grpc(
     channel: Channel,
     headers: &tonic::metadata::MetadataMap,
-    compression: Option<CompressionEncoding>,
+    compression: Compression,
     timeout: Duration,
     item: &Encoded,
 ) -> Outcome {
     use tonic::Code;
     let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(4 << 20);
-    if let Some(c) = compression {
+    let encoding = match compression {
+        Compression::Gzip => Some(CompressionEncoding::Gzip),
+        Compression::Zstd => Some(CompressionEncoding::Zstd),
+        Compression::None => None,
+    };
+    if let Some(c) = encoding {
         client = client.send_compressed(c).accept_compressed(c);
     }
     if let Err(e) = client.ready().await {
@@ -286,7 +373,8 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 fn httpdate(s: &str) -> Option<std::time::SystemTime> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| m == month)? as i64 + 1;
+    let month =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| m == month)? as i64 + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     let [h, m, sec] = hms.as_slice() else { return None };
@@ -374,7 +462,9 @@ mod tests {
     #[test]
     fn retry_info_is_read_from_status_details() {
         let info = RetryInfo { retry_delay: Some(ProtoDuration { seconds: 3, nanos: 500_000_000 }) };
-        let status = RpcStatus { details: vec![ProtoAny { type_url: "type.googleapis.com/google.rpc.RetryInfo".into(), value: info.encode_to_vec() }] };
+        let status = RpcStatus {
+            details: vec![ProtoAny { type_url: "type.googleapis.com/google.rpc.RetryInfo".into(), value: info.encode_to_vec() }],
+        };
         let s = tonic::Status::with_details(tonic::Code::Unavailable, "busy", status.encode_to_vec().into());
         assert_eq!(retry_info(&s), Some(Duration::from_millis(3500)));
         assert_eq!(retry_info(&tonic::Status::unavailable("busy")), None);

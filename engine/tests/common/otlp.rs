@@ -184,6 +184,18 @@ impl Run {
         run
     }
 
+    /// [`eventually`], with dbintel's log in the failure message.
+    pub fn wait_for<T>(&self, what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}; dbintel run's log:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

@@ -1,0 +1,354 @@
+//! OTLP export and `dbintel run`, against real peers: the official
+//! opentelemetry-proto classes behind grpcio and http.server
+//! (tests/otlp_receiver.py), rotel-agent, and the real PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::otlp::{free_port, points, rows, rows_pipe, Receiver, Rotel, Run};
+use common::scratch;
+use serde_json::Value;
+
+const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
+const SUPERUSER: &str = "postgresql://postgres:super-secret-pw@127.0.0.1:5432/dbintel_test";
+
+fn values(requests: &[Value], name: &str) -> Vec<i64> {
+    points(requests).into_iter().filter(|p| p.0 == name).map(|p| p.1 as i64).collect()
+}
+
+fn psql(statements: &[&str]) {
+    let mut command = std::process::Command::new("psql");
+    command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", SUPERUSER]);
+    for s in statements {
+        command.args(["-c", s]);
+    }
+    let out = command.output().expect("psql");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn grpc_and_http_deliver_every_point_to_the_official_decoder() {
+    let dir = scratch("export-protocols");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let input = rows(&dir, "rows.ndjson", 3000, 20);
+    for (protocol, compression, port) in
+        [("grpc", "gzip", receiver.grpc), ("grpc", "none", receiver.grpc), ("http", "zstd", receiver.http), ("http", "gzip", receiver.http)]
+    {
+        let before = receiver.accepted().len();
+        let pipe = dir.join(format!("{protocol}-{compression}.pipe"));
+        let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = {protocol}, compression = {compression} }}"#);
+        std::fs::write(&pipe, rows_pipe(&sink, "size = 1000")).unwrap();
+        let input_arg = format!("rows.m={}", input.display());
+        let run = Run::start(
+            &[pipe.to_str().unwrap(), "--input", &input_arg],
+            &[("ROWS_DSN", "unused"), ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=db%20ops")],
+        );
+        let got = run.wait_for("3000 points", Duration::from_secs(30), || {
+            let accepted: Vec<Value> = receiver.accepted().into_iter().skip(before).collect();
+            (values(&accepted, "test.value").len() >= 3000).then_some(accepted)
+        });
+        let mut seen = values(&got, "test.value");
+        seen.sort_unstable();
+        assert_eq!(seen, (0..3000).collect::<Vec<_>>(), "{protocol}/{compression}: every value exactly once");
+        assert!(got.iter().all(|r| r["transport"] == protocol), "{protocol}");
+        if protocol == "http" {
+            assert!(got.iter().all(|r| r["encoding"] == compression), "{protocol}/{compression}");
+        }
+        let pts = points(&got);
+        let (_, _, attributes, resource) = pts.iter().find(|p| p.1 == 42.0).expect("point 42");
+        assert_eq!(attributes["k"], "key-42");
+        assert_eq!(resource["deployment.environment"], "test", "OTEL_RESOURCE_ATTRIBUTES reaches the resource");
+        assert_eq!(resource["team"], "db ops", "percent-decoded");
+        assert_eq!(resource["telemetry.sdk.name"], "dbintel");
+        assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 3000.0);
+    }
+}
+
+#[test]
+fn the_newrelic_preset_sends_the_license_key_header_and_never_logs_it() {
+    let dir = scratch("export-newrelic");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let input = rows(&dir, "rows.ndjson", 10, 5);
+    let pipe = dir.join("nr.pipe");
+    std::fs::write(&pipe, rows_pipe(r#"newrelic { license_key = env("NR_KEY_FOR_TEST"), region = eu }"#, "size = 100")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let key = "eu01xxSECRET-license-key-0123456789NRAL";
+    let mut run = Run::start(
+        &[pipe.to_str().unwrap(), "--input", &input_arg],
+        &[
+            ("ROWS_DSN", "unused"),
+            ("NR_KEY_FOR_TEST", key),
+            // the shipped pipelines are pointed elsewhere by environment alone
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{}", receiver.http)),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ],
+    );
+    let got = run.wait_for("10 points", Duration::from_secs(30), || {
+        let a = receiver.accepted();
+        (values(&a, "test.value").len() >= 10).then_some(a)
+    });
+    assert!(got.iter().all(|r| r["api_key"] == key));
+    assert!(got.iter().all(|r| r["encoding"] == "zstd"), "New Relic's preset compresses with zstd");
+    let (_, metrics) = run.get("/metrics");
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert!(!log.contains(key) && !metrics.contains(key), "the license key leaked:\n{log}");
+}
+
+#[test]
+fn real_postgres_statements_arrive_with_exact_deltas_and_entity_attributes() {
+    let dir = scratch("export-postgres");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let marker =
+        "SELECT count(*) FROM pg_class WHERE relname = 'dbintel_export_marker' AND relpages >= 0 AND relnatts >= 0 AND relhasindex";
+    psql(&[marker]); // known before the baseline scrape
+    let pipe = dir.join("pg.pipe");
+    let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
+    std::fs::write(
+        &pipe,
+        format!(
+            "use \"{}\"\nsource pg = postgres {{\n  dsn = env(\"EXPORT_PG_DSN\")\n  interval = 1s\n  jitter = 0%\n  collect statements {{ top = 10000 }}\n  collect instance\n}}\nsink out = otlp {{ endpoint = \"http://127.0.0.1:{}\", protocol = grpc }}\npipeline q = pg.statements -> sanitize_pii -> batch -> out\npipeline i = pg.instance -> batch -> out\n",
+            sanitize.display(),
+            receiver.grpc
+        ),
+    )
+    .unwrap();
+    let mut run = Run::start(&[pipe.to_str().unwrap()], &[("EXPORT_PG_DSN", MONITOR)]);
+    // the baseline scrape has happened once instance metrics arrive
+    run.wait_for("instance metrics", Duration::from_secs(20), || {
+        (!values(&receiver.accepted(), "postgresql.backends").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    psql(&[marker; 7]);
+    // the marker's text arrives in a top_query event; its calls deltas sum to 7
+    let (id, total) = run.wait_for("the marker's deltas to add up", Duration::from_secs(20), || {
+        let accepted = receiver.accepted();
+        let id = accepted.iter().filter(|r| r["signal"] == "logs").find_map(|r| {
+            let logs = r["request"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"].as_array()?.clone();
+            logs.iter().find_map(|l| {
+                let attrs = l["attributes"].as_array()?;
+                let text = attrs.iter().find(|a| a["key"] == "db.query.text")?["value"]["stringValue"].as_str()?.to_string();
+                if !text.contains("relhasindex") {
+                    return None;
+                }
+                assert!(!text.contains("dbintel_export_marker"), "a literal reached the receiver: {text}");
+                Some(attrs.iter().find(|a| a["key"] == "db.query.id")?["value"].clone())
+            })
+        })?;
+        let id_value = id.as_object()?.values().next()?.clone();
+        let total: f64 = points(&accepted)
+            .iter()
+            .filter(|p| p.0 == "postgresql.query.calls" && p.2.get("db.query.id") == Some(&id_value))
+            .map(|p| p.1)
+            .sum();
+        (total >= 7.0).then_some((id_value, total))
+    });
+    assert_eq!(total, 7.0, "Δcalls for query {id}");
+    let pts = points(&receiver.accepted());
+    let (_, _, _, resource) = pts.iter().find(|p| p.0 == "postgresql.query.calls").expect("a calls point");
+    assert_eq!(resource["db.system.name"], "postgresql");
+    assert_eq!(resource["server.address"], "127.0.0.1");
+    assert_eq!(resource["server.port"], "5432");
+    assert_eq!(resource["service.instance.id"], "127.0.0.1:5432");
+    assert_eq!(resource["db.namespace"], "dbintel_test");
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("monitor-secret-pw"), "{log}");
+}
+
+#[test]
+fn rotel_agent_accepts_the_shipped_postgres_pipeline_over_grpc_and_http() {
+    let dir = scratch("export-rotel");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let rotel = Rotel::start(&dir, receiver.grpc);
+    for (protocol, port) in [("grpc", rotel.grpc), ("http/protobuf", rotel.http)] {
+        let before = receiver.accepted().len();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut run = Run::start(
+            &["pipelines/postgres.pipe"],
+            &[
+                ("PG_DSN", MONITOR),
+                ("NEW_RELIC_LICENSE_KEY", "not-a-real-key"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ],
+        );
+        // the instance collector reports at once; through rotel it reaches
+        // the official decoder intact
+        let got = run.wait_for("instance metrics through rotel", Duration::from_secs(30), || {
+            let after: Vec<Value> = receiver.accepted().into_iter().skip(before).collect();
+            (!values(&after, "postgresql.backends").is_empty()).then_some(after)
+        });
+        let pts = points(&got);
+        let (_, _, _, resource) = pts.iter().find(|p| p.0 == "postgresql.backends").expect("backends");
+        assert_eq!(resource["db.system.name"], "postgresql", "{protocol}");
+        assert_eq!(resource["server.port"], "5432", "{protocol}");
+        assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="newrelic",outcome="failed"}"#), 0.0, "{protocol}");
+        let (status, log) = run.signal("TERM", Duration::from_secs(30));
+        assert!(status.success(), "{log}");
+    }
+}
+
+#[test]
+fn http_429_retry_after_is_honoured_and_400_is_dropped_and_counted_once() {
+    let dir = scratch("export-http-errors");
+    let script = r#"[{"http": 429, "retry_after": "2"}, {"http": 400}, {"http": 503}]"#;
+    let receiver = Receiver::start(&dir, "r", 0, 0, script);
+    let input = rows(&dir, "rows.ndjson", 100, 5);
+    let pipe = dir.join("p.pipe");
+    let sink = format!(
+        r#"otlp {{ endpoint = "http://127.0.0.1:{}", protocol = http, compression = none, retry_initial = 100ms, retry_max = 200ms }}"#,
+        receiver.http
+    );
+    // two batches of 50: the first meets 429 then 400, the second 503 then ok
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 50")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    let requests = run.wait_for("the second batch to arrive", Duration::from_secs(30), || {
+        let r = receiver.requests();
+        (r.len() >= 4 && r.iter().any(|x| x["answer"] == "ok")).then_some(r)
+    });
+    let answers: Vec<String> = requests.iter().map(|r| r["answer"].to_string()).collect();
+    assert_eq!(answers, ["429", "400", "503", "\"ok\""], "{requests:?}");
+    let gap = requests[1]["t"].as_f64().unwrap() - requests[0]["t"].as_f64().unwrap();
+    assert!(gap >= 1.9, "Retry-After: 2 was not honoured (retried after {gap:.2}s)");
+    let gap = requests[3]["t"].as_f64().unwrap() - requests[2]["t"].as_f64().unwrap();
+    assert!(gap < 1.5, "503 without Retry-After follows our own backoff (100 ms), not {gap:.2}s");
+    assert_eq!(values(&requests, "test.value").len(), 50);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0);
+    assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="failed"}"#), 1.0);
+    assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="retried"}"#), 2.0);
+    let (_, log) = run.signal("TERM", Duration::from_secs(30));
+    assert_eq!(log.matches("the receiver refused the data").count(), 1, "{log}");
+    assert!(log.contains("400"), "{log}");
+}
+
+#[test]
+fn grpc_retry_info_is_honoured_and_invalid_argument_is_permanent() {
+    let dir = scratch("export-grpc-errors");
+    let script = r#"[{"grpc": "UNAVAILABLE", "retry_delay": 2.0}, {"grpc": "INVALID_ARGUMENT"}, {"grpc": "UNAVAILABLE"}]"#;
+    let receiver = Receiver::start(&dir, "r", 0, 0, script);
+    let input = rows(&dir, "rows.ndjson", 100, 5);
+    let pipe = dir.join("p.pipe");
+    let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{}", retry_initial = 100ms, retry_max = 200ms }}"#, receiver.grpc);
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 50")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    let requests = run.wait_for("the second batch to arrive", Duration::from_secs(30), || {
+        let r = receiver.requests();
+        (r.len() >= 4 && r.iter().any(|x| x["answer"] == "ok")).then_some(r)
+    });
+    let answers: Vec<&str> = requests.iter().map(|r| r["answer"].as_str().unwrap_or_default()).collect();
+    assert_eq!(answers, ["UNAVAILABLE", "INVALID_ARGUMENT", "UNAVAILABLE", "ok"]);
+    let gap = requests[1]["t"].as_f64().unwrap() - requests[0]["t"].as_f64().unwrap();
+    assert!(gap >= 1.9, "RetryInfo of 2 s was not honoured (retried after {gap:.2}s)");
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0);
+    let _ = run.signal("TERM", Duration::from_secs(30));
+}
+
+#[test]
+fn a_payload_over_one_megabyte_is_split_and_long_values_arrive_truncated() {
+    let dir = scratch("export-split");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let input = rows(&dir, "rows.ndjson", 3000, 3000);
+    // one more row with a 10,000-character value
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str(&format!("{{\"v\": 3000, \"k\": \"long\", \"text\": \"{}\"}}\n", "é".repeat(10_000)));
+    std::fs::write(&input, text).unwrap();
+    let pipe = dir.join("p.pipe");
+    let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{}", protocol = http, compression = gzip }}"#, receiver.http);
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 100000, max_bytes = 64MiB, timeout = 1s")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    let got = run.wait_for("3001 points", Duration::from_secs(30), || {
+        let a = receiver.accepted();
+        (values(&a, "test.value").len() >= 3001).then_some(a)
+    });
+    assert!(got.len() >= 9, "about 9 MB must need at least 9 requests, got {}", got.len());
+    for r in &got {
+        assert!(r["bytes"].as_u64().unwrap() <= 1_000_000, "a request of {} bytes", r["bytes"]);
+    }
+    let mut seen = values(&got, "test.value");
+    seen.sort_unstable();
+    assert_eq!(seen, (0..=3000).collect::<Vec<_>>());
+    let pts = points(&got);
+    let (_, _, attributes, _) = pts.iter().find(|p| p.1 == 3000.0).expect("the long row");
+    assert_eq!(attributes["text"].as_str().unwrap().chars().count(), 4095);
+    assert_eq!(attributes["dbintel.truncated"], true);
+    assert_eq!(run.metric(r#"dbintel_export_shaped_total{sink="out",change="value_truncated"}"#), 1.0);
+}
+
+#[test]
+fn an_endpoint_down_for_a_minute_loses_nothing_and_memory_stays_at_the_bound() {
+    let dir = scratch("export-outage");
+    let port = free_port();
+    let input = rows(&dir, "rows.ndjson", 20_000, 200);
+    let pipe = dir.join("p.pipe");
+    let sink = format!(
+        r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = http, queue_size = 1MiB, on_full = block, retry_initial = 1s, retry_max = 2s }}"#
+    );
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 500")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    let started = Instant::now();
+    let (mut max_queue, mut rss) = (0.0f64, Vec::new());
+    while started.elapsed() < Duration::from_secs(60) {
+        max_queue = max_queue.max(run.metric(r#"dbintel_export_queue_bytes{sink="out"}"#));
+        rss.push(run.metric("process_resident_memory_bytes"));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(max_queue <= 1024.0 * 1024.0, "the queue grew to {max_queue} bytes, past its 1 MiB bound");
+    assert!(max_queue > 512.0 * 1024.0, "the outage should have filled the queue (max {max_queue})");
+    // flat: the last half of the outage holds no more than the first half
+    let (first, second) = rss.split_at(rss.len() / 2);
+    let peak = |s: &[f64]| s.iter().cloned().fold(0.0, f64::max);
+    assert!(peak(second) <= peak(first) + 2.0 * 1024.0 * 1024.0, "RSS kept growing while the endpoint was down: {rss:?}");
+    assert!(peak(&rss) < 64.0 * 1024.0 * 1024.0, "RSS {} MiB", peak(&rss) / 1048576.0);
+
+    let receiver = Receiver::start(&dir, "r", 0, port, "[]");
+    let got = run.wait_for("all 20,000 points after the outage", Duration::from_secs(90), || {
+        let a = receiver.accepted();
+        (values(&a, "test.value").len() >= 20_000).then_some(a)
+    });
+    let seen: BTreeSet<i64> = values(&got, "test.value").into_iter().collect();
+    assert_eq!(seen.len(), 20_000);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
+}
+
+#[test]
+fn kill_9_with_the_disk_queue_then_restart_delivers_everything() {
+    let dir = scratch("export-disk");
+    let port = free_port();
+    let queue = dir.join("queue");
+    let input = rows(&dir, "rows.ndjson", 5000, 50);
+    let empty = dir.join("empty.ndjson");
+    std::fs::write(&empty, "").unwrap();
+    let pipe = dir.join("p.pipe");
+    let sink = format!(
+        r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = http, queue = disk("{}"), retry_initial = 500ms, retry_max = 1s }}"#,
+        queue.display()
+    );
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 500")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    run.wait_for("every point accepted into the disk queue", Duration::from_secs(30), || {
+        (run.metric(r#"dbintel_node_emitted_records_total{node="out",kind="sink"}"#) == 5000.0).then_some(())
+    });
+    let (status, _) = run.signal("KILL", Duration::from_secs(10));
+    assert!(!status.success());
+
+    let receiver = Receiver::start(&dir, "r", 0, port, "[]");
+    let empty_arg = format!("rows.m={}", empty.display());
+    let mut again = Run::start(&[pipe.to_str().unwrap(), "--input", &empty_arg], &[("ROWS_DSN", "unused")]);
+    let got = again.wait_for("the queued points after the restart", Duration::from_secs(60), || {
+        let a = receiver.accepted();
+        (values(&a, "test.value").len() >= 5000).then_some(a)
+    });
+    let seen: BTreeSet<i64> = values(&got, "test.value").into_iter().collect();
+    assert_eq!(seen, (0..5000).collect::<BTreeSet<_>>());
+    let (status, log) = again.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("resuming requests left by an earlier run"), "{log}");
+}
