@@ -1,0 +1,206 @@
+//! `dbintel run` as a service: reloads (POST /reload, SIGHUP, a ConfigMap
+//! `..data` swap), refusal of broken files, SIGTERM flushing, endpoints.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::otlp::Run;
+use common::scratch;
+
+const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
+
+/// A `sql` source on the real PostgreSQL emitting 5 points per scrape,
+/// stamped with `version`, held in a batch that only a flush empties.
+fn held_pipe(version: &str, out: &Path) -> String {
+    format!(
+        r#"source gen = sql {{
+  dsn = env("RUN_PG_DSN")
+  interval = 300ms
+  jitter = 0%
+  collect q {{ query = "SELECT n AS v FROM generate_series(1, 5) n", kind = gauge, metric = "test.gen", value_column = "v" }}
+}}
+transform stamp {{
+  set(attributes["version"], "{version}")
+}}
+batch hold {{ size = 1000000, timeout = 1h, max_bytes = 256MiB }}
+sink out = file {{ path = "{}" }}
+pipeline p = gen.q -> stamp -> hold -> out
+"#,
+        out.display()
+    )
+}
+
+/// Points per `version` in an OTLP/JSON lines file.
+fn versions(file: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+        let request: serde_json::Value = serde_json::from_str(line).expect("OTLP/JSON line");
+        for rm in request["resourceMetrics"].as_array().into_iter().flatten() {
+            for m in rm["scopeMetrics"][0]["metrics"].as_array().into_iter().flatten() {
+                for p in m["gauge"]["dataPoints"].as_array().into_iter().flatten() {
+                    let v = p["attributes"]
+                        .as_array()
+                        .and_then(|a| a.iter().find(|kv| kv["key"] == "version"))
+                        .map(|kv| kv["value"]["stringValue"].as_str().unwrap_or("?").to_string());
+                    *counts.entry(v.unwrap_or_default()).or_default() += 1;
+                }
+            }
+        }
+    }
+    counts
+}
+
+/// The `out` column of a node in the summary table printed on exit.
+fn summary_out(log: &str, node: &str) -> usize {
+    log.lines()
+        .find_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.len() == 6 && cols[0] == node).then(|| cols[3].parse().ok()).flatten()
+        })
+        .unwrap_or_else(|| panic!("no summary line for {node}:\n{log}"))
+}
+
+#[test]
+fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
+    let dir = scratch("run-reload");
+    let pipe = dir.join("p.pipe");
+    let out = dir.join("out.jsonl");
+    std::fs::write(&pipe, held_pipe("1", &out)).unwrap();
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("RUN_PG_DSN", MONITOR)]);
+    let emitted = |run: &Run| run.metric(r#"dbintel_node_emitted_records_total{node="gen",kind="source"}"#);
+    run.wait_for("a few scrapes", Duration::from_secs(20), || (emitted(&run) >= 10.0).then_some(()));
+    assert!(versions(&out).is_empty(), "the batch holds everything until a flush");
+
+    // a valid change: the old plan drains into the file, the new one runs
+    std::fs::write(&pipe, held_pipe("2", &out)).unwrap();
+    let (status, body) = run.post("/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("reloaded"), "{body}");
+    let after_first = versions(&out);
+    assert!(after_first.get("1").is_some_and(|n| *n >= 10 && n % 5 == 0), "{after_first:?}");
+
+    // a broken file: refused with the diagnostic, the running plan stays
+    std::fs::write(&pipe, held_pipe("3", &out).replace("-> out", "-> nowhere")).unwrap();
+    let (status, body) = run.post("/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("refused") && body.contains("nowhere") && body.contains("p.pipe"), "{body}");
+    assert_eq!(run.metric(r#"dbintel_reloads_total{result="refused"}"#), 1.0);
+    let before = emitted(&run);
+    run.wait_for("the old plan to keep scraping", Duration::from_secs(10), || (emitted(&run) >= before + 10.0).then_some(()));
+    assert_eq!(run.get("/readyz").0, 200);
+
+    // fixed, and applied by SIGHUP
+    std::fs::write(&pipe, held_pipe("3", &out)).unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &run.pid().to_string()]).status();
+    run.wait_for("SIGHUP's reload", Duration::from_secs(20), || {
+        (run.metric(r#"dbintel_reloads_total{result="applied"}"#) == 2.0).then_some(())
+    });
+    run.wait_for("the new plan to scrape", Duration::from_secs(20), || (emitted(&run) >= before + 20.0).then_some(()));
+
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let counts = versions(&out);
+    let total: usize = counts.values().sum();
+    assert_eq!(total, summary_out(&log, "gen"), "every point the source emitted is in the file: {counts:?}\n{log}");
+    for v in ["1", "2", "3"] {
+        assert!(counts.get(v).is_some_and(|n| *n > 0 && n % 5 == 0), "version {v}: {counts:?}");
+    }
+    assert!(!log.contains("monitor-secret-pw"), "{log}");
+}
+
+/// The kubelet's ConfigMap update: files live in a timestamped directory,
+/// `..data` points at it, and the visible names are symlinks through
+/// `..data`; an update writes a new directory and renames a new `..data`
+/// symlink over the old one.
+fn swap_configmap(cm: &Path, generation: &str, pipe: &str) {
+    let target = cm.join(format!("..{generation}"));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("p.pipe"), pipe).unwrap();
+    let tmp = cm.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("..{generation}"), &tmp).unwrap();
+    std::fs::rename(&tmp, cm.join("..data")).unwrap();
+    if std::fs::symlink_metadata(cm.join("p.pipe")).is_err() {
+        std::os::unix::fs::symlink("..data/p.pipe", cm.join("p.pipe")).unwrap();
+    }
+}
+
+fn stamped_rows_pipe(version: &str, out: &Path) -> String {
+    format!(
+        r#"source rows = sql {{
+  dsn = env("ROWS_DSN")
+  collect m {{ query = "select 1", kind = gauge, metric = "test.value", value_column = "v" }}
+}}
+transform stamp {{
+  set(attributes["version"], "{version}")
+}}
+sink out = file {{ path = "{}" }}
+pipeline p = rows.m -> stamp -> batch -> out
+"#,
+        out.display()
+    )
+}
+
+#[test]
+fn a_configmap_symlink_swap_is_picked_up_and_a_broken_one_refused() {
+    let dir = scratch("run-configmap");
+    let cm = dir.join("config");
+    std::fs::create_dir_all(&cm).unwrap();
+    let out = dir.join("out.jsonl");
+    let rows = common::otlp::rows(&dir, "rows.ndjson", 3, 1);
+    swap_configmap(&cm, "2026_11_28_12_00_00.1", &stamped_rows_pipe("1", &out));
+    let input = format!("rows.m={}", rows.display());
+    let mut run = Run::start(&[cm.to_str().unwrap(), "--input", &input, "--watch-interval", "200ms"], &[("ROWS_DSN", "unused")]);
+    run.wait_for("the first plan's rows", Duration::from_secs(20), || (versions(&out).get("1") == Some(&3)).then_some(()));
+
+    swap_configmap(&cm, "2026_11_28_12_05_00.2", &stamped_rows_pipe("2", &out));
+    run.wait_for("the swapped plan's rows", Duration::from_secs(20), || (versions(&out).get("2") == Some(&3)).then_some(()));
+    assert_eq!(run.metric(r#"dbintel_reloads_total{result="applied"}"#), 1.0);
+
+    swap_configmap(&cm, "2026_11_28_12_10_00.3", "source broken = {\n");
+    run.wait_for("the broken swap to be refused", Duration::from_secs(20), || {
+        (run.metric(r#"dbintel_reloads_total{result="refused"}"#) == 1.0).then_some(())
+    });
+    assert_eq!(run.get("/readyz").0, 200, "the old plan is still running");
+    assert_eq!(run.get("/healthz").0, 200);
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("reload refused"), "{log}");
+    assert_eq!(versions(&out).get("2"), Some(&3));
+}
+
+#[test]
+fn endpoints_answer_and_a_bad_start_is_a_clear_error() {
+    let dir = scratch("run-endpoints");
+    let out = dir.join("out.jsonl");
+    let pipe = dir.join("p.pipe");
+    std::fs::write(&pipe, stamped_rows_pipe("1", &out)).unwrap();
+    let empty = dir.join("empty.ndjson");
+    std::fs::write(&empty, "").unwrap();
+    let input = format!("rows.m={}", empty.display());
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input, "--log-format", "json"], &[("ROWS_DSN", "unused")]);
+    let (status, metrics) = run.get("/metrics");
+    assert_eq!(status, 200);
+    for family in ["dbintel_node_received_records_total", "dbintel_reloads_total", "dbintel_ready 1", "process_resident_memory_bytes"] {
+        assert!(metrics.contains(family), "{family} missing:\n{metrics}");
+    }
+    assert_eq!(run.get("/nope").0, 404);
+    assert_eq!(run.get("/reload").0, 405, "reload takes POST only");
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let json_lines: Vec<serde_json::Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(json_lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.starts_with("running"))), "JSON logs:\n{log}");
+
+    // starting with an unset secret, a taken port, a broken file
+    let bad = common::dbintel(&["run", pipe.to_str().unwrap(), "--listen", "127.0.0.1:1"], &[]);
+    assert_eq!(common::code(&bad), 1);
+    let stderr = common::text(&bad.stderr);
+    assert!(stderr.contains("ROWS_DSN"), "{stderr}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let bad = common::dbintel(&["run", pipe.to_str().unwrap(), "--listen", &addr], &[("ROWS_DSN", "x")]);
+    assert_eq!(common::code(&bad), 1);
+    assert!(common::text(&bad.stderr).contains("cannot listen"), "{}", common::text(&bad.stderr));
+}
