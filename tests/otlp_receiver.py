@@ -10,7 +10,8 @@ line per request to --out:
   {"t": unix time, "transport": "grpc"|"http", "signal": "metrics"|"logs",
    "encoding": "gzip"|"zstd"|"identity", "bytes": decoded size,
    "api_key": the api-key header, "answer": "ok" or the refusal,
-   "request": the request as protobuf JSON (only when answered ok)}
+   "request": the request as protobuf JSON (only when answered ok;
+   with --count-only "items": the number of points / log records instead)}
 
 --script is a JSON list of answers used one per request, in order, before
 answering ok: {"http": 429, "retry_after": "2"}, {"http": 400},
@@ -38,6 +39,25 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 LOCK = threading.Lock()
 SCRIPT = []
 OUT = None
+COUNT_ONLY = False
+
+
+def items(signal, msg):
+    if signal == "logs":
+        return sum(len(s.log_records) for r in msg.resource_logs for s in r.scope_logs)
+    n = 0
+    for r in msg.resource_metrics:
+        for s in r.scope_metrics:
+            for m in s.metrics:
+                n += len(m.gauge.data_points) + len(m.sum.data_points)
+    return n
+
+
+def recorded(signal, msg):
+    """The request for the record: all of it, or (--count-only) its size."""
+    if COUNT_ONLY:
+        return {"items": items(signal, msg)}
+    return {"request": MessageToDict(msg)}
 
 
 def next_answer():
@@ -101,7 +121,7 @@ class Grpc:
                 context.set_trailing_metadata((("grpc-status-details-bin", details),))
             context.abort(code, "scripted refusal")
         entry["answer"] = "ok"
-        entry["request"] = MessageToDict(request)
+        entry.update(recorded(self.signal, request))
         record(entry)
         if self.signal == "metrics":
             return metrics_service_pb2.ExportMetricsServiceResponse()
@@ -148,7 +168,7 @@ class Http(BaseHTTPRequestHandler):
             headers = [("Retry-After", answer["retry_after"])] if "retry_after" in answer else []
             return self.reply(answer["http"], b"scripted refusal", headers)
         entry["answer"] = "ok"
-        entry["request"] = MessageToDict(msg)
+        entry.update(recorded(signal, msg))
         record(entry)
         response = metrics_service_pb2.ExportMetricsServiceResponse() if signal == "metrics" else logs_service_pb2.ExportLogsServiceResponse()
         self.reply(200, response.SerializeToString())
@@ -161,7 +181,10 @@ def main():
     parser.add_argument("--http", type=int, default=0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--script", default="[]")
+    parser.add_argument("--count-only", action="store_true", help="record item counts, not the requests (benchmarks)")
     args = parser.parse_args()
+    global COUNT_ONLY
+    COUNT_ONLY = args.count_only
     SCRIPT.extend(json.loads(args.script))
     OUT = open(args.out, "a", encoding="utf-8")
 
