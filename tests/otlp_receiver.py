@@ -181,6 +181,8 @@ def main():
     parser.add_argument("--http", type=int, default=0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--script", default="[]")
+    parser.add_argument("--tls-cert", help="serve TLS with this certificate (PEM) and --tls-key")
+    parser.add_argument("--tls-key")
     parser.add_argument("--count-only", action="store_true", help="record item counts, not the requests (benchmarks)")
     args = parser.parse_args()
     global COUNT_ONLY
@@ -191,9 +193,19 @@ def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.max_receive_message_length", 8 << 20)])
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Grpc("metrics"), server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Grpc("logs"), server)
-    grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc}")
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as c, open(args.tls_key, "rb") as k:
+            credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+        grpc_port = server.add_secure_port(f"127.0.0.1:{args.grpc}", credentials)
+    else:
+        grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc}")
     server.start()
     http = ThreadingHTTPServer(("127.0.0.1", args.http), Http)
+    if args.tls_cert:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        http.socket = context.wrap_socket(http.socket, server_side=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     print(json.dumps({"grpc": grpc_port, "http": http.server_address[1]}), flush=True)
     try:

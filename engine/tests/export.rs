@@ -352,3 +352,83 @@ fn kill_9_with_the_disk_queue_then_restart_delivers_everything() {
     assert!(status.success(), "{log}");
     assert!(log.contains("resuming requests left by an earlier run"), "{log}");
 }
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1, made with
+/// the openssl command line; (ca.pem, server.pem, server.key).
+fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dbintel test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+#[test]
+fn tls_with_a_ca_file_delivers_and_an_unknown_issuer_is_refused() {
+    let dir = scratch("export-tls");
+    let (ca, cert, key) = certificates(&dir);
+    let receiver = Receiver::start_with(&dir, "r", 0, 0, "[]", &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let input = rows(&dir, "rows.ndjson", 20, 5);
+    let input_arg = format!("rows.m={}", input.display());
+    for (protocol, port) in [("grpc", receiver.grpc), ("http", receiver.http)] {
+        let before = receiver.accepted().len();
+        let pipe = dir.join(format!("{protocol}.pipe"));
+        let sink = format!(r#"otlp {{ endpoint = "https://localhost:{port}", protocol = {protocol}, ca_file = "{}" }}"#, ca.display());
+        std::fs::write(&pipe, rows_pipe(&sink, "size = 100")).unwrap();
+        let run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+        run.wait_for("20 points over TLS", Duration::from_secs(30), || {
+            let a: Vec<Value> = receiver.accepted().into_iter().skip(before).collect();
+            (values(&a, "test.value").len() >= 20).then_some(())
+        });
+
+        // the same endpoint without our CA: the system roots do not know it
+        let before = receiver.requests().len();
+        let untrusted = dir.join(format!("{protocol}-untrusted.pipe"));
+        let sink = format!(r#"otlp {{ endpoint = "https://localhost:{port}", protocol = {protocol}, retry_initial = 200ms }}"#);
+        std::fs::write(&untrusted, rows_pipe(&sink, "size = 100")).unwrap();
+        let mut run =
+            Run::start(&[untrusted.to_str().unwrap(), "--input", &input_arg, "--shutdown-timeout", "2s"], &[("ROWS_DSN", "unused")]);
+        run.wait_for("retries against the unknown issuer", Duration::from_secs(30), || {
+            (run.metric(r#"dbintel_export_requests_total{sink="out",outcome="retried"}"#) >= 2.0).then_some(())
+        });
+        assert_eq!(receiver.requests().len(), before, "nothing may be sent to an unverified server");
+        let (status, log) = run.signal("TERM", Duration::from_secs(10));
+        assert!(status.success(), "the shutdown deadline ends the retries: {log}");
+        assert!(log.contains("queued data not delivered"), "what was lost is said: {log}");
+        assert!(log.to_lowercase().contains("certificate") || log.contains("UnknownIssuer"), "{log}");
+    }
+}

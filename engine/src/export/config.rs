@@ -95,6 +95,8 @@ pub enum ConfigError {
     Env { name: &'static str, value: String, expected: &'static str },
     #[error("endpoint `{0}` is not an http:// or https:// URL")]
     Endpoint(String),
+    #[error("endpoint `{0}` is plaintext to another host; use https://, or say `insecure = true` (or OTEL_EXPORTER_OTLP_INSECURE=true) if you mean it")]
+    Plaintext(String),
 }
 
 /// Where environment variables come from (the process, or a map in tests).
@@ -181,6 +183,12 @@ impl ExportConfig {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(ConfigError::Endpoint(endpoint));
         }
+        // plaintext only when asked, or to this machine (a local agent)
+        let insecure = s.bool("insecure").unwrap_or(false)
+            || env.var("OTEL_EXPORTER_OTLP_INSECURE").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if endpoint.starts_with("http://") && !insecure && !is_loopback(&endpoint) {
+            return Err(ConfigError::Plaintext(endpoint));
+        }
         let (metrics_url, logs_url) = match protocol {
             Protocol::Grpc => (endpoint.clone(), endpoint.clone()),
             Protocol::Http => (
@@ -251,7 +259,7 @@ impl ExportConfig {
             headers,
             compression,
             timeout: secs("timeout", 10),
-            insecure: s.bool("insecure").unwrap_or(false),
+            insecure,
             ca_file: s.str("ca_file").map(PathBuf::from),
             client_cert: s.str("client_cert").map(PathBuf::from),
             client_key: s.secret("client_key").map(Secret::resolve).transpose()?,
@@ -266,6 +274,17 @@ impl ExportConfig {
             resource,
         })
     }
+}
+
+/// `http://localhost:4317`, `http://127.0.0.1`, `http://[::1]:4318/…`.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn protocol_from_env(env: &dyn Env) -> Result<Option<Protocol>, ConfigError> {
@@ -309,6 +328,7 @@ mod tests {
     fn environment_fills_what_the_file_leaves_out() {
         let env = MapEnv(HashMap::from([
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=a%20b,api-key=s3cret"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
@@ -343,6 +363,25 @@ mod tests {
         assert_eq!(c.metrics_url, "https://otlp.eu01.nr-data.net:4318/v1/metrics");
         assert_eq!(format!("{:?}", c.headers), "[api-key: ***]");
         assert_eq!(c.headers[0].value.expose(), "nr-license-123");
+    }
+
+    #[test]
+    fn plaintext_goes_only_to_this_machine_unless_asked() {
+        let at = |url: &'static str| sink("otlp", &[("endpoint", SettingValue::String(url.into()))]);
+        let none = MapEnv(HashMap::new());
+        assert!(ExportConfig::resolve(&at("http://localhost:4317"), &none).is_ok());
+        assert!(ExportConfig::resolve(&at("http://127.0.0.1:4318/"), &none).is_ok());
+        assert!(ExportConfig::resolve(&at("http://[::1]:4317"), &none).is_ok());
+        let err = ExportConfig::resolve(&at("http://collector.prod:4317"), &none).unwrap_err().to_string();
+        assert!(err.contains("plaintext") && err.contains("insecure = true"), "{err}");
+        assert!(ExportConfig::resolve(
+            &at("http://collector.prod:4317"),
+            &MapEnv(HashMap::from([("OTEL_EXPORTER_OTLP_INSECURE", "true")]))
+        )
+        .is_ok());
+        let asked =
+            sink("otlp", &[("endpoint", SettingValue::String("http://collector:4317".into())), ("insecure", SettingValue::Bool(true))]);
+        assert!(ExportConfig::resolve(&asked, &none).is_ok());
     }
 
     #[test]

@@ -287,8 +287,11 @@ impl Sender {
                     }
                 }
                 Delivery::Interrupted => {
-                    if !self.disk {
+                    if self.disk {
+                        tracing::info!(sink = %self.name, items = item.items, "shutdown deadline reached: the request being retried stays in the disk queue");
+                    } else {
                         self.stats.items_failed.fetch_add(u64::from(item.items), Relaxed);
+                        tracing::error!(sink = %self.name, items = item.items, "shutdown deadline reached: queued data not delivered (the request being retried)");
                     }
                     return;
                 }

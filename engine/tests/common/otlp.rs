@@ -39,12 +39,17 @@ impl Receiver {
     /// Starts the receiver on the given ports (0: any) with a script of
     /// answers (a JSON list; see the script's doc).
     pub fn start(dir: &Path, name: &str, grpc: u16, http: u16, script: &str) -> Receiver {
+        Receiver::start_with(dir, name, grpc, http, script, &[])
+    }
+
+    pub fn start_with(dir: &Path, name: &str, grpc: u16, http: u16, script: &str, extra: &[&str]) -> Receiver {
         let out = dir.join(format!("{name}.jsonl"));
         let mut child = Command::new("python3")
             .arg(super::root().join("tests/otlp_receiver.py"))
             .args(["--grpc", &grpc.to_string(), "--http", &http.to_string(), "--out"])
             .arg(&out)
             .args(["--script", script])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
