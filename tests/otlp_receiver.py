@@ -15,7 +15,9 @@ line per request to --out:
 
 --script is a JSON list of answers used one per request, in order, before
 answering ok: {"http": 429, "retry_after": "2"}, {"http": 400},
-{"grpc": "UNAVAILABLE", "retry_delay": 1.5}, {"grpc": "INVALID_ARGUMENT"}.
+{"grpc": "UNAVAILABLE", "retry_delay": 1.5}, {"grpc": "INVALID_ARGUMENT"},
+{"partial": 3, "message": "..."} (accepted, with a partial-success
+response saying 3 items were rejected).
 
 Prints {"grpc": port, "http": port} on stdout once listening.
 """
@@ -51,6 +53,20 @@ def items(signal, msg):
             for m in s.metrics:
                 n += len(m.gauge.data_points) + len(m.sum.data_points)
     return n
+
+
+def response_for(signal, answer):
+    if signal == "metrics":
+        response = metrics_service_pb2.ExportMetricsServiceResponse()
+        if answer and "partial" in answer:
+            response.partial_success.rejected_data_points = answer["partial"]
+            response.partial_success.error_message = answer.get("message", "")
+    else:
+        response = logs_service_pb2.ExportLogsServiceResponse()
+        if answer and "partial" in answer:
+            response.partial_success.rejected_log_records = answer["partial"]
+            response.partial_success.error_message = answer.get("message", "")
+    return response
 
 
 def recorded(signal, msg):
@@ -123,9 +139,7 @@ class Grpc:
         entry["answer"] = "ok"
         entry.update(recorded(self.signal, request))
         record(entry)
-        if self.signal == "metrics":
-            return metrics_service_pb2.ExportMetricsServiceResponse()
-        return logs_service_pb2.ExportLogsServiceResponse()
+        return response_for(self.signal, answer)
 
 
 class Http(BaseHTTPRequestHandler):
@@ -170,8 +184,7 @@ class Http(BaseHTTPRequestHandler):
         entry["answer"] = "ok"
         entry.update(recorded(signal, msg))
         record(entry)
-        response = metrics_service_pb2.ExportMetricsServiceResponse() if signal == "metrics" else logs_service_pb2.ExportLogsServiceResponse()
-        self.reply(200, response.SerializeToString())
+        self.reply(200, response_for(signal, answer).SerializeToString())
 
 
 def main():

@@ -432,3 +432,26 @@ fn tls_with_a_ca_file_delivers_and_an_unknown_issuer_is_refused() {
         assert!(log.to_lowercase().contains("certificate") || log.contains("UnknownIssuer"), "{log}");
     }
 }
+
+#[test]
+fn partial_success_is_logged_and_counted_over_both_protocols() {
+    let dir = scratch("export-partial");
+    let script = r#"[{"partial": 3, "message": "3 points had bad names"}, {"partial": 2, "message": "2 points too old"}]"#;
+    let receiver = Receiver::start(&dir, "r", 0, 0, script);
+    let input = rows(&dir, "rows.ndjson", 10, 5);
+    let input_arg = format!("rows.m={}", input.display());
+    for (protocol, port, rejected, message) in
+        [("grpc", receiver.grpc, 3.0, "3 points had bad names"), ("http", receiver.http, 2.0, "2 points too old")]
+    {
+        let pipe = dir.join(format!("{protocol}.pipe"));
+        let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = {protocol} }}"#);
+        std::fs::write(&pipe, rows_pipe(&sink, "size = 100")).unwrap();
+        let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+        run.wait_for("the partial success to be counted", Duration::from_secs(20), || {
+            (run.metric(r#"dbintel_export_items_total{sink="out",outcome="rejected"}"#) == rejected).then_some(())
+        });
+        assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 10.0 - rejected);
+        let (_, log) = run.signal("TERM", Duration::from_secs(20));
+        assert!(log.contains("accepted the request only in part") && log.contains(message), "{log}");
+    }
+}

@@ -373,3 +373,41 @@ impl Sender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{MetricPoint, Resource};
+
+    fn delta(name: &str, value: i64, time: u64, attrs: &[(&str, &str)]) -> Record {
+        let mut map = Map::new();
+        for (k, v) in attrs {
+            map.insert(*k, dbintel_stdlib::Value::Str(v.to_string()));
+        }
+        let kind = MetricKind::Sum { monotonic: true, temporality: Temporality::Delta };
+        Record::Metric(MetricPoint::new(name, "1", kind, Number::Int(value), time, map))
+    }
+
+    #[test]
+    fn cumulative_temporality_sums_deltas_per_series_from_the_first_start() {
+        let mut c = Cumulative::default();
+        let resource = Map::new();
+        let mut totals = Vec::new();
+        for (t, (a, b)) in [(3, 5), (4, 0), (10, 1)].into_iter().enumerate() {
+            let time = 100 + t as u64;
+            let mut batch = Batch::new(
+                Resource::default(),
+                vec![delta("calls", a, time, &[("q", "1")]), delta("calls", b, time, &[("q", "2")]), delta("rows", a, time, &[("q", "1")])],
+            );
+            c.apply(&resource, &mut batch);
+            for r in &batch.records {
+                let Record::Metric(m) = r else { continue };
+                assert_eq!(m.kind, MetricKind::Sum { monotonic: true, temporality: Temporality::Cumulative });
+                assert_eq!(m.start_time_unix_nano, 100, "a series starts at its first delta");
+                totals.push(m.value);
+            }
+        }
+        let ints: Vec<i64> = totals.iter().map(|n| if let Number::Int(i) = n { *i } else { -1 }).collect();
+        assert_eq!(ints, [3, 5, 3, 7, 5, 7, 17, 6, 17]);
+    }
+}
