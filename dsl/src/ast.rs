@@ -33,6 +33,8 @@ pub enum ItemKind {
     Sink(SinkDecl),
     Batch(BuiltinDecl),
     MemoryLimit(BuiltinDecl),
+    /// `cluster { mode = leader, ... }`: how replicas share the work.
+    Cluster(Vec<Setting>),
     Pipeline(PipelineDecl),
     Test(TestDecl),
 }
@@ -46,7 +48,7 @@ impl ItemKind {
             ItemKind::Sample(d) => Some(&d.name),
             ItemKind::Sink(d) => Some(&d.name),
             ItemKind::Batch(d) | ItemKind::MemoryLimit(d) => Some(&d.name),
-            ItemKind::Use(_) | ItemKind::Pipeline(_) | ItemKind::Test(_) => None,
+            ItemKind::Use(_) | ItemKind::Pipeline(_) | ItemKind::Test(_) | ItemKind::Cluster(_) => None,
         }
     }
 }

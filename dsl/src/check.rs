@@ -144,7 +144,56 @@ impl Checker<'_> {
         // 5. tests
         let tests = self.tests(&items, &nodes);
 
-        Plan { nodes, edges: unique_edges, pipelines, tests }
+        let cluster = self.cluster(&items);
+        Plan { nodes, edges: unique_edges, pipelines, tests, cluster }
+    }
+
+    /// The one `cluster` block (or the defaults), its timings checked: a
+    /// leader must give up (`renew`) before its lease can expire for the
+    /// others (`duration`), and try (`retry`) more often than that.
+    fn cluster(&mut self, items: &[&Item]) -> plan::Settings {
+        let blocks: Vec<(&Item, &Vec<Setting>)> =
+            items.iter().filter_map(|i| if let ItemKind::Cluster(s) = &i.kind { Some((*i, s)) } else { None }).collect();
+        let Some((first, settings)) = blocks.first() else { return defaults(schema::CLUSTER_SETTINGS) };
+        for (again, settings) in &blocks[1..] {
+            // still checked, so every mistake shows at once
+            let refs: Vec<&Setting> = settings.iter().collect();
+            self.settings().check("the cluster block", again.span, &refs, schema::CLUSTER_SETTINGS);
+            self.diagnostics.push(
+                Diagnostic::new(codes::DUPLICATE_CLUSTER, again.span, "a second `cluster` block")
+                    .label("again here")
+                    .with_secondary(first.span, "first here")
+                    .help("one set of files describes one deployment: keep a single `cluster` block"),
+            );
+        }
+        let refs: Vec<&Setting> = settings.iter().collect();
+        let checked = self.settings().check("the cluster block", first.span, &refs, schema::CLUSTER_SETTINGS);
+        let (duration, renew, retry) = (checked.duration("duration"), checked.duration("renew"), checked.duration("retry"));
+        if let (Some(duration), Some(renew), Some(retry)) = (duration, renew, retry) {
+            let span = |key: &str| settings.iter().find(|s| s.key.name == key).map_or(first.span, |s| s.span);
+            if renew >= duration {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        codes::CLUSTER_TIMING,
+                        span("renew"),
+                        format!("`renew` ({renew:?}) must be shorter than `duration` ({duration:?})"),
+                    )
+                    .label("too long")
+                    .help("a leader that cannot renew must stop before its lease expires for the others, e.g. duration = 15s, renew = 10s"),
+                );
+            } else if retry >= renew {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        codes::CLUSTER_TIMING,
+                        span("retry"),
+                        format!("`retry` ({retry:?}) must be shorter than `renew` ({renew:?})"),
+                    )
+                    .label("too long")
+                    .help("several renewal attempts must fit before giving up, e.g. renew = 10s, retry = 2s"),
+                );
+            }
+        }
+        checked
     }
 
     fn node(&mut self, item: &Item) -> Option<NodeKind> {

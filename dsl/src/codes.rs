@@ -61,6 +61,7 @@ pub const UNKNOWN_COLLECTOR: Code = error("E309");
 pub const DUPLICATE_COLLECTOR: Code = error("E310");
 pub const OUT_OF_RANGE: Code = error("E311");
 pub const ENV_NOT_SET: Code = error("E312");
+pub const CLUSTER_TIMING: Code = error("E313");
 
 // the pipeline graph
 pub const DUPLICATE_NODE: Code = error("E400");
@@ -75,6 +76,9 @@ pub const RESERVED_NAME: Code = error("E407");
 // tests
 pub const TEST_TARGET: Code = error("E500");
 pub const DUPLICATE_TEST: Code = error("E501");
+
+// deployment
+pub const DUPLICATE_CLUSTER: Code = error("E600");
 
 // warnings
 pub const UNUSED_NODE: Code = warning("W400");

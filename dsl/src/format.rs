@@ -198,6 +198,7 @@ impl Printer<'_> {
             }
             ItemKind::Batch(b) => self.settings_block(start, end, &format!("batch {}", b.name.name), &b.settings, separate),
             ItemKind::MemoryLimit(b) => self.settings_block(start, end, &format!("memory_limit {}", b.name.name), &b.settings, separate),
+            ItemKind::Cluster(settings) => self.settings_block(start, end, "cluster", settings, separate),
             ItemKind::Test(t) => {
                 let header = format!("test {}", string(&t.name));
                 self.block(start, end, &header, separate, &mut |p| {

@@ -338,6 +338,7 @@ fn describe_rule(rule: Rule) -> &'static str {
         | Rule::kw_batch
         | Rule::kw_memory_limit
         | Rule::kw_pipeline
+        | Rule::kw_cluster
         | Rule::kw_test
         | Rule::use_decl
         | Rule::source_decl
@@ -346,8 +347,9 @@ fn describe_rule(rule: Rule) -> &'static str {
         | Rule::sink_decl
         | Rule::batch_decl
         | Rule::memory_limit_decl
+        | Rule::cluster_decl
         | Rule::pipeline_decl
-        | Rule::test_decl => "an item (source, transform, sample, sink, batch, memory_limit, pipeline, test, use)",
+        | Rule::test_decl => "an item (source, transform, sample, sink, batch, memory_limit, cluster, pipeline, test, use)",
         Rule::probabilistic_rule | Rule::keep_rule | Rule::drop_rule | Rule::rate_limit_rule => "a sampling rule",
         Rule::kw_where => "`where`",
         Rule::kw_per => "`per`",
@@ -452,6 +454,7 @@ impl Builder<'_> {
                     ItemKind::MemoryLimit(decl)
                 }
             }
+            Rule::cluster_decl => ItemKind::Cluster(inner.map(|p| self.setting(p, base)).collect()),
             Rule::pipeline_decl => {
                 let name = self.ident(inner.next()?, base);
                 let nodes = inner
@@ -939,6 +942,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_sample
             | Rule::kw_sink
             | Rule::kw_batch
+            | Rule::kw_cluster
             | Rule::kw_memory_limit
             | Rule::kw_pipeline
             | Rule::kw_test

@@ -144,6 +144,9 @@ pub struct Plan {
     /// from one pipeline leaves along that pipeline.
     pub pipelines: IndexMap<String, PipelinePath>,
     pub tests: Vec<TestCase>,
+    /// The `cluster` block, complete with defaults (`mode = none` when
+    /// there is none).
+    pub cluster: Settings,
 }
 
 impl Plan {

@@ -244,6 +244,17 @@ pub const MEMORY_LIMIT_SETTINGS: &[SettingSpec] = &[
     opt("check_interval", SettingType::Duration, DefaultValue::Duration(SEC)),
 ];
 
+/// `cluster { ... }`: how replicas share the sources (Kubernetes Leases).
+pub const CLUSTER_SETTINGS: &[SettingSpec] = &[
+    opt("mode", SettingType::Word(&["none", "leader", "sharded"]), DefaultValue::Word("none")),
+    opt("lease", SettingType::String, DefaultValue::String("dbintel")),
+    // unset: POD_NAMESPACE, else the service account's namespace
+    opt("namespace", SettingType::String, DefaultValue::None),
+    opt("duration", SettingType::Duration, DefaultValue::Duration(15 * SEC)),
+    opt("renew", SettingType::Duration, DefaultValue::Duration(10 * SEC)),
+    opt("retry", SettingType::Duration, DefaultValue::Duration(2 * SEC)),
+];
+
 pub fn source_kind(name: &str) -> Option<&'static SourceKindSpec> {
     SOURCE_KINDS.iter().find(|k| k.name == name)
 }
