@@ -18,6 +18,7 @@
 //! - [`pipe_tests`]: the `test` blocks of .pipe files.
 
 pub mod cli;
+pub mod cluster;
 pub mod counters;
 pub mod daemon;
 pub mod export;
