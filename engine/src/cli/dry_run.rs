@@ -150,7 +150,8 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let tap = args.tap.map(|node| (node, Box::new(StdoutSink::new(format, stdout.clone())) as Box<dyn Sink>));
-    let live = args.scrapes.map(|n| LiveOptions { scrapes: Some(n), interval: args.interval.map(Duration::from), stop: None });
+    let live =
+        args.scrapes.map(|n| LiveOptions { scrapes: Some(n), interval: args.interval.map(Duration::from), stop: None, fences: None });
     let setup = Setup { replays, sinks, tap, live, registry: None };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

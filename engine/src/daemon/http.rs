@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,10 +31,10 @@ async fn handle(shared: Arc<Shared>, request: Request<hyper::body::Incoming>) ->
             }
         }
         (&Method::GET, "/readyz") => {
-            if shared.ready.load(Relaxed) {
+            if shared.is_ready() {
                 reply(StatusCode::OK, TEXT, "ready\n")
             } else {
-                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready: no plan running\n")
+                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready: no plan running, or the role is not known yet\n")
             }
         }
         (&Method::POST, "/reload") => {

@@ -124,8 +124,32 @@ pub fn render(shared: &Shared) -> String {
     family(&mut out, "dbintel_reloads_total", "counter", "Reloads by result.");
     let _ = writeln!(out, "dbintel_reloads_total{{result=\"applied\"}} {}", shared.reloads_applied.load(Relaxed));
     let _ = writeln!(out, "dbintel_reloads_total{{result=\"refused\"}} {}", shared.reloads_refused.load(Relaxed));
-    family(&mut out, "dbintel_ready", "gauge", "1 when a plan is running.");
-    let _ = writeln!(out, "dbintel_ready {}", u8::from(shared.ready.load(Relaxed)));
+    family(&mut out, "dbintel_ready", "gauge", "1 when a plan is running and the replica knows its role.");
+    let _ = writeln!(out, "dbintel_ready {}", u8::from(shared.is_ready()));
+    if let Some((mode, identity, status)) = shared.cluster.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        let owned = status.owned.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let targets = status.targets.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let role = match mode {
+            crate::cluster::Mode::None => "standalone",
+            crate::cluster::Mode::Leader if !owned.is_empty() => "leader",
+            crate::cluster::Mode::Leader => "follower",
+            crate::cluster::Mode::Sharded => "member",
+        };
+        let mode = format!("{mode:?}").to_lowercase();
+        family(&mut out, "dbintel_cluster_role", "gauge", "This replica's role (the label), 1.");
+        let _ = writeln!(out, "dbintel_cluster_role{{mode=\"{mode}\",role=\"{role}\",identity=\"{}\"}} 1", escape(&identity));
+        family(&mut out, "dbintel_cluster_owned_targets", "gauge", "Sources this replica may scrape now.");
+        let all = mode == "none";
+        let _ = writeln!(out, "dbintel_cluster_owned_targets {}", if all { targets.len() } else { owned.len() });
+        family(&mut out, "dbintel_cluster_target_owned", "gauge", "1 for each source this replica scrapes.");
+        for t in &targets {
+            let _ = writeln!(out, "dbintel_cluster_target_owned{{target=\"{}\"}} {}", escape(t), u8::from(all || owned.contains(t)));
+        }
+        if mode == "sharded" {
+            family(&mut out, "dbintel_cluster_members", "gauge", "Live replicas sharing the targets.");
+            let _ = writeln!(out, "dbintel_cluster_members {}", status.members.load(Relaxed));
+        }
+    }
     if let Some(rss) = rss_bytes() {
         family(&mut out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
         let _ = writeln!(out, "process_resident_memory_bytes {rss}");

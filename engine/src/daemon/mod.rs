@@ -59,6 +59,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     pub reloads_applied: AtomicU64,
     pub reloads_refused: AtomicU64,
+    /// The election this replica takes part in (mode, identity, status).
+    pub cluster: Mutex<Option<(crate::cluster::Mode, String, Arc<crate::cluster::Status>)>>,
     heartbeat: AtomicU64,
     started: Instant,
     reload_tx: mpsc::Sender<oneshot::Sender<ReloadReply>>,
@@ -68,6 +70,12 @@ impl Shared {
     fn beat(&self) {
         self.heartbeat.store(self.started.elapsed().as_secs(), Relaxed);
     }
+    /// A plan runs and the replica knows its role.
+    pub fn is_ready(&self) -> bool {
+        let known = self.cluster.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|(_, _, s)| s.known.load(Relaxed));
+        self.ready.load(Relaxed) && known
+    }
+
     /// The control loop has ticked in the last 30 seconds.
     pub fn healthy(&self) -> bool {
         self.started.elapsed().as_secs().saturating_sub(self.heartbeat.load(Relaxed)) < 30
@@ -143,6 +151,7 @@ struct Daemon {
     shared: Arc<Shared>,
     stdout: crate::sinks::stdout::SharedWriter,
     running: Option<Running>,
+    coordinator: Option<crate::cluster::Coordinator>,
 }
 
 impl Daemon {
@@ -229,7 +238,27 @@ impl Daemon {
         Ok(sinks)
     }
 
-    fn start(&mut self, plan: Plan) -> Result<(), String> {
+    /// Keeps the election if the plan's `cluster` block and sources are
+    /// unchanged; otherwise leaves the old one (releasing its leases) and
+    /// joins anew.
+    async fn elect(&mut self, plan: &Plan) -> Result<(), String> {
+        let key = crate::cluster::Key::of(plan);
+        if self.coordinator.as_ref().is_some_and(|c| c.key == key) {
+            return Ok(());
+        }
+        if let Some(old) = self.coordinator.take() {
+            old.shutdown().await;
+        }
+        let coordinator = crate::cluster::Coordinator::for_plan(plan).await?;
+        *self.shared.cluster.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((coordinator.key.mode, coordinator.identity.clone(), coordinator.status.clone()));
+        self.coordinator = Some(coordinator);
+        Ok(())
+    }
+
+    async fn start(&mut self, plan: Plan) -> Result<(), String> {
+        self.elect(&plan).await?;
+        let fences = self.coordinator.as_ref().filter(|c| c.key.mode != crate::cluster::Mode::None).map(|c| c.fences());
         let sinks = self.sinks(&plan)?;
         let registry = {
             let mut registry = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -244,7 +273,7 @@ impl Daemon {
             replays: self.options.replays.clone(),
             sinks,
             tap: None,
-            live: Some(LiveOptions { scrapes: None, interval: None, stop: Some(stop_rx) }),
+            live: Some(LiveOptions { scrapes: None, interval: None, stop: Some(stop_rx), fences }),
             registry: Some(registry),
         };
         let to_run = plan.clone();
@@ -304,7 +333,7 @@ impl Daemon {
         let old = self.stop(Instant::now() + self.options.shutdown_timeout).await;
         self.retire_exporters(&plan).await;
         let summary = format!("{} nodes, {} pipelines", plan.nodes.len(), plan.pipelines.len());
-        match self.start(plan) {
+        match self.start(plan).await {
             Ok(()) => {
                 self.shared.reloads_applied.fetch_add(1, Relaxed);
                 tracing::info!(trigger = why, %summary, "reloaded");
@@ -315,7 +344,7 @@ impl Daemon {
                 tracing::error!(error = %e, "the new plan could not start; going back to the previous one");
                 if let Some(old) = old {
                     self.retire_exporters(&old).await;
-                    if let Err(again) = self.start(old) {
+                    if let Err(again) = self.start(old).await {
                         tracing::error!(error = %again, "the previous plan could not start either; running nothing");
                         self.shared.ready.store(false, Relaxed);
                     }
@@ -330,6 +359,10 @@ impl Daemon {
         self.shared.ready.store(false, Relaxed);
         tracing::info!(deadline = ?self.options.shutdown_timeout, "shutting down: stopping sources, flushing");
         self.stop(deadline).await;
+        // sources have stopped: hand the leases over now, not at expiry
+        if let Some(coordinator) = self.coordinator.take() {
+            coordinator.shutdown().await;
+        }
         let exporters: Vec<_> = self.shared.exporters.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         let mut flushing = tokio::task::JoinSet::new();
         for e in exporters {
@@ -354,6 +387,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         ready: AtomicBool::new(false),
         reloads_applied: AtomicU64::new(0),
         reloads_refused: AtomicU64::new(0),
+        cluster: Mutex::new(None),
         heartbeat: AtomicU64::new(0),
         started: Instant::now(),
         reload_tx,
@@ -363,9 +397,9 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         (signals(SignalKind::terminate())?, signals(SignalKind::interrupt())?, signals(SignalKind::hangup())?);
 
     let plan = compile(&options.paths).map_err(DaemonError::Invalid)?;
-    let mut daemon = Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None };
+    let mut daemon = Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None, coordinator: None };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
-    daemon.start(plan).map_err(DaemonError::Start)?;
+    daemon.start(plan).await.map_err(DaemonError::Start)?;
     tokio::spawn(http::serve(listener, shared.clone()));
     tracing::info!(%listen, "running; /metrics, /healthz, /readyz and POST /reload on this address");
 

@@ -29,6 +29,9 @@ pub struct LiveOptions {
     /// Set to true to stop every collector loop (`dbintel run`'s reload
     /// and shutdown): a scrape in progress finishes, no new one starts.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Per source: the lease that must be held to scrape (`cluster`
+    /// leader or sharded mode); a source without one always scrapes.
+    pub fences: Option<Arc<std::collections::HashMap<String, crate::cluster::Fence>>>,
 }
 
 /// Resolves when `stop` becomes true (never, without one).
@@ -121,9 +124,15 @@ struct Loop {
     interval: Duration,
     jitter: f64,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    fence: Option<crate::cluster::Fence>,
 }
 
 impl Loop {
+    /// Fencing: the lease this source needs is still held.
+    fn ours(&self) -> bool {
+        self.fence.as_ref().is_none_or(crate::cluster::Fence::holds)
+    }
+
     async fn emit(&self, records: Vec<Record>) {
         if records.is_empty() {
             return;
@@ -168,7 +177,7 @@ impl Loop {
     async fn periodic(mut self, mut live: Live) {
         let mut round = 0u64;
         loop {
-            if self.stopping() {
+            if self.stopping() || !self.ours() {
                 return;
             }
             if self.has_room() {
@@ -228,6 +237,9 @@ impl Loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = stopped(&mut self.stop) => return,
+            }
+            if !self.ours() {
+                return;
             }
             let started = std::time::Instant::now();
             let sample = self.target.query("activity sample", sql).await;
@@ -320,6 +332,10 @@ pub async fn instance(target: &PgTarget, now: u64) -> Result<Vec<Record>, Source
     Ok(out)
 }
 
+/// Runs a source's collectors. Under a `cluster` lease, only while the
+/// lease is held: it waits to become the owner, connects, scrapes (each
+/// scrape first checks the lease), and when the lease is lost stops,
+/// closes its connections and waits again.
 pub async fn run(
     name: String,
     source: SourceNode,
@@ -327,12 +343,50 @@ pub async fn run(
     counters: Arc<NodeCounters>,
     options: LiveOptions,
 ) -> Result<(), SourceError> {
-    let target = Arc::new(Target::connect(&name, &source).await?);
+    let Some(fence) = options.fences.as_ref().and_then(|f| f.get(&name)).cloned() else {
+        return run_owned(&name, &source, &output, &counters, &options, None).await;
+    };
+    let mut stop = options.stop.clone();
+    loop {
+        while !fence.holds() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stopped(&mut stop) => return Ok(()),
+            }
+        }
+        tracing::info!(source = %name, "this replica holds the lease: scraping");
+        if let Err(e) = run_owned(&name, &source, &output, &counters, &options, Some(fence.clone())).await {
+            NodeCounters::add(&counters.errors, 1);
+            tracing::warn!(source = %name, error = %e, "source failed; trying again while the lease is held");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped(&mut stop) => return Ok(()),
+            }
+        }
+        if stop.as_ref().is_some_and(|s| *s.borrow()) {
+            return Ok(());
+        }
+        if !fence.holds() {
+            tracing::info!(source = %name, "lease lost: stopped scraping");
+        }
+    }
+}
+
+async fn run_owned(
+    name: &str,
+    source: &SourceNode,
+    output: &SourceOutput,
+    counters: &Arc<NodeCounters>,
+    options: &LiveOptions,
+    fence: Option<crate::cluster::Fence>,
+) -> Result<(), SourceError> {
+    let name = name.to_string();
+    let target = Arc::new(Target::connect(&name, source).await?);
     let source_interval = source.settings.duration("interval").unwrap_or(Duration::from_secs(30));
     let jitter = source.settings.percent("jitter").unwrap_or(10.0);
     let mut loops = tokio::task::JoinSet::new();
     for (collector_name, spec) in &source.collectors {
-        let live = collector(&source, &target, collector_name, spec);
+        let live = collector(source, &target, collector_name, spec);
         let interval = options.interval.or(spec.settings.duration("interval")).unwrap_or(source_interval);
         let l = Loop {
             source: name.clone(),
@@ -344,6 +398,7 @@ pub async fn run(
             interval,
             jitter,
             stop: options.stop.clone(),
+            fence: fence.clone(),
         };
         match live {
             Live::Unsupported => {
