@@ -156,8 +156,8 @@ fn fake_api_three_replicas_shard_six_sources_two_each() {
     let before: Vec<Vec<f64>> = rs.iter().map(|r| (0..6).map(|s| count(r, s)).collect()).collect();
     std::thread::sleep(Duration::from_millis(1500));
     for (i, r) in rs.iter().enumerate() {
-        for s in 0..6 {
-            let scraped = count(r, s) - before[i][s];
+        for (s, prev) in before[i].iter().enumerate() {
+            let scraped = count(r, s) - prev;
             let mine = owners.get(&format!("s{s}")).is_some_and(|o| o == &[i]);
             assert_eq!(scraped > 0.0, mine, "replica {i}, source s{s}: {scraped} new points, owner: {mine}");
         }
