@@ -196,6 +196,7 @@ def main():
     parser.add_argument("--script", default="[]")
     parser.add_argument("--tls-cert", help="serve TLS with this certificate (PEM) and --tls-key")
     parser.add_argument("--tls-key")
+    parser.add_argument("--tls-client-ca", help="require client certificates signed by this CA (mutual TLS)")
     parser.add_argument("--count-only", action="store_true", help="record item counts, not the requests (benchmarks)")
     args = parser.parse_args()
     global COUNT_ONLY
@@ -208,7 +209,9 @@ def main():
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Grpc("logs"), server)
     if args.tls_cert:
         with open(args.tls_cert, "rb") as c, open(args.tls_key, "rb") as k:
-            credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+            client_ca = open(args.tls_client_ca, "rb").read() if args.tls_client_ca else None
+            credentials = grpc.ssl_server_credentials([(k.read(), c.read())], root_certificates=client_ca,
+                                                      require_client_auth=client_ca is not None)
         grpc_port = server.add_secure_port(f"127.0.0.1:{args.grpc}", credentials)
     else:
         grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc}")
@@ -218,6 +221,9 @@ def main():
         import ssl
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(args.tls_client_ca)
         http.socket = context.wrap_socket(http.socket, server_side=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     print(json.dumps({"grpc": grpc_port, "http": http.server_address[1]}), flush=True)

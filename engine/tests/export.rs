@@ -394,6 +394,27 @@ fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBu
         "-out",
         "server.pem",
     ]);
+    // and a client certificate from the same CA, for mutual TLS
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=dbintel", "-keyout", "client.key", "-out", "client.csr"]);
+    // (with extensions: an X.509 v1 certificate is refused by rustls)
+    std::fs::write(dir.join("client.cnf"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+        "-out",
+        "client.pem",
+    ]);
     (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
 }
 
@@ -453,5 +474,48 @@ fn partial_success_is_logged_and_counted_over_both_protocols() {
         assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 10.0 - rejected);
         let (_, log) = run.signal("TERM", Duration::from_secs(20));
         assert!(log.contains("accepted the request only in part") && log.contains(message), "{log}");
+    }
+}
+
+#[test]
+fn mutual_tls_sends_the_client_certificate_and_fails_without_it() {
+    let dir = scratch("export-mtls");
+    let (ca, cert, key) = certificates(&dir);
+    let (client_cert, client_key) = (dir.join("client.pem"), dir.join("client.key"));
+    let extra = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(), "--tls-client-ca", ca.to_str().unwrap()];
+    let receiver = Receiver::start_with(&dir, "r", 0, 0, "[]", &extra);
+    let input = rows(&dir, "rows.ndjson", 20, 5);
+    let input_arg = format!("rows.m={}", input.display());
+    for (protocol, port) in [("grpc", receiver.grpc), ("http", receiver.http)] {
+        let before = receiver.accepted().len();
+        let pipe = dir.join(format!("{protocol}.pipe"));
+        let sink = format!(
+            r#"otlp {{ endpoint = "https://localhost:{port}", protocol = {protocol}, ca_file = "{}", client_cert = "{}", client_key = file("{}") }}"#,
+            ca.display(),
+            client_cert.display(),
+            client_key.display()
+        );
+        std::fs::write(&pipe, rows_pipe(&sink, "size = 100")).unwrap();
+        let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+        run.wait_for("20 points over mutual TLS", Duration::from_secs(30), || {
+            let a: Vec<Value> = receiver.accepted().into_iter().skip(before).collect();
+            (values(&a, "test.value").len() >= 20).then_some(())
+        });
+        let (_, log) = run.signal("TERM", Duration::from_secs(20));
+        assert!(!log.contains("PRIVATE KEY"), "the client key must never be logged");
+
+        let bare = dir.join(format!("{protocol}-bare.pipe"));
+        let sink = format!(
+            r#"otlp {{ endpoint = "https://localhost:{port}", protocol = {protocol}, ca_file = "{}", retry_initial = 200ms }}"#,
+            ca.display()
+        );
+        std::fs::write(&bare, rows_pipe(&sink, "size = 100")).unwrap();
+        let before = receiver.accepted().len();
+        let mut run = Run::start(&[bare.to_str().unwrap(), "--input", &input_arg, "--shutdown-timeout", "2s"], &[("ROWS_DSN", "unused")]);
+        run.wait_for("the refusal without a client certificate", Duration::from_secs(30), || {
+            (run.metric(r#"dbintel_export_requests_total{sink="out",outcome="retried"}"#) >= 1.0).then_some(())
+        });
+        assert_eq!(receiver.accepted().len(), before, "{protocol}: accepted without a client certificate");
+        let _ = run.signal("TERM", Duration::from_secs(10));
     }
 }

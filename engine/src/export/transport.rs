@@ -97,6 +97,19 @@ impl Downgradable {
     }
 }
 
+/// An error with its causes (tonic's own message is only "transport
+/// error").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn read(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|error| TransportError::File { path: path.display().to_string(), error })
 }
@@ -124,7 +137,7 @@ impl Transport {
                     if let Some((cert, key)) = identity {
                         tls = tls.identity(Identity::from_pem(cert, key));
                     }
-                    endpoint = endpoint.tls_config(tls).map_err(|e| TransportError::Tls(e.to_string()))?;
+                    endpoint = endpoint.tls_config(tls).map_err(|e| TransportError::Tls(chain(&e)))?;
                 }
                 let mut headers = tonic::metadata::MetadataMap::new();
                 for h in &config.headers {
