@@ -122,6 +122,14 @@ macro_rules! db_settings {
             opt("sslmode", SettingType::Word(SSLMODES), DefaultValue::Word("prefer")),
             opt("sslrootcert", SettingType::String, DefaultValue::None),
             opt("jitter", SettingType::Percent, DefaultValue::Percent(10.0)),
+            // circuit breaker (see engine/src/sources/breaker.rs)
+            opt("breaker_failures", SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(5)),
+            opt("breaker_successes", SettingType::Int { min: 1, max: 100 }, DefaultValue::Int(2)),
+            opt("breaker_cooldown", SettingType::Duration, DefaultValue::Duration(30 * SEC)),
+            opt("breaker_max_cooldown", SettingType::Duration, DefaultValue::Duration(600 * SEC)),
+            opt("breaker_max_active_sessions", SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::None),
+            opt("breaker_max_replication_lag", SettingType::Duration, DefaultValue::None),
+            opt("breaker_max_probe_time", SettingType::Duration, DefaultValue::None),
             $($extra),*
         ]
     };

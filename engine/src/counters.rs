@@ -92,3 +92,15 @@ pub fn record_query(source: &str, what: &str, elapsed: std::time::Duration) {
 pub fn query_times() -> QueryTimes {
     QUERY_TIMES.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
+
+type Breakers = std::collections::BTreeMap<String, Arc<crate::sources::breaker::BreakerStats>>;
+static BREAKERS: std::sync::Mutex<Breakers> = std::sync::Mutex::new(Breakers::new());
+
+/// The breaker counters of a source (kept across reconnects and reloads).
+pub fn breaker_stats(source: &str) -> Arc<crate::sources::breaker::BreakerStats> {
+    BREAKERS.lock().unwrap_or_else(|p| p.into_inner()).entry(source.to_string()).or_default().clone()
+}
+
+pub fn breakers() -> Breakers {
+    BREAKERS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}

@@ -64,6 +64,22 @@ pub fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "dbintel_query_seconds_count{{source=\"{source}\",query=\"{what}\"}} {count}");
     }
 
+    let breakers = crate::counters::breakers();
+    family(&mut out, "dbintel_breaker_state", "gauge", "Circuit breaker per source: 0 closed, 1 half-open, 2 open.");
+    for (source, b) in &breakers {
+        let _ = writeln!(out, "dbintel_breaker_state{{source=\"{}\"}} {}", escape(source), b.state.load(Relaxed));
+    }
+    family(&mut out, "dbintel_breaker_transitions_total", "counter", "Circuit breaker transitions.");
+    for (source, b) in &breakers {
+        for (to, v) in [("open", &b.opened), ("closed", &b.closed)] {
+            let _ = writeln!(out, "dbintel_breaker_transitions_total{{source=\"{}\",to=\"{to}\"}} {}", escape(source), v.load(Relaxed));
+        }
+    }
+    family(&mut out, "dbintel_breaker_refused_queries_total", "counter", "Queries not sent because the breaker was open.");
+    for (source, b) in &breakers {
+        let _ = writeln!(out, "dbintel_breaker_refused_queries_total{{source=\"{}\"}} {}", escape(source), b.refused.load(Relaxed));
+    }
+
     let exporters: Vec<_> = shared.exporters.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
     family(&mut out, "dbintel_export_queue_bytes", "gauge", "Bytes waiting in a sink's export queue (including the request being sent).");
     for e in &exporters {

@@ -75,6 +75,41 @@ impl Target {
             Target::My(t) => &t.resource,
         }
     }
+    pub fn breaker(&self) -> &super::breaker::Breaker {
+        match self {
+            Target::Pg(t) => &t.breaker,
+            Target::My(t) => &t.breaker,
+        }
+    }
+
+    /// The breaker's duress probe (at most every 5 s per target): active
+    /// sessions, replication lag, and how long the probe itself took.
+    pub async fn check_duress(&self) {
+        let now = std::time::Instant::now();
+        if !self.breaker().probe_due(now, Duration::from_secs(5)) {
+            return;
+        }
+        let sql = match self {
+            Target::Pg(_) => {
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid())::int8 AS active,
+                        CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag"
+            }
+            Target::My(_) => {
+                "SELECT COUNT(*) AS active FROM information_schema.processlist
+                  WHERE command NOT IN ('Sleep', 'Daemon', 'Binlog Dump') AND id <> CONNECTION_ID()"
+            }
+        };
+        if let Ok(rows) = self.query("breaker probe", sql).await {
+            let took = now.elapsed();
+            let row = rows.first();
+            let active = row.and_then(|r| super::rows::integer(r, "active"));
+            let lag = row.and_then(|r| super::rows::number(r, "lag"));
+            if let Some(why) = self.breaker().duress(active, lag, took) {
+                self.breaker().trip(std::time::Instant::now(), &format!("duress: {why}"));
+            }
+        }
+    }
+
     async fn close(&self) {
         match self {
             Target::Pg(t) => t.close().await,
@@ -142,6 +177,11 @@ impl Loop {
     }
 
     fn failed(&self, error: &SourceError) {
+        if let SourceError::BreakerOpen { .. } = error {
+            // expected while open; the breaker logs its transitions
+            tracing::debug!(%error, collector = %self.collector, "scrape not sent");
+            return;
+        }
         NodeCounters::add(&self.counters.errors, 1);
         tracing::warn!(%error, collector = %self.collector, "scrape failed");
     }
@@ -181,6 +221,7 @@ impl Loop {
                 return;
             }
             if self.has_room() {
+                self.target.check_duress().await;
                 let started = std::time::Instant::now();
                 let now = now_nanos();
                 let result = match (&mut live, self.target.as_ref()) {

@@ -11,6 +11,7 @@
 //! - [`secret`]: DSNs and keys that never print.
 
 pub mod activity;
+pub mod breaker;
 pub mod live;
 pub mod mysql;
 pub mod postgres;
@@ -79,4 +80,6 @@ pub enum SourceError {
     Timeout { source_name: String, what: String, after: std::time::Duration },
     #[error("source `{source_name}`: {what} failed: {message}")]
     Query { source_name: String, what: String, message: String },
+    #[error("source `{source_name}`: {what} not sent: the circuit breaker is open ({why})")]
+    BreakerOpen { source_name: String, what: String, why: String },
 }

@@ -32,6 +32,7 @@ pub struct MyTarget {
     /// re-baseline.
     generation: AtomicU64,
     last_uptime: AtomicI64,
+    pub breaker: super::breaker::Breaker,
 }
 
 impl MyTarget {
@@ -88,6 +89,7 @@ impl MyTarget {
             resource,
             generation: AtomicU64::new(0),
             last_uptime: AtomicI64::new(0),
+            breaker: super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings)),
         };
         if !settings.bool("allow_privileged").unwrap_or(false) {
             target.refuse_privileged().await?;
@@ -126,6 +128,10 @@ impl MyTarget {
     }
 
     pub async fn query(&self, what: &str, sql: &str) -> Result<Vec<DbRow>, SourceError> {
+        super::breaker::guarded(&self.breaker, &self.name, what, self.send(what, sql)).await
+    }
+
+    async fn send(&self, what: &str, sql: &str) -> Result<Vec<DbRow>, SourceError> {
         let deadline = self.timeout + Duration::from_millis(500);
         let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
         let started = std::time::Instant::now();

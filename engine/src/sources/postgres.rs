@@ -31,6 +31,7 @@ pub struct PgTarget {
     timeout: Duration,
     pub resource: Resource,
     version: i64,
+    pub breaker: super::breaker::Breaker,
 }
 
 fn ms(d: Duration) -> String {
@@ -72,7 +73,8 @@ impl PgTarget {
             .map_err(|e| setup(format!("cannot connect to {host}:{port}: {}", secret.scrub(&e.to_string()))))?;
 
         let resource = super::target_resource("postgresql", &host, port, database);
-        let mut target = PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0 };
+        let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));
+        let mut target = PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0, breaker };
         let version = target.query("server version", "SELECT current_setting('server_version_num')::int8 AS v").await?;
         target.version = version.first().and_then(|r| super::rows::integer(r, "v")).unwrap_or(0);
         if !settings.bool("allow_privileged").unwrap_or(false) {
@@ -126,6 +128,14 @@ impl PgTarget {
     }
 
     async fn query_with(
+        &self,
+        what: &str,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<DbRow>, SourceError> {
+        super::breaker::guarded(&self.breaker, &self.name, what, self.send(what, query)).await
+    }
+
+    async fn send(
         &self,
         what: &str,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,

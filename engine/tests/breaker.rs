@@ -1,0 +1,77 @@
+//! The circuit breaker against the real PostgreSQL: timeouts open it, and
+//! then — checked on the server, in pg_stat_activity — dbintel sends
+//! nothing; when the database recovers, a half-open probe closes it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::otlp::Run;
+use common::scratch;
+
+const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
+const SUPERUSER: &str = "postgresql://postgres:super-secret-pw@127.0.0.1:5432/dbintel_test";
+
+fn psql(sql: &str) -> String {
+    let out =
+        std::process::Command::new("psql").args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", SUPERUSER, "-c", sql]).output().expect("psql");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn timeouts_open_the_breaker_which_stops_our_queries_and_a_probe_closes_it() {
+    psql("CREATE TABLE IF NOT EXISTS breaker_flag (slow boolean); GRANT SELECT ON breaker_flag TO dbintel_monitor; DELETE FROM breaker_flag; INSERT INTO breaker_flag VALUES (true)");
+    let dir = scratch("breaker");
+    let pipe = dir.join("p.pipe");
+    std::fs::write(
+        &pipe,
+        r#"source slow = sql {
+  dsn = env("BREAKER_PG_DSN")
+  interval = 300ms
+  jitter = 0%
+  timeout = 1s
+  breaker_failures = 2
+  breaker_cooldown = 2s
+  breaker_successes = 2
+  collect q { query = "SELECT 1 AS n, pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM breaker_flag) THEN 3 ELSE 0 END)::text AS s", metric = "breaker.one", value_column = "n" }
+}
+sink out = stdout {}
+pipeline p = slow.q -> out
+"#,
+    )
+    .unwrap();
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("BREAKER_PG_DSN", MONITOR)]);
+    let state = |run: &Run| run.metric(r#"dbintel_breaker_state{source="slow"}"#);
+    let opened = |run: &Run| run.metric(r#"dbintel_breaker_transitions_total{source="slow",to="open"}"#);
+
+    // two timeouts open it; the half-open probe after 2 s times out too and
+    // reopens it for 4 s: watch the server during that second open spell
+    run.wait_for("the breaker to reopen after a failed probe", Duration::from_secs(30), || (opened(&run) >= 2.0).then_some(()));
+    let spell = Instant::now();
+    std::thread::sleep(Duration::from_millis(300)); // the cancelled probe's backend settles
+    let ours = "FROM pg_stat_activity WHERE application_name = 'dbintel' AND usename = 'dbintel_monitor'";
+    let last_start = psql(&format!("SELECT coalesce(max(query_start)::text, '') {ours}"));
+    while spell.elapsed() < Duration::from_millis(3200) {
+        assert_eq!(psql(&format!("SELECT count(*) {ours} AND state = 'active'")), "0", "a query ran while the breaker was open");
+        assert_eq!(state(&run), 2.0);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert_eq!(psql(&format!("SELECT coalesce(max(query_start)::text, '') {ours}")), last_start, "no statement started while open");
+    assert!(run.metric(r#"dbintel_breaker_refused_queries_total{source="slow"}"#) > 0.0);
+    let emitted_while_failing = run.metric(r#"dbintel_node_emitted_records_total{node="slow",kind="source"}"#);
+
+    // the database recovers: the next probe succeeds, two successes close it
+    psql("DELETE FROM breaker_flag");
+    run.wait_for("the breaker to close", Duration::from_secs(30), || (state(&run) == 0.0).then_some(()));
+    assert_eq!(run.metric(r#"dbintel_breaker_transitions_total{source="slow",to="closed"}"#), 1.0);
+    run.wait_for("scrapes again", Duration::from_secs(10), || {
+        (run.metric(r#"dbintel_node_emitted_records_total{node="slow",kind="source"}"#) > emitted_while_failing).then_some(())
+    });
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("circuit breaker open") && log.contains("circuit breaker half-open") && log.contains("circuit breaker closed"),
+        "{log}"
+    );
+}
