@@ -519,3 +519,68 @@ fn mutual_tls_sends_the_client_certificate_and_fails_without_it() {
         let _ = run.signal("TERM", Duration::from_secs(10));
     }
 }
+
+/// Every exported resource, metrics and logs alike, as key → value.
+fn resources(requests: &[Value]) -> Vec<serde_json::Map<String, Value>> {
+    let mut out = Vec::new();
+    for r in requests.iter().filter(|r| r["answer"] == "ok") {
+        let list = r["request"]["resourceMetrics"].as_array().or(r["request"]["resourceLogs"].as_array()).cloned().unwrap_or_default();
+        for res in list {
+            let mut map = serde_json::Map::new();
+            for kv in res["resource"]["attributes"].as_array().into_iter().flatten() {
+                let v = kv["value"].as_object().and_then(|v| v.values().next()).cloned().unwrap_or(Value::Null);
+                map.insert(kv["key"].as_str().unwrap_or_default().to_string(), v);
+            }
+            out.push(map);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_resource_carries_the_entity_attributes_for_both_engines() {
+    let dir = scratch("export-entities");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
+    for (system, kind, dsn, port, prefix) in [
+        ("postgresql", "postgres", MONITOR, "5432", "postgresql."),
+        ("mysql", "mysql", "mysql://dbintel_monitor:monitor-secret-pw@127.0.0.1:3306", "3306", "mysql."),
+    ] {
+        let before = receiver.requests().len();
+        let pipe = dir.join(format!("{kind}.pipe"));
+        std::fs::write(
+            &pipe,
+            format!(
+                "use \"{}\"\nsource db = {kind} {{\n  dsn = env(\"ENTITY_DSN\")\n  interval = 1s\n  collect statements\n  collect activity {{ every = 500ms, window = 1s, samples_as_logs = true }}\n  collect instance\n}}\nsink out = otlp {{ endpoint = \"http://127.0.0.1:{}\" }}\npipeline q = db.statements -> sanitize_pii -> batch -> out\npipeline a = db.activity -> sanitize_pii -> batch -> out\npipeline i = db.instance -> batch -> out\n",
+                sanitize.display(),
+                receiver.grpc
+            ),
+        )
+        .unwrap();
+        let mut run =
+            Run::start(&[pipe.to_str().unwrap()], &[("ENTITY_DSN", dsn), ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci")]);
+        let got = run.wait_for("instance metrics", Duration::from_secs(30), || {
+            let after: Vec<Value> = receiver.accepted().into_iter().skip(before).collect();
+            let names: BTreeSet<String> = points(&after).into_iter().map(|p| p.0).collect();
+            (names.len() >= 3).then_some(after)
+        });
+        // and whatever else arrives in the next seconds (activity windows,
+        // statement deltas)
+        std::thread::sleep(Duration::from_secs(3));
+        let got: Vec<Value> = receiver.accepted().into_iter().skip(before).collect::<Vec<_>>().into_iter().chain(got).collect();
+        let all = resources(&got);
+        assert!(!all.is_empty());
+        for r in &all {
+            assert_eq!(r["db.system.name"], system, "{r:?}");
+            assert_eq!(r["server.address"], "127.0.0.1", "{r:?}");
+            assert_eq!(r["server.port"], port, "{r:?}");
+            assert_eq!(r["service.instance.id"], format!("127.0.0.1:{port}"), "{r:?}");
+            assert_eq!(r["telemetry.sdk.name"], "dbintel", "{r:?}");
+            assert_eq!(r["deployment.environment"], "ci", "user-set OTEL_RESOURCE_ATTRIBUTES: {r:?}");
+        }
+        for (name, ..) in points(&got) {
+            assert!(name.starts_with(prefix), "{name} should start with {prefix}");
+        }
+        let _ = run.signal("TERM", Duration::from_secs(30));
+    }
+}
