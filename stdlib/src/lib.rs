@@ -19,6 +19,7 @@
 pub mod functions;
 pub mod pattern;
 pub mod pii;
+pub mod plan;
 pub mod signature;
 pub mod sql;
 pub mod value;

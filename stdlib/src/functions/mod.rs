@@ -3,6 +3,7 @@
 mod argument;
 mod convert_hash;
 mod convert_pii;
+mod convert_plan;
 mod convert_sql;
 mod convert_strings;
 mod convert_time;
@@ -22,6 +23,7 @@ const FAMILIES: &[&[FunctionSig]] = &[
     convert_types::SIGNATURES,
     convert_strings::SIGNATURES,
     convert_hash::SIGNATURES,
+    convert_plan::SIGNATURES,
     convert_sql::SIGNATURES,
     convert_pii::SIGNATURES,
     convert_time::SIGNATURES,
