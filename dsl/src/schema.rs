@@ -155,6 +155,20 @@ const ACTIVITY: CollectorSpec = CollectorSpec {
     signals: Signals::BOTH,
 };
 
+/// Generic plans of the top statements (off unless collected): never
+/// ANALYZE, never executing the statement.
+const PLANS: CollectorSpec = CollectorSpec {
+    name: "plans",
+    settings: &[
+        opt("top", SettingType::Int { min: 1, max: 10_000 }, DefaultValue::Int(10)),
+        opt("per_scrape", SettingType::Int { min: 1, max: 1_000 }, DefaultValue::Int(5)),
+        opt("every", SettingType::Duration, DefaultValue::Duration(3600 * SEC)),
+        opt("cache_ttl", SettingType::Duration, DefaultValue::Duration(24 * 3600 * SEC)),
+        opt("interval", SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+    ],
+    signals: Signals::LOGS,
+};
+
 const INSTANCE: CollectorSpec =
     CollectorSpec { name: "instance", settings: &[opt("interval", SettingType::Duration, DefaultValue::None)], signals: Signals::METRICS };
 
@@ -176,7 +190,12 @@ const SQL_QUERY: CollectorSpec = CollectorSpec {
 };
 
 pub const SOURCE_KINDS: &[SourceKindSpec] = &[
-    SourceKindSpec { name: "postgres", settings: db_settings![], collectors: &[STATEMENTS, ACTIVITY, INSTANCE], open_collectors: None },
+    SourceKindSpec {
+        name: "postgres",
+        settings: db_settings![],
+        collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
+        open_collectors: None,
+    },
     SourceKindSpec { name: "mysql", settings: db_settings![], collectors: &[STATEMENTS, ACTIVITY, INSTANCE], open_collectors: None },
     SourceKindSpec { name: "sql", settings: db_settings![], collectors: &[], open_collectors: Some(SQL_QUERY) },
 ];

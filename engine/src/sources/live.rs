@@ -120,6 +120,7 @@ impl Target {
 
 enum Live {
     PgStatements(StatementsCollector),
+    PgPlans(super::plans::PlansCollector),
     MyStatements(MyStatements),
     Activity,
     Instance,
@@ -130,6 +131,7 @@ enum Live {
 fn collector(source: &SourceNode, target: &Target, name: &str, spec: &Collector) -> Live {
     match (source.kind.as_str(), name, target) {
         ("postgres", "statements", Target::Pg(_)) => Live::PgStatements(StatementsCollector::new(&spec.settings)),
+        ("postgres", "plans", Target::Pg(_)) => Live::PgPlans(super::plans::PlansCollector::new(&spec.settings)),
         ("mysql", "statements", Target::My(_)) => Live::MyStatements(MyStatements::new(&spec.settings)),
         ("postgres" | "mysql", "activity", _) => Live::Activity,
         ("postgres" | "mysql", "instance", _) => Live::Instance,
@@ -226,6 +228,11 @@ impl Loop {
                 let now = now_nanos();
                 let result = match (&mut live, self.target.as_ref()) {
                     (Live::PgStatements(c), Target::Pg(t)) => c.scrape(t, now).await,
+                    (Live::PgPlans(c), Target::Pg(t)) => {
+                        let result = c.scrape(t, now).await;
+                        NodeCounters::add(&self.counters.errors, c.take_errors() as usize);
+                        result
+                    }
                     (Live::MyStatements(c), Target::My(t)) => c.scrape(t, now).await,
                     (Live::Instance, Target::Pg(t)) => instance(t, now).await,
                     (Live::Instance, Target::My(t)) => super::mysql::instance(t, now).await,

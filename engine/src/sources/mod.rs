@@ -14,6 +14,7 @@ pub mod activity;
 pub mod breaker;
 pub mod live;
 pub mod mysql;
+pub mod plans;
 pub mod postgres;
 pub mod replay;
 pub mod rows;

@@ -148,19 +148,62 @@ impl PgTarget {
         crate::counters::record_query(&self.name, what, started.elapsed());
         match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
-            Ok(Err(e)) => {
-                let message = self.secret.scrub(&e.to_string());
-                if message.contains("statement timeout") || message.contains("lock timeout") {
-                    return Err(SourceError::Timeout {
-                        source_name: self.name.clone(),
-                        what: format!("{what} ({message})"),
-                        after: self.timeout,
-                    });
-                }
-                Err(SourceError::Query { source_name: self.name.clone(), what: what.to_string(), message })
-            }
+            Ok(Err(e)) => Err(self.error(what, &e)),
             Ok(Ok(rows)) => Ok(rows.iter().map(row_to_map).collect()),
         }
+    }
+
+    /// A driver error as ours: scrubbed of the DSN, server-side timeouts
+    /// named as such.
+    fn error(&self, what: &str, e: &sqlx::Error) -> SourceError {
+        let message = self.secret.scrub(&e.to_string());
+        if message.contains("statement timeout") || message.contains("lock timeout") {
+            return SourceError::Timeout { source_name: self.name.clone(), what: format!("{what} ({message})"), after: self.timeout };
+        }
+        SourceError::Query { source_name: self.name.clone(), what: what.to_string(), message }
+    }
+
+    /// The generic plan of a statement text (see `plans.rs`), as EXPLAIN's
+    /// JSON. Never ANALYZE: nothing is executed.
+    pub async fn explain_generic(&self, text: &str, parameters: usize) -> Result<String, SourceError> {
+        super::breaker::guarded(&self.breaker, &self.name, "plans: explain", self.explain_unguarded(text, parameters)).await
+    }
+
+    async fn explain_unguarded(&self, text: &str, parameters: usize) -> Result<String, SourceError> {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        const WHAT: &str = "plans: explain";
+        let work = async {
+            let mut conn = self.pool.acquire().await.map_err(|e| self.error(WHAT, &e))?;
+            let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+            let row = if self.version >= 160000 {
+                run(format!("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}")).fetch_one(&mut *conn).await
+            } else {
+                // a fresh name each time: a cancelled attempt can leave its
+                // statement behind on the connection
+                let name = format!("dbintel_plan_{}", NEXT.fetch_add(1, Relaxed));
+                run("SET plan_cache_mode = force_generic_plan".into()).execute(&mut *conn).await.map_err(|e| self.error(WHAT, &e))?;
+                let result = match run(format!("PREPARE {name} AS {text}")).execute(&mut *conn).await {
+                    Ok(_) => {
+                        let args = vec!["NULL"; parameters].join(", ");
+                        let execute = if parameters > 0 { format!("EXECUTE {name}({args})") } else { format!("EXECUTE {name}") };
+                        run(format!("EXPLAIN (FORMAT JSON) {execute}")).fetch_one(&mut *conn).await
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = run(format!("DEALLOCATE {name}")).execute(&mut *conn).await;
+                let _ = run("RESET plan_cache_mode".into()).execute(&mut *conn).await;
+                result
+            };
+            let row = row.map_err(|e| self.error(WHAT, &e))?;
+            row.try_get_unchecked::<String, _>(0).map_err(|e| self.error(WHAT, &e))
+        };
+        // the statements run one after another, each under statement_timeout
+        let deadline = self.timeout * 3 + Duration::from_millis(500);
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(deadline, work).await;
+        crate::counters::record_query(&self.name, WHAT, started.elapsed());
+        result.unwrap_or_else(|_| Err(SourceError::Timeout { source_name: self.name.clone(), what: WHAT.into(), after: self.timeout }))
     }
 
     /// `server_version_num`, e.g. 150004.
