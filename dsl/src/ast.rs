@@ -126,7 +126,7 @@ pub struct SampleDecl {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SampleMember {
     Setting(Setting),
-    Rule(SampleRule),
+    Rule(Box<SampleRule>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,12 +139,14 @@ pub struct SampleRule {
 pub enum SampleRuleKind {
     /// `probabilistic 25% [by path]`
     Probabilistic { rate: Expr, by: Option<Path> },
-    /// `keep where cond`
-    Keep(Expr),
+    /// `keep [25% [by path]] where cond`
+    Keep { rate: Option<Expr>, by: Option<Path>, condition: Expr },
     /// `drop where cond`
     Drop(Expr),
-    /// `rate_limit 100 per 1m [by path]`
-    RateLimit { count: Expr, per: Expr, by: Option<Path> },
+    /// `rate_limit 100 per 1m [by path] [where cond]`
+    RateLimit { count: Expr, per: Expr, by: Option<Path>, condition: Option<Expr> },
+    /// `dedup by path for 10m`
+    Dedup { by: Path, window: Expr },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -345,11 +345,11 @@ impl Checker<'_> {
                 rules.push(rule);
             }
         }
-        if rules.is_empty() {
+        if rules.is_empty() && checked.int("max_records_per_second").is_none() {
             self.diagnostics.push(
                 Diagnostic::new(codes::MISSING_SETTING, decl.name.span, format!("sample `{}` has no rules", decl.name.name))
                     .label("keeps everything")
-                    .help("add a rule: probabilistic 25% by attributes[\"db.query.id\"], keep where ..., drop where ..., rate_limit 100 per 1m"),
+                    .help("add a rule: probabilistic 25% by attributes[\"db.query.id\"], keep 10% where ..., drop where ..., rate_limit 100 per 1m, dedup by ... for 10m, or max_records_per_second = N"),
             );
         }
         NodeKind::Sample(plan::SampleNode { settings: checked, rules })
@@ -365,17 +365,35 @@ impl Checker<'_> {
                 let percent = self.settings().percent("probabilistic", rate)?;
                 Some(plan::SampleRule::Probabilistic { ratio: percent / 100.0, by: by.clone() })
             }
-            SampleRuleKind::Keep(condition) => {
+            SampleRuleKind::Keep { rate, by, condition } => {
                 exprs.condition(condition);
-                Some(plan::SampleRule::Keep(condition.clone()))
+                if let Some(by) = by {
+                    exprs.path(by);
+                }
+                let ratio = match rate {
+                    Some(rate) => Some(self.settings().percent("keep", rate)? / 100.0),
+                    None => None,
+                };
+                Some(plan::SampleRule::Keep { condition: condition.clone(), ratio, by: by.clone() })
+            }
+            SampleRuleKind::Dedup { by, window } => {
+                exprs.path(by);
+                let window = match self.settings().value("for", schema::SettingType::Duration, window) {
+                    Some(plan::Value::Duration(d)) => Some(d),
+                    _ => None,
+                };
+                Some(plan::SampleRule::Dedup { by: by.clone(), window: window? })
             }
             SampleRuleKind::Drop(condition) => {
                 exprs.condition(condition);
                 Some(plan::SampleRule::Drop(condition.clone()))
             }
-            SampleRuleKind::RateLimit { count, per, by } => {
+            SampleRuleKind::RateLimit { count, per, by, condition } => {
                 if let Some(by) = by {
                     exprs.path(by);
+                }
+                if let Some(condition) = condition {
+                    exprs.condition(condition);
                 }
                 let count = match &count.kind {
                     ExprKind::Int(n, _) if *n > 0 => Some(*n as u64),
@@ -395,7 +413,7 @@ impl Checker<'_> {
                     Some(plan::Value::Duration(d)) => Some(d),
                     _ => None,
                 };
-                Some(plan::SampleRule::RateLimit { count: count?, per: per?, by: by.clone() })
+                Some(plan::SampleRule::RateLimit { count: count?, per: per?, by: by.clone(), condition: condition.clone() })
             }
         }
     }

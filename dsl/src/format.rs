@@ -308,9 +308,17 @@ fn sample_rule(rule: &SampleRule) -> String {
     let by = |b: &Option<Path>| b.as_ref().map(|p| format!(" by {}", path(p))).unwrap_or_default();
     match &rule.kind {
         SampleRuleKind::Probabilistic { rate, by: b } => format!("probabilistic {}{}", expr(rate), by(b)),
-        SampleRuleKind::Keep(c) => format!("keep where {}", expr(c)),
+        SampleRuleKind::Keep { rate: None, condition, .. } => format!("keep where {}", expr(condition)),
+        SampleRuleKind::Keep { rate: Some(rate), by: b, condition } => format!("keep {}{} where {}", expr(rate), by(b), expr(condition)),
         SampleRuleKind::Drop(c) => format!("drop where {}", expr(c)),
-        SampleRuleKind::RateLimit { count, per, by: b } => format!("rate_limit {} per {}{}", expr(count), expr(per), by(b)),
+        SampleRuleKind::RateLimit { count, per, by: b, condition } => format!(
+            "rate_limit {} per {}{}{}",
+            expr(count),
+            expr(per),
+            by(b),
+            condition.as_ref().map(|c| format!(" where {}", expr(c))).unwrap_or_default()
+        ),
+        SampleRuleKind::Dedup { by: b, window } => format!("dedup by {} for {}", path(b), expr(window)),
     }
 }
 

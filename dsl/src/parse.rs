@@ -350,7 +350,7 @@ fn describe_rule(rule: Rule) -> &'static str {
         | Rule::cluster_decl
         | Rule::pipeline_decl
         | Rule::test_decl => "an item (source, transform, sample, sink, batch, memory_limit, cluster, pipeline, test, use)",
-        Rule::probabilistic_rule | Rule::keep_rule | Rule::drop_rule | Rule::rate_limit_rule => "a sampling rule",
+        Rule::probabilistic_rule | Rule::keep_rule | Rule::drop_rule | Rule::rate_limit_rule | Rule::dedup_rule => "a sampling rule",
         Rule::kw_where => "`where`",
         Rule::kw_per => "`per`",
         Rule::kw_by => "`by`",
@@ -433,7 +433,7 @@ impl Builder<'_> {
                 let members = inner
                     .map(|p| match p.as_rule() {
                         Rule::setting => SampleMember::Setting(self.setting(p, base)),
-                        _ => SampleMember::Rule(self.sample_rule(p, base)),
+                        _ => SampleMember::Rule(Box::new(self.sample_rule(p, base))),
                     })
                     .collect();
                 ItemKind::Sample(SampleDecl { name, members })
@@ -523,13 +523,22 @@ impl Builder<'_> {
                 _ => {}
             }
         }
+        let n = exprs.len();
         let mut exprs = exprs.into_iter();
         let mut next = || exprs.next().unwrap_or(Expr { kind: ExprKind::Nil, span });
         let kind = match rule {
             Rule::probabilistic_rule => SampleRuleKind::Probabilistic { rate: next(), by },
-            Rule::keep_rule => SampleRuleKind::Keep(next()),
+            Rule::keep_rule if n >= 2 => SampleRuleKind::Keep { rate: Some(next()), by, condition: next() },
+            Rule::keep_rule => SampleRuleKind::Keep { rate: None, by, condition: next() },
             Rule::drop_rule => SampleRuleKind::Drop(next()),
-            _ => SampleRuleKind::RateLimit { count: next(), per: next(), by },
+            Rule::dedup_rule => {
+                SampleRuleKind::Dedup { by: by.unwrap_or_else(|| Path { segments: Vec::new(), indexes: Vec::new(), span }), window: next() }
+            }
+            _ => {
+                let (count, per) = (next(), next());
+                let condition = (n >= 3).then(&mut next);
+                SampleRuleKind::RateLimit { count, per, by, condition }
+            }
         };
         SampleRule { kind, span }
     }

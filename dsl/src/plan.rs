@@ -78,6 +78,8 @@ pub enum Value {
     Map(IndexMap<String, Value>),
     /// `disk("/path")` for a queue.
     Disk(String),
+    /// `redis("redis://…")` for a sampler's state.
+    Redis(String),
 }
 
 /// Settings of one node or collector, complete with defaults.
@@ -257,12 +259,25 @@ pub enum SampleRule {
         ratio: f64,
         by: Option<ast::Path>,
     },
-    Keep(ast::Expr),
+    /// When `condition` holds: keep (all, or `ratio` of them, by `by`).
+    Keep {
+        condition: ast::Expr,
+        ratio: Option<f64>,
+        by: Option<ast::Path>,
+    },
     Drop(ast::Expr),
+    /// Drop what is over `count` per `per` (per key), among the records
+    /// `condition` selects (all without one).
     RateLimit {
         count: u64,
         per: Duration,
         by: Option<ast::Path>,
+        condition: Option<ast::Expr>,
+    },
+    /// Keep the first record per key per `window`.
+    Dedup {
+        by: ast::Path,
+        window: Duration,
     },
 }
 

@@ -32,6 +32,8 @@ pub enum SettingType {
     StringMap,
     /// `memory` or `disk("/path")` for the export queue.
     Queue,
+    /// `local` or `redis("redis://…")` for a sampler's state.
+    SamplerState,
 }
 
 impl SettingType {
@@ -50,6 +52,7 @@ impl SettingType {
             SettingType::Headers => "a map of header names to strings or env(\"NAME\")".into(),
             SettingType::StringMap => "a map of strings".into(),
             SettingType::Queue => "memory or disk(\"/path\")".into(),
+            SettingType::SamplerState => "local or redis(\"redis://host:6379\")".into(),
         }
     }
 }
@@ -257,7 +260,14 @@ pub const TRANSFORM_SETTINGS: &[SettingSpec] = &[
     opt("context", SettingType::Word(&["log", "datapoint", "any"]), DefaultValue::None),
 ];
 
-pub const SAMPLE_SETTINGS: &[SettingSpec] = &[opt("state", SettingType::Word(&["local"]), DefaultValue::Word("local"))];
+pub const SAMPLE_SETTINGS: &[SettingSpec] = &[
+    // local, or redis("redis://host:6379") to share budgets and dedup
+    // windows between replicas
+    opt("state", SettingType::SamplerState, DefaultValue::Word("local")),
+    // the target: the keep rate of records no rule decided adapts to hold it
+    opt("max_records_per_second", SettingType::Int { min: 1, max: 100_000_000 }, DefaultValue::None),
+    opt("dedup_max_keys", SettingType::Int { min: 1, max: 10_000_000 }, DefaultValue::Int(100_000)),
+];
 
 pub const BATCH_SETTINGS: &[SettingSpec] = &[
     opt("size", SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(8192)),

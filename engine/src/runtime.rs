@@ -146,7 +146,7 @@ fn operator(name: &str, kind: &NodeKind, budgets: &mut Vec<Arc<Budget>>) -> Resu
     let compile = |error| RunError::Compile { node: name.to_string(), error };
     Ok(Some(match kind {
         NodeKind::Transform(t) => Box::new(Transform::new(name, t).map_err(compile)?),
-        NodeKind::Sample(s) => Box::new(Sample::new(s).map_err(compile)?),
+        NodeKind::Sample(s) => Box::new(Sample::named(name, s).map_err(compile)?),
         NodeKind::Batch(settings) => Box::new(Batcher::new(settings)),
         NodeKind::MemoryLimit(settings) => {
             let limit = MemoryLimit::new(settings);

@@ -170,6 +170,19 @@ impl SettingsChecker<'_> {
                 }
                 _ => self.wrong(key, ty, expr),
             },
+            SettingType::SamplerState => match &expr.kind {
+                _ if bare_word(expr).as_deref() == Some("local") => Some(Value::Word("local".into())),
+                ExprKind::Call(call) if call.name.name == "redis" => match call.args.as_slice() {
+                    [arg] if arg.name.is_none() => match &arg.value.kind {
+                        ExprKind::String(s) if s.value.starts_with("redis://") || s.value.starts_with("rediss://") => {
+                            Some(Value::Redis(s.value.clone()))
+                        }
+                        _ => self.wrong(key, ty, expr),
+                    },
+                    _ => self.wrong(key, ty, expr),
+                },
+                _ => self.wrong(key, ty, expr),
+            },
             SettingType::Queue => match &expr.kind {
                 _ if bare_word(expr).as_deref() == Some("memory") => Some(Value::Word("memory".into())),
                 ExprKind::Call(call) if call.name.name == "disk" => match call.args.as_slice() {

@@ -137,6 +137,19 @@ pub fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "dbintel_export_latency_seconds_count{{sink=\"{sink}\"}} {count}");
     }
 
+    family(&mut out, "dbintel_sampler_redis_errors_total", "counter", "Failed calls to the samplers' shared Redis.");
+    let _ = writeln!(out, "dbintel_sampler_redis_errors_total {}", crate::operators::sample::REDIS_ERRORS.load(Relaxed));
+    family(
+        &mut out,
+        "dbintel_sampler_local_fallback_decisions_total",
+        "counter",
+        "Sampling decisions made from local state while Redis was unavailable.",
+    );
+    let _ = writeln!(
+        out,
+        "dbintel_sampler_local_fallback_decisions_total {}",
+        crate::operators::sample::REDIS_FALLBACK_DECISIONS.load(Relaxed)
+    );
     family(&mut out, "dbintel_reloads_total", "counter", "Reloads by result.");
     let _ = writeln!(out, "dbintel_reloads_total{{result=\"applied\"}} {}", shared.reloads_applied.load(Relaxed));
     let _ = writeln!(out, "dbintel_reloads_total{{result=\"refused\"}} {}", shared.reloads_refused.load(Relaxed));

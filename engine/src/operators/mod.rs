@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod memory_limit;
+pub mod redis;
 pub mod sample;
 pub mod transform;
 
