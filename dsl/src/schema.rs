@@ -199,7 +199,7 @@ pub const SOURCE_KINDS: &[SourceKindSpec] = &[
         collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
         open_collectors: None,
     },
-    SourceKindSpec { name: "mysql", settings: db_settings![], collectors: &[STATEMENTS, ACTIVITY, INSTANCE], open_collectors: None },
+    SourceKindSpec { name: "mysql", settings: db_settings![], collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS], open_collectors: None },
     SourceKindSpec { name: "sql", settings: db_settings![], collectors: &[], open_collectors: Some(SQL_QUERY) },
 ];
 

@@ -120,3 +120,77 @@ fn plans_report_full_scans_detect_a_new_index_and_leak_nothing() {
     let dml = psql("SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%dbintel_plan_%' AND query ILIKE '%UPDATE%'");
     assert_eq!(dml, "0", "no PREPARE of a DML statement reached the server");
 }
+
+const MY_MONITOR: &str = "mysql://dbintel_monitor:monitor-secret-pw@127.0.0.1:3306/dbintel_test";
+
+fn mariadb(sql: &str) -> String {
+    let out = std::process::Command::new("mariadb").args(["-uroot", "-N", "-B", "dbintel_test", "-e", sql]).output().expect("mariadb");
+    assert!(out.status.success(), "mariadb: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn mariadb_plans_come_from_real_statement_texts_and_follow_a_new_index() {
+    mariadb(
+        "DROP TABLE IF EXISTS plan_probe_my;
+         CREATE TABLE plan_probe_my (id INT, email VARCHAR(100));
+         INSERT INTO plan_probe_my SELECT seq, CONCAT('secret-', seq, '@corp.example') FROM seq_1_to_2000;
+         ANALYZE TABLE plan_probe_my;
+         GRANT SELECT ON dbintel_test.plan_probe_my TO 'dbintel_monitor'@'%';",
+    );
+    // an application's long-lived connection: its recent statements are
+    // what MariaDB keeps sample texts of
+    let mut app = std::process::Command::new("mariadb")
+        .args(["-uroot", "dbintel_test"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("mariadb");
+    let mut stdin = app.stdin.take().expect("stdin");
+    let send = |stdin: &mut std::process::ChildStdin, sql: &str| {
+        use std::io::Write;
+        stdin.write_all(sql.as_bytes()).and_then(|_| stdin.flush()).expect("write");
+    };
+    for _ in 0..5 {
+        send(&mut stdin, "SELECT id FROM plan_probe_my WHERE email = 'secret-7@corp.example';\n");
+        send(&mut stdin, "UPDATE plan_probe_my SET id = id WHERE email = 'secret-8@corp.example';\n");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let digest = |like: &str| {
+        mariadb(&format!(
+            "SELECT DIGEST FROM performance_schema.events_statements_summary_by_digest WHERE DIGEST_TEXT LIKE '{like}%' LIMIT 1"
+        ))
+    };
+    let (probe, update) = (digest("SELECT % FROM `plan_probe_my` WHERE"), digest("UPDATE `plan_probe_my`"));
+    assert!(!probe.is_empty() && !update.is_empty(), "digests: {probe:?} {update:?}");
+
+    let dir = scratch("plans-mariadb");
+    let out = dir.join("out.jsonl");
+    let pipe = dir.join("p.pipe");
+    std::fs::write(
+        &pipe,
+        format!(
+            "source my = mysql {{\n  dsn = env(\"PLANS_MY_DSN\")\n  timeout = 1s\n  jitter = 0%\n  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline p = my.plans -> batch -> out\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("PLANS_MY_DSN", MY_MONITOR)]);
+    let plan_of = |id: &str, name: &str| events(&out).into_iter().rev().find(|(n, a)| n == name && a["db.query.id"] == id).map(|(_, a)| a);
+    let first = run.wait_for("the probe's plan", Duration::from_secs(30), || plan_of(&probe, "db.server.query_plan"));
+    assert_eq!(first["db.plan.has_seq_scan"], true, "{first:?}");
+    assert_eq!(strings(&first["db.plan.seq_scan_relations"]), ["plan_probe_my"]);
+
+    mariadb("CREATE INDEX plan_probe_my_email ON plan_probe_my (email)");
+    let change = run.wait_for("a plan change", Duration::from_secs(30), || plan_of(&probe, "db.server.plan_change"));
+    assert_eq!(change["db.plan.has_seq_scan"], false, "{change:?}");
+    assert_eq!(strings(&change["db.plan.indexes"]), ["plan_probe_my_email"]);
+
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    drop(stdin);
+    let _ = app.wait();
+    assert!(status.success(), "{log}");
+    let all = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(!all.contains("corp.example") && !all.contains("secret-"), "a literal left in a plan: {all}");
+    assert!(plan_of(&update, "db.server.query_plan").is_none(), "an UPDATE was explained");
+}

@@ -309,6 +309,15 @@ mod tests {
     }
 
     #[test]
+    fn an_auto_explain_json_line_is_a_plan_too() {
+        let line = r#"{"Query Text": "select * from orders where email = 'x@y.z'", "Plan": {"Node Type": "Seq Scan", "Relation Name": "orders", "Total Cost": 3.5}}"#;
+        let a = attributes(line).unwrap();
+        assert_eq!(a.get("db.plan.seq_scan_relations"), Some(&Value::List(vec![Value::Str("orders".into())])));
+        let o = obfuscate(line, Dialect::Postgres).unwrap();
+        assert!(!o.contains("x@y.z") && !o.contains("Query Text"), "{o}");
+    }
+
+    #[test]
     fn the_hash_follows_the_shape_not_costs_or_literals() {
         let h = |p: &str| attributes(p).unwrap().get("db.plan.hash").cloned();
         let cheaper = SEQ.replace("35.50", "1.25").replace("alice@example.com", "bob@example.org");

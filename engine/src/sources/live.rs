@@ -120,7 +120,7 @@ impl Target {
 
 enum Live {
     PgStatements(StatementsCollector),
-    PgPlans(super::plans::PlansCollector),
+    Plans(super::plans::PlansCollector),
     MyStatements(MyStatements),
     Activity,
     Instance,
@@ -131,7 +131,7 @@ enum Live {
 fn collector(source: &SourceNode, target: &Target, name: &str, spec: &Collector) -> Live {
     match (source.kind.as_str(), name, target) {
         ("postgres", "statements", Target::Pg(_)) => Live::PgStatements(StatementsCollector::new(&spec.settings)),
-        ("postgres", "plans", Target::Pg(_)) => Live::PgPlans(super::plans::PlansCollector::new(&spec.settings)),
+        ("postgres" | "mysql", "plans", _) => Live::Plans(super::plans::PlansCollector::new(&spec.settings)),
         ("mysql", "statements", Target::My(_)) => Live::MyStatements(MyStatements::new(&spec.settings)),
         ("postgres" | "mysql", "activity", _) => Live::Activity,
         ("postgres" | "mysql", "instance", _) => Live::Instance,
@@ -228,8 +228,11 @@ impl Loop {
                 let now = now_nanos();
                 let result = match (&mut live, self.target.as_ref()) {
                     (Live::PgStatements(c), Target::Pg(t)) => c.scrape(t, now).await,
-                    (Live::PgPlans(c), Target::Pg(t)) => {
-                        let result = c.scrape(t, now).await;
+                    (Live::Plans(c), target) => {
+                        let result = match target {
+                            Target::Pg(t) => c.scrape(t, now).await,
+                            Target::My(t) => c.scrape_mysql(t, now).await,
+                        };
                         NodeCounters::add(&self.counters.errors, c.take_errors() as usize);
                         result
                     }

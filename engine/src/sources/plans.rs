@@ -1,4 +1,11 @@
-//! `collect plans`: generic plans of the top statements (PostgreSQL).
+//! `collect plans`: plans of the top statements, PostgreSQL and MySQL.
+//!
+//! MySQL / MariaDB: `EXPLAIN FORMAT=JSON` of a real statement text — the
+//! digest's `QUERY_SAMPLE_TEXT` on MySQL 8, the recent-statements history
+//! (`events_statements_history`) on MariaDB — for plain reads only, with
+//! anything that could run something (`SLEEP`, `BENCHMARK`, locking
+//! functions, derived tables) turned away. Digests with no sample text are
+//! skipped: a digest text's `?` cannot be explained faithfully.
 //!
 //! Never ANALYZE, never executing the statement: PostgreSQL 16+ runs
 //! `EXPLAIN (GENERIC_PLAN, FORMAT JSON)`; older servers `PREPARE` the text,
@@ -22,6 +29,7 @@ use dbintel_stdlib::sql::Dialect;
 use dbintel_stdlib::{Map, Value};
 
 use super::postgres::PgTarget;
+
 use super::SourceError;
 use crate::record::{LogRecord, Record};
 
@@ -65,6 +73,29 @@ pub fn is_plain_read(text: &str) -> bool {
     let locks = words.windows(2).any(|w| w[0] == "FOR" && matches!(w[1], "UPDATE" | "SHARE" | "NO" | "KEY"));
     let several = rest.trim_end().trim_end_matches(';').contains(';');
     starts_ok && !writes && !locks && !several
+}
+
+/// MySQL: a plain read, and nothing EXPLAIN might evaluate.
+pub fn is_safe_mysql_read(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    let compact: String = upper.split_whitespace().collect::<Vec<_>>().join(" ");
+    // functions that act, derived tables and subqueries (which MySQL may
+    // evaluate while planning), our own catalog reads
+    let risky = [
+        "SLEEP(",
+        "BENCHMARK(",
+        "GET_LOCK(",
+        "RELEASE_LOCK(",
+        "LOAD_FILE(",
+        "FROM (",
+        "JOIN (",
+        "(SELECT",
+        "PERFORMANCE_SCHEMA",
+        "INFORMATION_SCHEMA",
+    ];
+    let tight = compact.replace("( ", "(").replace(" (", "(");
+    let loose = compact.replace("( ", "(");
+    is_plain_read(text) && !risky.iter().any(|r| loose.contains(r) || tight.contains(&r.replace(' ', ""))) && !text.ends_with("...")
 }
 
 /// The highest `$N` placeholder in a normalized text.
@@ -124,7 +155,7 @@ impl PlansCollector {
                 break;
             }
             let (Some(Value::Str(id)), Some(Value::Str(text))) = (row.get("queryid"), row.get("query")) else { continue };
-            if self.seen.get(id).is_some_and(|(at, _)| clock.duration_since(*at) < self.every) {
+            if !self.due(id, clock) {
                 continue;
             }
             if !is_plain_read(text) {
@@ -132,39 +163,122 @@ impl PlansCollector {
                 continue;
             }
             explained += 1;
-            let plan = match target.explain_generic(text, parameters(text)).await {
-                Ok(plan) => plan,
-                Err(e @ SourceError::BreakerOpen { .. }) => return Err(e),
-                Err(e) => {
-                    self.errors += 1;
-                    tracing::warn!(query_id = %id, error = %e, "plan not available");
-                    // not again before `every`
-                    let hash = self.seen.get(id).map(|(_, h)| h.clone()).unwrap_or_default();
-                    self.seen.insert(id.clone(), (clock, hash));
-                    continue;
-                }
-            };
-            let Some(obfuscated) = dbintel_stdlib::plan::obfuscate(&plan, Dialect::Postgres) else { continue };
-            let Some(attributes) = dbintel_stdlib::plan::attributes(&obfuscated) else { continue };
-            let hash = attributes.get("db.plan.hash").and_then(Value::as_str).unwrap_or_default().to_string();
+            let plan = target.explain_generic(text, parameters(text)).await;
             let database = row.get("datname").cloned().unwrap_or_default();
-            let mut event = Map::new();
-            event.insert("db.query.id", Value::Str(id.clone()));
-            event.insert("db.namespace", database);
-            for (k, v) in attributes.iter() {
-                event.insert(k, v.clone());
-            }
-            if let Some((_, previous)) = self.seen.get(id).filter(|(_, h)| !h.is_empty() && *h != hash) {
-                let mut change = event.clone();
-                change.insert("db.plan.previous_hash", Value::Str(previous.clone()));
-                tracing::info!(query_id = %id, from = %previous, to = %hash, "plan changed");
-                out.push(log("db.server.plan_change", 13, "WARN", change, now));
-            }
-            event.insert("db.query.plan", Value::Str(obfuscated));
-            out.push(log("db.server.query_plan", 9, "INFO", event, now));
-            self.seen.insert(id.clone(), (clock, hash));
+            self.record(id, database, plan, Dialect::Postgres, clock, now, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// MySQL / MariaDB: the top digests of the connection's schema that
+    /// have a sample text.
+    pub async fn scrape_mysql(&mut self, target: &super::mysql::MyTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+        let clock = Instant::now();
+        self.seen.retain(|_, (at, _)| clock.duration_since(*at) < self.cache_ttl);
+        let has_sample = target
+            .query(
+                "plans: columns",
+                "SELECT COUNT(*) AS n FROM information_schema.COLUMNS
+                  WHERE TABLE_SCHEMA = 'performance_schema' AND TABLE_NAME = 'events_statements_summary_by_digest'
+                    AND COLUMN_NAME = 'QUERY_SAMPLE_TEXT'",
+            )
+            .await?
+            .first()
+            .and_then(|r| super::rows::integer(r, "n"))
+            .unwrap_or(0)
+            > 0;
+        let sql = if has_sample {
+            format!(
+                "SELECT DIGEST AS digest, SCHEMA_NAME AS db, QUERY_SAMPLE_TEXT AS text
+                   FROM performance_schema.events_statements_summary_by_digest
+                  WHERE SCHEMA_NAME = DATABASE() AND DIGEST IS NOT NULL
+                  ORDER BY SUM_TIMER_WAIT DESC LIMIT {}",
+                self.top
+            )
+        } else {
+            format!(
+                "SELECT d.DIGEST AS digest, d.SCHEMA_NAME AS db, h.SQL_TEXT AS text
+                   FROM (SELECT DIGEST, SCHEMA_NAME, SUM_TIMER_WAIT FROM performance_schema.events_statements_summary_by_digest
+                          WHERE SCHEMA_NAME = DATABASE() AND DIGEST IS NOT NULL ORDER BY SUM_TIMER_WAIT DESC LIMIT {}) d
+                   JOIN performance_schema.events_statements_history h ON h.DIGEST = d.DIGEST
+                  ORDER BY d.SUM_TIMER_WAIT DESC",
+                self.top
+            )
+        };
+        let rows = target.query("plans: top digests", &sql).await?;
+        let mut out = Vec::new();
+        let mut explained = 0;
+        let mut tried = std::collections::HashSet::new();
+        for row in rows {
+            if explained >= self.per_scrape {
+                break;
+            }
+            let (Some(Value::Str(id)), Some(Value::Str(text))) = (row.get("digest"), row.get("text")) else { continue };
+            if !tried.insert(id.clone()) || !self.due(id, clock) {
+                continue;
+            }
+            if !is_safe_mysql_read(text) {
+                self.refused += 1;
+                continue;
+            }
+            explained += 1;
+            let plan = target
+                .query("plans: explain", &format!("EXPLAIN FORMAT=JSON {text}"))
+                .await
+                .map(|rows| rows.first().and_then(|r| r.iter().find_map(|(_, v)| v.as_str().map(str::to_string))).unwrap_or_default());
+            let database = row.get("db").cloned().unwrap_or_default();
+            self.record(id, database, plan, Dialect::MySql, clock, now, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn due(&self, id: &str, clock: Instant) -> bool {
+        self.seen.get(id).is_none_or(|(at, _)| clock.duration_since(*at) >= self.every)
+    }
+
+    /// Turns an EXPLAIN result into events (or counts its failure).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        id: &str,
+        database: Value,
+        plan: Result<String, SourceError>,
+        dialect: Dialect,
+        clock: Instant,
+        now: u64,
+        out: &mut Vec<Record>,
+    ) -> Result<(), SourceError> {
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e @ SourceError::BreakerOpen { .. }) => return Err(e),
+            Err(e) => {
+                self.errors += 1;
+                tracing::warn!(query_id = %id, error = %e, "plan not available");
+                // not again before `every`
+                let hash = self.seen.get(id).map(|(_, h)| h.clone()).unwrap_or_default();
+                self.seen.insert(id.to_string(), (clock, hash));
+                return Ok(());
+            }
+        };
+        let Some(obfuscated) = dbintel_stdlib::plan::obfuscate(&plan, dialect) else { return Ok(()) };
+        let Some(attributes) = dbintel_stdlib::plan::attributes(&obfuscated) else { return Ok(()) };
+        let hash = attributes.get("db.plan.hash").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut event = Map::new();
+        event.insert("db.query.id", Value::Str(id.to_string()));
+        event.insert("db.namespace", database);
+        for (k, v) in attributes.iter() {
+            event.insert(k, v.clone());
+        }
+        if let Some((_, previous)) = self.seen.get(id).filter(|(_, h)| !h.is_empty() && *h != hash) {
+            let mut change = event.clone();
+            change.insert("db.plan.previous_hash", Value::Str(previous.clone()));
+            tracing::info!(query_id = %id, from = %previous, to = %hash, "plan changed");
+            out.push(log("db.server.plan_change", 13, "WARN", change, now));
+        }
+        event.insert("db.query.plan", Value::Str(obfuscated));
+        out.push(log("db.server.query_plan", 9, "INFO", event, now));
+        self.seen.insert(id.to_string(), (clock, hash));
+        Ok(())
     }
 }
 
@@ -212,6 +326,23 @@ mod tests {
             "LOCK TABLE t",
         ] {
             assert!(!is_plain_read(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn mysql_reads_that_explain_could_evaluate_are_refused() {
+        assert!(is_safe_mysql_read("SELECT id FROM t WHERE email = 'a@b.co'"));
+        for no in [
+            "SELECT SLEEP(5)",
+            "SELECT * FROM t WHERE id = (SELECT MAX(id) FROM u)",
+            "SELECT * FROM (SELECT 1) AS d",
+            "SELECT * FROM t JOIN (SELECT 1 AS x) d ON 1",
+            "SELECT BENCHMARK (1000000, MD5('x'))",
+            "SELECT * FROM performance_schema.threads",
+            "SELECT * FROM t WHERE a = 'cut off...",
+            "UPDATE t SET a = 1",
+        ] {
+            assert!(!is_safe_mysql_read(no), "{no}");
         }
     }
 
