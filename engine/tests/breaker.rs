@@ -42,8 +42,9 @@ pipeline p = slow.q -> out
     )
     .unwrap();
     let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("BREAKER_PG_DSN", MONITOR)]);
-    let state = |run: &Run| run.metric(r#"dbintel_breaker_state{source="slow"}"#);
-    let opened = |run: &Run| run.metric(r#"dbintel_breaker_transitions_total{source="slow",to="open"}"#);
+    // the breaker's series appear once the source has connected
+    let state = |run: &Run| run.metric_opt(r#"dbintel_breaker_state{source="slow"}"#).unwrap_or(-1.0);
+    let opened = |run: &Run| run.metric_opt(r#"dbintel_breaker_transitions_total{source="slow",to="open"}"#).unwrap_or(0.0);
 
     // two timeouts open it; the half-open probe after 2 s times out too and
     // reopens it for 4 s: watch the server during that second open spell

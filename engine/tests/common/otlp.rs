@@ -213,6 +213,12 @@ impl Run {
         http(self.port, "POST", path).unwrap_or_else(|| panic!("POST {path} failed:\n{}", self.stderr()))
     }
 
+    /// The value of a series, if `/metrics` has it yet.
+    pub fn metric_opt(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        body.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    }
+
     /// The value of one `/metrics` series, e.g.
     /// `dbintel_export_items_total{sink="out",outcome="failed"}`.
     pub fn metric(&self, series: &str) -> f64 {
