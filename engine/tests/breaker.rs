@@ -7,17 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::otlp::Run;
-use common::scratch;
-
-const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
-const SUPERUSER: &str = "postgresql://postgres:super-secret-pw@127.0.0.1:5432/dbintel_test";
-
-fn psql(sql: &str) -> String {
-    let out =
-        std::process::Command::new("psql").args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", SUPERUSER, "-c", sql]).output().expect("psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::{psql, scratch, PG_MONITOR};
 
 #[test]
 fn timeouts_open_the_breaker_which_stops_our_queries_and_a_probe_closes_it() {
@@ -41,7 +31,7 @@ pipeline p = slow.q -> out
 "#,
     )
     .unwrap();
-    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("BREAKER_PG_DSN", MONITOR)]);
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("BREAKER_PG_DSN", PG_MONITOR)]);
     // the breaker's series appear once the source has connected
     let state = |run: &Run| run.metric_opt(r#"dbintel_breaker_state{source="slow"}"#).unwrap_or(-1.0);
     let opened = |run: &Run| run.metric_opt(r#"dbintel_breaker_transitions_total{source="slow",to="open"}"#).unwrap_or(0.0);

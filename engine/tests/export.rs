@@ -8,24 +8,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::otlp::{free_port, points, rows, rows_pipe, Receiver, Rotel, Run};
-use common::scratch;
+use common::{psql, scratch, PG_MONITOR};
 use serde_json::Value;
-
-const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
-const SUPERUSER: &str = "postgresql://postgres:super-secret-pw@127.0.0.1:5432/dbintel_test";
 
 fn values(requests: &[Value], name: &str) -> Vec<i64> {
     points(requests).into_iter().filter(|p| p.0 == name).map(|p| p.1 as i64).collect()
-}
-
-fn psql(statements: &[&str]) {
-    let mut command = std::process::Command::new("psql");
-    command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", SUPERUSER]);
-    for s in statements {
-        command.args(["-c", s]);
-    }
-    let out = command.output().expect("psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -103,7 +90,7 @@ fn real_postgres_statements_arrive_with_exact_deltas_and_entity_attributes() {
     let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
     let marker =
         "SELECT count(*) FROM pg_class WHERE relname = 'dbintel_export_marker' AND relpages >= 0 AND relnatts >= 0 AND relhasindex";
-    psql(&[marker]); // known before the baseline scrape
+    psql(marker); // known before the baseline scrape
     let pipe = dir.join("pg.pipe");
     let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
     std::fs::write(
@@ -115,13 +102,15 @@ fn real_postgres_statements_arrive_with_exact_deltas_and_entity_attributes() {
         ),
     )
     .unwrap();
-    let mut run = Run::start(&[pipe.to_str().unwrap()], &[("EXPORT_PG_DSN", MONITOR)]);
+    let mut run = Run::start(&[pipe.to_str().unwrap()], &[("EXPORT_PG_DSN", PG_MONITOR)]);
     // the baseline scrape has happened once instance metrics arrive
     run.wait_for("instance metrics", Duration::from_secs(20), || {
         (!values(&receiver.accepted(), "postgresql.backends").is_empty()).then_some(())
     });
     std::thread::sleep(Duration::from_millis(1200));
-    psql(&[marker; 7]);
+    for _ in 0..7 {
+        psql(marker);
+    }
     // the marker's text arrives in a top_query event; its calls deltas sum to 7
     let (id, total) = run.wait_for("the marker's deltas to add up", Duration::from_secs(20), || {
         let accepted = receiver.accepted();
@@ -169,7 +158,7 @@ fn rotel_agent_accepts_the_shipped_postgres_pipeline_over_grpc_and_http() {
         let mut run = Run::start(
             &["pipelines/postgres.pipe"],
             &[
-                ("PG_DSN", MONITOR),
+                ("PG_DSN", PG_MONITOR),
                 ("NEW_RELIC_LICENSE_KEY", "not-a-real-key"),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
@@ -543,7 +532,7 @@ fn every_resource_carries_the_entity_attributes_for_both_engines() {
     let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
     let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
     for (system, kind, dsn, port, prefix) in [
-        ("postgresql", "postgres", MONITOR, "5432", "postgresql."),
+        ("postgresql", "postgres", PG_MONITOR, "5432", "postgresql."),
         ("mysql", "mysql", "mysql://dbintel_monitor:monitor-secret-pw@127.0.0.1:3306", "3306", "mysql."),
     ] {
         let before = receiver.requests().len();

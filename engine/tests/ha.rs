@@ -11,9 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::otlp::Run;
-use common::scratch;
-
-const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
+use common::{scratch, PG_MONITOR};
 
 struct FakeApi {
     child: Child,
@@ -76,7 +74,7 @@ fn replicas(api: &FakeApi, dir: &Path, mode: &str, sources: usize, n: usize) -> 
             let kubeconfig = api.kubeconfig(dir, &pod);
             Run::start(
                 &[file.to_str().unwrap(), "--no-watch"],
-                &[("HA_PG_DSN", MONITOR), ("POD_NAME", &pod), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
+                &[("HA_PG_DSN", PG_MONITOR), ("POD_NAME", &pod), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
             )
         })
         .collect()

@@ -8,18 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::otlp::Run;
-use common::scratch;
+use common::{psql, scratch, PG_MONITOR, PG_SUPERUSER};
 use serde_json::Value;
-
-const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
-const SUPERUSER: &str = "postgresql://postgres:super-secret-pw@127.0.0.1:5432/dbintel_test";
-
-fn psql(sql: &str) -> String {
-    let out =
-        std::process::Command::new("psql").args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", SUPERUSER, "-c", sql]).output().expect("psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// Every log record in an OTLP/JSON lines file: (event name, attributes).
 fn events(file: &std::path::Path) -> Vec<(String, serde_json::Map<String, Value>)> {
@@ -74,7 +64,7 @@ fn plans_report_full_scans_detect_a_new_index_and_leak_nothing() {
         ),
     )
     .unwrap();
-    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("PLANS_PG_DSN", MONITOR)]);
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("PLANS_PG_DSN", PG_MONITOR)]);
     let plan_of = |id: &str, name: &str| events(&out).into_iter().rev().find(|(n, a)| n == name && a["db.query.id"] == id).map(|(_, a)| a);
     let first = run.wait_for("the probe's plan", Duration::from_secs(30), || plan_of(&probe_id, "db.server.query_plan"));
     assert_eq!(first["db.plan.has_seq_scan"], true, "{first:?}");
@@ -86,7 +76,7 @@ fn plans_report_full_scans_detect_a_new_index_and_leak_nothing() {
     let errors = |run: &Run| run.metric(r#"dbintel_node_errors_total{node="pg",kind="source"}"#);
     let errors_before = errors(&run);
     let mut locker = std::process::Command::new("psql")
-        .args(["-X", "-q", SUPERUSER, "-c", "BEGIN; LOCK TABLE plan_probe IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;"])
+        .args(["-X", "-q", PG_SUPERUSER, "-c", "BEGIN; LOCK TABLE plan_probe IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("psql");

@@ -7,9 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::otlp::Run;
-use common::scratch;
-
-const MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
+use common::{scratch, PG_MONITOR};
 
 /// A `sql` source on the real PostgreSQL emitting 5 points per scrape,
 /// stamped with `version`, held in a batch that only a flush empties.
@@ -68,7 +66,7 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
     let pipe = dir.join("p.pipe");
     let out = dir.join("out.jsonl");
     std::fs::write(&pipe, held_pipe("1", &out)).unwrap();
-    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("RUN_PG_DSN", MONITOR)]);
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("RUN_PG_DSN", PG_MONITOR)]);
     let emitted = |run: &Run| run.metric(r#"dbintel_node_emitted_records_total{node="gen",kind="source"}"#);
     run.wait_for("a few scrapes", Duration::from_secs(20), || (emitted(&run) >= 10.0).then_some(()));
     assert!(versions(&out).is_empty(), "the batch holds everything until a flush");

@@ -72,6 +72,8 @@ struct Disk {
     write_segment: u64,
     write_offset: u64,
     in_flight: Option<Loc>,
+    /// The oldest segment file that may still exist.
+    oldest_segment: u64,
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -137,7 +139,8 @@ impl Disk {
         let path = segment_path(dir, write_segment);
         let writer = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
         let write_offset = writer.metadata().map_err(io(&path))?.len();
-        let disk = Disk { dir: dir.to_path_buf(), unread, writer, write_segment, write_offset, in_flight: None };
+        let oldest_segment = segments.iter().copied().find(|s| *s >= ack_segment).unwrap_or(write_segment);
+        let disk = Disk { dir: dir.to_path_buf(), unread, writer, write_segment, write_offset, in_flight: None, oldest_segment };
         Ok((disk, bytes))
     }
 
@@ -188,14 +191,11 @@ impl Disk {
         file.sync_data().map_err(io(&tmp))?;
         let ack = self.dir.join("ack");
         fs::rename(&tmp, &ack).map_err(io(&ack))?;
-        if let Ok(entries) = fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let old = name.to_str().and_then(|n| n.strip_prefix("segment-")?.strip_suffix(".q")?.parse::<u64>().ok());
-                if old.is_some_and(|s| s < segment) {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
+        // segments wholly acknowledged: only when the oldest one needed
+        // moves on (not a directory scan per delivered request)
+        while self.oldest_segment < segment {
+            let _ = fs::remove_file(segment_path(&self.dir, self.oldest_segment));
+            self.oldest_segment += 1;
         }
         Ok(())
     }

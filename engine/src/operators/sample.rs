@@ -317,17 +317,24 @@ impl Sample {
         }
     }
 
-    fn count_in_window(&mut self, rule: usize, key: &str, per: Duration, now: Instant) -> u64 {
-        if let Some(shared) = self.shared.as_mut().filter(|s| s.down_until.is_none_or(|t| now >= t)) {
-            if shared.usable(now) {
-                match shared.rate_count(rule, key, per) {
-                    Ok(n) => return n,
-                    Err(e) => shared.failed(now, &e),
-                }
+    /// Asks the shared state when there is one and it answers; `None`
+    /// means: decide from local state (counted when Redis should have
+    /// answered).
+    fn remote<T>(&mut self, now: Instant, ask: impl FnOnce(&mut Shared) -> Result<T, String>) -> Option<T> {
+        let shared = self.shared.as_mut()?;
+        if shared.usable(now) {
+            match ask(shared) {
+                Ok(answer) => return Some(answer),
+                Err(e) => shared.failed(now, &e),
             }
         }
-        if self.shared.is_some() {
-            REDIS_FALLBACK_DECISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        REDIS_FALLBACK_DECISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        None
+    }
+
+    fn count_in_window(&mut self, rule: usize, key: &str, per: Duration, now: Instant) -> u64 {
+        if let Some(n) = self.remote(now, |s| s.rate_count(rule, key, per)) {
+            return n;
         }
         let Rule::RateLimit { windows, .. } = &mut self.rules[rule] else { return 0 };
         if windows.len() >= MAX_RATE_KEYS && !windows.contains_key(key) {
@@ -345,16 +352,8 @@ impl Sample {
     }
 
     fn first_in_window(&mut self, rule: usize, key: &str, window: Duration, now: Instant) -> bool {
-        if let Some(shared) = self.shared.as_mut().filter(|s| s.down_until.is_none_or(|t| now >= t)) {
-            if shared.usable(now) {
-                match shared.dedup_first(rule, key, window) {
-                    Ok(first) => return first,
-                    Err(e) => shared.failed(now, &e),
-                }
-            }
-        }
-        if self.shared.is_some() {
-            REDIS_FALLBACK_DECISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(first) = self.remote(now, |s| s.dedup_first(rule, key, window)) {
+            return first;
         }
         let Rule::Dedup { seen, .. } = &mut self.rules[rule] else { return true };
         seen.first(key, now, window)

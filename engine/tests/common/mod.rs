@@ -3,6 +3,21 @@
 
 pub mod otlp;
 
+/// The monitoring role tests/prepare-servers.sh creates (read-only).
+pub const PG_MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
+/// The superuser, for setting the scene with psql.
+pub const PG_SUPERUSER: &str = "postgresql://postgres:super-secret-pw@127.0.0.1:5432/dbintel_test";
+
+/// Runs SQL as the superuser with psql; its unaligned output.
+pub fn psql(sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", PG_SUPERUSER, "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
