@@ -283,7 +283,6 @@ fn preference(identity: &str, target: &str) -> u64 {
 /// the targets that rank highest for it, and sheds any excess when
 /// replicas join.
 pub struct Sharder {
-    identity: String,
     prefix: String,
     timing: Timing,
     member: Claim,
@@ -299,7 +298,6 @@ impl Sharder {
             targets.iter().map(|t| (t.clone(), Claim::new(format!("{prefix}-target-{t}"), identity, timing))).collect();
         targets.sort_by_key(|(t, _)| std::cmp::Reverse(preference(identity, t)));
         Sharder {
-            identity: identity.to_string(),
             prefix: prefix.to_string(),
             timing,
             member: Claim::new(format!("{prefix}-member-{identity}"), identity, timing),
@@ -393,10 +391,6 @@ impl Sharder {
             claim.release(api, clock).await;
         }
         self.member.release(api, clock).await;
-    }
-
-    pub fn identity(&self) -> &str {
-        &self.identity
     }
 }
 

@@ -25,6 +25,26 @@ pub enum Mode {
     Sharded,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::None => "none",
+            Mode::Leader => "leader",
+            Mode::Sharded => "sharded",
+        }
+    }
+
+    /// This replica's role, given whether it holds any lease.
+    pub fn role(self, holds_any: bool) -> &'static str {
+        match self {
+            Mode::None => "standalone",
+            Mode::Leader if holds_any => "leader",
+            Mode::Leader => "follower",
+            Mode::Sharded => "member",
+        }
+    }
+}
+
 /// Whether a source may query its database right now: checked before
 /// every scrape.
 #[derive(Clone)]
@@ -199,16 +219,6 @@ impl Coordinator {
     /// The fence of each source (none in `mode = none`).
     pub fn fences(&self) -> Arc<HashMap<String, Fence>> {
         Arc::new(self.fences.clone())
-    }
-
-    pub fn role(&self) -> &'static str {
-        let owned = self.status.owned.lock().unwrap_or_else(|p| p.into_inner()).len();
-        match self.key.mode {
-            Mode::None => "standalone",
-            Mode::Leader if owned > 0 => "leader",
-            Mode::Leader => "follower",
-            Mode::Sharded => "member",
-        }
     }
 
     /// Stops electing and releases what is held.

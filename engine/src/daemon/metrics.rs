@@ -158,13 +158,8 @@ pub fn render(shared: &Shared) -> String {
     if let Some((mode, identity, status)) = shared.cluster.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         let owned = status.owned.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let targets = status.targets.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let role = match mode {
-            crate::cluster::Mode::None => "standalone",
-            crate::cluster::Mode::Leader if !owned.is_empty() => "leader",
-            crate::cluster::Mode::Leader => "follower",
-            crate::cluster::Mode::Sharded => "member",
-        };
-        let mode = format!("{mode:?}").to_lowercase();
+        let role = mode.role(!owned.is_empty());
+        let mode = mode.as_str();
         family(&mut out, "dbintel_cluster_role", "gauge", "This replica's role (the label), 1.");
         let _ = writeln!(out, "dbintel_cluster_role{{mode=\"{mode}\",role=\"{role}\",identity=\"{}\"}} 1", escape(&identity));
         family(&mut out, "dbintel_cluster_owned_targets", "gauge", "Sources this replica may scrape now.");
