@@ -2,10 +2,10 @@
 //! the SQL lexer knows, in comments and in JSON literals, through the
 //! shipped `pipelines/sanitize_pii.pipe`. Not one may come out.
 
-use dbintel::operators::transform::{RecordOutcome, Transform};
-use dbintel::record::{LogRecord, Record, Resource};
+use dbintel_core::record::{LogRecord, Record, Resource};
 use dbintel_dsl::plan::NodeKind;
 use dbintel_dsl::{compile, EnvPolicy};
+use dbintel_operators::transform::{RecordOutcome, Transform};
 use dbintel_stdlib::Value;
 use dbintel_tests::{workspace_root, GoldenHost, GOLDEN_ENV};
 

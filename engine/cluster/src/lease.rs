@@ -1,0 +1,407 @@
+//! Lease election over `coordination.k8s.io/v1` Leases, the algorithm of
+//! client-go's leader elector, for one lease ([`Claim`]) or one lease per
+//! target ([`Sharder`]).
+//!
+//! Safety rests on two clocks that never compare across machines:
+//! - a replica that wants a lease held by another waits until it has seen
+//!   the lease *unchanged* for `duration`, measured on its own monotonic
+//!   clock from when it first saw that version;
+//! - the holder counts its hold from the moment it *sent* its last
+//!   successful renewal and lets go after `renew` (shorter than
+//!   `duration`) without another one.
+//!
+//! So a holder cut off from the API stops (its [`Gate`] closes) at
+//! `last renew + renew`, while anyone else can take over at
+//! `last renew + duration` at the earliest: never two at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbintel_core::BoxFuture;
+
+/// What a Lease holds (the fields of `LeaseSpec` we use) and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaseRecord {
+    pub holder: Option<String>,
+    pub duration_secs: i32,
+    /// RFC 3339 with microseconds (`MicroTime`), as the API wants them.
+    pub acquire_time: Option<String>,
+    pub renew_time: Option<String>,
+    pub transitions: i32,
+    /// Set by the server; a replace must carry the version it read.
+    pub resource_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Someone else wrote first (HTTP 409): not an error, a lost race.
+    #[error("conflict")]
+    Conflict,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The Lease endpoints: the real API server (kube) or an in-process fake.
+pub trait LeaseApi: Send + Sync {
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseRecord>, ApiError>>;
+    fn create<'a>(&'a self, name: &'a str, record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>>;
+    fn replace<'a>(&'a self, name: &'a str, record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>>;
+    /// Leases whose names start with `prefix`.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, LeaseRecord)>, ApiError>>;
+}
+
+/// Time, so tests can drive it: a monotonic reading and a wall-clock
+/// timestamp for the lease's fields.
+pub trait Clock: Send + Sync {
+    /// Monotonic time since some fixed start.
+    fn now(&self) -> Duration;
+    /// Wall-clock time as RFC 3339 with microseconds.
+    fn wall(&self) -> String;
+}
+
+pub struct SystemClock {
+    start: std::time::Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> SystemClock {
+        SystemClock { start: std::time::Instant::now() }
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+    fn wall(&self) -> String {
+        rfc3339_micros(std::time::SystemTime::now())
+    }
+}
+
+/// `2026-11-28T12:00:00.123456Z`.
+pub fn rfc3339_micros(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil from days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_micros())
+}
+
+/// Timings, from the `cluster` block.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long a lease lasts without renewal, as others see it.
+    pub duration: Duration,
+    /// How long a holder keeps acting without a successful renewal.
+    pub renew: Duration,
+    /// How often to try.
+    pub retry: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing { duration: Duration::from_secs(15), renew: Duration::from_secs(10), retry: Duration::from_secs(2) }
+    }
+}
+
+/// Whether this replica may act for a lease right now: sources check it
+/// before every scrape (fencing).
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// Monotonic milliseconds (on the elector's clock) until which the
+    /// lease is held; 0 when not held.
+    until_ms: AtomicU64,
+}
+
+impl Gate {
+    pub fn holds_at(&self, now: Duration) -> bool {
+        (now.as_millis() as u64) < self.until_ms.load(Relaxed)
+    }
+    fn set(&self, until: Option<Duration>) {
+        self.until_ms.store(until.map_or(0, |u| u.as_millis() as u64), Relaxed);
+    }
+}
+
+/// One lease this replica wants (or holds).
+pub struct Claim {
+    pub name: String,
+    identity: String,
+    timing: Timing,
+    /// The version last seen and when (monotonic) it was first seen.
+    observed: Option<(LeaseRecord, Duration)>,
+    /// When the last successful acquire/renew was sent.
+    last_renew: Option<Duration>,
+    pub gate: Arc<Gate>,
+}
+
+impl Claim {
+    pub fn new(name: impl Into<String>, identity: impl Into<String>, timing: Timing) -> Claim {
+        Claim { name: name.into(), identity: identity.into(), timing, observed: None, last_renew: None, gate: Arc::default() }
+    }
+
+    pub fn held(&self, now: Duration) -> bool {
+        self.gate.holds_at(now)
+    }
+
+    /// Notes a version of the lease seen some other way (a LIST), so the
+    /// time a dead holder's lease takes to expire counts from when its
+    /// last renewal was seen, not from when we first wanted the lease.
+    pub fn observe(&mut self, record: &LeaseRecord, now: Duration) {
+        if self.observed.as_ref().is_none_or(|(seen, _)| seen.resource_version != record.resource_version) {
+            self.observed = Some((record.clone(), now));
+        }
+    }
+
+    fn lost(&mut self) {
+        self.last_renew = None;
+        self.gate.set(None);
+    }
+
+    /// One attempt to acquire or renew; true when held afterwards.
+    pub async fn tick(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) -> bool {
+        let sent = clock.now();
+        // a holder that has not renewed in time has already stopped
+        if self.last_renew.is_some_and(|r| sent >= r + self.timing.renew) {
+            tracing::warn!(lease = %self.name, "lease not renewed in time: stopped acting for it");
+            self.lost();
+        }
+        match self.try_acquire_or_renew(api, clock, sent).await {
+            Ok(true) => {
+                if self.last_renew.is_none() {
+                    tracing::info!(lease = %self.name, identity = %self.identity, "lease acquired");
+                }
+                self.last_renew = Some(sent);
+                self.gate.set(Some(sent + self.timing.renew));
+                true
+            }
+            Ok(false) => {
+                if self.last_renew.is_some() {
+                    tracing::warn!(lease = %self.name, "lease taken by another replica");
+                    self.lost();
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(lease = %self.name, error = %e, "lease API call failed");
+                // keep acting until the renew deadline passes (checked above)
+                self.held(clock.now())
+            }
+        }
+    }
+
+    async fn try_acquire_or_renew(&mut self, api: &dyn LeaseApi, clock: &dyn Clock, now: Duration) -> Result<bool, ApiError> {
+        let wall = clock.wall();
+        let fresh = |transitions: i32| LeaseRecord {
+            holder: Some(self.identity.clone()),
+            duration_secs: self.timing.duration.as_secs().max(1) as i32,
+            acquire_time: Some(wall.clone()),
+            renew_time: Some(wall.clone()),
+            transitions,
+            resource_version: String::new(),
+        };
+        let Some(current) = api.get(&self.name).await? else {
+            return match api.create(&self.name, fresh(0)).await {
+                Ok(created) => {
+                    self.observed = Some((created, now));
+                    Ok(true)
+                }
+                Err(ApiError::Conflict) => Ok(false),
+                Err(e) => Err(e),
+            };
+        };
+        if self.observed.as_ref().is_none_or(|(seen, _)| seen.resource_version != current.resource_version) {
+            self.observed = Some((current.clone(), now));
+        }
+        let observed_at = self.observed.as_ref().map_or(now, |(_, at)| *at);
+        let mine = current.holder.as_deref() == Some(self.identity.as_str());
+        let free = current.holder.as_deref().is_none_or(str::is_empty);
+        let lasts = Duration::from_secs(current.duration_secs.max(1) as u64);
+        if !mine && !free && now < observed_at + lasts {
+            return Ok(false);
+        }
+        let mut next = if mine {
+            LeaseRecord { renew_time: Some(wall.clone()), duration_secs: fresh(0).duration_secs, ..current.clone() }
+        } else {
+            fresh(current.transitions + 1)
+        };
+        next.resource_version = current.resource_version.clone();
+        match api.replace(&self.name, next).await {
+            Ok(updated) => {
+                self.observed = Some((updated, now));
+                Ok(true)
+            }
+            Err(ApiError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the lease up (shutdown, or shedding a target): stop acting
+    /// first, then clear the holder so the next replica need not wait.
+    pub async fn release(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) {
+        if self.last_renew.is_none() {
+            return;
+        }
+        self.lost();
+        let Some((seen, _)) = self.observed.clone() else { return };
+        let Ok(Some(current)) = api.get(&self.name).await else { return };
+        if current.holder.as_deref() != Some(self.identity.as_str()) {
+            return;
+        }
+        let cleared = LeaseRecord { holder: None, duration_secs: 1, renew_time: Some(clock.wall()), ..current };
+        match api.replace(&self.name, cleared).await {
+            Ok(updated) => {
+                self.observed = Some((updated, clock.now()));
+                tracing::info!(lease = %self.name, "lease released");
+            }
+            Err(e) => {
+                tracing::warn!(lease = %self.name, error = %e, version = %seen.resource_version, "could not release the lease; it will expire")
+            }
+        }
+    }
+}
+
+/// Rendezvous preference of `identity` for `target`: each replica ranks
+/// targets differently, so shares are stable and spread.
+fn preference(identity: &str, target: &str) -> u64 {
+    dbintel_stdlib::functions::fnv1a(format!("{identity}\u{0}{target}").as_bytes())
+}
+
+/// Sharded mode: one lease per target, plus a membership lease per
+/// replica so each knows how many share the work. Each replica takes at
+/// most its fair share (targets ÷ live replicas, rounded up), preferring
+/// the targets that rank highest for it, and sheds any excess when
+/// replicas join.
+pub struct Sharder {
+    prefix: String,
+    timing: Timing,
+    member: Claim,
+    pub targets: Vec<(String, Claim)>,
+    /// Membership leases and when each last changed (monotonic).
+    members_seen: HashMap<String, (String, Duration)>,
+    pub live_members: usize,
+}
+
+impl Sharder {
+    pub fn new(prefix: &str, identity: &str, targets: &[String], timing: Timing) -> Sharder {
+        let mut targets: Vec<(String, Claim)> =
+            targets.iter().map(|t| (t.clone(), Claim::new(format!("{prefix}-target-{t}"), identity, timing))).collect();
+        targets.sort_by_key(|(t, _)| std::cmp::Reverse(preference(identity, t)));
+        Sharder {
+            prefix: prefix.to_string(),
+            timing,
+            member: Claim::new(format!("{prefix}-member-{identity}"), identity, timing),
+            targets,
+            members_seen: HashMap::new(),
+            live_members: 1,
+        }
+    }
+
+    pub fn gate(&self, target: &str) -> Option<Arc<Gate>> {
+        self.targets.iter().find(|(t, _)| t == target).map(|(_, c)| c.gate.clone())
+    }
+
+    pub fn owned(&self, now: Duration) -> Vec<&str> {
+        self.targets.iter().filter(|(_, c)| c.held(now)).map(|(t, _)| t.as_str()).collect()
+    }
+
+    /// Live replicas: membership leases that changed within `duration`,
+    /// by this replica's own clock.
+    async fn count_members(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) -> Result<usize, ApiError> {
+        let now = clock.now();
+        let prefix = format!("{}-member-", self.prefix);
+        let leases = api.list(&prefix).await?;
+        let mut live = 0;
+        for (name, record) in leases {
+            let entry = self.members_seen.entry(name).or_insert_with(|| (record.resource_version.clone(), now));
+            if entry.0 != record.resource_version {
+                *entry = (record.resource_version.clone(), now);
+            }
+            let held = record.holder.as_deref().is_some_and(|h| !h.is_empty());
+            if held && now < entry.1 + self.timing.duration {
+                live += 1;
+            }
+        }
+        Ok(live.max(1))
+    }
+
+    pub async fn tick(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) {
+        self.member.tick(api, clock).await;
+        match self.count_members(api, clock).await {
+            Ok(n) => self.live_members = n,
+            Err(e) => tracing::warn!(error = %e, "cannot list the membership leases"),
+        }
+        // one LIST keeps every target lease observed, so a dead replica's
+        // targets can be taken one lease duration after its last renewal
+        match api.list(&format!("{}-target-", self.prefix)).await {
+            Ok(leases) => {
+                let now = clock.now();
+                for (name, record) in leases {
+                    if let Some((_, claim)) = self.targets.iter_mut().find(|(_, c)| c.name == name) {
+                        claim.observe(&record, now);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the target leases"),
+        }
+        let share = self.targets.len().div_ceil(self.live_members.max(1));
+        // renew what is held (highest preference first)
+        let mut held = 0;
+        for (_, claim) in self.targets.iter_mut() {
+            if claim.held(clock.now()) && claim.tick(api, clock).await {
+                held += 1;
+            }
+        }
+        // shed the excess, least preferred first
+        if held > share {
+            for (target, claim) in self.targets.iter_mut().rev() {
+                if held <= share {
+                    break;
+                }
+                if claim.held(clock.now()) {
+                    tracing::info!(target = %target, share, "shedding a target to a newer replica");
+                    claim.release(api, clock).await;
+                    held -= 1;
+                }
+            }
+        }
+        // take free ones up to the share, most preferred first
+        for (_, claim) in self.targets.iter_mut() {
+            if held >= share {
+                break;
+            }
+            if !claim.held(clock.now()) && claim.tick(api, clock).await {
+                held += 1;
+            }
+        }
+    }
+
+    pub async fn release_all(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) {
+        for (_, claim) in self.targets.iter_mut() {
+            claim.release(api, clock).await;
+        }
+        self.member.release(api, clock).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_times_are_rfc3339() {
+        let t = std::time::UNIX_EPOCH + Duration::from_micros(1_795_867_857_123_456);
+        assert_eq!(rfc3339_micros(t), "2026-11-28T12:10:57.123456Z");
+        assert_eq!(rfc3339_micros(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+    }
+}

@@ -1,0 +1,70 @@
+//! `memory_limit`: a byte budget over the batches in flight, plus a check
+//! of the process's resident memory.
+//!
+//! Every batch that passes is charged its estimated size; the [`Charge`]
+//! travels with the batch and is released when the batch is dropped —
+//! delivered, discarded or failed. Above the soft limit the budget reports
+//! pressure, and sources skip scrapes instead of adding more; at the limit
+//! (or when RSS exceeds it) new batches are dropped and counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbintel_dsl::plan::Settings;
+
+use dbintel_core::budget::{resident_bytes, Budget};
+
+use super::Operator;
+use dbintel_core::counters::NodeCounters;
+use dbintel_core::record::Batch;
+
+pub struct MemoryLimit {
+    budget: Arc<Budget>,
+    check_interval: Duration,
+    last_check: Option<Instant>,
+    rss_over: bool,
+}
+
+impl MemoryLimit {
+    pub fn new(settings: &Settings) -> MemoryLimit {
+        let limit = settings.bytes("limit").unwrap_or(256 << 20);
+        let soft = settings.percent("soft_limit").unwrap_or(80.0);
+        MemoryLimit::with_budget(Budget::new(limit, soft), settings.duration("check_interval").unwrap_or(Duration::from_secs(1)))
+    }
+
+    pub fn with_budget(budget: Arc<Budget>, check_interval: Duration) -> MemoryLimit {
+        MemoryLimit { budget, check_interval, last_check: None, rss_over: false }
+    }
+
+    pub fn budget(&self) -> Arc<Budget> {
+        self.budget.clone()
+    }
+
+    fn check_rss(&mut self, now: Instant) {
+        if self.last_check.is_some_and(|t| now.duration_since(t) < self.check_interval) {
+            return;
+        }
+        self.last_check = Some(now);
+        self.rss_over = resident_bytes().is_some_and(|rss| rss > self.budget.limit);
+    }
+}
+
+impl Operator for MemoryLimit {
+    fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>, counters: &NodeCounters) {
+        let n = batch.len();
+        NodeCounters::add(&counters.received, n);
+        self.check_rss(Instant::now());
+        let charge = if self.rss_over { None } else { self.budget.try_charge(batch.approx_bytes() as u64) };
+        match charge {
+            Some(charge) => {
+                batch.charges.push(charge);
+                NodeCounters::add(&counters.emitted, n);
+                out.push(batch);
+            }
+            None => {
+                NodeCounters::add(&counters.dropped, n);
+                tracing::warn!(used = self.budget.used(), limit = self.budget.limit, records = n, "memory limit reached: batch dropped");
+            }
+        }
+    }
+}

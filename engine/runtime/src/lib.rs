@@ -1,0 +1,293 @@
+//! Runs a [`Plan`]: one tokio task per node, joined by bounded channels.
+//!
+//! Shutdown follows the drop-to-finish pattern: when a source is done it
+//! drops its senders; a node whose every upstream has finished sees its
+//! channel close, flushes what it holds (`Operator::finish`), passes it on
+//! and drops its own senders, and so on down to the sinks, which flush and
+//! close. `run` returns when the last sink has closed, so nothing accepted
+//! is lost on the way out.
+//!
+//! Channels are bounded ([`CHANNEL_BATCHES`]): a slow sink fills them, and
+//! the pressure reaches the sources, which skip scrapes (live) or wait
+//! (replay) rather than piling batches up in memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dbintel_dsl::plan::{NodeKind, Plan};
+use tokio::sync::mpsc;
+
+use dbintel_core::budget::Budget;
+use dbintel_core::counters::{NodeCounters, Registry};
+use dbintel_core::record::Batch;
+use dbintel_core::routing::SourceOutput;
+use dbintel_core::sink::Sink;
+use dbintel_operators::batch::Batcher;
+use dbintel_operators::memory_limit::MemoryLimit;
+use dbintel_operators::ottl::CompileError;
+use dbintel_operators::sample::Sample;
+use dbintel_operators::transform::Transform;
+use dbintel_operators::Operator;
+use dbintel_sources::replay::{Replay, ReplayError};
+
+/// Batches a channel holds before its sender waits.
+pub const CHANNEL_BATCHES: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("node `{node}`: {error}")]
+    Compile { node: String, error: CompileError },
+    #[error("no sink given for `{0}`")]
+    MissingSink(String),
+    #[error("no node named `{0}` to tap")]
+    UnknownTap(String),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Source(#[from] dbintel_sources::SourceError),
+    #[error("sink `{node}`: {error}")]
+    Sink { node: String, error: dbintel_core::sink::SinkError },
+}
+
+/// Where a node's output goes: the next node of each pipeline through it,
+/// and a tap if one is set.
+#[derive(Clone, Default)]
+struct Routes {
+    next: HashMap<usize, mpsc::Sender<Batch>>,
+    tap: Option<mpsc::Sender<Batch>>,
+}
+
+async fn deliver(routes: &Routes, batches: Vec<Batch>) {
+    for batch in batches {
+        if let Some(tap) = &routes.tap {
+            let _ = tap.send(batch.clone()).await;
+        }
+        if let Some(next) = routes.next.get(&batch.route) {
+            let _ = next.send(batch).await;
+        }
+    }
+}
+
+/// What to run the plan with.
+#[derive(Default)]
+pub struct Setup {
+    /// Recorded rows per source, by collector.
+    pub replays: HashMap<String, Vec<(String, std::path::PathBuf)>>,
+    /// A sink implementation for every sink node.
+    pub sinks: HashMap<String, Box<dyn Sink>>,
+    /// Print this node's output to `tap_sink` instead of the real sinks.
+    pub tap: Option<(String, Box<dyn Sink>)>,
+    /// Sources without a replay connect to their databases when set.
+    pub live: Option<dbintel_sources::live::LiveOptions>,
+    /// Counters to add to (a reloaded plan keeps counting); new ones when
+    /// not given.
+    pub registry: Option<Registry>,
+}
+
+/// The result of a run.
+pub struct Finished {
+    pub counters: Registry,
+    pub budgets: Vec<Arc<Budget>>,
+}
+
+/// The operator for a processing node; memory limits also hand back their
+/// budget, which sources watch for pressure.
+fn operator(name: &str, kind: &NodeKind, budgets: &mut Vec<Arc<Budget>>) -> Result<Option<Box<dyn Operator>>, RunError> {
+    let compile = |error| RunError::Compile { node: name.to_string(), error };
+    Ok(Some(match kind {
+        NodeKind::Transform(t) => Box::new(Transform::new(name, t).map_err(compile)?),
+        NodeKind::Sample(s) => Box::new(Sample::named(name, s).map_err(compile)?),
+        NodeKind::Batch(settings) => Box::new(Batcher::new(settings)),
+        NodeKind::MemoryLimit(settings) => {
+            let limit = MemoryLimit::new(settings);
+            budgets.push(limit.budget());
+            Box::new(limit)
+        }
+        NodeKind::Source(_) | NodeKind::Sink(_) => return Ok(None),
+    }))
+}
+
+pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
+    let mut registry = setup.registry.take().unwrap_or_default();
+    let mut senders: HashMap<String, mpsc::Sender<Batch>> = HashMap::new();
+    let mut receivers: HashMap<String, mpsc::Receiver<Batch>> = HashMap::new();
+    for (name, node) in &plan.nodes {
+        if !matches!(node.kind, NodeKind::Source(_)) {
+            let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+            senders.insert(name.clone(), tx);
+            receivers.insert(name.clone(), rx);
+        }
+    }
+    let mut routes: HashMap<String, Routes> = HashMap::new();
+    let mut source_outputs: HashMap<String, SourceOutput> = HashMap::new();
+    for (index, path) in plan.pipelines.values().enumerate() {
+        let Some(first) = path.nodes.first() else { continue };
+        if let Some(next) = path.nodes.get(1).and_then(|n| senders.get(n)) {
+            source_outputs.entry(first.clone()).or_default().routes.push((index, path.collector.clone(), next.clone()));
+        }
+        for pair in path.nodes.windows(2).skip(1) {
+            if let Some(next) = senders.get(&pair[1]) {
+                routes.entry(pair[0].clone()).or_default().next.insert(index, next.clone());
+            }
+        }
+    }
+
+    // A tap: the node's output goes to the tap sink too, and the real sinks
+    // are swapped for ones that discard. A tapped sink's output is what it
+    // would send: its input.
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some((tapped, tap_sink)) = setup.tap.take() {
+        let Some(node) = plan.nodes.get(&tapped) else {
+            return Err(RunError::UnknownTap(tapped));
+        };
+        for (name, node) in &plan.nodes {
+            if matches!(node.kind, NodeKind::Sink(_)) {
+                setup.sinks.insert(name.clone(), Box::new(Discard));
+            }
+        }
+        match node.kind {
+            NodeKind::Sink(_) => {
+                setup.sinks.insert(tapped, tap_sink);
+            }
+            _ => {
+                let counters = registry.register("(tap)", "sink");
+                let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+                match node.kind {
+                    NodeKind::Source(_) => source_outputs.entry(tapped).or_default().tap = Some(tx),
+                    _ => routes.entry(tapped).or_default().tap = Some(tx),
+                }
+                tasks.spawn(sink_task("(tap)".into(), tap_sink, rx, counters));
+            }
+        }
+    }
+
+    let mut budgets = Vec::new();
+    for (name, node) in &plan.nodes {
+        let counters = registry.register(name, node.kind.label());
+        match &node.kind {
+            NodeKind::Source(source) => {
+                let output = source_outputs.remove(name).unwrap_or_default();
+                let replays = setup.replays.remove(name).unwrap_or_default();
+                if let (true, Some(options)) = (replays.is_empty(), setup.live.clone()) {
+                    let (node, source, output, counters) = (name.clone(), source.clone(), output.clone(), counters.clone());
+                    tasks.spawn(async move {
+                        dbintel_sources::live::run(node, source, output, counters, options).await.map_err(RunError::from)
+                    });
+                }
+                for (collector, path) in replays {
+                    let Some(spec) = source.collectors.get(&collector) else { continue };
+                    let replay = Replay::new(name, source, &collector, spec, path)?;
+                    let output = output.clone();
+                    let counters = counters.clone();
+                    let node = name.clone();
+                    tasks.spawn(async move {
+                        let result = tokio::task::spawn_blocking(move || replay.run(&output, &counters)).await;
+                        match result {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => Err(RunError::Replay(e)),
+                            Err(join) => {
+                                tracing::error!(source = %node, error = %join, "replay task failed");
+                                Ok(())
+                            }
+                        }
+                    });
+                }
+            }
+            NodeKind::Sink(_) => {
+                let sink = setup.sinks.remove(name).ok_or_else(|| RunError::MissingSink(name.clone()))?;
+                let rx = receivers.remove(name).expect("every sink has a channel");
+                tasks.spawn(sink_task(name.clone(), sink, rx, counters));
+            }
+            kind => {
+                let Some(op) = operator(name, kind, &mut budgets)? else { continue };
+                let rx = receivers.remove(name).expect("every processor has a channel");
+                let outputs = routes.remove(name).unwrap_or_default();
+                tasks.spawn(processor_task(op, rx, outputs, counters));
+            }
+        }
+    }
+    // Only the tasks hold senders now: channels close as upstreams finish.
+    drop(senders);
+    drop(routes);
+    drop(source_outputs);
+
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => tracing::error!(error = %e, "a node task panicked"),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(Finished { counters: registry, budgets }),
+    }
+}
+
+async fn processor_task(
+    mut op: Box<dyn Operator>,
+    mut rx: mpsc::Receiver<Batch>,
+    outputs: Routes,
+    counters: Arc<NodeCounters>,
+) -> Result<(), RunError> {
+    let mut ticker = op.tick_every().map(tokio::time::interval);
+    let mut out = Vec::new();
+    loop {
+        let next = match ticker.as_mut() {
+            Some(ticker) => tokio::select! {
+                batch = rx.recv() => batch.map(Some),
+                _ = ticker.tick() => Some(None),
+            },
+            None => rx.recv().await.map(Some),
+        };
+        match next {
+            Some(Some(batch)) => op.process(batch, &mut out, &counters),
+            Some(None) => op.tick(Instant::now(), &mut out),
+            None => {
+                op.finish(&mut out);
+                deliver(&outputs, std::mem::take(&mut out)).await;
+                return Ok(());
+            }
+        }
+        if !out.is_empty() {
+            deliver(&outputs, std::mem::take(&mut out)).await;
+        }
+    }
+}
+
+async fn sink_task(
+    name: String,
+    mut sink: Box<dyn Sink>,
+    mut rx: mpsc::Receiver<Batch>,
+    counters: Arc<NodeCounters>,
+) -> Result<(), RunError> {
+    while let Some(batch) = rx.recv().await {
+        let n = batch.len();
+        NodeCounters::add(&counters.received, n);
+        match sink.consume(batch).await {
+            Ok(()) => NodeCounters::add(&counters.emitted, n),
+            Err(error) => {
+                NodeCounters::add(&counters.errors, 1);
+                NodeCounters::add(&counters.dropped, n);
+                return Err(RunError::Sink { node: name, error });
+            }
+        }
+    }
+    sink.close().await.map_err(|error| RunError::Sink { node: name, error })
+}
+
+/// A sink that accepts and forgets (what real sinks become under `--tap`).
+pub struct Discard;
+
+impl Sink for Discard {
+    fn consume(&mut self, _batch: Batch) -> dbintel_core::BoxFuture<'_, Result<(), dbintel_core::sink::SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn close(&mut self) -> dbintel_core::BoxFuture<'_, Result<(), dbintel_core::sink::SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,354 @@
+//! `collect plans`: plans of the top statements, PostgreSQL and MySQL.
+//!
+//! MySQL / MariaDB: `EXPLAIN FORMAT=JSON` of a real statement text — the
+//! digest's `QUERY_SAMPLE_TEXT` on MySQL 8, the recent-statements history
+//! (`events_statements_history`) on MariaDB — for plain reads only, with
+//! anything that could run something (`SLEEP`, `BENCHMARK`, locking
+//! functions, derived tables) turned away. Digests with no sample text are
+//! skipped: a digest text's `?` cannot be explained faithfully.
+//!
+//! Never ANALYZE, never executing the statement: PostgreSQL 16+ runs
+//! `EXPLAIN (GENERIC_PLAN, FORMAT JSON)`; older servers `PREPARE` the text,
+//! force a generic plan and `EXPLAIN (FORMAT JSON) EXECUTE` it with NULL
+//! parameters. Only plain reads are explained (a denylist turns away DML,
+//! DDL, utility statements, row locks, `SELECT INTO`, several statements),
+//! each query at most once per `every`, at most `per_scrape` per scrape,
+//! never dbintel's own statements, and under the session's
+//! statement_timeout and the circuit breaker like every other query.
+//!
+//! Each plan leaves obfuscated (allow-listed keys, normalized expressions)
+//! as a `db.server.query_plan` event with its `db.plan.*` attributes; a
+//! query whose plan hash differs from the last one seen also gets a
+//! `db.server.plan_change` event (a plan regression to look at).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use dbintel_dsl::plan::Settings;
+use dbintel_stdlib::sql::Dialect;
+use dbintel_stdlib::{Map, Value};
+
+use super::postgres::PgTarget;
+
+use super::SourceError;
+use dbintel_core::record::{LogRecord, Record};
+
+pub struct PlansCollector {
+    top: i64,
+    per_scrape: usize,
+    every: Duration,
+    cache_ttl: Duration,
+    /// queryid → when last explained, and its plan hash.
+    seen: HashMap<String, (Instant, String)>,
+    /// Statements turned away by the denylist.
+    pub refused: u64,
+    /// EXPLAINs that failed or timed out since the last [`take_errors`].
+    ///
+    /// [`take_errors`]: PlansCollector::take_errors
+    errors: u64,
+}
+
+/// Whether `text` is a plain read that is safe to explain.
+pub fn is_plain_read(text: &str) -> bool {
+    // strip leading comments and parentheses
+    let mut rest = text.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after).trim_start();
+        } else if let Some(r) = rest.strip_prefix('(') {
+            rest = r.trim_start();
+        } else {
+            break;
+        }
+    }
+    let upper = rest.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let starts_ok = matches!(words.first(), Some(&"SELECT") | Some(&"WITH"));
+    let forbidden =
+        ["INSERT", "UPDATE", "DELETE", "MERGE", "INTO", "CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT", "COPY", "LOCK", "CALL", "DO"];
+    let writes = words.iter().any(|w| forbidden.contains(w));
+    // row locks: FOR UPDATE / FOR SHARE / FOR NO KEY UPDATE / FOR KEY SHARE
+    let locks = words.windows(2).any(|w| w[0] == "FOR" && matches!(w[1], "UPDATE" | "SHARE" | "NO" | "KEY"));
+    let several = rest.trim_end().trim_end_matches(';').contains(';');
+    starts_ok && !writes && !locks && !several
+}
+
+/// MySQL: a plain read, and nothing EXPLAIN might evaluate.
+pub fn is_safe_mysql_read(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    let compact: String = upper.split_whitespace().collect::<Vec<_>>().join(" ");
+    // functions that act, derived tables and subqueries (which MySQL may
+    // evaluate while planning), our own catalog reads
+    let risky = [
+        "SLEEP(",
+        "BENCHMARK(",
+        "GET_LOCK(",
+        "RELEASE_LOCK(",
+        "LOAD_FILE(",
+        "FROM (",
+        "JOIN (",
+        "(SELECT",
+        "PERFORMANCE_SCHEMA",
+        "INFORMATION_SCHEMA",
+    ];
+    let tight = compact.replace("( ", "(").replace(" (", "(");
+    let loose = compact.replace("( ", "(");
+    is_plain_read(text) && !risky.iter().any(|r| loose.contains(r) || tight.contains(&r.replace(' ', ""))) && !text.ends_with("...")
+}
+
+/// The highest `$N` placeholder in a normalized text.
+fn parameters(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut max = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            let digits: String = text[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                max = max.max(n);
+            }
+            i += 1 + digits.len();
+        } else {
+            i += 1;
+        }
+    }
+    max
+}
+
+impl PlansCollector {
+    pub fn new(settings: &Settings) -> PlansCollector {
+        PlansCollector {
+            top: settings.int("top").unwrap_or(10).max(1),
+            per_scrape: settings.int("per_scrape").unwrap_or(5).max(1) as usize,
+            every: settings.duration("every").unwrap_or(Duration::from_secs(3600)),
+            cache_ttl: settings.duration("cache_ttl").unwrap_or(Duration::from_secs(86_400)),
+            seen: HashMap::new(),
+            refused: 0,
+            errors: 0,
+        }
+    }
+
+    /// Failed EXPLAINs since the last call (the source counts them).
+    pub fn take_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.errors)
+    }
+
+    pub async fn scrape(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+        let clock = Instant::now();
+        self.seen.retain(|_, (at, _)| clock.duration_since(*at) < self.cache_ttl);
+        // the top statements of this database, not our own
+        let sql = format!(
+            "SELECT s.queryid::text AS queryid, s.query, d.datname::text AS datname
+               FROM pg_stat_statements(true) s JOIN pg_database d ON d.oid = s.dbid
+              WHERE d.datname = current_database() AND s.queryid IS NOT NULL
+                AND s.userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+              ORDER BY s.total_exec_time DESC LIMIT {}",
+            self.top
+        );
+        let rows = target.query("plans: top statements", &sql).await?;
+        let mut out = Vec::new();
+        let mut explained = 0;
+        for row in rows {
+            if explained >= self.per_scrape {
+                break;
+            }
+            let (Some(Value::Str(id)), Some(Value::Str(text))) = (row.get("queryid"), row.get("query")) else { continue };
+            if !self.due(id, clock) {
+                continue;
+            }
+            if !is_plain_read(text) {
+                self.refused += 1;
+                continue;
+            }
+            explained += 1;
+            let plan = target.explain_generic(text, parameters(text)).await;
+            let database = row.get("datname").cloned().unwrap_or_default();
+            self.record(id, database, plan, Dialect::Postgres, clock, now, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// MySQL / MariaDB: the top digests of the connection's schema that
+    /// have a sample text.
+    pub async fn scrape_mysql(&mut self, target: &super::mysql::MyTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+        let clock = Instant::now();
+        self.seen.retain(|_, (at, _)| clock.duration_since(*at) < self.cache_ttl);
+        let has_sample = target
+            .query(
+                "plans: columns",
+                "SELECT COUNT(*) AS n FROM information_schema.COLUMNS
+                  WHERE TABLE_SCHEMA = 'performance_schema' AND TABLE_NAME = 'events_statements_summary_by_digest'
+                    AND COLUMN_NAME = 'QUERY_SAMPLE_TEXT'",
+            )
+            .await?
+            .first()
+            .and_then(|r| super::rows::integer(r, "n"))
+            .unwrap_or(0)
+            > 0;
+        let sql = if has_sample {
+            format!(
+                "SELECT DIGEST AS digest, SCHEMA_NAME AS db, QUERY_SAMPLE_TEXT AS text
+                   FROM performance_schema.events_statements_summary_by_digest
+                  WHERE SCHEMA_NAME = DATABASE() AND DIGEST IS NOT NULL
+                  ORDER BY SUM_TIMER_WAIT DESC LIMIT {}",
+                self.top
+            )
+        } else {
+            format!(
+                "SELECT d.DIGEST AS digest, d.SCHEMA_NAME AS db, h.SQL_TEXT AS text
+                   FROM (SELECT DIGEST, SCHEMA_NAME, SUM_TIMER_WAIT FROM performance_schema.events_statements_summary_by_digest
+                          WHERE SCHEMA_NAME = DATABASE() AND DIGEST IS NOT NULL ORDER BY SUM_TIMER_WAIT DESC LIMIT {}) d
+                   JOIN performance_schema.events_statements_history h ON h.DIGEST = d.DIGEST
+                  ORDER BY d.SUM_TIMER_WAIT DESC",
+                self.top
+            )
+        };
+        let rows = target.query("plans: top digests", &sql).await?;
+        let mut out = Vec::new();
+        let mut explained = 0;
+        let mut tried = std::collections::HashSet::new();
+        for row in rows {
+            if explained >= self.per_scrape {
+                break;
+            }
+            let (Some(Value::Str(id)), Some(Value::Str(text))) = (row.get("digest"), row.get("text")) else { continue };
+            if !tried.insert(id.clone()) || !self.due(id, clock) {
+                continue;
+            }
+            if !is_safe_mysql_read(text) {
+                self.refused += 1;
+                continue;
+            }
+            explained += 1;
+            let plan = target
+                .query("plans: explain", &format!("EXPLAIN FORMAT=JSON {text}"))
+                .await
+                .map(|rows| rows.first().and_then(|r| r.iter().find_map(|(_, v)| v.as_str().map(str::to_string))).unwrap_or_default());
+            let database = row.get("db").cloned().unwrap_or_default();
+            self.record(id, database, plan, Dialect::MySql, clock, now, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn due(&self, id: &str, clock: Instant) -> bool {
+        self.seen.get(id).is_none_or(|(at, _)| clock.duration_since(*at) >= self.every)
+    }
+
+    /// Turns an EXPLAIN result into events (or counts its failure).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        id: &str,
+        database: Value,
+        plan: Result<String, SourceError>,
+        dialect: Dialect,
+        clock: Instant,
+        now: u64,
+        out: &mut Vec<Record>,
+    ) -> Result<(), SourceError> {
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e @ SourceError::BreakerOpen { .. }) => return Err(e),
+            Err(e) => {
+                self.errors += 1;
+                tracing::warn!(query_id = %id, error = %e, "plan not available");
+                // not again before `every`
+                let hash = self.seen.get(id).map(|(_, h)| h.clone()).unwrap_or_default();
+                self.seen.insert(id.to_string(), (clock, hash));
+                return Ok(());
+            }
+        };
+        let Some(obfuscated) = dbintel_stdlib::plan::obfuscate(&plan, dialect) else { return Ok(()) };
+        let Some(attributes) = dbintel_stdlib::plan::attributes(&obfuscated) else { return Ok(()) };
+        let hash = attributes.get("db.plan.hash").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut event = Map::new();
+        event.insert("db.query.id", Value::Str(id.to_string()));
+        event.insert("db.namespace", database);
+        for (k, v) in attributes.iter() {
+            event.insert(k, v.clone());
+        }
+        if let Some((_, previous)) = self.seen.get(id).filter(|(_, h)| !h.is_empty() && *h != hash) {
+            let mut change = event.clone();
+            change.insert("db.plan.previous_hash", Value::Str(previous.clone()));
+            tracing::info!(query_id = %id, from = %previous, to = %hash, "plan changed");
+            out.push(log("db.server.plan_change", 13, "WARN", change, now));
+        }
+        event.insert("db.query.plan", Value::Str(obfuscated));
+        out.push(log("db.server.query_plan", 9, "INFO", event, now));
+        self.seen.insert(id.to_string(), (clock, hash));
+        Ok(())
+    }
+}
+
+fn log(name: &str, severity: i32, text: &str, attributes: Map, now: u64) -> Record {
+    Record::Log(LogRecord {
+        time_unix_nano: now,
+        observed_time_unix_nano: now,
+        severity_number: severity,
+        severity_text: text.into(),
+        event_name: name.into(),
+        body: Value::Nil,
+        attributes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_reads_are_explained() {
+        for ok in [
+            "SELECT * FROM t WHERE id = $1",
+            "  /* app */ select a, b from t",
+            "-- c\nSELECT 1",
+            "(SELECT 1) UNION (SELECT 2)",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "SELECT * FROM t WHERE updated_at > $1",
+        ] {
+            assert!(is_plain_read(ok), "{ok}");
+        }
+        for no in [
+            "UPDATE t SET a = $1",
+            "DELETE FROM t",
+            "INSERT INTO t VALUES ($1)",
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            "SELECT * INTO new_t FROM t",
+            "SELECT * FROM t FOR UPDATE",
+            "SELECT * FROM t FOR NO KEY UPDATE",
+            "SELECT 1; DROP TABLE t",
+            "CREATE INDEX ON t (a)",
+            "VACUUM t",
+            "EXPLAIN ANALYZE SELECT 1",
+            "SET work_mem = $1",
+            "LOCK TABLE t",
+        ] {
+            assert!(!is_plain_read(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn mysql_reads_that_explain_could_evaluate_are_refused() {
+        assert!(is_safe_mysql_read("SELECT id FROM t WHERE email = 'a@b.co'"));
+        for no in [
+            "SELECT SLEEP(5)",
+            "SELECT * FROM t WHERE id = (SELECT MAX(id) FROM u)",
+            "SELECT * FROM (SELECT 1) AS d",
+            "SELECT * FROM t JOIN (SELECT 1 AS x) d ON 1",
+            "SELECT BENCHMARK (1000000, MD5('x'))",
+            "SELECT * FROM performance_schema.threads",
+            "SELECT * FROM t WHERE a = 'cut off...",
+            "UPDATE t SET a = 1",
+        ] {
+            assert!(!is_safe_mysql_read(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_counted() {
+        assert_eq!(parameters("SELECT * FROM t WHERE a = $1 AND b IN ($2, $3) AND c = $12"), 12);
+        assert_eq!(parameters("SELECT 1"), 0);
+    }
+}

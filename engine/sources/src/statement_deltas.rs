@@ -1,0 +1,454 @@
+//! Per-interval deltas of cumulative statement statistics
+//! (pg_stat_statements, performance_schema digests).
+//!
+//! The rules, from what other collectors got wrong:
+//! - a statement is keyed by (server identity, database, user, query id,
+//!   toplevel); the server identity changes on failover or restart, and
+//!   then every statement is re-baselined;
+//! - the first sighting of a key is its baseline and emits nothing;
+//! - a counter that went down means the stats were reset: re-baseline;
+//! - a change of the reset marker (`stats_reset`) re-baselines everything;
+//! - only statements that ran in the interval (Δcalls > 0) are emitted, and
+//!   of those the top N by Δtime together with the top N by Δcalls;
+//! - memory follows the rows fetched: keys not seen in a scrape are
+//!   forgotten.
+
+use std::collections::{HashMap, HashSet};
+
+use dbintel_stdlib::{Map, Value};
+
+use super::rows::{number, Row};
+use dbintel_core::record::{LogRecord, MetricKind, MetricPoint, Number, Record, Temporality};
+
+/// One cumulative counter column and the delta metric it becomes.
+pub struct Counter {
+    pub column: &'static str,
+    /// Suffix after `<system>.query.`.
+    pub metric: &'static str,
+    pub unit: &'static str,
+    /// Multiplies the raw delta (picoseconds to milliseconds for MySQL).
+    pub scale: f64,
+    pub integer: bool,
+}
+
+/// What differs between PostgreSQL and MySQL.
+pub struct Flavor {
+    /// `postgresql` or `mysql`: the metric prefix.
+    pub system: &'static str,
+    pub database_column: &'static str,
+    /// Column with the database's name, if the rows carry it.
+    pub database_name_column: Option<&'static str>,
+    pub user_column: Option<&'static str>,
+    pub user_name_column: Option<&'static str>,
+    pub id_column: &'static str,
+    pub toplevel_column: Option<&'static str>,
+    pub text_column: &'static str,
+    /// A per-entry "counting since" column (PostgreSQL 17's `stats_since`):
+    /// when it changes the entry was reset on its own, and its key is new.
+    pub since_column: Option<&'static str>,
+    /// Index in `counters` of the call count and of the total time.
+    pub calls: usize,
+    pub time: usize,
+    pub counters: &'static [Counter],
+}
+
+const fn c(column: &'static str, metric: &'static str, unit: &'static str, scale: f64, integer: bool) -> Counter {
+    Counter { column, metric, unit, scale, integer }
+}
+
+pub const POSTGRES: Flavor = Flavor {
+    system: "postgresql",
+    database_column: "dbid",
+    database_name_column: Some("datname"),
+    user_column: Some("userid"),
+    user_name_column: Some("rolname"),
+    id_column: "queryid",
+    toplevel_column: Some("toplevel"),
+    text_column: "query",
+    since_column: Some("stats_since"),
+    calls: 0,
+    time: 1,
+    counters: &[
+        c("calls", "calls", "{call}", 1.0, true),
+        c("total_exec_time", "duration", "ms", 1.0, false),
+        c("rows", "rows", "{row}", 1.0, true),
+        c("shared_blks_hit", "shared_blocks.hit", "{block}", 1.0, true),
+        c("shared_blks_read", "shared_blocks.read", "{block}", 1.0, true),
+        c("shared_blks_written", "shared_blocks.written", "{block}", 1.0, true),
+        c("local_blks_hit", "local_blocks.hit", "{block}", 1.0, true),
+        c("local_blks_read", "local_blocks.read", "{block}", 1.0, true),
+        c("temp_blks_read", "temp_blocks.read", "{block}", 1.0, true),
+        c("temp_blks_written", "temp_blocks.written", "{block}", 1.0, true),
+    ],
+};
+
+pub const MYSQL: Flavor = Flavor {
+    system: "mysql",
+    database_column: "SCHEMA_NAME",
+    database_name_column: Some("SCHEMA_NAME"),
+    user_column: None,
+    user_name_column: None,
+    id_column: "DIGEST",
+    toplevel_column: None,
+    text_column: "DIGEST_TEXT",
+    // duplicate digest rows can differ in FIRST_SEEN; they must still sum
+    since_column: None,
+    calls: 0,
+    time: 1,
+    counters: &[
+        c("COUNT_STAR", "calls", "{call}", 1.0, true),
+        // picoseconds to milliseconds
+        c("SUM_TIMER_WAIT", "duration", "ms", 1e-9, false),
+        c("SUM_ROWS_SENT", "rows", "{row}", 1.0, true),
+        c("SUM_ROWS_EXAMINED", "rows_examined", "{row}", 1.0, true),
+        c("SUM_ROWS_AFFECTED", "rows_affected", "{row}", 1.0, true),
+        c("SUM_NO_INDEX_USED", "no_index_used", "{call}", 1.0, true),
+        c("SUM_CREATED_TMP_DISK_TABLES", "tmp_disk_tables", "{table}", 1.0, true),
+    ],
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    database: String,
+    user: String,
+    id: String,
+    toplevel: bool,
+    since: String,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    counters: Vec<f64>,
+    database_name: String,
+    user_name: String,
+}
+
+/// Delta state for one target.
+pub struct StatementDeltas {
+    flavor: &'static Flavor,
+    top: usize,
+    server: Option<String>,
+    reset_marker: Option<String>,
+    previous: HashMap<Key, Seen>,
+    /// Query texts by id, kept only for ids still present.
+    texts: HashMap<String, String>,
+    last_scrape: Option<u64>,
+}
+
+/// The statements a scrape will emit, before their texts are known.
+pub struct Selection {
+    chosen: Vec<(Key, Seen, Vec<f64>)>,
+    /// Ids among the chosen whose text is not cached yet.
+    pub needs_text: Vec<String>,
+    start: u64,
+    now: u64,
+    summary: ScrapeSummary,
+}
+
+/// What one scrape produced, for counters and tests.
+#[derive(Debug, Default, PartialEq)]
+pub struct ScrapeSummary {
+    pub rows: usize,
+    pub baselined: usize,
+    pub rebaselined: usize,
+    pub emitted: usize,
+    pub skipped_rows: usize,
+}
+
+impl StatementDeltas {
+    pub fn new(flavor: &'static Flavor, top: usize) -> StatementDeltas {
+        StatementDeltas {
+            flavor,
+            top,
+            server: None,
+            reset_marker: None,
+            previous: HashMap::new(),
+            texts: HashMap::new(),
+            last_scrape: None,
+        }
+    }
+
+    /// Whether the text for this query id is already known.
+    pub fn knows_text(&self, id: &str) -> bool {
+        self.texts.contains_key(id)
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.previous.len()
+    }
+
+    fn key(&self, row: &Row) -> Option<Key> {
+        let f = self.flavor;
+        let text = |col: &str| row.get(col).filter(|v| !v.is_nil()).map(|v| v.to_string());
+        Some(Key {
+            database: text(f.database_column).unwrap_or_default(),
+            user: f.user_column.and_then(text).unwrap_or_default(),
+            id: text(f.id_column)?,
+            toplevel: f.toplevel_column.and_then(|c| row.get(c)).is_none_or(|v| !matches!(v, Value::Bool(false))),
+            since: f.since_column.and_then(text).unwrap_or_default(),
+        })
+    }
+
+    /// Takes one scrape's rows (with texts where the rows carry them);
+    /// returns the delta records.
+    pub fn observe(&mut self, server: &str, reset_marker: Option<String>, rows: Vec<Row>, now: u64) -> (Vec<Record>, ScrapeSummary) {
+        let selection = self.select(server, reset_marker, rows, now);
+        self.emit(selection, std::collections::HashMap::new())
+    }
+
+    /// The first half of a scrape: deltas computed and the top statements
+    /// chosen. [`Selection::needs_text`] says which texts are still unknown,
+    /// so a live source fetches only those before [`StatementDeltas::emit`].
+    pub fn select(&mut self, server: &str, reset_marker: Option<String>, rows: Vec<Row>, now: u64) -> Selection {
+        let mut summary = ScrapeSummary { rows: rows.len(), ..ScrapeSummary::default() };
+        if self.server.as_deref() != Some(server) || (reset_marker.is_some() && self.reset_marker != reset_marker) {
+            // new server, restart, failover or reset: everything starts over
+            self.previous.clear();
+            self.server = Some(server.to_string());
+            self.reset_marker = reset_marker;
+        }
+        let start = self.last_scrape.unwrap_or(now);
+        self.last_scrape = Some(now);
+
+        // Sum duplicate keys (MySQL can report one digest twice).
+        let mut current: HashMap<Key, Seen> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let Some(key) = self.key(row) else {
+                summary.skipped_rows += 1;
+                continue;
+            };
+            let counters: Vec<f64> = self.flavor.counters.iter().map(|c| number(row, c.column).unwrap_or(0.0)).collect();
+            if let Some(Value::Str(text)) = row.get(self.flavor.text_column) {
+                self.texts.entry(key.id.clone()).or_insert_with(|| text.clone());
+            }
+            let name = |col: Option<&str>, fallback: &str| {
+                col.and_then(|c| row.get(c)).filter(|v| !v.is_nil()).map_or(fallback.to_string(), |v| v.to_string())
+            };
+            let seen = current.entry(key.clone()).or_insert_with(|| Seen {
+                counters: vec![0.0; counters.len()],
+                database_name: name(self.flavor.database_name_column, &key.database),
+                user_name: name(self.flavor.user_name_column, &key.user),
+            });
+            for (total, add) in seen.counters.iter_mut().zip(counters) {
+                *total += add;
+            }
+        }
+
+        let mut deltas: Vec<(Key, Vec<f64>)> = Vec::new();
+        for (key, seen) in &current {
+            match self.previous.get(key) {
+                None => summary.baselined += 1,
+                Some(before) => {
+                    let delta: Vec<f64> = seen.counters.iter().zip(&before.counters).map(|(now, before)| now - before).collect();
+                    if delta.iter().any(|d| *d < 0.0) {
+                        summary.rebaselined += 1;
+                    } else if delta[self.flavor.calls] > 0.0 {
+                        deltas.push((key.clone(), delta));
+                    }
+                }
+            }
+        }
+        let chosen_indexes = self.top_n(&deltas);
+        let chosen: Vec<(Key, Seen, Vec<f64>)> = deltas
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| chosen_indexes.contains(i))
+            .map(|(_, (key, delta))| {
+                let seen = current[&key].clone();
+                (key, seen, delta)
+            })
+            .collect();
+        let live_ids: HashSet<&String> = current.keys().map(|k| &k.id).collect();
+        self.texts.retain(|id, _| live_ids.contains(id));
+        self.previous = current;
+        let needs_text = chosen
+            .iter()
+            .map(|(k, _, _)| k.id.clone())
+            .filter(|id| !self.texts.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        Selection { chosen, needs_text, start, now, summary }
+    }
+
+    /// The second half: records for the chosen statements, with `texts`
+    /// (id to text) fetched for the ones that needed it.
+    pub fn emit(&mut self, selection: Selection, texts: HashMap<String, String>) -> (Vec<Record>, ScrapeSummary) {
+        self.texts.extend(texts);
+        let mut summary = selection.summary;
+        let mut records = Vec::new();
+        for (key, seen, delta) in &selection.chosen {
+            records.extend(self.records(key, seen, delta, selection.start, selection.now));
+            summary.emitted += 1;
+        }
+        (records, summary)
+    }
+
+    /// Indexes of the top N by time together with the top N by calls.
+    fn top_n(&self, deltas: &[(Key, Vec<f64>)]) -> HashSet<usize> {
+        let by = |index: usize| {
+            let mut order: Vec<usize> = (0..deltas.len()).collect();
+            order.sort_by(|&a, &b| deltas[b].1[index].total_cmp(&deltas[a].1[index]).then(deltas[a].0.id.cmp(&deltas[b].0.id)));
+            order.truncate(self.top);
+            order
+        };
+        by(self.flavor.time).into_iter().chain(by(self.flavor.calls)).collect()
+    }
+
+    fn records(&self, key: &Key, seen: &Seen, delta: &[f64], start: u64, now: u64) -> Vec<Record> {
+        let system = self.flavor.system;
+        let mut attributes = Map::with_capacity(4);
+        attributes.insert("db.query.id", Value::Str(key.id.clone()));
+        attributes.insert("db.namespace", Value::Str(seen.database_name.clone()));
+        if self.flavor.user_column.is_some() {
+            attributes.insert("db.user", Value::Str(seen.user_name.clone()));
+        }
+        if !key.toplevel {
+            attributes.insert("db.query.toplevel", Value::Bool(false));
+        }
+        let mut out = Vec::with_capacity(delta.len() + 1);
+        for (counter, d) in self.flavor.counters.iter().zip(delta) {
+            let value = d * counter.scale;
+            out.push(Record::Metric(MetricPoint {
+                name: format!("{system}.query.{}", counter.metric),
+                unit: counter.unit.to_string(),
+                description: String::new(),
+                kind: MetricKind::Sum { monotonic: true, temporality: Temporality::Delta },
+                start_time_unix_nano: start,
+                time_unix_nano: now,
+                value: if counter.integer { Number::Int(value.round() as i64) } else { Number::Double(value) },
+                attributes: attributes.clone(),
+            }));
+        }
+        let calls = delta[self.flavor.calls];
+        let total_ms = delta[self.flavor.time] * self.flavor.counters[self.flavor.time].scale;
+        let mut event = attributes;
+        event.insert("db.query.text", self.texts.get(&key.id).map_or(Value::Nil, |t| Value::Str(t.clone())));
+        event.insert("db.query.calls", Value::Int(calls as i64));
+        event.insert("db.query.duration_ms", Value::Double(if calls > 0.0 { total_ms / calls } else { 0.0 }));
+        event.insert("db.query.total_duration_ms", Value::Double(total_ms));
+        out.push(Record::Log(LogRecord {
+            time_unix_nano: now,
+            observed_time_unix_nano: now,
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            event_name: "db.server.top_query".into(),
+            body: Value::Nil,
+            attributes: event,
+        }));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(queryid: i64, calls: i64, time: f64) -> Row {
+        let mut r = Map::new();
+        r.insert("dbid", Value::Int(5));
+        r.insert("userid", Value::Int(10));
+        r.insert("queryid", Value::Int(queryid));
+        r.insert("toplevel", Value::Bool(true));
+        r.insert("query", Value::Str(format!("select {queryid}")));
+        r.insert("calls", Value::Int(calls));
+        r.insert("total_exec_time", Value::Double(time));
+        r
+    }
+
+    fn calls_of(records: &[Record], id: i64) -> Option<i64> {
+        records.iter().find_map(|r| match r {
+            Record::Metric(m)
+                if m.name == "postgresql.query.calls" && m.attributes.get("db.query.id") == Some(&Value::Str(id.to_string())) =>
+            {
+                match m.value {
+                    Number::Int(i) => Some(i),
+                    Number::Double(d) => Some(d as i64),
+                }
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn first_sighting_is_a_baseline_then_deltas() {
+        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let (first, s) = d.observe("srv", None, vec![row(1, 10, 5.0)], 1);
+        assert!(first.is_empty());
+        assert_eq!(s.baselined, 1);
+        let (second, _) = d.observe("srv", None, vec![row(1, 17, 9.0)], 2);
+        assert_eq!(calls_of(&second, 1), Some(7));
+    }
+
+    #[test]
+    fn negative_delta_rebaselines_instead_of_emitting() {
+        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        d.observe("srv", None, vec![row(1, 100, 50.0)], 1);
+        let (after_reset, s) = d.observe("srv", None, vec![row(1, 3, 1.0)], 2);
+        assert!(after_reset.is_empty());
+        assert_eq!(s.rebaselined, 1);
+        let (next, _) = d.observe("srv", None, vec![row(1, 5, 2.0)], 3);
+        assert_eq!(calls_of(&next, 1), Some(2));
+    }
+
+    #[test]
+    fn server_change_or_reset_marker_rebaselines_everything() {
+        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        d.observe("srv-a", None, vec![row(1, 10, 1.0)], 1);
+        let (failover, _) = d.observe("srv-b", None, vec![row(1, 50, 9.0)], 2);
+        assert!(failover.is_empty(), "a new server identity must not produce a delta against the old one");
+        d.observe("srv-b", Some("t1".into()), vec![row(1, 60, 9.5)], 3);
+        let (reset, _) = d.observe("srv-b", Some("t2".into()), vec![row(1, 70, 9.9)], 4);
+        assert!(reset.is_empty(), "a new stats_reset must re-baseline");
+    }
+
+    #[test]
+    fn only_statements_that_ran_and_top_n() {
+        let mut d = StatementDeltas::new(&POSTGRES, 1);
+        d.observe("s", None, vec![row(1, 1, 1.0), row(2, 1, 1.0), row(3, 1, 1.0)], 1);
+        // 1: most time; 2: most calls; 3: did not run
+        let (out, s) = d.observe("s", None, vec![row(1, 2, 100.0), row(2, 50, 2.0), row(3, 1, 1.0)], 2);
+        assert_eq!(s.emitted, 2);
+        assert_eq!(calls_of(&out, 1), Some(1));
+        assert_eq!(calls_of(&out, 2), Some(49));
+        assert_eq!(calls_of(&out, 3), None);
+    }
+
+    #[test]
+    fn an_entry_reset_on_its_own_is_a_new_baseline() {
+        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let mut r = row(1, 10, 1.0);
+        r.insert("stats_since", Value::Str("2026-11-28 10:00".into()));
+        d.observe("s", None, vec![r.clone()], 1);
+        // reset alone and run more often than before: no negative delta
+        // gives it away, the new stats_since does
+        let mut again = row(1, 25, 2.0);
+        again.insert("stats_since", Value::Str("2026-11-28 10:05".into()));
+        let (out, s) = d.observe("s", None, vec![again], 2);
+        assert!(out.is_empty());
+        assert_eq!(s.baselined, 1);
+    }
+
+    #[test]
+    fn nulls_do_not_break_a_scrape() {
+        let mut d = StatementDeltas::new(&POSTGRES, 10);
+        let mut r = row(1, 1, 1.0);
+        r.insert("total_exec_time", Value::Nil);
+        r.insert("query", Value::Nil);
+        let mut no_id = row(2, 1, 1.0);
+        no_id.insert("queryid", Value::Nil);
+        let (_, s) = d.observe("s", None, vec![r, no_id], 1);
+        assert_eq!(s.skipped_rows, 1);
+        assert_eq!(s.baselined, 1);
+    }
+
+    #[test]
+    fn forgotten_keys_free_their_memory() {
+        let mut d = StatementDeltas::new(&POSTGRES, 10);
+        d.observe("s", None, (0..100).map(|i| row(i, 1, 1.0)).collect(), 1);
+        assert_eq!(d.tracked(), 100);
+        d.observe("s", None, vec![row(1, 2, 2.0)], 2);
+        assert_eq!(d.tracked(), 1);
+        assert!(d.knows_text("1") && !d.knows_text("50"));
+    }
+}
