@@ -6,7 +6,8 @@
 //!   this crate itself does no I/O).
 //! - [`check`]: names, settings, functions, paths, the graph; collects every
 //!   [`Diagnostic`] instead of stopping at the first.
-//! - [`schema`]: what each node kind accepts.
+//! - [`schema`]: what each node kind accepts, declared once as typed
+//!   settings ([`typed`]) the engine reads back.
 //! - [`plan`]: the compiled DAG, the engine's only input.
 //! - [`render`]: the plan as DOT or Mermaid.
 //! - [`format`]: canonical formatting that keeps comments.
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod source;
+pub mod typed;
 
 pub use check::EnvPolicy;
 pub use diagnostic::{Diagnostic, Severity};

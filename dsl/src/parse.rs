@@ -184,7 +184,31 @@ fn skip_raw_string(bytes: &[u8], mut i: usize, hashes: usize) -> usize {
 
 // ---- step 2: syntax errors and recovery -----------------------------------
 
-const ITEM_KEYWORDS: &[&str] = &["use", "source", "transform", "sample", "sink", "batch", "memory_limit", "pipeline", "test"];
+/// Every keyword that starts an item, and whether the item declares a
+/// named node: the one list that recovery, name reading and suggestions
+/// use (the grammar's `kw_*` rules spell the same words).
+const ITEMS: &[(&str, bool)] = &[
+    ("use", false),
+    ("source", true),
+    ("transform", true),
+    ("sample", true),
+    ("sink", true),
+    ("batch", true),
+    ("memory_limit", true),
+    ("pipeline", false),
+    ("test", false),
+    ("cluster", false),
+];
+
+const ITEM_KEYWORDS: &[&str] = &{
+    let mut words = [""; ITEMS.len()];
+    let mut i = 0;
+    while i < ITEMS.len() {
+        words[i] = ITEMS[i].0;
+        i += 1;
+    }
+    words
+};
 
 fn error_offset(err: &pest::error::Error<Rule>) -> usize {
     match err.location {
@@ -223,7 +247,7 @@ fn declared_name(file: FileId, text: &str, mut pos: usize) -> Option<Ident> {
         }
     }
     let rest = &text[pos..];
-    let keyword = ["source", "transform", "sample", "sink", "batch", "memory_limit"].into_iter().find(|kw| rest.starts_with(kw))?;
+    let keyword = ITEMS.iter().filter(|(_, declares)| *declares).map(|(kw, _)| *kw).find(|kw| rest.starts_with(kw))?;
     let after = &rest[keyword.len()..];
     let name_rest = after.trim_start();
     if name_rest.len() == after.len() {

@@ -4,7 +4,9 @@
 //! The checker validates blocks against these tables and the plan fills in
 //! defaults from them, so the engine always sees complete, typed settings.
 
-use crate::plan::Signals;
+use std::time::Duration;
+
+use crate::plan::{SecretRef, Signals};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SettingType {
@@ -77,11 +79,26 @@ pub struct SettingSpec {
     pub default: DefaultValue,
 }
 
+impl SettingSpec {
+    /// The spec under its field's name (see [`crate::settings!`]).
+    pub const fn named(self, name: &'static str) -> SettingSpec {
+        SettingSpec { name, ..self }
+    }
+}
+
+/// A required setting (named by its field in a [`crate::settings!`] struct).
+pub const fn required(ty: SettingType) -> SettingSpec {
+    SettingSpec { name: "", ty, required: true, default: DefaultValue::None }
+}
+/// An optional setting with its default.
+pub const fn optional(ty: SettingType, default: DefaultValue) -> SettingSpec {
+    SettingSpec { name: "", ty, required: false, default }
+}
 const fn req(name: &'static str, ty: SettingType) -> SettingSpec {
-    SettingSpec { name, ty, required: true, default: DefaultValue::None }
+    required(ty).named(name)
 }
 const fn opt(name: &'static str, ty: SettingType, default: DefaultValue) -> SettingSpec {
-    SettingSpec { name, ty, required: false, default }
+    optional(ty, default).named(name)
 }
 
 const MS: u64 = 1;
@@ -110,97 +127,122 @@ pub struct SinkKindSpec {
     pub settings: &'static [SettingSpec],
 }
 
-const SSLMODES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
-
-/// Settings every database source shares.
-macro_rules! db_settings {
-    ($($extra:expr),* $(,)?) => {
-        &[
-            req("dsn", SettingType::Secret),
-            opt("interval", SettingType::Duration, DefaultValue::Duration(30 * SEC)),
-            opt("timeout", SettingType::Duration, DefaultValue::Duration(3 * SEC)),
-            opt("connect_timeout", SettingType::Duration, DefaultValue::Duration(5 * SEC)),
-            opt("pool", SettingType::Int { min: 1, max: 16 }, DefaultValue::Int(2)),
-            opt("allow_privileged", SettingType::Bool, DefaultValue::Bool(false)),
-            opt("sslmode", SettingType::Word(SSLMODES), DefaultValue::Word("prefer")),
-            opt("sslrootcert", SettingType::String, DefaultValue::None),
-            opt("jitter", SettingType::Percent, DefaultValue::Percent(10.0)),
-            // circuit breaker (see engine/src/sources/breaker.rs)
-            opt("breaker_failures", SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(5)),
-            opt("breaker_successes", SettingType::Int { min: 1, max: 100 }, DefaultValue::Int(2)),
-            opt("breaker_cooldown", SettingType::Duration, DefaultValue::Duration(30 * SEC)),
-            opt("breaker_max_cooldown", SettingType::Duration, DefaultValue::Duration(600 * SEC)),
-            opt("breaker_max_active_sessions", SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::None),
-            opt("breaker_max_replication_lag", SettingType::Duration, DefaultValue::None),
-            opt("breaker_max_probe_time", SettingType::Duration, DefaultValue::None),
-            $($extra),*
-        ]
-    };
+crate::words! {
+    /// `sslmode`, as libpq spells it (MySQL's modes are mapped onto these).
+    pub enum SslMode {
+        Disable = "disable",
+        Prefer = "prefer",
+        Require = "require",
+        VerifyCa = "verify-ca",
+        VerifyFull = "verify-full",
+    } default Prefer
 }
 
-const STATEMENTS: CollectorSpec = CollectorSpec {
-    name: "statements",
-    settings: &[
-        opt("top", SettingType::Int { min: 1, max: 10_000 }, DefaultValue::Int(200)),
-        opt("interval", SettingType::Duration, DefaultValue::None),
-        opt("max_text_length", SettingType::Int { min: 64, max: 1_048_576 }, DefaultValue::Int(4095)),
-    ],
-    signals: Signals::BOTH,
-};
+crate::settings! {
+    /// Settings every database source (`postgres`, `mysql`, `sql`) shares.
+    pub struct DbSettings {
+        dsn: Option<SecretRef> = required(SettingType::Secret),
+        interval: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
+        /// Per query: the server-side limit, and (plus a margin) the client's.
+        timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(3 * SEC)),
+        connect_timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(5 * SEC)),
+        pool: i64 = optional(SettingType::Int { min: 1, max: 16 }, DefaultValue::Int(2)),
+        allow_privileged: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
+        sslmode: SslMode = optional(SettingType::Word(SslMode::WORDS), DefaultValue::Word("prefer")),
+        sslrootcert: Option<String> = optional(SettingType::String, DefaultValue::None),
+        jitter: f64 = optional(SettingType::Percent, DefaultValue::Percent(10.0)),
+        /// How often a collector that fails for a reason of configuration
+        /// (a privilege, a missing view, a query's syntax) is tried again.
+        config_retry: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// Reconnecting after a failure waits from 1 s, doubling, up to this.
+        reconnect_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(60 * SEC)),
+        // circuit breaker (see engine/sources/src/breaker.rs)
+        breaker_failures: i64 = optional(SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(5)),
+        breaker_successes: i64 = optional(SettingType::Int { min: 1, max: 100 }, DefaultValue::Int(2)),
+        breaker_cooldown: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
+        breaker_max_cooldown: Duration = optional(SettingType::Duration, DefaultValue::Duration(600 * SEC)),
+        breaker_max_active_sessions: Option<i64> = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::None),
+        breaker_max_replication_lag: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+        breaker_max_probe_time: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+    }
+}
 
-const ACTIVITY: CollectorSpec = CollectorSpec {
-    name: "activity",
-    settings: &[
-        opt("every", SettingType::Duration, DefaultValue::Duration(SEC)),
-        opt("window", SettingType::Duration, DefaultValue::Duration(60 * SEC)),
-        opt("samples_as_logs", SettingType::Bool, DefaultValue::Bool(false)),
-    ],
-    signals: Signals::BOTH,
-};
+crate::settings! {
+    /// `collect statements { … }`: pg_stat_statements / digest deltas.
+    pub struct StatementsSettings {
+        top: i64 = optional(SettingType::Int { min: 1, max: 10_000 }, DefaultValue::Int(200)),
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+    }
+}
 
-/// Generic plans of the top statements (off unless collected): never
-/// ANALYZE, never executing the statement.
-const PLANS: CollectorSpec = CollectorSpec {
-    name: "plans",
-    settings: &[
-        opt("top", SettingType::Int { min: 1, max: 10_000 }, DefaultValue::Int(10)),
-        opt("per_scrape", SettingType::Int { min: 1, max: 1_000 }, DefaultValue::Int(5)),
-        opt("every", SettingType::Duration, DefaultValue::Duration(3600 * SEC)),
-        opt("cache_ttl", SettingType::Duration, DefaultValue::Duration(24 * 3600 * SEC)),
-        opt("interval", SettingType::Duration, DefaultValue::Duration(300 * SEC)),
-    ],
-    signals: Signals::LOGS,
-};
+crate::settings! {
+    /// `collect activity { … }`: active session history.
+    pub struct ActivitySettings {
+        every: Duration = optional(SettingType::Duration, DefaultValue::Duration(SEC)),
+        window: Duration = optional(SettingType::Duration, DefaultValue::Duration(60 * SEC)),
+        samples_as_logs: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
+    }
+}
 
-const INSTANCE: CollectorSpec =
-    CollectorSpec { name: "instance", settings: &[opt("interval", SettingType::Duration, DefaultValue::None)], signals: Signals::METRICS };
+crate::settings! {
+    /// `collect plans { … }`: generic plans of the top statements (off
+    /// unless collected); never ANALYZE, never executing the statement.
+    pub struct PlansSettings {
+        top: i64 = optional(SettingType::Int { min: 1, max: 10_000 }, DefaultValue::Int(10)),
+        per_scrape: i64 = optional(SettingType::Int { min: 1, max: 1_000 }, DefaultValue::Int(5)),
+        every: Duration = optional(SettingType::Duration, DefaultValue::Duration(3600 * SEC)),
+        cache_ttl: Duration = optional(SettingType::Duration, DefaultValue::Duration(24 * 3600 * SEC)),
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+    }
+}
 
-const SQL_QUERY: CollectorSpec = CollectorSpec {
-    name: "<query>",
-    settings: &[
-        req("query", SettingType::String),
-        opt("interval", SettingType::Duration, DefaultValue::None),
-        opt("kind", SettingType::Word(&["gauge", "sum", "log"]), DefaultValue::Word("gauge")),
-        opt("metric", SettingType::String, DefaultValue::None),
-        opt("value_column", SettingType::String, DefaultValue::None),
-        opt("attribute_columns", SettingType::StringList, DefaultValue::None),
-        opt("body_column", SettingType::String, DefaultValue::None),
-        opt("unit", SettingType::String, DefaultValue::None),
-        opt("monotonic", SettingType::Bool, DefaultValue::Bool(false)),
-        opt("tracking_column", SettingType::String, DefaultValue::None),
-    ],
-    signals: Signals::BOTH,
-};
+crate::settings! {
+    /// `collect instance { … }`: server health.
+    pub struct InstanceSettings {
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+    }
+}
+
+crate::words! {
+    /// What a `sql` collector's rows become.
+    pub enum SqlKind {
+        Gauge = "gauge",
+        Sum = "sum",
+        Log = "log",
+    } default Gauge
+}
+
+crate::settings! {
+    /// One query of a `sql` source.
+    pub struct SqlQuerySettings {
+        query: String = required(SettingType::String),
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+        kind: SqlKind = optional(SettingType::Word(SqlKind::WORDS), DefaultValue::Word("gauge")),
+        metric: Option<String> = optional(SettingType::String, DefaultValue::None),
+        value_column: Option<String> = optional(SettingType::String, DefaultValue::None),
+        attribute_columns: Option<Vec<String>> = optional(SettingType::StringList, DefaultValue::None),
+        body_column: Option<String> = optional(SettingType::String, DefaultValue::None),
+        unit: Option<String> = optional(SettingType::String, DefaultValue::None),
+        monotonic: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
+        tracking_column: Option<String> = optional(SettingType::String, DefaultValue::None),
+    }
+}
+
+const STATEMENTS: CollectorSpec = CollectorSpec { name: "statements", settings: StatementsSettings::SPECS, signals: Signals::BOTH };
+const ACTIVITY: CollectorSpec = CollectorSpec { name: "activity", settings: ActivitySettings::SPECS, signals: Signals::BOTH };
+const PLANS: CollectorSpec = CollectorSpec { name: "plans", settings: PlansSettings::SPECS, signals: Signals::LOGS };
+const INSTANCE: CollectorSpec = CollectorSpec { name: "instance", settings: InstanceSettings::SPECS, signals: Signals::METRICS };
+const SQL_QUERY: CollectorSpec = CollectorSpec { name: "<query>", settings: SqlQuerySettings::SPECS, signals: Signals::BOTH };
 
 pub const SOURCE_KINDS: &[SourceKindSpec] = &[
     SourceKindSpec {
         name: "postgres",
-        settings: db_settings![],
+        settings: DbSettings::SPECS,
         collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
         open_collectors: None,
     },
-    SourceKindSpec { name: "mysql", settings: db_settings![], collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS], open_collectors: None },
-    SourceKindSpec { name: "sql", settings: db_settings![], collectors: &[], open_collectors: Some(SQL_QUERY) },
+    SourceKindSpec { name: "mysql", settings: DbSettings::SPECS, collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS], open_collectors: None },
+    SourceKindSpec { name: "sql", settings: DbSettings::SPECS, collectors: &[], open_collectors: Some(SQL_QUERY) },
 ];
 
 const COMPRESSION: &[&str] = &["gzip", "zstd", "none"];
@@ -269,28 +311,48 @@ pub const SAMPLE_SETTINGS: &[SettingSpec] = &[
     opt("dedup_max_keys", SettingType::Int { min: 1, max: 10_000_000 }, DefaultValue::Int(100_000)),
 ];
 
-pub const BATCH_SETTINGS: &[SettingSpec] = &[
-    opt("size", SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(8192)),
-    opt("timeout", SettingType::Duration, DefaultValue::Duration(200 * MS)),
-    opt("max_bytes", SettingType::Size, DefaultValue::Size(MIB)),
-];
+crate::settings! {
+    /// `batch { … }`.
+    pub struct BatchSettings {
+        size: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(8192)),
+        timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(200 * MS)),
+        max_bytes: u64 = optional(SettingType::Size, DefaultValue::Size(MIB)),
+    }
+}
+pub const BATCH_SETTINGS: &[SettingSpec] = BatchSettings::SPECS;
 
-pub const MEMORY_LIMIT_SETTINGS: &[SettingSpec] = &[
-    opt("limit", SettingType::Size, DefaultValue::Size(256 * MIB)),
-    opt("soft_limit", SettingType::Percent, DefaultValue::Percent(80.0)),
-    opt("check_interval", SettingType::Duration, DefaultValue::Duration(SEC)),
-];
+crate::settings! {
+    /// `memory_limit { … }`.
+    pub struct MemoryLimitSettings {
+        limit: u64 = optional(SettingType::Size, DefaultValue::Size(256 * MIB)),
+        soft_limit: f64 = optional(SettingType::Percent, DefaultValue::Percent(80.0)),
+        check_interval: Duration = optional(SettingType::Duration, DefaultValue::Duration(SEC)),
+    }
+}
+pub const MEMORY_LIMIT_SETTINGS: &[SettingSpec] = MemoryLimitSettings::SPECS;
 
-/// `cluster { ... }`: how replicas share the sources (Kubernetes Leases).
-pub const CLUSTER_SETTINGS: &[SettingSpec] = &[
-    opt("mode", SettingType::Word(&["none", "leader", "sharded"]), DefaultValue::Word("none")),
-    opt("lease", SettingType::String, DefaultValue::String("dbintel")),
-    // unset: POD_NAMESPACE, else the service account's namespace
-    opt("namespace", SettingType::String, DefaultValue::None),
-    opt("duration", SettingType::Duration, DefaultValue::Duration(15 * SEC)),
-    opt("renew", SettingType::Duration, DefaultValue::Duration(10 * SEC)),
-    opt("retry", SettingType::Duration, DefaultValue::Duration(2 * SEC)),
-];
+crate::words! {
+    /// How replicas share the sources.
+    pub enum ClusterMode {
+        None = "none",
+        Leader = "leader",
+        Sharded = "sharded",
+    } default None
+}
+
+crate::settings! {
+    /// `cluster { ... }`: how replicas share the sources (Kubernetes Leases).
+    pub struct ClusterSettings {
+        mode: ClusterMode = optional(SettingType::Word(ClusterMode::WORDS), DefaultValue::Word("none")),
+        lease: String = optional(SettingType::String, DefaultValue::String("dbintel")),
+        /// unset: POD_NAMESPACE, else the service account's namespace
+        namespace: Option<String> = optional(SettingType::String, DefaultValue::None),
+        duration: Duration = optional(SettingType::Duration, DefaultValue::Duration(15 * SEC)),
+        renew: Duration = optional(SettingType::Duration, DefaultValue::Duration(10 * SEC)),
+        retry: Duration = optional(SettingType::Duration, DefaultValue::Duration(2 * SEC)),
+    }
+}
+pub const CLUSTER_SETTINGS: &[SettingSpec] = ClusterSettings::SPECS;
 
 pub fn source_kind(name: &str) -> Option<&'static SourceKindSpec> {
     SOURCE_KINDS.iter().find(|k| k.name == name)
