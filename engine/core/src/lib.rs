@@ -9,6 +9,7 @@
 //! - [`fence`]: whether this replica may query a target right now.
 //! - [`secret`]: DSNs and keys that never print.
 //! - [`counters`]: per-node in/out/dropped/errors.
+//! - [`status`]: what each target and collector is doing, and why.
 
 pub mod budget;
 pub mod counters;
@@ -17,6 +18,7 @@ pub mod record;
 pub mod routing;
 pub mod secret;
 pub mod sink;
+pub mod status;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,8 +1,11 @@
 //! Where a source's batches go: one route per pipeline that starts at the
 //! source, picked by collector, plus an optional tap.
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
+use crate::budget::Budget;
 use crate::record::Batch;
 
 /// Where a source's batches go: one route per pipeline that starts at it,
@@ -11,6 +14,9 @@ use crate::record::Batch;
 pub struct SourceOutput {
     pub routes: Vec<(usize, Option<String>, mpsc::Sender<Batch>)>,
     pub tap: Option<mpsc::Sender<Batch>>,
+    /// The memory budgets downstream: above their soft limit, sources
+    /// hold back (skip a scrape and count it) instead of adding more.
+    pub budgets: Vec<Arc<Budget>>,
 }
 
 impl SourceOutput {
@@ -36,22 +42,53 @@ impl SourceOutput {
     }
 
     /// Sends from a blocking thread, waiting while downstream is full.
-    pub fn send_blocking(&self, collector: &str, batch: Batch) {
-        for (sender, item) in self.copies(collector, batch) {
-            let _ = sender.blocking_send(item);
-        }
+    /// Returns the records that found no receiver (the plan is ending):
+    /// the caller counts them as dropped.
+    pub fn send_blocking(&self, collector: &str, batch: Batch) -> usize {
+        self.copies(collector, batch).into_iter().map(|(sender, item)| sender.blocking_send(item).map_or_else(|e| e.0.len(), |()| 0)).sum()
     }
 
-    /// Sends from a task, waiting while downstream is full.
-    pub async fn send(&self, collector: &str, batch: Batch) {
+    /// Sends from a task, waiting while downstream is full. Returns the
+    /// records that found no receiver (the plan is ending): the caller
+    /// counts them as dropped.
+    pub async fn send(&self, collector: &str, batch: Batch) -> usize {
+        let mut lost = 0;
         for (sender, item) in self.copies(collector, batch) {
-            let _ = sender.send(item).await;
+            if let Err(e) = sender.send(item).await {
+                lost += e.0.len();
+            }
         }
+        lost
     }
 
-    /// Whether every route has room for another batch right now (live
-    /// sources skip a scrape when it does not).
-    pub fn has_room(&self) -> bool {
-        self.routes.iter().all(|(_, _, s)| s.capacity() > 0)
+    /// Whether every route has room for another batch right now and no
+    /// budget downstream is above its soft limit (live sources skip a
+    /// scrape when not).
+    pub fn has_room(&self) -> Result<(), Backpressure> {
+        if let Some(budget) = self.budgets.iter().find(|b| b.under_pressure()) {
+            return Err(Backpressure::Memory { used: budget.used(), soft: budget.soft });
+        }
+        if self.routes.iter().any(|(_, _, s)| s.capacity() == 0) {
+            return Err(Backpressure::Full);
+        }
+        Ok(())
+    }
+}
+
+/// Why a source holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backpressure {
+    /// A channel downstream is full (a slow sink).
+    Full,
+    /// A memory budget downstream is above its soft limit.
+    Memory { used: u64, soft: u64 },
+}
+
+impl std::fmt::Display for Backpressure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backpressure::Full => f.write_str("downstream is full"),
+            Backpressure::Memory { used, soft } => write!(f, "memory in flight ({used} bytes) is above the soft limit ({soft} bytes)"),
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dbintel_dsl::plan::Settings;
+use dbintel_dsl::schema::DbSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -36,16 +36,16 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_settings(s: &Settings) -> Policy {
+    pub fn from_settings(s: &DbSettings) -> Policy {
         let positive = |d: Option<Duration>| d.filter(|d| !d.is_zero());
         Policy {
-            failures: s.int("breaker_failures").unwrap_or(5).max(1) as u32,
-            successes: s.int("breaker_successes").unwrap_or(2).max(1) as u32,
-            cooldown: s.duration("breaker_cooldown").unwrap_or(Duration::from_secs(30)),
-            max_cooldown: s.duration("breaker_max_cooldown").unwrap_or(Duration::from_secs(600)),
-            max_active_sessions: s.int("breaker_max_active_sessions").filter(|n| *n > 0),
-            max_replication_lag: positive(s.duration("breaker_max_replication_lag")),
-            max_probe_time: positive(s.duration("breaker_max_probe_time")),
+            failures: s.breaker_failures.max(1) as u32,
+            successes: s.breaker_successes.max(1) as u32,
+            cooldown: s.breaker_cooldown,
+            max_cooldown: s.breaker_max_cooldown,
+            max_active_sessions: s.breaker_max_active_sessions.filter(|n| *n > 0),
+            max_replication_lag: positive(s.breaker_max_replication_lag),
+            max_probe_time: positive(s.breaker_max_probe_time),
         }
     }
     /// Whether any duress check is configured (each costs one query per
@@ -107,6 +107,15 @@ impl Breaker {
 
     pub fn state(&self) -> State {
         self.lock().state
+    }
+
+    /// `closed`, `half_open` or `open`, as status shows it.
+    pub fn label(&self) -> &'static str {
+        match self.state() {
+            State::Closed => "closed",
+            State::HalfOpen { .. } => "half_open",
+            State::Open { .. } => "open",
+        }
     }
 
     fn publish(&self, state: State) {
@@ -241,7 +250,10 @@ pub async fn guarded<T>(
     }
     let result = query.await;
     match &result {
+        // the database answered, even if with a complaint about our
+        // configuration: that is not distress
         Ok(_) => breaker.success(),
+        Err(e) if !e.class().feeds_breaker() => breaker.success(),
         Err(e) => breaker.failure(Instant::now(), &e.to_string()),
     }
     result

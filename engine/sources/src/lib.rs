@@ -1,47 +1,50 @@
-//! Sources: where records come from. One file per source.
+//! Sources: where records come from — real databases, or recorded rows.
 //!
-//! - [`rows`]: database rows (JSON-shaped), and how a generic `sql`
-//!   collector maps them to records.
-//! - [`statement_deltas`]: pg_stat_statements / performance_schema digests
-//!   as per-interval deltas.
-//! - [`replay`]: recorded rows from NDJSON in place of a database
-//!   (`dry-run --input`).
-//! - [`live`], [`postgres`]: real databases: safe sessions, the role check,
-//!   scraping on an interval.
-//! - [`secret`]: DSNs and keys that never print.
+//! # Layout
+//! - [`collector`]: the [`Collector`] trait (what a collector queries per
+//!   server version, how its rows map to records, its cadence) and the one
+//!   registry of collectors per engine. `run`, `dry-run --scrapes` and
+//!   `dry-run --input` all build collectors from it.
+//! - [`collectors`]: one file per collector.
+//! - [`target`]: a connected database of either engine; [`postgres`] and
+//!   [`mysql`] hold what is particular to each (safe sessions, the role
+//!   check, queries under a deadline).
+//! - [`supervisor`]: one task per target: connects lazily and retries
+//!   forever with backoff, runs the collectors, fences every scrape,
+//!   reports state to the status board. Nothing ends on a database error.
+//! - [`error`]: errors classified by SQLSTATE / MySQL error number.
+//! - [`breaker`]: the circuit breaker in front of every statement.
+//! - [`statement_deltas`]: cumulative statement statistics as deltas.
+//! - [`replay`]: recorded rows (NDJSON) through the same collectors.
+//! - [`rows`]: rows as maps, and the generic `sql` row mapping.
+//!
+//! A new collector is one file in `collectors/` implementing
+//! [`Collector`], plus its entry in [`collector::REGISTRY`] and its
+//! settings in `dsl/src/schema.rs`.
 
-pub mod activity;
 pub mod breaker;
-pub mod live;
+pub mod collector;
+pub mod collectors;
+pub mod error;
 pub mod mysql;
-pub mod plans;
 pub mod postgres;
 pub mod replay;
 pub mod rows;
 pub mod statement_deltas;
+pub mod supervisor;
+pub mod target;
 
+pub use collector::Collector;
 pub use dbintel_core::secret;
+pub use error::{ErrorClass, SourceError};
 
-/// What every database source reads from its settings before it connects.
-pub struct ConnectSettings {
-    pub secret: secret::Secret,
-    /// Per query: the server-side limit, and (plus a margin) the client's.
-    pub timeout: std::time::Duration,
-    pub connect_timeout: std::time::Duration,
-    pub pool: u32,
-}
+use dbintel_dsl::schema::DbSettings;
 
-impl ConnectSettings {
-    pub fn read(name: &str, settings: &dbintel_dsl::plan::Settings) -> Result<ConnectSettings, SourceError> {
-        let reference = settings.secret("dsn").ok_or_else(|| setup_error(name, "no dsn".into()))?;
-        let secret = secret::Secret::resolve(reference).map_err(|e| setup_error(name, e.to_string()))?;
-        Ok(ConnectSettings {
-            secret,
-            timeout: settings.duration("timeout").unwrap_or(std::time::Duration::from_secs(3)),
-            connect_timeout: settings.duration("connect_timeout").unwrap_or(std::time::Duration::from_secs(5)),
-            pool: settings.int("pool").unwrap_or(2).clamp(1, 16) as u32,
-        })
-    }
+/// The DSN, read now (a `file(...)` secret may have been rotated since
+/// the last attempt).
+pub fn resolve_dsn(name: &str, settings: &DbSettings) -> Result<secret::Secret, SourceError> {
+    let reference = settings.dsn.as_ref().ok_or_else(|| setup_error(name, "no dsn".into()))?;
+    secret::Secret::resolve(reference).map_err(|e| setup_error(name, e.to_string()))
 }
 
 pub fn setup_error(name: &str, message: String) -> SourceError {
@@ -63,20 +66,4 @@ pub fn target_resource(system: &str, host: &str, port: u16, database: Option<Str
         attrs.insert("db.namespace", Value::Str(db));
     }
     resource
-}
-
-/// Why a live source could not connect or scrape. Never holds a secret:
-/// driver messages pass through `Secret::scrub` first.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("source `{source_name}`: {message}")]
-    Setup { source_name: String, message: String },
-    #[error("source `{source_name}`: refused: {message}")]
-    Privileged { source_name: String, message: String },
-    #[error("source `{source_name}`: {what} did not finish within {after:?}; cancelled")]
-    Timeout { source_name: String, what: String, after: std::time::Duration },
-    #[error("source `{source_name}`: {what} failed: {message}")]
-    Query { source_name: String, what: String, message: String },
-    #[error("source `{source_name}`: {what} not sent: the circuit breaker is open ({why})")]
-    BreakerOpen { source_name: String, what: String, why: String },
 }

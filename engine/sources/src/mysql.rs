@@ -1,5 +1,5 @@
-//! The `mysql` source (MySQL 8, MariaDB 10.5+): safe sessions, the role
-//! check, and the collectors over performance_schema.
+//! A MySQL / MariaDB target (MySQL 8, MariaDB 10.5+): a small pool, safe
+//! sessions, the role check, and queries under a client deadline.
 //!
 //! Every session starts with a statement time limit (`max_statement_time`
 //! on MariaDB, `max_execution_time` on MySQL), `innodb_lock_wait_timeout`
@@ -11,16 +11,16 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use dbintel_dsl::plan::Settings;
+use dbintel_dsl::schema::{DbSettings, SslMode};
 use dbintel_stdlib::{Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
 use sqlx::{Column, Executor, Row, TypeInfo};
 
+use super::error::from_sqlx;
 use super::rows::{integer, Row as DbRow};
 use super::secret::Secret;
-use super::statement_deltas::{StatementDeltas, MYSQL};
 use super::SourceError;
-use dbintel_core::record::{MetricKind, MetricPoint, Number, Record, Resource, Temporality};
+use dbintel_core::record::Resource;
 
 pub struct MyTarget {
     name: String,
@@ -33,32 +33,51 @@ pub struct MyTarget {
     generation: AtomicU64,
     last_uptime: AtomicI64,
     pub breaker: super::breaker::Breaker,
+    pub server: MyServer,
+}
+
+/// Which server this is: MariaDB and MySQL differ in tables, columns and
+/// statements (`SHOW SLAVE STATUS` / `SHOW REPLICA STATUS`, lock views).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MyServer {
+    pub mariadb: bool,
+    /// major * 10000 + minor * 100 + patch, e.g. 101106 or 80036.
+    pub version: i64,
+}
+
+impl MyServer {
+    /// From `SELECT VERSION()`: `10.11.6-MariaDB-0+deb12u1`, `8.0.36`.
+    pub fn from_version(text: &str) -> MyServer {
+        let numbers: Vec<i64> = text.split(|c: char| !c.is_ascii_digit()).take(3).map(|n| n.parse().unwrap_or(0)).collect();
+        let part = |i: usize| numbers.get(i).copied().unwrap_or(0);
+        MyServer { mariadb: text.to_ascii_lowercase().contains("mariadb"), version: part(0) * 10_000 + part(1) * 100 + part(2) }
+    }
 }
 
 impl MyTarget {
-    pub async fn connect(name: &str, settings: &Settings) -> Result<MyTarget, SourceError> {
-        let setup = |message: String| super::setup_error(name, message);
-        let connect = super::ConnectSettings::read(name, settings)?;
-        let super::ConnectSettings { secret, timeout, connect_timeout, pool } = connect;
-        let mut options = MySqlConnectOptions::from_str(secret.expose())
-            .map_err(|e| setup(format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
-        if let Some(mode) = settings.str("sslmode") {
-            options = options.ssl_mode(match mode {
-                "disable" => MySqlSslMode::Disabled,
-                "require" => MySqlSslMode::Required,
-                "verify-ca" => MySqlSslMode::VerifyCa,
-                "verify-full" => MySqlSslMode::VerifyIdentity,
-                _ => MySqlSslMode::Preferred,
-            });
-        }
-        if let Some(ca) = settings.str("sslrootcert") {
-            options = options.ssl_ca(ca);
+    /// Connects, sets up every session, reads the server's flavour and
+    /// version, and checks the account's privileges.
+    pub async fn connect(name: &str, settings: &DbSettings) -> Result<MyTarget, SourceError> {
+        let secret = super::resolve_dsn(name, settings)?;
+        let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
+        let mut options = MySqlConnectOptions::from_str(secret.expose()).map_err(|e| {
+            super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string())))
+        })?;
+        options = options.ssl_mode(match settings.sslmode {
+            SslMode::Disable => MySqlSslMode::Disabled,
+            SslMode::Prefer => MySqlSslMode::Preferred,
+            SslMode::Require => MySqlSslMode::Required,
+            SslMode::VerifyCa => MySqlSslMode::VerifyCa,
+            SslMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+        });
+        if let Some(ca) = &settings.sslrootcert {
+            options = options.ssl_ca(ca.as_str());
         }
         let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
         let seconds = timeout.as_secs_f64().max(0.001);
         let lock_seconds = (timeout.as_secs() / 2).max(1);
         let pool = MySqlPoolOptions::new()
-            .max_connections(pool)
+            .max_connections(settings.pool.clamp(1, 16) as u32)
             .acquire_timeout(connect_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -78,10 +97,10 @@ impl MyTarget {
             })
             .connect_with(options)
             .await
-            .map_err(|e| setup(format!("cannot connect to {host}:{port}: {}", secret.scrub(&e.to_string()))))?;
+            .map_err(|e| from_sqlx(name, &format!("connecting to {host}:{port}"), &secret, &e))?;
 
         let resource = super::target_resource("mysql", &host, port, database);
-        let target = MyTarget {
+        let mut target = MyTarget {
             name: name.to_string(),
             pool,
             secret,
@@ -90,38 +109,49 @@ impl MyTarget {
             generation: AtomicU64::new(0),
             last_uptime: AtomicI64::new(0),
             breaker: super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings)),
+            server: MyServer::default(),
         };
-        if !settings.bool("allow_privileged").unwrap_or(false) {
+        let version = target.send("server version", "SELECT VERSION() AS v").await?;
+        let text = version.first().and_then(|r| r.get("v")).map(ToString::to_string).unwrap_or_default();
+        target.server = MyServer::from_version(&text);
+        if !settings.allow_privileged {
             target.refuse_privileged().await?;
         }
         Ok(target)
     }
 
+    /// Refuses accounts that can change anything, directly or through a
+    /// role (followed to any depth): ALL, SUPER, FILE, any administrative
+    /// privilege (`*_ADMIN`, MariaDB's `… ADMIN`), GRANT OPTION, and every
+    /// write privilege.
     async fn refuse_privileged(&self) -> Result<(), SourceError> {
-        let grants = self.query("role check", "SHOW GRANTS FOR CURRENT_USER()").await?;
         let user = self.query("current user", "SELECT CURRENT_USER() AS u").await?;
         let user = user.first().and_then(|r| r.get("u")).map(ToString::to_string).unwrap_or_default();
-        for row in &grants {
-            let Some((_, grant)) = row.iter().next() else { continue };
-            let grant = grant.to_string().to_ascii_uppercase();
-            let privileges = grant.split(" ON ").next().unwrap_or("");
-            let found = if privileges.contains("ALL PRIVILEGES") {
-                Some("has ALL PRIVILEGES")
-            } else if privileges.contains("SUPER") {
-                Some("has SUPER")
-            } else if ["INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "GRANT OPTION"].iter().any(|p| privileges.contains(p)) {
-                Some("can write")
-            } else {
-                None
-            };
-            if let Some(privilege) = found {
-                let on = grant.split(" ON ").nth(1).and_then(|s| s.split(" TO ").next()).unwrap_or("?").to_string();
-                return Err(SourceError::Privileged {
-                    source_name: self.name.clone(),
-                    message: format!(
-                        "user {user} {privilege} (on {on}); use a user with only SELECT ON performance_schema.* and PROCESS (README: Database users), or set allow_privileged = true"
-                    ),
-                });
+        let mut pending = vec![("CURRENT_USER()".to_string(), None::<String>)];
+        let mut seen = std::collections::HashSet::new();
+        while let Some((grantee, via)) = pending.pop() {
+            if !seen.insert(grantee.clone()) || seen.len() > 64 {
+                continue;
+            }
+            let grants = self.query("role check", &format!("SHOW GRANTS FOR {grantee}")).await?;
+            for row in &grants {
+                let Some((_, grant)) = row.iter().next() else { continue };
+                match parse_grant(&grant.to_string()) {
+                    Grant::Roles(roles) => pending.extend(roles.into_iter().map(|r| (r.clone(), Some(r)))),
+                    Grant::Privileges { privileges, on, grant_option } => {
+                        let found = privileges.iter().find_map(|p| dangerous(p)).or(grant_option.then_some("can grant privileges".to_string()));
+                        if let Some(privilege) = found {
+                            let via = via.as_ref().map(|r| format!(" through role {r}")).unwrap_or_default();
+                            return Err(SourceError::Privileged {
+                                source_name: self.name.clone(),
+                                message: format!(
+                                    "user {user} {privilege} (on {on}){via}; use a user with only SELECT ON performance_schema.* and PROCESS (README: Database users), or set allow_privileged = true"
+                                ),
+                            });
+                        }
+                    }
+                    Grant::Other => {}
+                }
             }
         }
         Ok(())
@@ -139,23 +169,18 @@ impl MyTarget {
         dbintel_core::counters::record_query(&self.name, what, started.elapsed());
         match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
-            Ok(Err(e)) => {
-                let message = self.secret.scrub(&e.to_string());
-                let lower = message.to_ascii_lowercase();
-                if lower.contains("max_statement_time")
-                    || lower.contains("maximum statement execution time")
-                    || lower.contains("lock wait timeout")
-                {
-                    return Err(SourceError::Timeout {
-                        source_name: self.name.clone(),
-                        what: format!("{what} ({message})"),
-                        after: self.timeout,
-                    });
-                }
-                Err(SourceError::Query { source_name: self.name.clone(), what: what.to_string(), message })
-            }
+            Ok(Err(e)) => Err(from_sqlx(&self.name, what, &self.secret, &e)),
             Ok(Ok(rows)) => Ok(rows.iter().map(row_to_map).collect()),
         }
+    }
+
+    /// Seconds the replica's SQL thread is behind (0 once it has applied
+    /// all it received, whatever the primary does); `None` on a primary.
+    pub async fn replica_lag(&self) -> Option<f64> {
+        let statement = if self.server.mariadb || self.server.version < 80022 { "SHOW SLAVE STATUS" } else { "SHOW REPLICA STATUS" };
+        let rows = self.query("replica status", statement).await.ok()?;
+        let row = rows.first()?;
+        super::rows::number(row, "Seconds_Behind_Master").or_else(|| super::rows::number(row, "Seconds_Behind_Source"))
     }
 
     pub async fn close(&self) {
@@ -163,7 +188,7 @@ impl MyTarget {
     }
 
     /// Host, port and a restart counter (from the uptime going backwards).
-    async fn identity(&self) -> Result<String, SourceError> {
+    pub async fn identity(&self) -> Result<String, SourceError> {
         let rows = self
             .query("uptime", "SELECT VARIABLE_VALUE AS uptime FROM performance_schema.global_status WHERE VARIABLE_NAME = 'UPTIME'")
             .await?;
@@ -203,83 +228,115 @@ pub fn row_to_map(row: &MySqlRow) -> DbRow {
     map
 }
 
-/// events_statements_summary_by_digest, as per-interval deltas.
-pub struct MyStatements {
-    deltas: StatementDeltas,
+/// One line of `SHOW GRANTS`.
+#[derive(Debug, PartialEq)]
+enum Grant {
+    /// `GRANT SELECT, PROCESS ON *.* TO …`
+    Privileges { privileges: Vec<String>, on: String, grant_option: bool },
+    /// `GRANT `role`@`%` TO …` (MySQL) or `GRANT `role` TO …` (MariaDB).
+    Roles(Vec<String>),
+    Other,
 }
 
-impl MyStatements {
-    pub fn new(settings: &Settings) -> MyStatements {
-        MyStatements { deltas: StatementDeltas::new(&MYSQL, settings.int("top").unwrap_or(200).max(1) as usize) }
-    }
-
-    pub async fn scrape(&mut self, target: &MyTarget, now: u64) -> Result<Vec<Record>, SourceError> {
-        let server = target.identity().await?;
-        let rows = target
-            .query(
-                "statement digests",
-                "SELECT SCHEMA_NAME, DIGEST, DIGEST_TEXT, COUNT_STAR, SUM_TIMER_WAIT, SUM_ROWS_SENT, SUM_ROWS_EXAMINED,
-                        SUM_ROWS_AFFECTED, SUM_NO_INDEX_USED, SUM_CREATED_TMP_DISK_TABLES
-                   FROM performance_schema.events_statements_summary_by_digest
-                  WHERE DIGEST IS NOT NULL",
-            )
-            .await?;
-        Ok(self.deltas.observe(&server, None, rows, now).0)
+fn parse_grant(line: &str) -> Grant {
+    let Some(rest) = line.strip_prefix("GRANT ") else { return Grant::Other };
+    let upper = rest.to_ascii_uppercase();
+    match upper.find(" ON ") {
+        Some(at) if !upper[..at].contains(" TO ") => {
+            let privileges = split_top_level(&rest[..at]).into_iter().map(|p| {
+                // column privileges: `SELECT (a, b)`
+                p.split('(').next().unwrap_or("").trim().to_ascii_uppercase()
+            });
+            let on = upper[at + 4..].split(" TO ").next().unwrap_or("?").trim().to_string();
+            Grant::Privileges { privileges: privileges.collect(), on, grant_option: upper.contains("WITH GRANT OPTION") }
+        }
+        _ => match upper.find(" TO ") {
+            Some(at) => Grant::Roles(split_top_level(&rest[..at]).into_iter().map(|r| r.trim().to_string()).collect()),
+            None => Grant::Other,
+        },
     }
 }
 
-/// The MariaDB/MySQL activity sample: foreground threads that are doing
-/// something, with what they wait on now; a thread waiting for an InnoDB row
-/// lock is a `Lock` wait and names the threads holding it (MariaDB's
-/// information_schema.INNODB_LOCK_WAITS). Columns match the PostgreSQL
-/// sample so one aggregator serves both.
-pub const MY_SAMPLE_SQL: &str = "SELECT t.PROCESSLIST_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
-        t.PROCESSLIST_COMMAND AS state,
-        CASE WHEN b.blockers IS NOT NULL THEN 'Lock'
-             WHEN w.EVENT_NAME IS NULL THEN NULL
-             ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
-        CASE WHEN b.blockers IS NOT NULL THEN 'row lock' ELSE w.EVENT_NAME END AS wait_event,
-        NULL AS query_id, t.PROCESSLIST_INFO AS query, b.blockers AS blocking
-   FROM performance_schema.threads t
-   LEFT JOIN performance_schema.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
-   LEFT JOIN (SELECT r.trx_mysql_thread_id AS waiting, GROUP_CONCAT(DISTINCT h.trx_mysql_thread_id) AS blockers
-                FROM information_schema.INNODB_LOCK_WAITS lw
-                JOIN information_schema.INNODB_TRX r ON r.trx_id = lw.requesting_trx_id
-                JOIN information_schema.INNODB_TRX h ON h.trx_id = lw.blocking_trx_id
-               GROUP BY r.trx_mysql_thread_id) b ON b.waiting = t.PROCESSLIST_ID
-  WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')
-    AND t.PROCESSLIST_ID <> CONNECTION_ID()";
+/// Splits at commas outside parentheses and quotes.
+fn split_top_level(text: &str) -> Vec<String> {
+    let (mut out, mut current, mut depth, mut quote) = (Vec::new(), String::new(), 0usize, None::<char>);
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '`' | '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth = depth.saturating_sub(1),
+            (None, ',') if depth == 0 => {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.trim().is_empty() {
+        out.push(current);
+    }
+    out
+}
 
-/// Health basics from global status: connections, running threads,
-/// queries, commits, rollbacks, buffer pool reads, slow queries.
-pub async fn instance(target: &MyTarget, now: u64) -> Result<Vec<Record>, SourceError> {
-    let rows = target
-        .query(
-            "global status",
-            "SELECT VARIABLE_NAME AS name, VARIABLE_VALUE AS value FROM performance_schema.global_status
-              WHERE VARIABLE_NAME IN ('THREADS_CONNECTED', 'THREADS_RUNNING', 'QUESTIONS', 'COM_COMMIT', 'COM_ROLLBACK',
-                    'INNODB_BUFFER_POOL_READ_REQUESTS', 'INNODB_BUFFER_POOL_READS', 'SLOW_QUERIES', 'INNODB_ROW_LOCK_WAITS', 'UPTIME')",
-        )
-        .await?;
-    let cumulative = MetricKind::Sum { monotonic: true, temporality: Temporality::Cumulative };
-    let mut out = Vec::new();
-    for row in &rows {
-        let name = row.get("name").map(|v| v.to_string().to_ascii_uppercase()).unwrap_or_default();
-        let Some(value) = integer(row, "value") else { continue };
-        let (metric, unit, kind) = match name.as_str() {
-            "THREADS_CONNECTED" => ("connections", "{connection}", MetricKind::Gauge),
-            "THREADS_RUNNING" => ("threads.running", "{thread}", MetricKind::Gauge),
-            "QUESTIONS" => ("queries", "{query}", cumulative),
-            "COM_COMMIT" => ("commits", "{transaction}", cumulative),
-            "COM_ROLLBACK" => ("rollbacks", "{transaction}", cumulative),
-            "INNODB_BUFFER_POOL_READ_REQUESTS" => ("buffer_pool.read_requests", "{request}", cumulative),
-            "INNODB_BUFFER_POOL_READS" => ("buffer_pool.reads", "{read}", cumulative),
-            "SLOW_QUERIES" => ("slow_queries", "{query}", cumulative),
-            "INNODB_ROW_LOCK_WAITS" => ("row_lock.waits", "{wait}", cumulative),
-            "UPTIME" => ("uptime", "s", MetricKind::Gauge),
-            _ => continue,
+/// Why a privilege (upper case) is too much for a monitoring account.
+fn dangerous(privilege: &str) -> Option<String> {
+    const WRITES: &[&str] = &[
+        "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "REFERENCES", "CREATE VIEW", "CREATE ROUTINE",
+        "ALTER ROUTINE", "EXECUTE", "TRIGGER", "EVENT", "LOCK TABLES", "CREATE TABLESPACE", "CREATE USER", "CREATE ROLE", "DROP ROLE",
+        "DELETE HISTORY", "RELOAD", "SHUTDOWN",
+    ];
+    let p = privilege.trim();
+    if p == "ALL" || p == "ALL PRIVILEGES" {
+        Some("has ALL PRIVILEGES".into())
+    } else if p == "SUPER" || p == "FILE" {
+        Some(format!("has {p}"))
+    } else if p.ends_with("_ADMIN") || p.ends_with(" ADMIN") {
+        Some(format!("has the administrative privilege {p}"))
+    } else if WRITES.contains(&p) {
+        Some(format!("can write ({p})"))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_read_whatever_the_flavour() {
+        assert_eq!(
+            parse_grant("GRANT SELECT, PROCESS ON *.* TO `mon`@`%`"),
+            Grant::Privileges { privileges: vec!["SELECT".into(), "PROCESS".into()], on: "*.*".into(), grant_option: false }
+        );
+        assert_eq!(parse_grant("GRANT `app_rw`@`%`,`ops` TO `mon`@`%`"), Grant::Roles(vec!["`app_rw`@`%`".into(), "`ops`".into()]));
+        assert_eq!(parse_grant("GRANT `reporting` TO `mon`@`localhost`"), Grant::Roles(vec!["`reporting`".into()]));
+        let Grant::Privileges { privileges, grant_option, .. } =
+            parse_grant("GRANT SELECT (`a`, `b`), INSERT ON `shop`.`t` TO `u`@`%` WITH GRANT OPTION")
+        else {
+            panic!("privileges")
         };
-        out.push(Record::Metric(MetricPoint::new(format!("mysql.{metric}"), unit, kind, Number::Int(value), now, Map::new())));
+        assert_eq!(privileges, ["SELECT", "INSERT"]);
+        assert!(grant_option);
+        assert_eq!(parse_grant("SET DEFAULT ROLE `r` FOR `u`@`%`"), Grant::Other);
     }
-    Ok(out)
+
+    #[test]
+    fn administrative_file_and_write_privileges_are_too_much() {
+        for p in ["ALL PRIVILEGES", "SUPER", "FILE", "SYSTEM_VARIABLES_ADMIN", "BINLOG ADMIN", "INSERT", "CREATE ROUTINE", "SHUTDOWN"] {
+            assert!(dangerous(p).is_some(), "{p}");
+        }
+        for p in ["SELECT", "PROCESS", "USAGE", "SHOW VIEW", "REPLICATION CLIENT", "SLAVE MONITOR", "SHOW DATABASES"] {
+            assert!(dangerous(p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn versions_say_which_server() {
+        assert_eq!(MyServer::from_version("10.11.6-MariaDB-0+deb12u1"), MyServer { mariadb: true, version: 101106 });
+        assert_eq!(MyServer::from_version("8.0.36"), MyServer { mariadb: false, version: 80036 });
+    }
 }

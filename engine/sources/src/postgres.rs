@@ -1,5 +1,5 @@
-//! The `postgres` source: a small pool per target, sessions that cannot
-//! hurt the server, and the collectors.
+//! A PostgreSQL target: a small pool, sessions that cannot hurt the
+//! server, the role check, and queries under a client deadline.
 //!
 //! Every session starts with `statement_timeout`, `lock_timeout` (half of
 //! it, so a lock wait ends as a lock wait), `idle_in_transaction_session_timeout`,
@@ -12,16 +12,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use dbintel_dsl::plan::Settings;
+use dbintel_dsl::schema::{DbSettings, SslMode};
 use dbintel_stdlib::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Column, Row, TypeInfo};
 
+use super::error::from_sqlx;
 use super::rows::Row as DbRow;
 use super::secret::Secret;
-use super::statement_deltas::{StatementDeltas, POSTGRES};
 use super::SourceError;
-use dbintel_core::record::{Record, Resource};
+use dbintel_core::record::Resource;
 
 /// One PostgreSQL server as dbintel sees it.
 pub struct PgTarget {
@@ -39,45 +39,45 @@ fn ms(d: Duration) -> String {
 }
 
 impl PgTarget {
-    pub async fn connect(name: &str, settings: &Settings) -> Result<PgTarget, SourceError> {
-        let setup = |message: String| super::setup_error(name, message);
-        let connect = super::ConnectSettings::read(name, settings)?;
-        let super::ConnectSettings { secret, timeout, connect_timeout, pool } = connect;
-        let mut options = PgConnectOptions::from_str(secret.expose())
-            .map_err(|e| setup(format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
+    /// Connects, reads the server version and checks the role. Every error
+    /// is classified (see `error.rs`) so the supervisor knows whether to
+    /// back off or wait for a person.
+    pub async fn connect(name: &str, settings: &DbSettings) -> Result<PgTarget, SourceError> {
+        let secret = super::resolve_dsn(name, settings)?;
+        let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
+        let mut options = PgConnectOptions::from_str(secret.expose()).map_err(|e| {
+            super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string())))
+        })?;
         options = options.application_name("dbintel").options([
             ("statement_timeout", ms(timeout)),
             ("lock_timeout", ms(timeout / 2)),
             ("idle_in_transaction_session_timeout", ms(timeout * 2)),
             ("default_transaction_read_only", "on".to_string()),
         ]);
-        if let Some(mode) = settings.str("sslmode") {
-            let mode = match mode {
-                "disable" => PgSslMode::Disable,
-                "require" => PgSslMode::Require,
-                "verify-ca" => PgSslMode::VerifyCa,
-                "verify-full" => PgSslMode::VerifyFull,
-                _ => PgSslMode::Prefer,
-            };
-            options = options.ssl_mode(mode);
-        }
-        if let Some(ca) = settings.str("sslrootcert") {
-            options = options.ssl_root_cert(ca);
+        options = options.ssl_mode(match settings.sslmode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require => PgSslMode::Require,
+            SslMode::VerifyCa => PgSslMode::VerifyCa,
+            SslMode::VerifyFull => PgSslMode::VerifyFull,
+        });
+        if let Some(ca) = &settings.sslrootcert {
+            options = options.ssl_root_cert(ca.as_str());
         }
         let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
         let pool = PgPoolOptions::new()
-            .max_connections(pool)
+            .max_connections(settings.pool.clamp(1, 16) as u32)
             .acquire_timeout(connect_timeout)
             .connect_with(options)
             .await
-            .map_err(|e| setup(format!("cannot connect to {host}:{port}: {}", secret.scrub(&e.to_string()))))?;
+            .map_err(|e| from_sqlx(name, &format!("connecting to {host}:{port}"), &secret, &e))?;
 
         let resource = super::target_resource("postgresql", &host, port, database);
         let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));
         let mut target = PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0, breaker };
-        let version = target.query("server version", "SELECT current_setting('server_version_num')::int8 AS v").await?;
+        let version = target.send("server version", sqlx::query("SELECT current_setting('server_version_num')::int8 AS v")).await?;
         target.version = version.first().and_then(|r| super::rows::integer(r, "v")).unwrap_or(0);
-        if !settings.bool("allow_privileged").unwrap_or(false) {
+        if !settings.allow_privileged {
             target.refuse_privileged().await?;
         }
         Ok(target)
@@ -127,7 +127,7 @@ impl PgTarget {
         self.query_with(what, sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))).await
     }
 
-    async fn query_with(
+    pub async fn query_with(
         &self,
         what: &str,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
@@ -153,14 +153,10 @@ impl PgTarget {
         }
     }
 
-    /// A driver error as ours: scrubbed of the DSN, server-side timeouts
-    /// named as such.
+    /// A driver error as ours: classified by SQLSTATE, scrubbed of the DSN
+    /// and of any SQL the server quoted.
     fn error(&self, what: &str, e: &sqlx::Error) -> SourceError {
-        let message = self.secret.scrub(&e.to_string());
-        if message.contains("statement timeout") || message.contains("lock timeout") {
-            return SourceError::Timeout { source_name: self.name.clone(), what: format!("{what} ({message})"), after: self.timeout };
-        }
-        SourceError::Query { source_name: self.name.clone(), what: what.to_string(), message }
+        from_sqlx(&self.name, what, &self.secret, e)
     }
 
     /// The generic plan of a statement text (see `plans.rs`), as EXPLAIN's
@@ -217,7 +213,7 @@ impl PgTarget {
 
     /// server identity: system identifier and postmaster start time, so a
     /// failover or restart is a new identity.
-    async fn identity(&self) -> Result<String, SourceError> {
+    pub async fn identity(&self) -> Result<String, SourceError> {
         let start = self.query("server identity", "SELECT pg_postmaster_start_time()::text AS started").await?;
         let started = start.first().and_then(|r| r.get("started")).map(ToString::to_string).unwrap_or_default();
         let system = match self.query("system identifier", "SELECT system_identifier::text AS id FROM pg_control_system()").await {
@@ -247,95 +243,4 @@ pub fn row_to_map(row: &PgRow) -> DbRow {
         map.insert(column.name(), value.unwrap_or(Value::Nil));
     }
     map
-}
-
-/// pg_stat_statements, as per-interval deltas.
-pub struct StatementsCollector {
-    deltas: StatementDeltas,
-    databases: std::collections::HashMap<i64, String>,
-    roles: std::collections::HashMap<i64, String>,
-}
-
-impl StatementsCollector {
-    pub fn new(settings: &Settings) -> StatementsCollector {
-        StatementsCollector {
-            deltas: StatementDeltas::new(&POSTGRES, settings.int("top").unwrap_or(200).max(1) as usize),
-            databases: std::collections::HashMap::new(),
-            roles: std::collections::HashMap::new(),
-        }
-    }
-
-    pub async fn scrape(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
-        let server = target.identity().await?;
-        let reset = if target.version >= 140000 {
-            let rows = target.query("stats_reset", "SELECT stats_reset::text AS reset FROM pg_stat_statements_info").await?;
-            rows.first().and_then(|r| r.get("reset")).filter(|v| !v.is_nil()).map(ToString::to_string)
-        } else {
-            None
-        };
-        let toplevel = if target.version >= 140000 { "s.toplevel" } else { "true" };
-        let since = if target.version >= 170000 { "s.stats_since::text" } else { "NULL::text" };
-        // Counters only: no texts (read from disk by pg_stat_statements) and
-        // no joins; names come from a small cache, texts are fetched only for
-        // the statements about to be emitted that have none cached.
-        let sql = format!(
-            "SELECT s.userid::int8 AS userid, s.dbid::int8 AS dbid, {toplevel} AS toplevel, s.queryid, s.calls,
-                    s.total_exec_time, s.rows, s.shared_blks_hit, s.shared_blks_read, s.shared_blks_written,
-                    s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written, {since} AS stats_since
-               FROM pg_stat_statements(false) s
-              WHERE s.queryid IS NOT NULL"
-        );
-        let mut rows = target.query("pg_stat_statements", &sql).await?;
-        self.name_rows(target, &mut rows).await?;
-        let selection = self.deltas.select(&server, reset, rows, now);
-        let mut texts = std::collections::HashMap::new();
-        let ids: Vec<i64> = selection.needs_text.iter().filter_map(|id| id.parse().ok()).collect();
-        if !ids.is_empty() {
-            let rows = target
-                .query_with(
-                    "query texts",
-                    sqlx::query("SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1)")
-                        .bind(ids),
-                )
-                .await?;
-            for row in rows {
-                if let (Some(id), Some(Value::Str(text))) = (super::rows::integer(&row, "queryid"), row.get("query")) {
-                    texts.insert(id.to_string(), text.clone());
-                }
-            }
-        }
-        let (records, _) = self.deltas.emit(selection, texts);
-        Ok(records)
-    }
-
-    /// Adds `datname` and `rolname` from a cache of database and role names,
-    /// refreshed when an unknown oid shows up.
-    async fn name_rows(&mut self, target: &PgTarget, rows: &mut [DbRow]) -> Result<(), SourceError> {
-        let unknown = rows.iter().any(|r| {
-            let db = super::rows::integer(r, "dbid");
-            let user = super::rows::integer(r, "userid");
-            db.is_some_and(|d| !self.databases.contains_key(&d)) || user.is_some_and(|u| !self.roles.contains_key(&u))
-        });
-        if unknown {
-            for row in target.query("database names", "SELECT oid::int8 AS oid, datname::text AS name FROM pg_database").await? {
-                if let (Some(oid), Some(Value::Str(name))) = (super::rows::integer(&row, "oid"), row.get("name")) {
-                    self.databases.insert(oid, name.clone());
-                }
-            }
-            for row in target.query("role names", "SELECT oid::int8 AS oid, rolname::text AS name FROM pg_roles").await? {
-                if let (Some(oid), Some(Value::Str(name))) = (super::rows::integer(&row, "oid"), row.get("name")) {
-                    self.roles.insert(oid, name.clone());
-                }
-            }
-        }
-        for row in rows {
-            if let Some(name) = super::rows::integer(row, "dbid").and_then(|d| self.databases.get(&d)) {
-                row.insert("datname", Value::Str(name.clone()));
-            }
-            if let Some(name) = super::rows::integer(row, "userid").and_then(|u| self.roles.get(&u)) {
-                row.insert("rolname", Value::Str(name.clone()));
-            }
-        }
-        Ok(())
-    }
 }

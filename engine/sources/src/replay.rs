@@ -6,29 +6,30 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use dbintel_dsl::plan::{Collector, SourceNode};
+use dbintel_dsl::plan::{Collector as CollectorSpec, SourceNode};
+use dbintel_dsl::schema::DbSettings;
 use dbintel_stdlib::Value;
 
-use super::rows::{now_nanos, JsonRow, Row, SqlMapping};
-use super::statement_deltas::{StatementDeltas, MYSQL, POSTGRES};
+use super::collector::{self, Build, Collector};
+use super::rows::{integer, now_nanos, JsonRow, Row};
+use super::target::Engine;
 use dbintel_core::counters::NodeCounters;
-use dbintel_core::record::{Batch, Record, Resource};
+use dbintel_core::record::Resource;
 use dbintel_core::routing::SourceOutput;
 
 /// Rows per batch when the file has no `_scrape` column.
 const CHUNK: usize = 256;
 
-enum Mapper {
-    Sql(SqlMapping),
-    Statements(Box<StatementDeltas>),
-}
-
 pub struct Replay {
     source: String,
-    collector: String,
+    collector_name: String,
     path: PathBuf,
-    mapper: Mapper,
+    collector: Box<dyn Collector>,
+    engine: Engine,
+    /// From the DSN when it can be read; else from a `_target` line; else
+    /// the engine's defaults.
     resource: Resource,
 }
 
@@ -36,29 +37,60 @@ pub struct Replay {
 pub enum ReplayError {
     #[error("cannot read {path}: {error}")]
     Read { path: String, error: std::io::Error },
-    #[error("collector {collector} of source {node} cannot be replayed from rows")]
-    Unsupported { node: String, collector: String },
+    #[error(transparent)]
+    NoSuchCollector(#[from] collector::NoSuchCollector),
+    #[error("source `{node}`: {error}")]
+    Unreplayable { node: String, error: collector::Unreplayable },
+}
+
+/// Where a DSN points: host, port and database, without connecting.
+fn dsn_target(engine: Engine, dsn: &str) -> Option<(String, u16, Option<String>)> {
+    match engine {
+        Engine::Postgres => sqlx::postgres::PgConnectOptions::from_str(dsn)
+            .ok()
+            .map(|o| (o.get_host().to_string(), o.get_port(), o.get_database().map(str::to_string))),
+        Engine::MySql => sqlx::mysql::MySqlConnectOptions::from_str(dsn)
+            .ok()
+            .map(|o| (o.get_host().to_string(), o.get_port(), o.get_database().map(str::to_string))),
+    }
 }
 
 impl Replay {
-    pub fn new(source_name: &str, source: &SourceNode, collector: &str, spec: &Collector, path: PathBuf) -> Result<Replay, ReplayError> {
-        let top = spec.settings.int("top").unwrap_or(200).max(1) as usize;
-        let mapper = match (source.kind.as_str(), collector) {
-            ("postgres", "statements") => Mapper::Statements(Box::new(StatementDeltas::new(&POSTGRES, top))),
-            ("mysql", "statements") => Mapper::Statements(Box::new(StatementDeltas::new(&MYSQL, top))),
-            ("sql", _) => Mapper::Sql(SqlMapping::new(collector, &spec.settings)),
-            _ => return Err(ReplayError::Unsupported { node: source_name.into(), collector: collector.into() }),
+    pub fn new(source_name: &str, source: &SourceNode, collector: &str, spec: &CollectorSpec, path: PathBuf) -> Result<Replay, ReplayError> {
+        let settings = DbSettings::from_settings(&source.settings);
+        let dsn = crate::resolve_dsn(source_name, &settings).ok();
+        let engine = Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()));
+        let build = Build {
+            source,
+            engine,
+            name: collector,
+            spec,
+            source_interval: settings.interval,
+            interval_override: None,
         };
-        let system = match source.kind.as_str() {
-            "postgres" => "postgresql",
-            "mysql" => "mysql",
-            _ => "other_sql",
-        };
-        let mut resource = Resource::default();
-        resource.attributes.insert("db.system.name", Value::Str(system.into()));
-        resource.attributes.insert("telemetry.sdk.name", Value::Str("dbintel".into()));
-        resource.attributes.insert("dbintel.source", Value::Str(source_name.into()));
-        Ok(Replay { source: source_name.to_string(), collector: collector.to_string(), path, mapper, resource })
+        let built = collector::build(source_name, &build)?;
+        let (host, port, database) = dsn
+            .and_then(|d| dsn_target(engine, d.expose()))
+            .unwrap_or_else(|| ("localhost".to_string(), engine.default_port(), None));
+        Ok(Replay {
+            source: source_name.to_string(),
+            collector_name: collector.to_string(),
+            path,
+            collector: built,
+            engine,
+            resource: super::target_resource(engine.system(), &host, port, database),
+        })
+    }
+
+    /// A `{"_target": {"host": …, "port": …, "database": …}}` line says
+    /// which server the rows were recorded from.
+    fn take_target(&mut self, row: &Row) -> bool {
+        let Some(Value::Map(target)) = row.get("_target") else { return false };
+        let host = target.get("host").map(ToString::to_string).unwrap_or_else(|| "localhost".into());
+        let port = integer(target, "port").and_then(|p| u16::try_from(p).ok()).unwrap_or(self.engine.default_port());
+        let database = target.get("database").filter(|v| !v.is_nil()).map(ToString::to_string);
+        self.resource = super::target_resource(self.engine.system(), &host, port, database);
+        true
     }
 
     /// Reads the file to the end, sending what each scrape produces.
@@ -91,6 +123,7 @@ impl Replay {
                 continue;
             }
             let mut row = match serde_json::from_str::<JsonRow>(text) {
+                Ok(JsonRow(row)) if row.len() == 1 && self.take_target(&row) => continue,
                 Ok(JsonRow(row)) => row,
                 Err(e) => {
                     NodeCounters::add(&counters.errors, 1);
@@ -103,49 +136,42 @@ impl Replay {
                 _ => None,
             };
             if !scrape.is_empty() && (id != scrape_id || (id.is_none() && scrape.len() >= CHUNK)) {
-                self.emit(std::mem::take(&mut scrape), scrape_id, output, counters);
+                self.emit(std::mem::take(&mut scrape), scrape_id, output, counters)?;
             }
             scrape_id = id;
             scrape.push(row);
         }
         if !scrape.is_empty() {
-            self.emit(scrape, scrape_id, output, counters);
+            self.emit(scrape, scrape_id, output, counters)?;
         }
+        // the end of the recording is the source stopping
+        let held = self.collector.flush(now_nanos());
+        self.send(held, output, counters);
         Ok(())
     }
 
-    fn emit(&mut self, rows: Vec<Row>, scrape: Option<i64>, output: &SourceOutput, counters: &NodeCounters) {
+    fn emit(&mut self, rows: Vec<Row>, scrape: Option<i64>, output: &SourceOutput, counters: &NodeCounters) -> Result<(), ReplayError> {
         // Replayed scrapes are spaced a nominal 30 s apart so deltas have
         // distinct start and end times.
         let now = match scrape {
             Some(n) => 1_700_000_000_000_000_000u64.saturating_add((n.max(0) as u64).saturating_mul(30_000_000_000)),
             None => now_nanos(),
         };
-        let records: Vec<Record> = match &mut self.mapper {
-            Mapper::Sql(mapping) => mapping
-                .new_rows(rows)
-                .into_iter()
-                .filter_map(|row| match mapping.record(row, now) {
-                    Ok(r) => Some(r),
-                    Err(reason) => {
-                        NodeCounters::add(&counters.errors, 1);
-                        tracing::warn!(source = %self.source, collector = %self.collector, %reason, "row skipped");
-                        None
-                    }
-                })
-                .collect(),
-            Mapper::Statements(deltas) => {
-                let server = format!("replay:{}", self.path.display());
-                let reset = rows.iter().find_map(|r| r.get("_stats_reset").filter(|v| !v.is_nil()).map(|v| v.to_string()));
-                let (records, summary) = deltas.observe(&server, reset, rows, now);
-                NodeCounters::add(&counters.errors, summary.skipped_rows);
-                records
-            }
-        };
+        let records = self.collector.replay(rows, now).map_err(|error| ReplayError::Unreplayable { node: self.source.clone(), error })?;
+        for skipped in self.collector.take_soft_errors() {
+            NodeCounters::add(&counters.errors, 1);
+            tracing::warn!(source = %self.source, collector = %self.collector_name, error = %skipped, "recorded row skipped");
+        }
+        self.send(records, output, counters);
+        Ok(())
+    }
+
+    fn send(&self, records: Vec<dbintel_core::record::Record>, output: &SourceOutput, counters: &NodeCounters) {
         if records.is_empty() {
             return;
         }
         NodeCounters::add(&counters.emitted, records.len());
-        output.send_blocking(&self.collector, Batch::new(self.resource.clone(), records));
+        let lost = output.send_blocking(&self.collector_name, dbintel_core::record::Batch::new(self.resource.clone(), records));
+        NodeCounters::add(&counters.dropped, lost);
     }
 }

@@ -5,13 +5,17 @@
 //! - a statement is keyed by (server identity, database, user, query id,
 //!   toplevel); the server identity changes on failover or restart, and
 //!   then every statement is re-baselined;
-//! - the first sighting of a key is its baseline and emits nothing;
-//! - a counter that went down means the stats were reset: re-baseline;
+//! - the first scrape (after a start, a restart of the server, a failover
+//!   or a reset of the statistics) is a baseline and emits nothing;
+//! - after that, a statement that was not in the previous scrape is new
+//!   since then: its full counters are the interval's delta (a query that
+//!   runs a few times and is evicted is still seen);
+//! - a counter that went down means the entry was reset: re-baseline it;
 //! - a change of the reset marker (`stats_reset`) re-baselines everything;
 //! - only statements that ran in the interval (Δcalls > 0) are emitted, and
 //!   of those the top N by Δtime together with the top N by Δcalls;
 //! - memory follows the rows fetched: keys not seen in a scrape are
-//!   forgotten.
+//!   forgotten, and cached texts are bounded in bytes ([`MAX_TEXT_BYTES`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,6 +23,10 @@ use dbintel_stdlib::{Map, Value};
 
 use super::rows::{number, Row};
 use dbintel_core::record::{LogRecord, MetricKind, MetricPoint, Number, Record, Temporality};
+
+/// Query texts kept between scrapes, in bytes; past it, a text is used for
+/// the scrape that fetched it and fetched again when next needed.
+pub const MAX_TEXT_BYTES: usize = 8 << 20;
 
 /// One cumulative counter column and the delta metric it becomes.
 pub struct Counter {
@@ -130,8 +138,10 @@ pub struct StatementDeltas {
     server: Option<String>,
     reset_marker: Option<String>,
     previous: HashMap<Key, Seen>,
-    /// Query texts by id, kept only for ids still present.
+    /// Query texts by id, kept only for ids still present, at most
+    /// [`MAX_TEXT_BYTES`] in all.
     texts: HashMap<String, String>,
+    text_bytes: usize,
     last_scrape: Option<u64>,
 }
 
@@ -140,6 +150,8 @@ pub struct Selection {
     chosen: Vec<(Key, Seen, Vec<f64>)>,
     /// Ids among the chosen whose text is not cached yet.
     pub needs_text: Vec<String>,
+    /// Texts the rows themselves carried, for chosen statements.
+    row_texts: HashMap<String, String>,
     start: u64,
     now: u64,
     summary: ScrapeSummary,
@@ -150,6 +162,8 @@ pub struct Selection {
 pub struct ScrapeSummary {
     pub rows: usize,
     pub baselined: usize,
+    /// Statements not in the previous scrape, emitted with full counters.
+    pub new: usize,
     pub rebaselined: usize,
     pub emitted: usize,
     pub skipped_rows: usize,
@@ -164,6 +178,7 @@ impl StatementDeltas {
             reset_marker: None,
             previous: HashMap::new(),
             texts: HashMap::new(),
+            text_bytes: 0,
             last_scrape: None,
         }
     }
@@ -201,17 +216,20 @@ impl StatementDeltas {
     /// so a live source fetches only those before [`StatementDeltas::emit`].
     pub fn select(&mut self, server: &str, reset_marker: Option<String>, rows: Vec<Row>, now: u64) -> Selection {
         let mut summary = ScrapeSummary { rows: rows.len(), ..ScrapeSummary::default() };
+        let mut baseline = self.last_scrape.is_none();
         if self.server.as_deref() != Some(server) || (reset_marker.is_some() && self.reset_marker != reset_marker) {
             // new server, restart, failover or reset: everything starts over
             self.previous.clear();
             self.server = Some(server.to_string());
             self.reset_marker = reset_marker;
+            baseline = true;
         }
         let start = self.last_scrape.unwrap_or(now);
         self.last_scrape = Some(now);
 
         // Sum duplicate keys (MySQL can report one digest twice).
         let mut current: HashMap<Key, Seen> = HashMap::with_capacity(rows.len());
+        let mut row_texts: HashMap<String, String> = HashMap::new();
         for row in &rows {
             let Some(key) = self.key(row) else {
                 summary.skipped_rows += 1;
@@ -219,7 +237,9 @@ impl StatementDeltas {
             };
             let counters: Vec<f64> = self.flavor.counters.iter().map(|c| number(row, c.column).unwrap_or(0.0)).collect();
             if let Some(Value::Str(text)) = row.get(self.flavor.text_column) {
-                self.texts.entry(key.id.clone()).or_insert_with(|| text.clone());
+                if !self.texts.contains_key(&key.id) {
+                    row_texts.entry(key.id.clone()).or_insert_with(|| text.clone());
+                }
             }
             let name = |col: Option<&str>, fallback: &str| {
                 col.and_then(|c| row.get(c)).filter(|v| !v.is_nil()).map_or(fallback.to_string(), |v| v.to_string())
@@ -237,7 +257,15 @@ impl StatementDeltas {
         let mut deltas: Vec<(Key, Vec<f64>)> = Vec::new();
         for (key, seen) in &current {
             match self.previous.get(key) {
-                None => summary.baselined += 1,
+                None if baseline => summary.baselined += 1,
+                None => {
+                    // new since the last scrape: everything it counted
+                    // happened in this interval
+                    summary.new += 1;
+                    if seen.counters[self.flavor.calls] > 0.0 && seen.counters.iter().all(|c| *c >= 0.0) {
+                        deltas.push((key.clone(), seen.counters.clone()));
+                    }
+                }
                 Some(before) => {
                     let delta: Vec<f64> = seen.counters.iter().zip(&before.counters).map(|(now, before)| now - before).collect();
                     if delta.iter().any(|d| *d < 0.0) {
@@ -259,29 +287,53 @@ impl StatementDeltas {
             })
             .collect();
         let live_ids: HashSet<&String> = current.keys().map(|k| &k.id).collect();
-        self.texts.retain(|id, _| live_ids.contains(id));
+        let mut freed = 0;
+        self.texts.retain(|id, text| {
+            let keep = live_ids.contains(id);
+            if !keep {
+                freed += text.len();
+            }
+            keep
+        });
+        self.text_bytes -= freed;
         self.previous = current;
+        // texts the rows carried (replay, MySQL's DIGEST_TEXT) for the
+        // chosen statements
+        let chosen_ids: HashSet<&String> = chosen.iter().map(|(k, _, _)| &k.id).collect();
+        row_texts.retain(|id, _| chosen_ids.contains(id));
         let needs_text = chosen
             .iter()
             .map(|(k, _, _)| k.id.clone())
-            .filter(|id| !self.texts.contains_key(id))
+            .filter(|id| !self.texts.contains_key(id) && !row_texts.contains_key(id))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        Selection { chosen, needs_text, start, now, summary }
+        Selection { chosen, needs_text, row_texts, start, now, summary }
     }
 
     /// The second half: records for the chosen statements, with `texts`
     /// (id to text) fetched for the ones that needed it.
-    pub fn emit(&mut self, selection: Selection, texts: HashMap<String, String>) -> (Vec<Record>, ScrapeSummary) {
-        self.texts.extend(texts);
-        let mut summary = selection.summary;
+    pub fn emit(&mut self, selection: Selection, mut texts: HashMap<String, String>) -> (Vec<Record>, ScrapeSummary) {
+        let Selection { chosen, row_texts, start, now, mut summary, .. } = selection;
+        texts.extend(row_texts);
         let mut records = Vec::new();
-        for (key, seen, delta) in &selection.chosen {
-            records.extend(self.records(key, seen, delta, selection.start, selection.now));
+        for (key, seen, delta) in &chosen {
+            let text = texts.get(&key.id).or_else(|| self.texts.get(&key.id));
+            records.extend(self.records(key, seen, delta, text, start, now));
             summary.emitted += 1;
         }
+        for (id, text) in texts {
+            if self.text_bytes + text.len() <= MAX_TEXT_BYTES && !self.texts.contains_key(&id) {
+                self.text_bytes += text.len();
+                self.texts.insert(id, text);
+            }
+        }
         (records, summary)
+    }
+
+    /// Bytes of query text held between scrapes.
+    pub fn text_bytes(&self) -> usize {
+        self.text_bytes
     }
 
     /// Indexes of the top N by time together with the top N by calls.
@@ -295,7 +347,7 @@ impl StatementDeltas {
         by(self.flavor.time).into_iter().chain(by(self.flavor.calls)).collect()
     }
 
-    fn records(&self, key: &Key, seen: &Seen, delta: &[f64], start: u64, now: u64) -> Vec<Record> {
+    fn records(&self, key: &Key, seen: &Seen, delta: &[f64], text: Option<&String>, start: u64, now: u64) -> Vec<Record> {
         let system = self.flavor.system;
         let mut attributes = Map::with_capacity(4);
         attributes.insert("db.query.id", Value::Str(key.id.clone()));
@@ -323,7 +375,7 @@ impl StatementDeltas {
         let calls = delta[self.flavor.calls];
         let total_ms = delta[self.flavor.time] * self.flavor.counters[self.flavor.time].scale;
         let mut event = attributes;
-        event.insert("db.query.text", self.texts.get(&key.id).map_or(Value::Nil, |t| Value::Str(t.clone())));
+        event.insert("db.query.text", text.map_or(Value::Nil, |t| Value::Str(t.clone())));
         event.insert("db.query.calls", Value::Int(calls as i64));
         event.insert("db.query.duration_ms", Value::Double(if calls > 0.0 { total_ms / calls } else { 0.0 }));
         event.insert("db.query.total_duration_ms", Value::Double(total_ms));
@@ -421,12 +473,13 @@ mod tests {
         r.insert("stats_since", Value::Str("2026-11-28 10:00".into()));
         d.observe("s", None, vec![r.clone()], 1);
         // reset alone and run more often than before: no negative delta
-        // gives it away, the new stats_since does
+        // gives it away, the new stats_since does — everything it counted
+        // since is this interval's
         let mut again = row(1, 25, 2.0);
         again.insert("stats_since", Value::Str("2026-11-28 10:05".into()));
         let (out, s) = d.observe("s", None, vec![again], 2);
-        assert!(out.is_empty());
-        assert_eq!(s.baselined, 1);
+        assert_eq!(calls_of(&out, 1), Some(25), "not 25 - 10");
+        assert_eq!(s.new, 1);
     }
 
     #[test]
@@ -443,6 +496,36 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_new_since_the_last_scrape_sends_its_full_counters() {
+        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let (first, s) = d.observe("s", None, vec![row(1, 10, 1.0)], 1);
+        assert!(first.is_empty(), "the first scrape is a baseline");
+        assert_eq!(s.baselined, 1);
+        // statement 2 ran 3 times and appeared since the first scrape
+        let (second, s) = d.observe("s", None, vec![row(1, 12, 2.0), row(2, 3, 0.5)], 2);
+        assert_eq!((calls_of(&second, 1), calls_of(&second, 2)), (Some(2), Some(3)));
+        assert_eq!(s.new, 1);
+        // but after a reset or a new server identity, everything is a baseline again
+        let (failover, _) = d.observe("other", None, vec![row(1, 5, 1.0), row(3, 4, 1.0)], 3);
+        assert!(failover.is_empty());
+    }
+
+    #[test]
+    fn cached_texts_are_bounded_in_bytes() {
+        let mut d = StatementDeltas::new(&POSTGRES, 10_000);
+        let big = |id: i64, calls: i64| {
+            let mut r = row(id, calls, 1.0);
+            r.insert("query", Value::Str(format!("select {id} /* {} */", "x".repeat(1 << 20))));
+            r
+        };
+        d.observe("s", None, (0..20).map(|i| big(i, 1)).collect(), 1);
+        let (out, _) = d.observe("s", None, (0..20).map(|i| big(i, 2)).collect(), 2);
+        assert!(d.text_bytes() <= MAX_TEXT_BYTES, "{} bytes cached", d.text_bytes());
+        let texts = out.iter().filter(|r| matches!(r, Record::Log(l) if l.attributes.get("db.query.text").is_some_and(|t| !t.is_nil()))).count();
+        assert_eq!(texts, 20, "every emitted statement still carries its text");
+    }
+
+    #[test]
     fn forgotten_keys_free_their_memory() {
         let mut d = StatementDeltas::new(&POSTGRES, 10);
         d.observe("s", None, (0..100).map(|i| row(i, 1, 1.0)).collect(), 1);
@@ -450,5 +533,6 @@ mod tests {
         d.observe("s", None, vec![row(1, 2, 2.0)], 2);
         assert_eq!(d.tracked(), 1);
         assert!(d.knows_text("1") && !d.knows_text("50"));
+        assert_eq!(d.text_bytes(), "select 1".len());
     }
 }

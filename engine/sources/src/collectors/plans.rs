@@ -24,16 +24,20 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use dbintel_dsl::plan::Settings;
+use dbintel_core::record::{LogRecord, Record};
+use dbintel_core::BoxFuture;
+use dbintel_dsl::schema::PlansSettings;
 use dbintel_stdlib::sql::Dialect;
 use dbintel_stdlib::{Map, Value};
 
-use super::postgres::PgTarget;
-
-use super::SourceError;
-use dbintel_core::record::{LogRecord, Record};
+use crate::collector::{Collector, Unreplayable};
+use crate::postgres::PgTarget;
+use crate::rows::Row;
+use crate::target::Target;
+use crate::SourceError;
 
 pub struct PlansCollector {
+    interval: Duration,
     top: i64,
     per_scrape: usize,
     every: Duration,
@@ -42,10 +46,8 @@ pub struct PlansCollector {
     seen: HashMap<String, (Instant, String)>,
     /// Statements turned away by the denylist.
     pub refused: u64,
-    /// EXPLAINs that failed or timed out since the last [`take_errors`].
-    ///
-    /// [`take_errors`]: PlansCollector::take_errors
-    errors: u64,
+    /// EXPLAINs that failed or timed out since the last scrape.
+    errors: Vec<SourceError>,
 }
 
 /// Whether `text` is a plain read that is safe to explain.
@@ -118,24 +120,20 @@ fn parameters(text: &str) -> usize {
 }
 
 impl PlansCollector {
-    pub fn new(settings: &Settings) -> PlansCollector {
+    pub fn new(settings: &PlansSettings, interval: Duration) -> PlansCollector {
         PlansCollector {
-            top: settings.int("top").unwrap_or(10).max(1),
-            per_scrape: settings.int("per_scrape").unwrap_or(5).max(1) as usize,
-            every: settings.duration("every").unwrap_or(Duration::from_secs(3600)),
-            cache_ttl: settings.duration("cache_ttl").unwrap_or(Duration::from_secs(86_400)),
+            interval,
+            top: settings.top.max(1),
+            per_scrape: settings.per_scrape.max(1) as usize,
+            every: settings.every,
+            cache_ttl: settings.cache_ttl,
             seen: HashMap::new(),
             refused: 0,
-            errors: 0,
+            errors: Vec::new(),
         }
     }
 
-    /// Failed EXPLAINs since the last call (the source counts them).
-    pub fn take_errors(&mut self) -> u64 {
-        std::mem::take(&mut self.errors)
-    }
-
-    pub async fn scrape(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+    pub async fn scrape_pg(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
         let clock = Instant::now();
         self.seen.retain(|_, (at, _)| clock.duration_since(*at) < self.cache_ttl);
         // the top statements of this database, not our own
@@ -172,7 +170,7 @@ impl PlansCollector {
 
     /// MySQL / MariaDB: the top digests of the connection's schema that
     /// have a sample text.
-    pub async fn scrape_mysql(&mut self, target: &super::mysql::MyTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+    pub async fn scrape_mysql(&mut self, target: &crate::mysql::MyTarget, now: u64) -> Result<Vec<Record>, SourceError> {
         let clock = Instant::now();
         self.seen.retain(|_, (at, _)| clock.duration_since(*at) < self.cache_ttl);
         let has_sample = target
@@ -184,7 +182,7 @@ impl PlansCollector {
             )
             .await?
             .first()
-            .and_then(|r| super::rows::integer(r, "n"))
+            .and_then(|r| crate::rows::integer(r, "n"))
             .unwrap_or(0)
             > 0;
         let sql = if has_sample {
@@ -252,8 +250,8 @@ impl PlansCollector {
             Ok(plan) => plan,
             Err(e @ SourceError::BreakerOpen { .. }) => return Err(e),
             Err(e) => {
-                self.errors += 1;
-                tracing::warn!(query_id = %id, error = %e, "plan not available");
+                // counted and logged once per cause by the supervisor
+                self.errors.push(e);
                 // not again before `every`
                 let hash = self.seen.get(id).map(|(_, h)| h.clone()).unwrap_or_default();
                 self.seen.insert(id.to_string(), (clock, hash));
@@ -279,6 +277,30 @@ impl PlansCollector {
         out.push(log("db.server.query_plan", 9, "INFO", event, now));
         self.seen.insert(id.to_string(), (clock, hash));
         Ok(())
+    }
+}
+
+impl Collector for PlansCollector {
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn scrape<'a>(&'a mut self, target: &'a Target, now: u64) -> BoxFuture<'a, Result<Vec<Record>, SourceError>> {
+        Box::pin(async move {
+            match target {
+                Target::Pg(pg) => self.scrape_pg(pg, now).await,
+                Target::My(my) => self.scrape_mysql(my, now).await,
+            }
+        })
+    }
+
+    /// Plans need the live server to explain: nothing to replay.
+    fn replay(&mut self, _rows: Vec<Row>, _now: u64) -> Result<Vec<Record>, Unreplayable> {
+        Err(Unreplayable("plans".into()))
+    }
+
+    fn take_soft_errors(&mut self) -> Vec<SourceError> {
+        std::mem::take(&mut self.errors)
     }
 }
 

@@ -6,14 +6,24 @@
 //! wait event is on CPU. Lock waits also carry who blocks them, emitted as
 //! `db.server.blocking` events. Memory is bounded by [`MAX_KEYS`] whatever
 //! the number of sessions: keys past it are counted under `other`.
+//!
+//! A window is a number of samples (`window / every`): AAS is then the
+//! average number of active sessions per sample, exact even when a slow
+//! server makes a sample late. A stopping source flushes its partial
+//! window rather than dropping it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use dbintel_core::record::{LogRecord, MetricKind, MetricPoint, Number, Record};
+use dbintel_core::BoxFuture;
+use dbintel_dsl::schema::ActivitySettings;
 use dbintel_stdlib::{Map, Value};
 
-use super::rows::Row;
-use dbintel_core::record::{LogRecord, MetricKind, MetricPoint, Number, Record};
+use crate::collector::{Collector, Unreplayable};
+use crate::rows::Row;
+use crate::target::{Engine, Target};
+use crate::SourceError;
 
 /// Distinct keys kept per window.
 pub const MAX_KEYS: usize = 2_000;
@@ -82,7 +92,7 @@ impl AshWindow {
                 key
             };
             if key.class == "Lock" && self.blocked.len() < MAX_BLOCKED {
-                if let Some(pid) = super::rows::integer(row, "pid") {
+                if let Some(pid) = crate::rows::integer(row, "pid") {
                     let blockers = pids(text(row, "blocking"));
                     if !blockers.is_empty() {
                         let entry = self.blocked.entry(pid).or_insert_with(|| (BTreeSet::new(), key.event.clone(), key.query_id.clone()));
@@ -147,19 +157,125 @@ impl AshWindow {
 }
 
 /// The PostgreSQL sample: active sessions but our own; blockers only for
-/// Lock waits (pg_blocking_pids is not free).
-pub const PG_SAMPLE_SQL: &str = "SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state,
-        a.wait_event_type, a.wait_event, a.query_id, a.query,
-        CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)::text END AS blocking
-   FROM pg_stat_activity a
-  WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.backend_type = 'client backend'";
+/// Lock waits (pg_blocking_pids is not free). The statement text is read
+/// only when samples go out as logs; `query_id` exists from 14.
+pub fn pg_sample_sql(version: i64, with_text: bool) -> String {
+    let query_id = if version >= 140000 { "a.query_id" } else { "NULL::int8" };
+    let query = if with_text { "a.query" } else { "NULL::text" };
+    format!(
+        "SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state,
+                a.wait_event_type, a.wait_event, {query_id} AS query_id, {query} AS query,
+                CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)::text END AS blocking
+           FROM pg_stat_activity a
+          WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.backend_type = 'client backend'"
+    )
+}
 
-/// Before PostgreSQL 14 there is no `query_id` column.
-pub const PG13_SAMPLE_SQL: &str = "SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state,
-        a.wait_event_type, a.wait_event, NULL::int8 AS query_id, a.query,
-        CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)::text END AS blocking
-   FROM pg_stat_activity a
-  WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.backend_type = 'client backend'";
+/// Statement text read per session in a MySQL sample, at most (a bulk
+/// load's `PROCESSLIST_INFO` can be megabytes, every second).
+pub const MY_SAMPLE_TEXT_CHARS: usize = 4096;
+
+/// The MariaDB/MySQL activity sample: foreground threads that are doing
+/// something, with what they wait on now; a thread waiting for an InnoDB row
+/// lock is a `Lock` wait and names the threads holding it — MariaDB from
+/// information_schema.INNODB_LOCK_WAITS, MySQL 8 (which dropped it) from
+/// performance_schema.data_lock_waits. Columns match the PostgreSQL sample
+/// so one aggregator serves both. Text only when samples go out as logs,
+/// cut in the query.
+pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String {
+    let query = if with_text { format!("LEFT(t.PROCESSLIST_INFO, {MY_SAMPLE_TEXT_CHARS})") } else { "NULL".to_string() };
+    let blockers = if server.mariadb || server.version < 80000 {
+        "SELECT r.trx_mysql_thread_id AS waiting, GROUP_CONCAT(DISTINCT h.trx_mysql_thread_id) AS blockers
+           FROM information_schema.INNODB_LOCK_WAITS lw
+           JOIN information_schema.INNODB_TRX r ON r.trx_id = lw.requesting_trx_id
+           JOIN information_schema.INNODB_TRX h ON h.trx_id = lw.blocking_trx_id
+          GROUP BY r.trx_mysql_thread_id"
+    } else {
+        "SELECT wt.PROCESSLIST_ID AS waiting, GROUP_CONCAT(DISTINCT bt.PROCESSLIST_ID) AS blockers
+           FROM performance_schema.data_lock_waits lw
+           JOIN performance_schema.threads wt ON wt.THREAD_ID = lw.REQUESTING_THREAD_ID
+           JOIN performance_schema.threads bt ON bt.THREAD_ID = lw.BLOCKING_THREAD_ID
+          GROUP BY wt.PROCESSLIST_ID"
+    };
+    format!(
+        "SELECT t.PROCESSLIST_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
+                t.PROCESSLIST_COMMAND AS state,
+                CASE WHEN b.blockers IS NOT NULL THEN 'Lock'
+                     WHEN w.EVENT_NAME IS NULL THEN NULL
+                     ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
+                CASE WHEN b.blockers IS NOT NULL THEN 'row lock' ELSE w.EVENT_NAME END AS wait_event,
+                NULL AS query_id, {query} AS query, b.blockers AS blocking
+           FROM performance_schema.threads t
+           LEFT JOIN performance_schema.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
+           LEFT JOIN ({blockers}) b ON b.waiting = t.PROCESSLIST_ID
+          WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')
+            AND t.PROCESSLIST_ID <> CONNECTION_ID()"
+    )
+}
+
+/// `collect activity`: a sample every `every`, AAS every window; with
+/// `samples_as_logs`, each sample's sessions as log records too.
+pub struct Activity {
+    engine: Engine,
+    every: Duration,
+    window_samples: u64,
+    samples_as_logs: bool,
+    ash: AshWindow,
+}
+
+impl Activity {
+    pub fn new(engine: Engine, settings: &ActivitySettings) -> Activity {
+        let every = settings.every.max(Duration::from_millis(10));
+        let window_samples = (settings.window.as_secs_f64() / every.as_secs_f64()).round().max(1.0) as u64;
+        let system = engine.system();
+        Activity { engine, every, window_samples, samples_as_logs: settings.samples_as_logs, ash: AshWindow::new(system, every) }
+    }
+
+    /// Adds one sample; the window's records when it is complete.
+    fn sample(&mut self, rows: Vec<Row>, now: u64) -> Vec<Record> {
+        self.ash.add_sample(&rows);
+        let mut out = if self.samples_as_logs && !rows.is_empty() { sample_logs(&rows, now) } else { Vec::new() };
+        if self.ash.samples() >= self.window_samples {
+            let window = self.every * self.ash.samples() as u32;
+            out.extend(self.ash.finish(window, now));
+        }
+        out
+    }
+}
+
+impl Collector for Activity {
+    fn interval(&self) -> Duration {
+        self.every
+    }
+
+    fn scrapes_per_round(&self) -> u64 {
+        self.window_samples
+    }
+
+    fn scrape<'a>(&'a mut self, target: &'a Target, now: u64) -> BoxFuture<'a, Result<Vec<Record>, SourceError>> {
+        Box::pin(async move {
+            let sql = match target {
+                Target::Pg(pg) => pg_sample_sql(pg.version(), self.samples_as_logs),
+                Target::My(my) => my_sample_sql(my.server, self.samples_as_logs),
+            };
+            debug_assert_eq!(target.engine(), self.engine);
+            let rows = target.query("activity sample", &sql).await?;
+            Ok(self.sample(rows, now))
+        })
+    }
+
+    /// Each recorded scrape is one sample.
+    fn replay(&mut self, rows: Vec<Row>, now: u64) -> Result<Vec<Record>, Unreplayable> {
+        Ok(self.sample(rows, now))
+    }
+
+    fn flush(&mut self, now: u64) -> Vec<Record> {
+        match self.ash.samples() {
+            0 => Vec::new(),
+            n => self.ash.finish(self.every * n as u32, now),
+        }
+    }
+}
 
 /// Each session of one sample as a `db.server.session_sample` log record,
 /// raw query text included: the pipeline must sanitize it (the shipped
@@ -259,6 +375,25 @@ mod tests {
         assert_eq!(l.attributes.get("db.wait.class"), Some(&Value::Str("CPU".into())));
         assert_eq!(l.attributes.get("db.query.text"), Some(&Value::Str("select 1".into())));
         assert_eq!(l.attributes.get("db.session.id"), Some(&Value::Int(5)));
+    }
+
+    #[test]
+    fn a_window_closes_after_its_samples_and_a_stop_flushes_the_partial_one() {
+        let settings = ActivitySettings { every: Duration::from_secs(1), window: Duration::from_secs(4), samples_as_logs: false };
+        let mut a = Activity::new(Engine::Postgres, &settings);
+        let busy = || vec![session(1, None, None, None), session(2, Some("Timeout"), Some("PgSleep"), None)];
+        for _ in 0..3 {
+            assert!(a.replay(busy(), 1).expect("replays").is_empty(), "the window is not complete yet");
+        }
+        let window = a.replay(busy(), 2).expect("replays");
+        assert!((aas(&window, "CPU") - 1.0).abs() < 1e-9);
+        // two samples into the next window, then the source stops
+        a.replay(busy(), 3).expect("replays");
+        a.replay(vec![session(1, None, None, None)], 3).expect("replays");
+        let flushed = a.flush(4);
+        assert!((aas(&flushed, "CPU") - 1.0).abs() < 1e-9, "two samples of one CPU session: AAS 1");
+        assert!((aas(&flushed, "Timeout") - 0.5).abs() < 1e-9, "one of two samples: AAS 0.5");
+        assert!(a.flush(5).is_empty(), "nothing twice");
     }
 
     #[test]

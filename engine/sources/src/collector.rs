@@ -1,0 +1,179 @@
+//! The [`Collector`] trait and the registry of collectors per engine.
+//!
+//! A collector says three things: what it queries (chosen per server
+//! version and flavour, at scrape time), how rows become records, and its
+//! cadence. The same collector object serves a live target
+//! ([`Collector::scrape`]) and recorded rows ([`Collector::replay`]), so
+//! `dry-run --input` builds exactly the records production sends.
+
+use std::time::Duration;
+
+use dbintel_core::record::Record;
+use dbintel_core::BoxFuture;
+use dbintel_dsl::plan::{Collector as CollectorSpec, SourceNode};
+use dbintel_dsl::schema::{ActivitySettings, InstanceSettings, PlansSettings, SqlQuerySettings, StatementsSettings};
+
+use super::collectors::{activity, my_instance, my_statements, pg_instance, pg_statements, plans, sql_query};
+use super::rows::Row;
+use super::target::{Engine, Target};
+use super::SourceError;
+
+pub trait Collector: Send {
+    /// How often [`Collector::scrape`] runs.
+    fn interval(&self) -> Duration;
+
+    /// How many scrapes make one emission (an activity window is many
+    /// samples); `dry-run --scrapes N` runs N of these rounds.
+    fn scrapes_per_round(&self) -> u64 {
+        1
+    }
+
+    /// One scrape of a live target: its queries (per server version),
+    /// mapped to records.
+    fn scrape<'a>(&'a mut self, target: &'a Target, now: u64) -> BoxFuture<'a, Result<Vec<Record>, SourceError>>;
+
+    /// One recorded scrape: the rows the collector's main query returned
+    /// (the columns of its live query), through the same mapping.
+    fn replay(&mut self, rows: Vec<Row>, now: u64) -> Result<Vec<Record>, Unreplayable>;
+
+    /// The source stops: what is held (a partial activity window) comes
+    /// out instead of being dropped.
+    fn flush(&mut self, _now: u64) -> Vec<Record> {
+        Vec::new()
+    }
+
+    /// Failures inside a scrape that did not fail it (a plan that could not
+    /// be obtained): taken after each scrape, and counted.
+    fn take_soft_errors(&mut self) -> Vec<SourceError> {
+        Vec::new()
+    }
+}
+
+/// This collector reads more than one query's rows, or none: it cannot be
+/// fed from one recorded file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("collector `{0}` cannot be replayed from recorded rows")]
+pub struct Unreplayable(pub String);
+
+/// What building a collector needs.
+pub struct Build<'a> {
+    pub source: &'a SourceNode,
+    pub engine: Engine,
+    pub name: &'a str,
+    pub spec: &'a CollectorSpec,
+    /// The source's own interval (a collector without one uses it).
+    pub source_interval: Duration,
+    /// `dry-run --interval`: replaces every interval (and activity's window).
+    pub interval_override: Option<Duration>,
+}
+
+impl Build<'_> {
+    fn interval(&self, own: Option<Duration>) -> Duration {
+        self.interval_override.or(own).unwrap_or(self.source_interval)
+    }
+}
+
+/// One entry of the registry: a collector name, the engines it runs on,
+/// and how to build it.
+pub struct Entry {
+    pub name: &'static str,
+    pub engines: &'static [Engine],
+    pub build: fn(&Build<'_>) -> Box<dyn Collector>,
+}
+
+const BOTH: &[Engine] = &[Engine::Postgres, Engine::MySql];
+
+/// Every named collector of the `postgres` and `mysql` sources. A `sql`
+/// source's collectors are its queries ([`sql_query`]).
+pub const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "statements",
+        engines: &[Engine::Postgres],
+        build: |b| {
+            let s = StatementsSettings::from_settings(&b.spec.settings);
+            Box::new(pg_statements::PgStatements::new(&s, b.interval(s.interval)))
+        },
+    },
+    Entry {
+        name: "statements",
+        engines: &[Engine::MySql],
+        build: |b| {
+            let s = StatementsSettings::from_settings(&b.spec.settings);
+            Box::new(my_statements::MyStatements::new(&s, b.interval(s.interval)))
+        },
+    },
+    Entry {
+        name: "activity",
+        engines: BOTH,
+        build: |b| {
+            let mut s = ActivitySettings::from_settings(&b.spec.settings);
+            if let Some(window) = b.interval_override {
+                s.window = window;
+            }
+            Box::new(activity::Activity::new(b.engine, &s))
+        },
+    },
+    Entry {
+        name: "instance",
+        engines: &[Engine::Postgres],
+        build: |b| Box::new(pg_instance::PgInstance::new(b.interval(InstanceSettings::from_settings(&b.spec.settings).interval))),
+    },
+    Entry {
+        name: "instance",
+        engines: &[Engine::MySql],
+        build: |b| Box::new(my_instance::MyInstance::new(b.interval(InstanceSettings::from_settings(&b.spec.settings).interval))),
+    },
+    Entry {
+        name: "plans",
+        engines: BOTH,
+        build: |b| {
+            let s = PlansSettings::from_settings(&b.spec.settings);
+            Box::new(plans::PlansCollector::new(&s, b.interval(s.interval)))
+        },
+    },
+];
+
+/// Why a collector cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("source `{source_name}`: there is no collector `{collector}` for {engine}")]
+pub struct NoSuchCollector {
+    pub source_name: String,
+    pub collector: String,
+    pub engine: &'static str,
+}
+
+/// The collector `b.name` of its source, for its engine.
+pub fn build(source_name: &str, b: &Build<'_>) -> Result<Box<dyn Collector>, NoSuchCollector> {
+    if b.source.kind == "sql" {
+        let s = SqlQuerySettings::from_settings(&b.spec.settings);
+        let interval = b.interval(s.interval);
+        return Ok(Box::new(sql_query::SqlQuery::new(b.name, &s, interval)));
+    }
+    REGISTRY.iter().find(|e| e.name == b.name && e.engines.contains(&b.engine)).map(|e| (e.build)(b)).ok_or_else(|| NoSuchCollector {
+        source_name: source_name.to_string(),
+        collector: b.name.to_string(),
+        engine: b.engine.system(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_collector_the_language_accepts_has_a_builder_for_each_engine() {
+        for (kind, engine) in [("postgres", Engine::Postgres), ("mysql", Engine::MySql)] {
+            let spec = dbintel_dsl::schema::source_kind(kind).expect("a source kind");
+            for collector in spec.collectors {
+                assert!(
+                    REGISTRY.iter().any(|e| e.name == collector.name && e.engines.contains(&engine)),
+                    "`{kind}` accepts `collect {}` but nothing builds it",
+                    collector.name
+                );
+            }
+            for entry in REGISTRY.iter().filter(|e| e.engines.contains(&engine)) {
+                assert!(spec.collector(entry.name).is_some(), "`{}` is built for {kind} but the language refuses it", entry.name);
+            }
+        }
+    }
+}

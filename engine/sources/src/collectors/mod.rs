@@ -1,0 +1,11 @@
+//! One file per collector. Each implements [`crate::Collector`] and has
+//! an entry in [`crate::collector::REGISTRY`] (a `sql` source's queries
+//! are [`sql_query`]).
+
+pub mod activity;
+pub mod my_instance;
+pub mod my_statements;
+pub mod pg_instance;
+pub mod pg_statements;
+pub mod plans;
+pub mod sql_query;

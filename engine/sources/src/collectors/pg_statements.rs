@@ -1,0 +1,149 @@
+//! `postgres.statements`: pg_stat_statements as per-interval deltas (see
+//! `statement_deltas.rs` for the rules).
+//!
+//! Counters are read with `pg_stat_statements(false)` (no texts: the
+//! extension reads them from disk); database and role names come from a
+//! small cache; texts are fetched only for the statements about to be
+//! emitted that have none cached. A failed text fetch does not lose the
+//! interval: the statements go out without text, and the text is asked
+//! for again next time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use dbintel_core::record::Record;
+use dbintel_core::BoxFuture;
+use dbintel_dsl::schema::StatementsSettings;
+use dbintel_stdlib::Value;
+
+use crate::collector::{Collector, Unreplayable};
+use crate::postgres::PgTarget;
+use crate::rows::{integer, Row};
+use crate::statement_deltas::{StatementDeltas, POSTGRES};
+use crate::target::Target;
+use crate::SourceError;
+
+pub struct PgStatements {
+    deltas: StatementDeltas,
+    interval: Duration,
+    databases: HashMap<i64, String>,
+    roles: HashMap<i64, String>,
+    soft_errors: Vec<SourceError>,
+}
+
+/// The counters query for a server version: `total_time` became
+/// `total_exec_time` in 13, `toplevel` came in 14, `stats_since` in 17.
+pub fn counters_sql(version: i64) -> String {
+    let time = if version >= 130000 { "s.total_exec_time" } else { "s.total_time" };
+    let toplevel = if version >= 140000 { "s.toplevel" } else { "true" };
+    let since = if version >= 170000 { "s.stats_since::text" } else { "NULL::text" };
+    format!(
+        "SELECT s.userid::int8 AS userid, s.dbid::int8 AS dbid, {toplevel} AS toplevel, s.queryid, s.calls,
+                {time} AS total_exec_time, s.rows, s.shared_blks_hit, s.shared_blks_read, s.shared_blks_written,
+                s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written, {since} AS stats_since
+           FROM pg_stat_statements(false) s
+          WHERE s.queryid IS NOT NULL"
+    )
+}
+
+impl PgStatements {
+    pub fn new(settings: &StatementsSettings, interval: Duration) -> PgStatements {
+        PgStatements {
+            deltas: StatementDeltas::new(&POSTGRES, settings.top.max(1) as usize),
+            interval,
+            databases: HashMap::new(),
+            roles: HashMap::new(),
+            soft_errors: Vec::new(),
+        }
+    }
+
+    pub async fn scrape_pg(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+        let server = target.identity().await?;
+        let reset = if target.version() >= 140000 {
+            let rows = target.query("stats_reset", "SELECT stats_reset::text AS reset FROM pg_stat_statements_info").await?;
+            rows.first().and_then(|r| r.get("reset")).filter(|v| !v.is_nil()).map(ToString::to_string)
+        } else {
+            None
+        };
+        let mut rows = target.query("pg_stat_statements", &counters_sql(target.version())).await?;
+        self.name_rows(target, &mut rows).await?;
+        let selection = self.deltas.select(&server, reset, rows, now);
+        let mut texts = HashMap::new();
+        let ids: Vec<i64> = selection.needs_text.iter().filter_map(|id| id.parse().ok()).collect();
+        if !ids.is_empty() {
+            let query = sqlx::query("SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1)")
+                .bind(ids);
+            match target.query_with("query texts", query).await {
+                Ok(rows) => {
+                    for row in rows {
+                        if let (Some(id), Some(Value::Str(text))) = (integer(&row, "queryid"), row.get("query")) {
+                            texts.insert(id.to_string(), text.clone());
+                        }
+                    }
+                }
+                // the deltas are computed: send them without texts
+                Err(e) => self.soft_errors.push(e),
+            }
+        }
+        Ok(self.deltas.emit(selection, texts).0)
+    }
+
+    /// Adds `datname` and `rolname` from a cache of database and role names,
+    /// refreshed when an unknown oid shows up.
+    async fn name_rows(&mut self, target: &PgTarget, rows: &mut [Row]) -> Result<(), SourceError> {
+        let unknown = rows.iter().any(|r| {
+            let db = integer(r, "dbid");
+            let user = integer(r, "userid");
+            db.is_some_and(|d| !self.databases.contains_key(&d)) || user.is_some_and(|u| !self.roles.contains_key(&u))
+        });
+        if unknown {
+            for row in target.query("database names", "SELECT oid::int8 AS oid, datname::text AS name FROM pg_database").await? {
+                if let (Some(oid), Some(Value::Str(name))) = (integer(&row, "oid"), row.get("name")) {
+                    self.databases.insert(oid, name.clone());
+                }
+            }
+            for row in target.query("role names", "SELECT oid::int8 AS oid, rolname::text AS name FROM pg_roles").await? {
+                if let (Some(oid), Some(Value::Str(name))) = (integer(&row, "oid"), row.get("name")) {
+                    self.roles.insert(oid, name.clone());
+                }
+            }
+        }
+        for row in rows {
+            if let Some(name) = integer(row, "dbid").and_then(|d| self.databases.get(&d)) {
+                row.insert("datname", Value::Str(name.clone()));
+            }
+            if let Some(name) = integer(row, "userid").and_then(|u| self.roles.get(&u)) {
+                row.insert("rolname", Value::Str(name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Collector for PgStatements {
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn scrape<'a>(&'a mut self, target: &'a Target, now: u64) -> BoxFuture<'a, Result<Vec<Record>, SourceError>> {
+        Box::pin(async move {
+            match target {
+                Target::Pg(pg) => self.scrape_pg(pg, now).await,
+                Target::My(_) => Err(crate::setup_error("statements", "a PostgreSQL collector on a MySQL target".into())),
+            }
+        })
+    }
+
+    /// Recorded rows carry names and texts (`datname`, `rolname`,
+    /// `query`) and optionally `_server` and `_stats_reset`.
+    fn replay(&mut self, rows: Vec<Row>, now: u64) -> Result<Vec<Record>, Unreplayable> {
+        let marker = |column: &str| rows.iter().find_map(|r| r.get(column).filter(|v| !v.is_nil()).map(ToString::to_string));
+        let server = marker("_server").unwrap_or_else(|| "recorded".into());
+        let reset = marker("_stats_reset");
+        Ok(self.deltas.observe(&server, reset, rows, now).0)
+    }
+
+    fn take_soft_errors(&mut self) -> Vec<SourceError> {
+        std::mem::take(&mut self.soft_errors)
+    }
+}

@@ -1,0 +1,540 @@
+//! One task per target, and nothing ends it but a stop.
+//!
+//! The supervisor connects lazily and keeps trying: a target that cannot be
+//! reached (at start, after a restart, a failover, a DNS hiccup) is retried
+//! with capped, jittered exponential backoff (1 s doubling up to
+//! `reconnect_max`); a refusal only a person can fix (a bad DSN, a role
+//! with too many privileges, a wrong password) is retried every
+//! `config_retry`. Once connected, every collector runs in its own loop
+//! on its own cadence:
+//!
+//! - a scrape never starts before the previous one of the same collector
+//!   has ended, and is skipped (and counted) when downstream has no room
+//!   or memory is above its soft limit;
+//! - a failure is classified ([`crate::error`]): distress feeds the
+//!   breaker and the collector tries again at its cadence; a configuration
+//!   failure marks only that collector failing and retries it every
+//!   `config_retry`; a lost connection ends the connection (every loop),
+//!   and the supervisor reconnects with backoff — the collectors keep their
+//!   state (delta baselines, activity windows) across it;
+//! - under a cluster lease, the lease is checked before each scrape and
+//!   again before emitting; losing it cancels the scrapes in flight (their
+//!   futures are dropped) and nothing from them is emitted;
+//! - each cause is logged once, when it appears, and once more when it is
+//!   gone; every failure is counted and shown in the status board.
+//!
+//! When told to stop, the supervisor flushes what the collectors hold (a
+//! partial activity window) and returns.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbintel_core::counters::NodeCounters;
+use dbintel_core::fence::Fence;
+use dbintel_core::record::{Batch, Record, Resource};
+use dbintel_core::routing::SourceOutput;
+use dbintel_core::status::{StatusBoard, TargetState, TargetStatus};
+use dbintel_dsl::plan::SourceNode;
+use dbintel_dsl::schema::DbSettings;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::collector::{self, Build, Collector};
+use crate::rows::now_nanos;
+use crate::target::{Engine, Target};
+use crate::{ErrorClass, SourceError};
+
+/// How a source runs: forever as configured (`dbintel run`), or a fixed
+/// number of rounds (`dry-run --scrapes`).
+#[derive(Clone)]
+pub struct LiveOptions {
+    /// Rounds per collector, then stop (`dry-run --scrapes N`).
+    pub scrapes: Option<u64>,
+    /// Replaces every collector's interval (`dry-run --interval`).
+    pub interval: Option<Duration>,
+    /// Set to true to stop (reload, shutdown): scrapes in flight end, the
+    /// collectors flush, no new scrape starts.
+    pub stop: Option<watch::Receiver<bool>>,
+    /// Per source: the lease that must be held to scrape (`cluster`
+    /// leader or sharded mode); a source without one always scrapes.
+    pub fences: Option<Arc<std::collections::HashMap<String, Fence>>>,
+    pub status: Arc<StatusBoard>,
+    /// Give up when the first connection attempt fails (dry-run), instead
+    /// of retrying forever.
+    pub fail_fast: bool,
+}
+
+impl Default for LiveOptions {
+    fn default() -> LiveOptions {
+        LiveOptions { scrapes: None, interval: None, stop: None, fences: None, status: StatusBoard::new(), fail_fast: false }
+    }
+}
+
+/// Resolves when `stop` becomes true (never, without one).
+pub async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// How often a fenced source looks at its lease while it waits for it or
+/// scrapes: well inside the margin between renew deadline and lease
+/// duration.
+const FENCE_POLL: Duration = Duration::from_millis(100);
+
+/// A collector and what its loop keeps between scrapes.
+struct Slot {
+    name: String,
+    collector: Box<dyn Collector>,
+    /// Scrapes left (dry-run); `None`: forever.
+    left: Option<u64>,
+    next_at: Instant,
+    round: u64,
+    /// The cause of the last failure, logged when it appeared.
+    cause: Option<String>,
+    /// Soft-failure causes already logged.
+    soft_causes: HashSet<String>,
+}
+
+/// Why a connection's run of the collectors ended.
+#[derive(Debug)]
+enum End {
+    /// Told to stop, or every collector has done its rounds.
+    Stopped,
+    LeaseLost,
+    ConnectionLost(SourceError),
+}
+
+/// What every collector loop of one connection shares.
+struct Epoch {
+    source: String,
+    target: Target,
+    output: SourceOutput,
+    counters: Arc<NodeCounters>,
+    status: Arc<TargetStatus>,
+    fence: Option<Fence>,
+    config_retry: Duration,
+    jitter: f64,
+    /// Set once, by whoever ends the connection first.
+    end_reason: std::sync::Mutex<Option<End>>,
+    end: watch::Sender<bool>,
+}
+
+impl Epoch {
+    fn ours(&self) -> bool {
+        self.fence.as_ref().is_none_or(Fence::holds)
+    }
+
+    fn finish(&self, why: End) {
+        let mut reason = self.end_reason.lock().unwrap_or_else(|p| p.into_inner());
+        if reason.is_none() {
+            *reason = Some(why);
+            self.end.send_replace(true);
+        }
+    }
+
+    fn take_end(&self) -> End {
+        self.end_reason.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(End::Stopped)
+    }
+
+    async fn ended(&self) {
+        let mut rx = self.end.subscribe();
+        let _ = rx.wait_for(|ended| *ended).await;
+    }
+
+    fn publish_breaker(&self) {
+        log_transition(&self.source, self.status.breaker(self.target.breaker().label()));
+    }
+
+    async fn emit(&self, collector: &str, records: Vec<Record>) {
+        emit(&self.output, &self.counters, self.target.resource(), collector, records).await;
+    }
+}
+
+async fn emit(output: &SourceOutput, counters: &NodeCounters, resource: &Resource, collector: &str, records: Vec<Record>) {
+    if records.is_empty() {
+        return;
+    }
+    let n = records.len();
+    let lost = output.send(collector, Batch::new(resource.clone(), records)).await;
+    NodeCounters::add(&counters.emitted, n);
+    if lost > 0 {
+        NodeCounters::add(&counters.dropped, lost);
+        tracing::warn!(collector, records = lost, "the plan ended before these records could be handed on; dropped");
+    }
+}
+
+fn log_transition(source: &str, change: Option<(TargetState, TargetState)>) {
+    if let Some((from, to)) = change {
+        tracing::info!(source, from = from.as_str(), to = to.as_str(), "target state");
+    }
+}
+
+/// Backoff between connection attempts: 1 s doubling up to `max`, each
+/// wait jittered by ±20 % so many targets do not retry in step.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(max: Duration) -> Backoff {
+        Backoff { next: Duration::from_secs(1).min(max), max }
+    }
+    fn reset(&mut self) {
+        self.next = Duration::from_secs(1).min(self.max);
+    }
+    fn wait(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        base.mul_f64(0.8 + 0.4 * random_unit())
+    }
+}
+
+/// A number in [0, 1) that differs between calls and processes.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A deterministic jitter in [-j, +j] % of the interval, per round.
+pub fn jittered(interval: Duration, jitter_percent: f64, round: u64) -> Duration {
+    let spread = interval.as_secs_f64() * jitter_percent / 100.0;
+    let unit = (dbintel_stdlib::functions::fnv1a(&round.to_le_bytes()) % 2001) as f64 / 1000.0 - 1.0;
+    Duration::from_secs_f64((interval.as_secs_f64() + spread * unit).max(0.0))
+}
+
+/// Runs one source (one target) until told to stop. Only with
+/// `fail_fast` does it return an error: the first failed connection.
+pub async fn run(
+    name: String,
+    source: SourceNode,
+    output: SourceOutput,
+    counters: Arc<NodeCounters>,
+    options: LiveOptions,
+) -> Result<(), SourceError> {
+    let settings = DbSettings::from_settings(&source.settings);
+    let status = options.status.target(&name, &name);
+    let fence = options.fences.as_ref().and_then(|f| f.get(&name)).cloned();
+    let mut stop = options.stop.clone();
+    let mut slots = build_slots(&name, &source, &settings, &options);
+    status.declare_collectors(slots.iter().map(|s| s.name.as_str()));
+    let mut backoff = Backoff::new(settings.reconnect_max.max(Duration::from_secs(1)));
+    let mut connect_cause: Option<String> = None;
+    let mut resource: Option<Resource> = None;
+
+    loop {
+        if stop.as_ref().is_some_and(|s| *s.borrow()) || slots.iter().all(|s| s.left == Some(0)) {
+            break;
+        }
+        if let Some(fence) = &fence {
+            if !fence.holds() {
+                log_transition(&name, status.lease(Some(false)));
+                while !fence.holds() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(FENCE_POLL) => {}
+                        _ = stopped(&mut stop) => break,
+                    }
+                }
+                if !fence.holds() {
+                    break;
+                }
+            }
+            log_transition(&name, status.lease(Some(true)));
+            tracing::info!(source = %name, "this replica holds the lease: connecting");
+        }
+
+        log_transition(&name, status.connecting());
+        let engine = engine_of(&name, &source, &settings);
+        let attempt = tokio::select! {
+            result = Target::connect(&name, engine, &settings) => Some(result),
+            _ = stopped(&mut stop) => None,
+        };
+        let target = match attempt {
+            None => break,
+            Some(Ok(target)) => target,
+            Some(Err(e)) => {
+                if options.fail_fast {
+                    return Err(e);
+                }
+                NodeCounters::add(&counters.errors, 1);
+                let wait = if e.class() == ErrorClass::Configuration { settings.config_retry } else { backoff.wait() };
+                if connect_cause.as_deref() != Some(&e.cause()) {
+                    tracing::warn!(source = %name, class = e.class().as_str(), code = %e.code(), error = %e, retry_in = ?wait, "cannot connect; retrying");
+                    connect_cause = Some(e.cause());
+                }
+                log_transition(&name, status.down(e.failure()));
+                wait_or_stop(wait, &mut stop, fence.as_ref()).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        if connect_cause.take().is_some() {
+            tracing::info!(source = %name, "connected again");
+        }
+        log_transition(&name, status.connected());
+        resource = Some(target.resource().clone());
+
+        let (end_tx, _) = watch::channel(false);
+        let epoch = Arc::new(Epoch {
+            source: name.clone(),
+            target,
+            output: output.clone(),
+            counters: counters.clone(),
+            status: status.clone(),
+            fence: fence.clone(),
+            config_retry: settings.config_retry,
+            jitter: settings.jitter,
+            end_reason: std::sync::Mutex::new(None),
+            end: end_tx,
+        });
+        let (returned, end) = run_epoch(epoch.clone(), std::mem::take(&mut slots), &mut stop).await;
+        slots = returned;
+        epoch.target.close().await;
+        match end {
+            End::Stopped => break,
+            End::LeaseLost => {
+                tracing::info!(source = %name, "lease lost: stopped scraping; scrapes in flight were cancelled");
+                log_transition(&name, status.lease(Some(false)));
+            }
+            End::ConnectionLost(e) => {
+                NodeCounters::add(&counters.errors, 1);
+                let wait = backoff.wait();
+                tracing::warn!(source = %name, class = e.class().as_str(), code = %e.code(), error = %e, retry_in = ?wait, "connection lost; reconnecting");
+                connect_cause = Some(e.cause());
+                log_transition(&name, status.down(e.failure()));
+                wait_or_stop(wait, &mut stop, fence.as_ref()).await;
+            }
+        }
+    }
+
+    // what the collectors hold goes out, unless another replica owns the
+    // target now
+    if let Some(resource) = resource.filter(|_| fence.as_ref().is_none_or(Fence::holds)) {
+        let now = now_nanos();
+        for slot in &mut slots {
+            let records = slot.collector.flush(now);
+            emit(&output, &counters, &resource, &slot.name, records).await;
+        }
+    }
+    Ok(())
+}
+
+/// Sleeps `wait`; false if told to stop first (or the lease went).
+async fn wait_or_stop(wait: Duration, stop: &mut Option<watch::Receiver<bool>>, fence: Option<&Fence>) -> bool {
+    let lease_lost = async {
+        match fence {
+            Some(f) => loop {
+                tokio::time::sleep(FENCE_POLL).await;
+                if !f.holds() {
+                    break;
+                }
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = stopped(stop) => false,
+        _ = lease_lost => false,
+    }
+}
+
+/// The engine to speak: a `sql` source's DSN scheme decides (unreadable
+/// DSNs fail at connect, with their own error).
+fn engine_of(name: &str, source: &SourceNode, settings: &DbSettings) -> Engine {
+    let dsn = crate::resolve_dsn(name, settings).ok();
+    Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()))
+}
+
+fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: &LiveOptions) -> Vec<Slot> {
+    let engine = engine_of(name, source, settings);
+    let mut slots = Vec::new();
+    for (collector_name, spec) in &source.collectors {
+        let build = Build {
+            source,
+            engine,
+            name: collector_name,
+            spec,
+            source_interval: settings.interval,
+            interval_override: options.interval,
+        };
+        match collector::build(name, &build) {
+            Ok(collector) => {
+                let left = options.scrapes.map(|n| n * collector.scrapes_per_round());
+                slots.push(Slot {
+                    name: collector_name.clone(),
+                    collector,
+                    left,
+                    next_at: Instant::now(),
+                    round: 0,
+                    cause: None,
+                    soft_causes: HashSet::new(),
+                });
+            }
+            // the checker knows the same registry: only a mismatch between
+            // a kind and its DSN's engine gets here
+            Err(e) => tracing::error!(source = %name, error = %e, "collector not run"),
+        }
+    }
+    slots
+}
+
+/// Runs every collector until the connection ends; returns the slots (with
+/// their state) and why it ended.
+async fn run_epoch(epoch: Arc<Epoch>, slots: Vec<Slot>, stop: &mut Option<watch::Receiver<bool>>) -> (Vec<Slot>, End) {
+    let now = Instant::now();
+    let mut loops = tokio::task::JoinSet::new();
+    for mut slot in slots {
+        slot.next_at = slot.next_at.max(now);
+        let epoch = epoch.clone();
+        loops.spawn(async move { collector_loop(epoch, slot).await });
+    }
+    let watcher = {
+        let epoch = epoch.clone();
+        let mut stop = stop.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = stopped(&mut stop) => return epoch.finish(End::Stopped),
+                    _ = tokio::time::sleep(FENCE_POLL), if epoch.fence.is_some() => {
+                        if !epoch.ours() {
+                            return epoch.finish(End::LeaseLost);
+                        }
+                    }
+                    _ = epoch.ended() => return,
+                }
+            }
+        }
+    };
+    let watcher = tokio::spawn(watcher);
+    let mut slots = Vec::new();
+    while let Some(joined) = loops.join_next().await {
+        match joined {
+            Ok(slot) => slots.push(slot),
+            Err(e) => {
+                // a collector that panicked is gone from this source: say so
+                // loudly (the node's error count shows it too)
+                NodeCounters::add(&epoch.counters.errors, 1);
+                tracing::error!(source = %epoch.source, error = %e, "a collector loop panicked; it will not run again until a reload");
+            }
+        }
+    }
+    // every loop returned: either one ended the epoch, or all are done
+    epoch.finish(End::Stopped);
+    watcher.abort();
+    (slots, epoch.take_end())
+}
+
+async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
+    loop {
+        if slot.left == Some(0) {
+            return slot;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(slot.next_at) => {}
+            _ = epoch.ended() => return slot,
+        }
+        if !epoch.ours() {
+            epoch.finish(End::LeaseLost);
+            return slot;
+        }
+        slot.round += 1;
+        let interval = slot.collector.interval();
+        slot.next_at = Instant::now() + jittered(interval, epoch.jitter, slot.round);
+        if let Some(left) = slot.left.as_mut() {
+            *left -= 1;
+        }
+        if let Err(why) = epoch.output.has_room() {
+            NodeCounters::add(&epoch.counters.skipped_scrapes, 1);
+            tracing::warn!(source = %epoch.source, collector = %slot.name, %why, "scrape skipped");
+            continue;
+        }
+        let scrape = async {
+            epoch.target.check_duress().await;
+            let started = std::time::Instant::now();
+            let result = slot.collector.scrape(&epoch.target, now_nanos()).await;
+            (result, started.elapsed())
+        };
+        let (result, took) = tokio::select! {
+            done = scrape => done,
+            // cancelled in flight: the lease went or the connection ended
+            _ = epoch.ended() => return slot,
+        };
+        NodeCounters::add(&epoch.counters.scrapes, 1);
+        NodeCounters::add(&epoch.counters.scrape_micros, took.as_micros() as usize);
+        for soft in slot.collector.take_soft_errors() {
+            NodeCounters::add(&epoch.counters.errors, 1);
+            if slot.soft_causes.len() < 64 && slot.soft_causes.insert(soft.cause()) {
+                tracing::warn!(source = %epoch.source, collector = %slot.name, class = soft.class().as_str(), code = %soft.code(), error = %soft, "part of a scrape failed; the rest was sent");
+            }
+        }
+        // fencing: nothing from a scrape goes out once the lease is gone
+        if !epoch.ours() {
+            epoch.finish(End::LeaseLost);
+            return slot;
+        }
+        epoch.publish_breaker();
+        match result {
+            Ok(records) => {
+                if slot.cause.take().is_some() {
+                    tracing::info!(source = %epoch.source, collector = %slot.name, "collector recovered");
+                }
+                log_transition(&epoch.source, epoch.status.scrape_ok(&slot.name));
+                epoch.emit(&slot.name, records).await;
+            }
+            // expected while open; the breaker logs its own transitions
+            Err(SourceError::BreakerOpen { .. }) => {}
+            Err(e) => {
+                NodeCounters::add(&epoch.counters.errors, 1);
+                if e.class() == ErrorClass::Connection {
+                    epoch.finish(End::ConnectionLost(e));
+                    return slot;
+                }
+                let cause = e.cause();
+                if e.class() == ErrorClass::Configuration {
+                    slot.next_at = Instant::now() + epoch.config_retry;
+                }
+                if slot.cause.as_deref() != Some(&cause) {
+                    let retry_in = slot.next_at.saturating_duration_since(Instant::now());
+                    tracing::warn!(source = %epoch.source, collector = %slot.name, class = e.class().as_str(), code = %e.code(), error = %e, ?retry_in, "scrape failed");
+                    slot.cause = Some(cause);
+                }
+                log_transition(&epoch.source, epoch.status.scrape_failed(&slot.name, e.failure()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_bounds() {
+        let base = Duration::from_secs(30);
+        for round in 0..1000 {
+            let d = jittered(base, 10.0, round);
+            assert!(d >= Duration::from_secs(27) && d <= Duration::from_secs(33), "{d:?}");
+        }
+        assert_ne!(jittered(base, 10.0, 1), jittered(base, 10.0, 2));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_jitter() {
+        let mut b = Backoff::new(Duration::from_secs(60));
+        let waits: Vec<f64> = (0..9).map(|_| b.wait().as_secs_f64()).collect();
+        for (wait, base) in waits.iter().zip([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]) {
+            assert!(*wait >= base * 0.8 - 1e-9 && *wait <= base * 1.2 + 1e-9, "{waits:?}");
+        }
+        b.reset();
+        assert!(b.wait() <= Duration::from_millis(1200));
+    }
+}

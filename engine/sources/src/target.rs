@@ -1,0 +1,135 @@
+//! A connected database of either engine, as collectors see it.
+
+use std::time::{Duration, Instant};
+
+use dbintel_core::record::Resource;
+use dbintel_dsl::schema::DbSettings;
+
+use super::mysql::MyTarget;
+use super::postgres::PgTarget;
+use super::rows::Row;
+use super::SourceError;
+
+/// Which engine a source talks to: from its kind, or for a generic `sql`
+/// source from its DSN's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    MySql,
+}
+
+impl Engine {
+    /// `postgres` and `mysql` sources say so; a `sql` source's DSN scheme
+    /// (`mysql://`, `mariadb://`, else PostgreSQL) decides.
+    pub fn of(kind: &str, dsn: Option<&str>) -> Engine {
+        match kind {
+            "mysql" => Engine::MySql,
+            "postgres" => Engine::Postgres,
+            _ if dsn.is_some_and(|d| d.starts_with("mysql:") || d.starts_with("mariadb:")) => Engine::MySql,
+            _ => Engine::Postgres,
+        }
+    }
+
+    /// The `db.system.name` New Relic and OpenTelemetry use.
+    pub fn system(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgresql",
+            Engine::MySql => "mysql",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            Engine::MySql => 3306,
+        }
+    }
+}
+
+/// A connected database.
+pub enum Target {
+    Pg(PgTarget),
+    My(MyTarget),
+}
+
+impl Target {
+    pub async fn connect(name: &str, engine: Engine, settings: &DbSettings) -> Result<Target, SourceError> {
+        Ok(match engine {
+            Engine::MySql => Target::My(MyTarget::connect(name, settings).await?),
+            Engine::Postgres => Target::Pg(PgTarget::connect(name, settings).await?),
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Target::Pg(_) => Engine::Postgres,
+            Target::My(_) => Engine::MySql,
+        }
+    }
+
+    /// Runs `sql` through the breaker under the client deadline.
+    pub async fn query(&self, what: &str, sql: &str) -> Result<Vec<Row>, SourceError> {
+        match self {
+            Target::Pg(t) => t.query(what, sql).await,
+            Target::My(t) => t.query(what, sql).await,
+        }
+    }
+
+    pub fn resource(&self) -> &Resource {
+        match self {
+            Target::Pg(t) => &t.resource,
+            Target::My(t) => &t.resource,
+        }
+    }
+
+    pub fn breaker(&self) -> &super::breaker::Breaker {
+        match self {
+            Target::Pg(t) => &t.breaker,
+            Target::My(t) => &t.breaker,
+        }
+    }
+
+    /// The breaker's duress probe (at most every 5 s per target): active
+    /// sessions, replication lag, and how long the probe itself took.
+    ///
+    /// Replication lag is read from positions, not only from the age of
+    /// the last replayed transaction: a standby that has replayed
+    /// everything it received is not lagging, however quiet the primary.
+    pub async fn check_duress(&self) {
+        let now = Instant::now();
+        if !self.breaker().probe_due(now, Duration::from_secs(5)) {
+            return;
+        }
+        let sql = match self {
+            Target::Pg(_) => {
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid())::int8 AS active,
+                        CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                             WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
+                             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag"
+            }
+            Target::My(_) => {
+                "SELECT COUNT(*) AS active FROM information_schema.processlist
+                  WHERE command NOT IN ('Sleep', 'Daemon', 'Binlog Dump') AND id <> CONNECTION_ID()"
+            }
+        };
+        if let Ok(rows) = self.query("breaker probe", sql).await {
+            let took = now.elapsed();
+            let row = rows.first();
+            let active = row.and_then(|r| super::rows::integer(r, "active"));
+            let mut lag = row.and_then(|r| super::rows::number(r, "lag"));
+            if let (Target::My(my), true) = (self, self.breaker().policy().max_replication_lag.is_some()) {
+                lag = my.replica_lag().await;
+            }
+            if let Some(why) = self.breaker().duress(active, lag, took) {
+                self.breaker().trip(Instant::now(), &format!("duress: {why}"));
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Target::Pg(t) => t.close().await,
+            Target::My(t) => t.close().await,
+        }
+    }
+}
