@@ -79,6 +79,23 @@ pub struct SettingSpec {
     pub default: DefaultValue,
 }
 
+impl DefaultValue {
+    /// The default as a checked setting value.
+    pub fn value(self) -> Option<crate::plan::Value> {
+        use crate::plan::Value;
+        Some(match self {
+            DefaultValue::None => return None,
+            DefaultValue::Duration(ms) => Value::Duration(Duration::from_millis(ms)),
+            DefaultValue::Percent(p) => Value::Percent(p),
+            DefaultValue::Size(b) => Value::Bytes(b),
+            DefaultValue::Int(i) => Value::Int(i),
+            DefaultValue::Bool(b) => Value::Bool(b),
+            DefaultValue::Word(w) => Value::Word(w.to_string()),
+            DefaultValue::String(s) => Value::String(s.to_string()),
+        })
+    }
+}
+
 impl SettingSpec {
     /// The spec under its field's name (see [`crate::settings!`]).
     pub const fn named(self, name: &'static str) -> SettingSpec {

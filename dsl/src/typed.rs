@@ -27,8 +27,8 @@ use indexmap::IndexMap;
 use crate::plan::{SecretRef, Value};
 
 /// A setting's value as a Rust type. The plan is checked and complete
-/// with defaults, so reading cannot fail; a value that is absent reads as
-/// the type's empty value (only for settings declared without a default).
+/// with defaults, so reading cannot fail; a value that is absent and has
+/// no default reads as the type's empty value.
 pub trait FromSetting: Sized {
     fn from_setting(value: Option<&Value>) -> Self;
 }
@@ -160,9 +160,13 @@ macro_rules! settings {
             /// What the checker accepts, with defaults.
             pub const SPECS: &'static [$crate::schema::SettingSpec] = &[ $( $spec.named(stringify!($field)) ),* ];
 
-            /// Reads checked settings (complete with defaults).
+            /// Reads settings; what is absent (settings built by hand, not
+            /// by the checker) reads as its declared default.
             pub fn from_settings(settings: &$crate::plan::Settings) -> $name {
-                $name { $( $field: $crate::typed::FromSetting::from_setting(settings.get(stringify!($field))) ),* }
+                $name { $( $field: {
+                    let default = $spec.default.value();
+                    $crate::typed::FromSetting::from_setting(settings.get(stringify!($field)).or(default.as_ref()))
+                } ),* }
             }
         }
     };

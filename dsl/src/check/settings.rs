@@ -396,14 +396,5 @@ fn describe_expr(expr: &Expr) -> String {
 }
 
 fn default_value(default: DefaultValue) -> Option<Value> {
-    Some(match default {
-        DefaultValue::None => return None,
-        DefaultValue::Duration(ms) => Value::Duration(Duration::from_millis(ms)),
-        DefaultValue::Percent(p) => Value::Percent(p),
-        DefaultValue::Size(b) => Value::Bytes(b),
-        DefaultValue::Int(i) => Value::Int(i),
-        DefaultValue::Bool(b) => Value::Bool(b),
-        DefaultValue::Word(w) => Value::Word(w.to_string()),
-        DefaultValue::String(s) => Value::String(s.to_string()),
-    })
+    default.value()
 }

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use dbintel_core::record::{Number, Record};
 use dbintel_dsl::plan::{SecretRef, Settings, Value as SettingValue};
-use dbintel_sources::postgres::{PgTarget, StatementsCollector};
-use dbintel_sources::SourceError;
+use dbintel_dsl::schema::{DbSettings, StatementsSettings};
+use dbintel_sources::collectors::pg_statements::PgStatements;
+use dbintel_sources::postgres::PgTarget;
+use dbintel_sources::{Collector, ErrorClass, SourceError};
 use dbintel_stdlib::Value;
 use sqlx::postgres::PgPoolOptions;
 
@@ -18,7 +20,11 @@ const SUPERUSER: &str = "postgres://postgres:super-secret-pw@127.0.0.1:5432/dbin
 const WRITER: &str = "postgres://dbintel_writer:writer-secret-pw@127.0.0.1:5432/dbintel_test";
 
 /// Source settings with the DSN in a per-test environment variable.
-fn settings(var: &str, dsn: &str, timeout: Duration) -> Settings {
+fn settings(var: &str, dsn: &str, timeout: Duration) -> DbSettings {
+    DbSettings::from_settings(&raw_settings(var, dsn, timeout))
+}
+
+fn raw_settings(var: &str, dsn: &str, timeout: Duration) -> Settings {
     std::env::set_var(var, dsn);
     let mut s = Settings::default();
     s.0.insert("dsn".into(), SettingValue::Secret(SecretRef::Env(var.into())));
@@ -38,10 +44,8 @@ static LOCK_PROBE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A statements collector that keeps every statement (the suite's own
 /// queries would otherwise compete for the top N).
-fn collector() -> StatementsCollector {
-    let mut s = Settings::default();
-    s.0.insert("top".into(), SettingValue::Int(10_000));
-    StatementsCollector::new(&s)
+fn collector() -> PgStatements {
+    PgStatements::new(&StatementsSettings { top: 10_000, interval: None }, Duration::from_secs(30))
 }
 
 async fn admin() -> sqlx::PgPool {
@@ -85,10 +89,10 @@ async fn a_monitoring_role_sees_exactly_the_calls_made_between_scrapes() {
     let mut collector = collector();
     // seen once before the first scrape, so that scrape is its baseline
     run_marker(&admin, "marker_k7", 1).await;
-    let first = collector.scrape(&target, 1).await.expect("first scrape");
+    let first = collector.scrape_pg(&target, 1).await.expect("first scrape");
     assert_eq!(calls_for(&first, "marker_k7"), None, "the first sighting is a baseline");
     run_marker(&admin, "marker_k7", 7).await;
-    let second = collector.scrape(&target, 2).await.expect("second scrape");
+    let second = collector.scrape_pg(&target, 2).await.expect("second scrape");
     assert_eq!(calls_for(&second, "marker_k7"), Some(7), "Δcalls for a statement run 7 times");
     no_negative_points(&second);
     // the resource names the server the way New Relic builds entities
@@ -103,15 +107,15 @@ async fn a_stats_reset_rebaselines_instead_of_reporting_garbage() {
     let admin = admin().await;
     let mut collector = collector();
     run_marker(&admin, "marker_reset", 5).await;
-    collector.scrape(&target, 1).await.expect("baseline");
+    collector.scrape_pg(&target, 1).await.expect("baseline");
     run_marker(&admin, "marker_reset", 4).await;
     sqlx::query("SELECT pg_stat_statements_reset()").execute(&admin).await.expect("reset");
     run_marker(&admin, "marker_reset", 2).await;
-    let after_reset = collector.scrape(&target, 2).await.expect("scrape after reset");
+    let after_reset = collector.scrape_pg(&target, 2).await.expect("scrape after reset");
     no_negative_points(&after_reset);
     assert_eq!(calls_for(&after_reset, "marker_reset"), None, "after a reset everything is a new baseline");
     run_marker(&admin, "marker_reset", 3).await;
-    let next = collector.scrape(&target, 3).await.expect("next scrape");
+    let next = collector.scrape_pg(&target, 3).await.expect("next scrape");
     no_negative_points(&next);
     assert_eq!(calls_for(&next, "marker_reset"), Some(3));
 }
@@ -130,7 +134,7 @@ async fn superusers_and_writers_are_refused_without_showing_the_password() {
         }
     }
     let mut allowed = settings("DBINTEL_T3C_DSN", SUPERUSER, Duration::from_secs(3));
-    allowed.0.insert("allow_privileged".into(), SettingValue::Bool(true));
+    allowed.allow_privileged = true;
     assert!(PgTarget::connect("pg", &allowed).await.is_ok(), "allow_privileged lets it through");
 }
 
@@ -149,7 +153,9 @@ async fn a_slow_query_is_cancelled_and_leaves_no_backend_running() {
     let target = PgTarget::connect("pg", &settings("DBINTEL_T5_DSN", MONITOR, Duration::from_secs(1))).await.expect("connects");
     let started = Instant::now();
     let err = target.query("sleepy", "SELECT pg_sleep(30) AS slept_marker").await.expect_err("times out");
-    assert!(matches!(err, SourceError::Timeout { .. }), "{err}");
+    // the server's statement_timeout (SQLSTATE 57014) or our deadline: distress either way
+    assert_eq!(err.class(), ErrorClass::Distress, "{err}");
+    assert!(matches!(err.code().as_str(), "57014" | "timeout"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     let admin = admin().await;
     let mut still_running = 1;
@@ -198,7 +204,7 @@ async fn nulls_in_every_column_type_are_fine() {
 
 #[tokio::test]
 async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
-    use dbintel_sources::activity::{AshWindow, PG_SAMPLE_SQL};
+    use dbintel_sources::collectors::activity::{pg_sample_sql, AshWindow};
     let _probe = LOCK_PROBE.lock().await;
     let admin = PgPoolOptions::new().max_connections(8).connect(SUPERUSER).await.expect("PostgreSQL");
     let mut holder = admin.begin().await.expect("begin");
@@ -219,7 +225,7 @@ async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
     let period = Duration::from_millis(250);
     let mut window = AshWindow::new("postgresql", period);
     for _ in 0..8 {
-        let rows = target.query("sample", PG_SAMPLE_SQL).await.expect("sample");
+        let rows = target.query("sample", &pg_sample_sql(target.version(), false)).await.expect("sample");
         window.add_sample(&rows);
         tokio::time::sleep(period).await;
     }
@@ -264,7 +270,10 @@ async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
 #[tokio::test]
 async fn instance_health_metrics_come_from_the_server() {
     let target = PgTarget::connect("pg", &settings("DBINTEL_T9_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
-    let records = dbintel_sources::live::instance(&target, 1).await.expect("instance scrape");
+    let target = dbintel_sources::target::Target::Pg(target);
+    let mut instance = dbintel_sources::collectors::pg_instance::PgInstance::new(Duration::from_secs(30));
+    let records = instance.scrape(&target, 1).await.expect("instance scrape");
+    assert!(instance.take_soft_errors().is_empty(), "the monitoring role reads every part");
     let names: std::collections::BTreeSet<&str> =
         records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m.name.as_str()) } else { None }).collect();
     for expected in [
@@ -283,9 +292,9 @@ async fn instance_health_metrics_come_from_the_server() {
 }
 
 /// Scrapes, retrying while the pool notices connections a restart broke.
-async fn scrape_retrying(collector: &mut StatementsCollector, target: &PgTarget, now: u64) -> Vec<Record> {
+async fn scrape_retrying(collector: &mut PgStatements, target: &PgTarget, now: u64) -> Vec<Record> {
     for attempt in 0..10 {
-        match collector.scrape(target, now).await {
+        match collector.scrape_pg(target, now).await {
             Ok(records) => return records,
             Err(e) if attempt < 9 => {
                 eprintln!("scrape after restart: {e}");
@@ -329,12 +338,12 @@ async fn a_server_restart_rebaselines() {
 #[tokio::test]
 async fn tls_modes_are_honoured() {
     let with = |var: &str, mode: &str, ca: Option<&str>| {
-        let mut s = settings(var, MONITOR, Duration::from_secs(3));
+        let mut s = raw_settings(var, MONITOR, Duration::from_secs(3));
         s.0.insert("sslmode".into(), SettingValue::Word(mode.into()));
         if let Some(ca) = ca {
             s.0.insert("sslrootcert".into(), SettingValue::String(ca.into()));
         }
-        s
+        DbSettings::from_settings(&s)
     };
     // this server has TLS on (Debian's self-signed "snakeoil" certificate)
     let target = PgTarget::connect("pg", &with("DBINTEL_T11A_DSN", "require", None)).await.expect("require connects");
@@ -344,6 +353,8 @@ async fn tls_modes_are_honoured() {
     // self-signed certificate reached as 127.0.0.1 without its CA
     let err = PgTarget::connect("pg", &with("DBINTEL_T11B_DSN", "verify-full", None)).await.err().expect("verify-full must refuse");
     let message = err.to_string();
-    assert!(message.contains("cannot connect"), "{message}");
+    assert!(message.contains("connecting to 127.0.0.1:5432"), "{message}");
+    assert_eq!(err.class(), ErrorClass::Connection, "{message}");
+    assert!(message.contains("certificate"), "the cause is named: {message}");
     assert!(!message.contains("monitor-secret-pw"), "{message}");
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use dbintel_dsl::plan::Settings;
+use dbintel_dsl::schema::BatchSettings;
 
 use super::Operator;
 use dbintel_core::counters::NodeCounters;
@@ -22,10 +23,11 @@ pub struct Batcher {
 
 impl Batcher {
     pub fn new(settings: &Settings) -> Batcher {
+        let s = BatchSettings::from_settings(settings);
         Batcher {
-            size: settings.int("size").unwrap_or(8192).max(1) as usize,
-            timeout: settings.duration("timeout").unwrap_or(Duration::from_millis(200)),
-            max_bytes: settings.bytes("max_bytes").unwrap_or(1 << 20) as usize,
+            size: s.size.max(1) as usize,
+            timeout: s.timeout,
+            max_bytes: s.max_bytes as usize,
             pending: Vec::new(),
             count: 0,
             bytes: 0,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbintel_dsl::plan::Settings;
+use dbintel_dsl::schema::MemoryLimitSettings;
 
 use dbintel_core::budget::{resident_bytes, Budget};
 
@@ -27,9 +28,8 @@ pub struct MemoryLimit {
 
 impl MemoryLimit {
     pub fn new(settings: &Settings) -> MemoryLimit {
-        let limit = settings.bytes("limit").unwrap_or(256 << 20);
-        let soft = settings.percent("soft_limit").unwrap_or(80.0);
-        MemoryLimit::with_budget(Budget::new(limit, soft), settings.duration("check_interval").unwrap_or(Duration::from_secs(1)))
+        let s = MemoryLimitSettings::from_settings(settings);
+        MemoryLimit::with_budget(Budget::new(s.limit, s.soft_limit), s.check_interval)
     }
 
     pub fn with_budget(budget: Arc<Budget>, check_interval: Duration) -> MemoryLimit {

@@ -46,6 +46,8 @@ pub enum RunError {
     Replay(#[from] ReplayError),
     #[error(transparent)]
     Source(#[from] dbintel_sources::SourceError),
+    #[error("a node task panicked: {0}")]
+    Panicked(String),
     #[error("sink `{node}`: {error}")]
     Sink { node: String, error: dbintel_core::sink::SinkError },
 }
@@ -79,7 +81,7 @@ pub struct Setup {
     /// Print this node's output to `tap_sink` instead of the real sinks.
     pub tap: Option<(String, Box<dyn Sink>)>,
     /// Sources without a replay connect to their databases when set.
-    pub live: Option<dbintel_sources::live::LiveOptions>,
+    pub live: Option<dbintel_sources::supervisor::LiveOptions>,
     /// Counters to add to (a reloaded plan keeps counting); new ones when
     /// not given.
     pub registry: Option<Registry>,
@@ -93,7 +95,7 @@ pub struct Finished {
 
 /// The operator for a processing node; memory limits also hand back their
 /// budget, which sources watch for pressure.
-fn operator(name: &str, kind: &NodeKind, budgets: &mut Vec<Arc<Budget>>) -> Result<Option<Box<dyn Operator>>, RunError> {
+fn operator(name: &str, kind: &NodeKind, budgets: &mut HashMap<String, Arc<Budget>>) -> Result<Option<Box<dyn Operator>>, RunError> {
     let compile = |error| RunError::Compile { node: name.to_string(), error };
     Ok(Some(match kind {
         NodeKind::Transform(t) => Box::new(Transform::new(name, t).map_err(compile)?),
@@ -101,7 +103,7 @@ fn operator(name: &str, kind: &NodeKind, budgets: &mut Vec<Arc<Budget>>) -> Resu
         NodeKind::Batch(settings) => Box::new(Batcher::new(settings)),
         NodeKind::MemoryLimit(settings) => {
             let limit = MemoryLimit::new(settings);
-            budgets.push(limit.budget());
+            budgets.insert(name.to_string(), limit.budget());
             Box::new(limit)
         }
         NodeKind::Source(_) | NodeKind::Sink(_) => return Ok(None),
@@ -162,38 +164,13 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
         }
     }
 
-    let mut budgets = Vec::new();
+    // Operators and sinks first: sources need the memory budgets that lie
+    // downstream of them.
+    let mut budgets: HashMap<String, Arc<Budget>> = HashMap::new();
     for (name, node) in &plan.nodes {
         let counters = registry.register(name, node.kind.label());
         match &node.kind {
-            NodeKind::Source(source) => {
-                let output = source_outputs.remove(name).unwrap_or_default();
-                let replays = setup.replays.remove(name).unwrap_or_default();
-                if let (true, Some(options)) = (replays.is_empty(), setup.live.clone()) {
-                    let (node, source, output, counters) = (name.clone(), source.clone(), output.clone(), counters.clone());
-                    tasks.spawn(async move {
-                        dbintel_sources::live::run(node, source, output, counters, options).await.map_err(RunError::from)
-                    });
-                }
-                for (collector, path) in replays {
-                    let Some(spec) = source.collectors.get(&collector) else { continue };
-                    let replay = Replay::new(name, source, &collector, spec, path)?;
-                    let output = output.clone();
-                    let counters = counters.clone();
-                    let node = name.clone();
-                    tasks.spawn(async move {
-                        let result = tokio::task::spawn_blocking(move || replay.run(&output, &counters)).await;
-                        match result {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => Err(RunError::Replay(e)),
-                            Err(join) => {
-                                tracing::error!(source = %node, error = %join, "replay task failed");
-                                Ok(())
-                            }
-                        }
-                    });
-                }
-            }
+            NodeKind::Source(_) => {}
             NodeKind::Sink(_) => {
                 let sink = setup.sinks.remove(name).ok_or_else(|| RunError::MissingSink(name.clone()))?;
                 let rx = receivers.remove(name).expect("every sink has a channel");
@@ -205,6 +182,40 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
                 let outputs = routes.remove(name).unwrap_or_default();
                 tasks.spawn(processor_task(op, rx, outputs, counters));
             }
+        }
+    }
+    for (name, node) in &plan.nodes {
+        let NodeKind::Source(source) = &node.kind else { continue };
+        let counters = registry.register(name, node.kind.label());
+        let mut output = source_outputs.remove(name).unwrap_or_default();
+        output.budgets = plan
+            .pipelines
+            .values()
+            .filter(|p| p.nodes.first() == Some(name))
+            .flat_map(|p| p.nodes.iter().filter_map(|n| budgets.get(n).cloned()))
+            .collect();
+        let replays = setup.replays.remove(name).unwrap_or_default();
+        if let (true, Some(options)) = (replays.is_empty(), setup.live.clone()) {
+            let (node, source, output, counters) = (name.clone(), source.clone(), output.clone(), counters.clone());
+            tasks.spawn(async move { dbintel_sources::supervisor::run(node, source, output, counters, options).await.map_err(RunError::from) });
+        }
+        if !replays.is_empty() {
+            // recorded rows are always "connected"
+            if let Some(options) = &setup.live {
+                options.status.target(name, name).connected();
+            }
+        }
+        for (collector, path) in replays {
+            let Some(spec) = source.collectors.get(&collector) else { continue };
+            let replay = Replay::new(name, source, &collector, spec, path)?;
+            let output = output.clone();
+            let counters = counters.clone();
+            tasks.spawn(async move {
+                match tokio::task::spawn_blocking(move || replay.run(&output, &counters)).await {
+                    Ok(result) => result.map_err(RunError::Replay),
+                    Err(join) => Err(RunError::Panicked(join.to_string())),
+                }
+            });
         }
     }
     // Only the tasks hold senders now: channels close as upstreams finish.
@@ -224,7 +235,7 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
     }
     match first_error {
         Some(e) => Err(e),
-        None => Ok(Finished { counters: registry, budgets }),
+        None => Ok(Finished { counters: registry, budgets: budgets.into_values().collect() }),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::report;
 use dbintel_core::sink::Sink;
 use dbintel_export::stdout::{shared_stdout, Format, StdoutSink};
 use dbintel_runtime::Setup;
-use dbintel_sources::live::LiveOptions;
+use dbintel_sources::supervisor::LiveOptions;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum Output {
@@ -150,8 +150,13 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let tap = args.tap.map(|node| (node, Box::new(StdoutSink::new(format, stdout.clone())) as Box<dyn Sink>));
-    let live =
-        args.scrapes.map(|n| LiveOptions { scrapes: Some(n), interval: args.interval.map(Duration::from), stop: None, fences: None });
+    // a dry run reports a database it cannot reach instead of retrying
+    let live = args.scrapes.map(|n| LiveOptions {
+        scrapes: Some(n),
+        interval: args.interval.map(Duration::from),
+        fail_fast: true,
+        ..LiveOptions::default()
+    });
     let setup = Setup { replays, sinks, tap, live, registry: None };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

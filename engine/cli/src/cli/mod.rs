@@ -6,6 +6,7 @@ mod fmt;
 mod functions;
 mod graph;
 mod run;
+mod status;
 mod test;
 mod validate;
 
@@ -58,6 +59,10 @@ pub enum Command {
         after_help = "Example:\n  PG_DSN=postgres://dbintel_monitor@db/postgres NEW_RELIC_LICENSE_KEY=... dbintel run --listen 0.0.0.0:9464 /etc/dbintel/"
     )]
     Run(run::Args),
+    /// Ask a running `dbintel run` what each target, collector and sink is
+    /// doing (its /status), as a table.
+    #[command(after_help = "Exit status: 0 ready, 1 not ready, 2 cannot reach it.\n\nExample:\n  dbintel status --listen 127.0.0.1:9464")]
+    Status(status::Args),
     /// Run the `test` blocks of .pipe files.
     #[command(
         after_help = "Exit status: 0 all passed, 1 a test failed or the files are invalid.\n\nExample:\n  dbintel test pipelines/ --junit report.xml"
@@ -98,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(args),
         Command::DryRun(args) => dry_run::run(args),
         Command::Test(args) => test::run(args),
+        Command::Status(args) => status::run(args),
         Command::Functions => functions::run(),
         Command::Completions(args) => completions::run(args),
     }

@@ -1,4 +1,5 @@
-//! The one HTTP port: `/metrics`, `/healthz`, `/readyz`, `POST /reload`.
+//! The one HTTP port: `/metrics`, `/healthz`, `/readyz`, `/status`,
+//! `POST /reload`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,12 +32,14 @@ async fn handle(shared: Arc<Shared>, request: Request<hyper::body::Incoming>) ->
             }
         }
         (&Method::GET, "/readyz") => {
-            if shared.is_ready() {
+            let reasons = shared.not_ready();
+            if reasons.is_empty() {
                 reply(StatusCode::OK, TEXT, "ready\n")
             } else {
-                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready: no plan running, or the role is not known yet\n")
+                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("not ready:\n{}\n", reasons.join("\n")))
             }
         }
+        (&Method::GET, "/status") => reply(StatusCode::OK, "application/json", super::status::render(&shared)),
         (&Method::POST, "/reload") => {
             // the body is ignored; read it so the connection stays usable
             let _ = request.into_body().collect().await;
@@ -49,8 +52,8 @@ async fn handle(shared: Arc<Shared>, request: Request<hyper::body::Incoming>) ->
                 ReloadReply::ShuttingDown => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "shutting down\n"),
             }
         }
-        (_, "/metrics" | "/healthz" | "/readyz" | "/reload") => reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n"),
-        _ => reply(StatusCode::NOT_FOUND, TEXT, "not found: try /metrics, /healthz, /readyz or POST /reload\n"),
+        (_, "/metrics" | "/healthz" | "/readyz" | "/status" | "/reload") => reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n"),
+        _ => reply(StatusCode::NOT_FOUND, TEXT, "not found: try /metrics, /healthz, /readyz, /status or POST /reload\n"),
     };
     Ok(response)
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::Shared;
 use dbintel_core::counters::NodeCounters;
+use dbintel_core::status::TargetState;
 use dbintel_export::LATENCY_BUCKETS;
 
 fn escape(v: &str) -> String {
@@ -62,6 +63,46 @@ pub fn render(shared: &Shared) -> String {
         let (source, what) = (escape(&source), escape(&what));
         let _ = writeln!(out, "dbintel_query_seconds_sum{{source=\"{source}\",query=\"{what}\"}} {}", micros as f64 / 1e6);
         let _ = writeln!(out, "dbintel_query_seconds_count{{source=\"{source}\",query=\"{what}\"}} {count}");
+    }
+
+    let targets = shared.status.snapshot();
+    family(&mut out, "dbintel_source_up", "gauge", "1 while a source is connected to its database (whatever its collectors do).");
+    for t in &targets {
+        let up = matches!(t.state, TargetState::Up | TargetState::Degraded | TargetState::BreakerOpen);
+        let _ = writeln!(out, "dbintel_source_up{{node=\"{}\"}} {}", escape(&t.source), u8::from(up));
+    }
+    family(&mut out, "dbintel_target_state", "gauge", "1 for the state each target is in.");
+    for t in &targets {
+        for state in [TargetState::Connecting, TargetState::Up, TargetState::Degraded, TargetState::BreakerOpen, TargetState::Down, TargetState::Standby] {
+            let _ = writeln!(
+                out,
+                "dbintel_target_state{{node=\"{}\",target=\"{}\",state=\"{}\"}} {}",
+                escape(&t.source),
+                escape(&t.target),
+                state.as_str(),
+                u8::from(t.state == state)
+            );
+        }
+    }
+    family(&mut out, "dbintel_collector_errors_total", "counter", "Failed scrapes per collector, by class (distress, configuration, connection, other).");
+    for t in &targets {
+        for (collector, c) in &t.collectors {
+            for (class, n) in &c.errors {
+                let _ = writeln!(
+                    out,
+                    "dbintel_collector_errors_total{{node=\"{}\",collector=\"{}\",class=\"{class}\"}} {n}",
+                    escape(&t.source),
+                    escape(collector)
+                );
+            }
+        }
+    }
+    family(&mut out, "dbintel_collector_failing", "gauge", "1 while a collector fails for a reason of configuration.");
+    for t in &targets {
+        for (collector, c) in &t.collectors {
+            let failing = c.state == dbintel_core::status::CollectorState::Failing;
+            let _ = writeln!(out, "dbintel_collector_failing{{node=\"{}\",collector=\"{}\"}} {}", escape(&t.source), escape(collector), u8::from(failing));
+        }
     }
 
     let breakers = dbintel_sources::breaker::breakers();

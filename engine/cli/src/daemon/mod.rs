@@ -16,6 +16,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,7 +34,8 @@ use dbintel_export::config::{ExportConfig, ProcessEnv, QueueKind};
 use dbintel_export::stdout::{shared_stdout, Format, StdoutSink};
 use dbintel_export::Exporter;
 use dbintel_runtime::{Finished, RunError, Setup};
-use dbintel_sources::live::LiveOptions;
+use dbintel_core::status::StatusBoard;
+use dbintel_sources::supervisor::LiveOptions;
 
 pub struct Options {
     pub paths: Vec<PathBuf>,
@@ -57,6 +59,8 @@ pub struct Shared {
     pub registry: Mutex<Registry>,
     pub exporters: Mutex<std::collections::BTreeMap<String, Arc<Exporter>>>,
     pub ready: AtomicBool,
+    /// What every target and collector is doing (kept across reloads).
+    pub status: Arc<StatusBoard>,
     pub reloads_applied: AtomicU64,
     pub reloads_refused: AtomicU64,
     /// The election this replica takes part in (mode, identity, status).
@@ -70,10 +74,23 @@ impl Shared {
     fn beat(&self) {
         self.heartbeat.store(self.started.elapsed().as_secs(), Relaxed);
     }
-    /// A plan runs and the replica knows its role.
+    /// A plan runs, the replica knows its role, and every source it runs
+    /// has connected at least once since the plan started (a later outage
+    /// shows in /status and /metrics, not here: it must not flap the pod).
     pub fn is_ready(&self) -> bool {
+        self.not_ready().is_empty()
+    }
+
+    /// Why the replica is not ready, one reason per line; empty when it is.
+    pub fn not_ready(&self) -> Vec<String> {
+        if !self.ready.load(Relaxed) {
+            return vec!["no plan is running".into()];
+        }
         let known = self.cluster.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_none_or(|(_, _, s)| s.known.load(Relaxed));
-        self.ready.load(Relaxed) && known
+        if !known {
+            return vec!["the cluster role is not known yet".into()];
+        }
+        self.status.unsettled()
     }
 
     /// The control loop has ticked in the last 30 seconds.
@@ -256,8 +273,18 @@ impl Daemon {
         Ok(())
     }
 
-    async fn start(&mut self, plan: Plan) -> Result<(), String> {
+    async fn start(&mut self, plan: Plan, previous: Option<&Plan>) -> Result<(), String> {
         self.elect(&plan).await?;
+        // targets that left the plan leave the board; sources whose
+        // definition changed must connect again before the replica is ready
+        let sources: HashMap<&String, &NodeKind> =
+            plan.nodes.iter().filter(|(_, n)| matches!(n.kind, NodeKind::Source(_))).map(|(k, n)| (k, &n.kind)).collect();
+        self.shared.status.retain(|source, _| sources.contains_key(&source.to_string()));
+        for (name, kind) in &sources {
+            if previous.and_then(|p| p.node(name)).is_none_or(|old| &old.kind != *kind) {
+                self.shared.status.target(name, name).restart();
+            }
+        }
         let fences = self.coordinator.as_ref().filter(|c| c.key.mode != dbintel_cluster::Mode::None).map(|c| c.fences());
         let sinks = self.sinks(&plan)?;
         let registry = {
@@ -273,7 +300,7 @@ impl Daemon {
             replays: self.options.replays.clone(),
             sinks,
             tap: None,
-            live: Some(LiveOptions { scrapes: None, interval: None, stop: Some(stop_rx), fences }),
+            live: Some(LiveOptions { stop: Some(stop_rx), fences, status: self.shared.status.clone(), ..LiveOptions::default() }),
             registry: Some(registry),
         };
         let to_run = plan.clone();
@@ -333,7 +360,7 @@ impl Daemon {
         let old = self.stop(Instant::now() + self.options.shutdown_timeout).await;
         self.retire_exporters(&plan).await;
         let summary = format!("{} nodes, {} pipelines", plan.nodes.len(), plan.pipelines.len());
-        match self.start(plan).await {
+        match self.start(plan, old.as_ref()).await {
             Ok(()) => {
                 self.shared.reloads_applied.fetch_add(1, Relaxed);
                 tracing::info!(trigger = why, %summary, "reloaded");
@@ -344,7 +371,7 @@ impl Daemon {
                 tracing::error!(error = %e, "the new plan could not start; going back to the previous one");
                 if let Some(old) = old {
                     self.retire_exporters(&old).await;
-                    if let Err(again) = self.start(old).await {
+                    if let Err(again) = self.start(old, None).await {
                         tracing::error!(error = %again, "the previous plan could not start either; running nothing");
                         self.shared.ready.store(false, Relaxed);
                     }
@@ -385,6 +412,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         registry: Mutex::default(),
         exporters: Mutex::default(),
         ready: AtomicBool::new(false),
+        status: StatusBoard::new(),
         reloads_applied: AtomicU64::new(0),
         reloads_refused: AtomicU64::new(0),
         cluster: Mutex::new(None),
@@ -399,9 +427,9 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let plan = compile(&options.paths).map_err(DaemonError::Invalid)?;
     let mut daemon = Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None, coordinator: None };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
-    daemon.start(plan).await.map_err(DaemonError::Start)?;
+    daemon.start(plan, None).await.map_err(DaemonError::Start)?;
     tokio::spawn(http::serve(listener, shared.clone()));
-    tracing::info!(%listen, "running; /metrics, /healthz, /readyz and POST /reload on this address");
+    tracing::info!(%listen, "running; /metrics, /healthz, /readyz, /status and POST /reload on this address");
 
     let poll = daemon.options.watch.unwrap_or(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(poll);
