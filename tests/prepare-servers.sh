@@ -49,8 +49,18 @@ DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbintel_writer') THEN
     CREATE ROLE dbintel_writer LOGIN PASSWORD 'writer-secret-pw';
   END IF;
+  -- fault tests: a monitoring role allowed one connection at a time, and
+  -- one without pg_monitor (its grant is given and taken by the test)
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbintel_limited') THEN
+    CREATE ROLE dbintel_limited LOGIN PASSWORD 'limited-secret-pw';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbintel_nopriv') THEN
+    CREATE ROLE dbintel_nopriv LOGIN PASSWORD 'nopriv-secret-pw';
+  END IF;
 END $$;
 GRANT pg_monitor TO dbintel_monitor;
+GRANT pg_monitor TO dbintel_limited;
+ALTER ROLE dbintel_limited CONNECTION LIMIT 1;
 SQL
 pg -d dbintel_test <<'SQL'
 CREATE TABLE IF NOT EXISTS writer_owned (id int);

@@ -258,7 +258,12 @@ pub const SOURCE_KINDS: &[SourceKindSpec] = &[
         collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
         open_collectors: None,
     },
-    SourceKindSpec { name: "mysql", settings: DbSettings::SPECS, collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS], open_collectors: None },
+    SourceKindSpec {
+        name: "mysql",
+        settings: DbSettings::SPECS,
+        collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
+        open_collectors: None,
+    },
     SourceKindSpec { name: "sql", settings: DbSettings::SPECS, collectors: &[], open_collectors: Some(SQL_QUERY) },
 ];
 

@@ -12,8 +12,8 @@ use dbintel_sources::collectors::activity::my_sample_sql;
 use dbintel_sources::collectors::my_statements::MyStatements;
 use dbintel_sources::mysql::MyTarget;
 use dbintel_sources::target::Target;
-use dbintel_sources::{Collector, ErrorClass};
 use dbintel_sources::SourceError;
+use dbintel_sources::{Collector, ErrorClass};
 use dbintel_stdlib::Value;
 use sqlx::mysql::MySqlPoolOptions;
 

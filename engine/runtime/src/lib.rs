@@ -197,7 +197,9 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
         let replays = setup.replays.remove(name).unwrap_or_default();
         if let (true, Some(options)) = (replays.is_empty(), setup.live.clone()) {
             let (node, source, output, counters) = (name.clone(), source.clone(), output.clone(), counters.clone());
-            tasks.spawn(async move { dbintel_sources::supervisor::run(node, source, output, counters, options).await.map_err(RunError::from) });
+            tasks.spawn(
+                async move { dbintel_sources::supervisor::run(node, source, output, counters, options).await.map_err(RunError::from) },
+            );
         }
         if !replays.is_empty() {
             // recorded rows are always "connected"

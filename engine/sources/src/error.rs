@@ -87,9 +87,7 @@ pub fn classify_mysql(number: u16) -> ErrorClass {
         1053 | 1927 | 2002 | 2003 | 2005 | 2006 | 2013 | 2055 => ErrorClass::Connection,
         // access denied (database, user, table, column, privilege),
         // unknown database/table/column/function, syntax, read-only
-        1044 | 1045 | 1142 | 1143 | 1227 | 1370 | 1049 | 1146 | 1109 | 1054 | 1305 | 1064 | 1149 | 1792 | 1290 => {
-            ErrorClass::Configuration
-        }
+        1044 | 1045 | 1142 | 1143 | 1227 | 1370 | 1049 | 1146 | 1109 | 1054 | 1305 | 1064 | 1149 | 1792 | 1290 => ErrorClass::Configuration,
         _ => ErrorClass::Other,
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use dbintel_dsl::schema::{DbSettings, SslMode};
 use dbintel_stdlib::{Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
-use sqlx::{Column, Executor, Row, TypeInfo};
+use sqlx::{Column, ConnectOptions, Executor, Row, TypeInfo};
 
 use super::error::from_sqlx;
 use super::rows::{integer, Row as DbRow};
@@ -60,9 +60,11 @@ impl MyTarget {
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<MyTarget, SourceError> {
         let secret = super::resolve_dsn(name, settings)?;
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
-        let mut options = MySqlConnectOptions::from_str(secret.expose()).map_err(|e| {
-            super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string())))
-        })?;
+        let mut options = MySqlConnectOptions::from_str(secret.expose())
+            .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
+        // never log statements: a `sql` collector's query or an EXPLAIN of
+        // a captured statement can carry literals
+        options = options.disable_statement_logging();
         options = options.ssl_mode(match settings.sslmode {
             SslMode::Disable => MySqlSslMode::Disabled,
             SslMode::Prefer => MySqlSslMode::Preferred,
@@ -76,6 +78,8 @@ impl MyTarget {
         let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
         let seconds = timeout.as_secs_f64().max(0.001);
         let lock_seconds = (timeout.as_secs() / 2).max(1);
+        let what = format!("connecting to {host}:{port}");
+        super::probe_connection::<sqlx::MySqlConnection>(name, &what, &secret, connect_timeout, &options).await?;
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.pool.clamp(1, 16) as u32)
             .acquire_timeout(connect_timeout)
@@ -95,9 +99,7 @@ impl MyTarget {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await
-            .map_err(|e| from_sqlx(name, &format!("connecting to {host}:{port}"), &secret, &e))?;
+            .connect_lazy_with(options);
 
         let resource = super::target_resource("mysql", &host, port, database);
         let mut target = MyTarget {
@@ -139,7 +141,8 @@ impl MyTarget {
                 match parse_grant(&grant.to_string()) {
                     Grant::Roles(roles) => pending.extend(roles.into_iter().map(|r| (r.clone(), Some(r)))),
                     Grant::Privileges { privileges, on, grant_option } => {
-                        let found = privileges.iter().find_map(|p| dangerous(p)).or(grant_option.then_some("can grant privileges".to_string()));
+                        let found =
+                            privileges.iter().find_map(|p| dangerous(p)).or(grant_option.then_some("can grant privileges".to_string()));
                         if let Some(privilege) = found {
                             let via = via.as_ref().map(|r| format!(" through role {r}")).unwrap_or_default();
                             return Err(SourceError::Privileged {
@@ -232,7 +235,11 @@ pub fn row_to_map(row: &MySqlRow) -> DbRow {
 #[derive(Debug, PartialEq)]
 enum Grant {
     /// `GRANT SELECT, PROCESS ON *.* TO …`
-    Privileges { privileges: Vec<String>, on: String, grant_option: bool },
+    Privileges {
+        privileges: Vec<String>,
+        on: String,
+        grant_option: bool,
+    },
     /// `GRANT `role`@`%` TO …` (MySQL) or `GRANT `role` TO …` (MariaDB).
     Roles(Vec<String>),
     Other,
@@ -284,9 +291,28 @@ fn split_top_level(text: &str) -> Vec<String> {
 /// Why a privilege (upper case) is too much for a monitoring account.
 fn dangerous(privilege: &str) -> Option<String> {
     const WRITES: &[&str] = &[
-        "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "REFERENCES", "CREATE VIEW", "CREATE ROUTINE",
-        "ALTER ROUTINE", "EXECUTE", "TRIGGER", "EVENT", "LOCK TABLES", "CREATE TABLESPACE", "CREATE USER", "CREATE ROLE", "DROP ROLE",
-        "DELETE HISTORY", "RELOAD", "SHUTDOWN",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "INDEX",
+        "REFERENCES",
+        "CREATE VIEW",
+        "CREATE ROUTINE",
+        "ALTER ROUTINE",
+        "EXECUTE",
+        "TRIGGER",
+        "EVENT",
+        "LOCK TABLES",
+        "CREATE TABLESPACE",
+        "CREATE USER",
+        "CREATE ROLE",
+        "DROP ROLE",
+        "DELETE HISTORY",
+        "RELOAD",
+        "SHUTDOWN",
     ];
     let p = privilege.trim();
     if p == "ALL" || p == "ALL PRIVILEGES" {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use dbintel_dsl::schema::{DbSettings, SslMode};
 use dbintel_stdlib::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
-use sqlx::{Column, Row, TypeInfo};
+use sqlx::{Column, ConnectOptions, Row, TypeInfo};
 
 use super::error::from_sqlx;
 use super::rows::Row as DbRow;
@@ -45,10 +45,11 @@ impl PgTarget {
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<PgTarget, SourceError> {
         let secret = super::resolve_dsn(name, settings)?;
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
-        let mut options = PgConnectOptions::from_str(secret.expose()).map_err(|e| {
-            super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string())))
-        })?;
-        options = options.application_name("dbintel").options([
+        let mut options = PgConnectOptions::from_str(secret.expose())
+            .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
+        // never log statements: a `sql` collector's query or an EXPLAIN of
+        // a captured statement can carry literals
+        options = options.disable_statement_logging().application_name("dbintel").options([
             ("statement_timeout", ms(timeout)),
             ("lock_timeout", ms(timeout / 2)),
             ("idle_in_transaction_session_timeout", ms(timeout * 2)),
@@ -65,12 +66,12 @@ impl PgTarget {
             options = options.ssl_root_cert(ca.as_str());
         }
         let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
+        let what = format!("connecting to {host}:{port}");
+        super::probe_connection::<sqlx::PgConnection>(name, &what, &secret, connect_timeout, &options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool.clamp(1, 16) as u32)
             .acquire_timeout(connect_timeout)
-            .connect_with(options)
-            .await
-            .map_err(|e| from_sqlx(name, &format!("connecting to {host}:{port}"), &secret, &e))?;
+            .connect_lazy_with(options);
 
         let resource = super::target_resource("postgresql", &host, port, database);
         let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));

@@ -56,22 +56,20 @@ fn dsn_target(engine: Engine, dsn: &str) -> Option<(String, u16, Option<String>)
 }
 
 impl Replay {
-    pub fn new(source_name: &str, source: &SourceNode, collector: &str, spec: &CollectorSpec, path: PathBuf) -> Result<Replay, ReplayError> {
+    pub fn new(
+        source_name: &str,
+        source: &SourceNode,
+        collector: &str,
+        spec: &CollectorSpec,
+        path: PathBuf,
+    ) -> Result<Replay, ReplayError> {
         let settings = DbSettings::from_settings(&source.settings);
         let dsn = crate::resolve_dsn(source_name, &settings).ok();
         let engine = Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()));
-        let build = Build {
-            source,
-            engine,
-            name: collector,
-            spec,
-            source_interval: settings.interval,
-            interval_override: None,
-        };
+        let build = Build { source, engine, name: collector, spec, source_interval: settings.interval, interval_override: None };
         let built = collector::build(source_name, &build)?;
-        let (host, port, database) = dsn
-            .and_then(|d| dsn_target(engine, d.expose()))
-            .unwrap_or_else(|| ("localhost".to_string(), engine.default_port(), None));
+        let (host, port, database) =
+            dsn.and_then(|d| dsn_target(engine, d.expose())).unwrap_or_else(|| ("localhost".to_string(), engine.default_port(), None));
         Ok(Replay {
             source: source_name.to_string(),
             collector_name: collector.to_string(),

@@ -6,7 +6,6 @@ use std::fmt;
 use dbintel_stdlib::{Map, Value};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-
 /// One row: column name to value, in column order. NULL is nil.
 pub type Row = Map;
 

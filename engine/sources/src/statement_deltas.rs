@@ -521,7 +521,8 @@ mod tests {
         d.observe("s", None, (0..20).map(|i| big(i, 1)).collect(), 1);
         let (out, _) = d.observe("s", None, (0..20).map(|i| big(i, 2)).collect(), 2);
         assert!(d.text_bytes() <= MAX_TEXT_BYTES, "{} bytes cached", d.text_bytes());
-        let texts = out.iter().filter(|r| matches!(r, Record::Log(l) if l.attributes.get("db.query.text").is_some_and(|t| !t.is_nil()))).count();
+        let texts =
+            out.iter().filter(|r| matches!(r, Record::Log(l) if l.attributes.get("db.query.text").is_some_and(|t| !t.is_nil()))).count();
         assert_eq!(texts, 20, "every emitted statement still carries its text");
     }
 

@@ -358,14 +358,8 @@ fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: 
     let engine = engine_of(name, source, settings);
     let mut slots = Vec::new();
     for (collector_name, spec) in &source.collectors {
-        let build = Build {
-            source,
-            engine,
-            name: collector_name,
-            spec,
-            source_interval: settings.interval,
-            interval_override: options.interval,
-        };
+        let build =
+            Build { source, engine, name: collector_name, spec, source_interval: settings.interval, interval_override: options.interval };
         match collector::build(name, &build) {
             Ok(collector) => {
                 let left = options.scrapes.map(|n| n * collector.scrapes_per_round());

@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => args.log_format,
         _ => run::LogFormat::Pretty,
     };
-    init_logging(log_format);
+    init_logging(matches!(cli.command, Command::Run(_)), log_format);
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
@@ -110,10 +110,11 @@ pub fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, so stdout stays clean for data (dry-run) and
-/// reports (validate --format json). DBINTEL_LOG sets the level (default
-/// `info` for `run`, `warn` otherwise is set by the caller's filter).
-fn init_logging(format: run::LogFormat) {
-    let default = if format == run::LogFormat::Json { "info" } else { "warn" };
+/// reports (validate --format json). DBINTEL_LOG sets the filter; the
+/// default is `info` for `run` (the service says what it does) and `warn`
+/// for the one-shot commands, with the libraries we use at `warn` either way.
+fn init_logging(service: bool, format: run::LogFormat) {
+    let default = if service { "info,sqlx=warn,hyper=warn,h2=warn,tower=warn,kube=warn,rustls=warn" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DBINTEL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     match format {

@@ -46,7 +46,8 @@ fn error_text(v: &Value) -> String {
     if v.is_null() {
         return String::new();
     }
-    let text = format!("{} {}: {}", v["class"].as_str().unwrap_or(""), v["code"].as_str().unwrap_or(""), v["message"].as_str().unwrap_or(""));
+    let text =
+        format!("{} {}: {}", v["class"].as_str().unwrap_or(""), v["code"].as_str().unwrap_or(""), v["message"].as_str().unwrap_or(""));
     let text: String = text.chars().take(100).collect();
     format!("{text} ({})", ago(&v["seconds_ago"]))
 }

@@ -52,7 +52,9 @@ async fn handle(shared: Arc<Shared>, request: Request<hyper::body::Incoming>) ->
                 ReloadReply::ShuttingDown => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "shutting down\n"),
             }
         }
-        (_, "/metrics" | "/healthz" | "/readyz" | "/status" | "/reload") => reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n"),
+        (_, "/metrics" | "/healthz" | "/readyz" | "/status" | "/reload") => {
+            reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n")
+        }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found: try /metrics, /healthz, /readyz, /status or POST /reload\n"),
     };
     Ok(response)

@@ -73,7 +73,14 @@ pub fn render(shared: &Shared) -> String {
     }
     family(&mut out, "dbintel_target_state", "gauge", "1 for the state each target is in.");
     for t in &targets {
-        for state in [TargetState::Connecting, TargetState::Up, TargetState::Degraded, TargetState::BreakerOpen, TargetState::Down, TargetState::Standby] {
+        for state in [
+            TargetState::Connecting,
+            TargetState::Up,
+            TargetState::Degraded,
+            TargetState::BreakerOpen,
+            TargetState::Down,
+            TargetState::Standby,
+        ] {
             let _ = writeln!(
                 out,
                 "dbintel_target_state{{node=\"{}\",target=\"{}\",state=\"{}\"}} {}",
@@ -84,7 +91,12 @@ pub fn render(shared: &Shared) -> String {
             );
         }
     }
-    family(&mut out, "dbintel_collector_errors_total", "counter", "Failed scrapes per collector, by class (distress, configuration, connection, other).");
+    family(
+        &mut out,
+        "dbintel_collector_errors_total",
+        "counter",
+        "Failed scrapes per collector, by class (distress, configuration, connection, other).",
+    );
     for t in &targets {
         for (collector, c) in &t.collectors {
             for (class, n) in &c.errors {
@@ -101,7 +113,13 @@ pub fn render(shared: &Shared) -> String {
     for t in &targets {
         for (collector, c) in &t.collectors {
             let failing = c.state == dbintel_core::status::CollectorState::Failing;
-            let _ = writeln!(out, "dbintel_collector_failing{{node=\"{}\",collector=\"{}\"}} {}", escape(&t.source), escape(collector), u8::from(failing));
+            let _ = writeln!(
+                out,
+                "dbintel_collector_failing{{node=\"{}\",collector=\"{}\"}} {}",
+                escape(&t.source),
+                escape(collector),
+                u8::from(failing)
+            );
         }
     }
 

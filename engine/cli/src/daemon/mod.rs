@@ -30,11 +30,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use dbintel_core::counters::Registry;
 use dbintel_core::sink::Sink;
+use dbintel_core::status::StatusBoard;
 use dbintel_export::config::{ExportConfig, ProcessEnv, QueueKind};
 use dbintel_export::stdout::{shared_stdout, Format, StdoutSink};
 use dbintel_export::Exporter;
 use dbintel_runtime::{Finished, RunError, Setup};
-use dbintel_core::status::StatusBoard;
 use dbintel_sources::supervisor::LiveOptions;
 
 pub struct Options {

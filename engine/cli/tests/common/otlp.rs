@@ -151,7 +151,22 @@ pub fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
 }
 
 impl Run {
+    /// Starts `dbintel run` and waits until it is ready.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut run = Run::spawn(args, env);
+        let port = run.port;
+        eventually("dbintel run to be ready", Duration::from_secs(30), || {
+            if let Some(status) = run.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("dbintel run exited early ({status}):\n{}", run.stderr());
+            }
+            (http(port, "GET", "/readyz").map(|r| r.0) == Some(200)).then_some(())
+        });
+        run
+    }
+
+    /// Starts `dbintel run` and waits only for its HTTP port (it may not be
+    /// ready: a database down at start).
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Run {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_dbintel"));
         command
@@ -180,13 +195,38 @@ impl Run {
             }
         });
         let mut run = Run { child: Some(child), port, stderr };
-        eventually("dbintel run to be ready", Duration::from_secs(30), || {
+        eventually("dbintel run to serve HTTP", Duration::from_secs(30), || {
             if let Some(status) = run.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("dbintel run exited early ({status}):\n{}", run.stderr());
             }
-            (http(port, "GET", "/readyz").map(|r| r.0) == Some(200)).then_some(())
+            (http(port, "GET", "/healthz").map(|r| r.0) == Some(200)).then_some(())
         });
         run
+    }
+
+    /// `/status` as JSON.
+    pub fn status(&self) -> Value {
+        let (code, body) = self.get("/status");
+        assert_eq!(code, 200, "/status: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
+    }
+
+    /// The status entry of one source's target.
+    pub fn target(&self, source: &str) -> Value {
+        let status = self.status();
+        status["targets"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["source"] == source))
+            .cloned()
+            .unwrap_or_else(|| panic!("no target {source} in /status: {status:#}"))
+    }
+
+    /// Waits until the target of `source` is in `state`; its status entry.
+    pub fn wait_state(&self, source: &str, state: &str, limit: Duration) -> Value {
+        self.wait_for(&format!("{source} to be {state}"), limit, || {
+            let t = self.target(source);
+            (t["state"] == state).then_some(t)
+        })
     }
 
     /// [`eventually`], with dbintel's log in the failure message.

@@ -71,8 +71,8 @@ impl PgStatements {
         let mut texts = HashMap::new();
         let ids: Vec<i64> = selection.needs_text.iter().filter_map(|id| id.parse().ok()).collect();
         if !ids.is_empty() {
-            let query = sqlx::query("SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1)")
-                .bind(ids);
+            let query =
+                sqlx::query("SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1)").bind(ids);
             match target.query_with("query texts", query).await {
                 Ok(rows) => {
                     for row in rows {
