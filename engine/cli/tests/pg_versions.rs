@@ -1,0 +1,180 @@
+//! The real PostgreSQL 12 to 18 servers and the streaming replica that
+//! tests/pg-versions.sh starts: each answers as its version, its
+//! pg_stat_statements returns rows the monitoring role can read, and its
+//! catalogue has the columns docs/catalogue/versions.md says it has. These
+//! tests fail, never skip, when a server is missing: run
+//! `tests/pg-versions.sh start 12 13 14 16 17 18 replica` first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnection;
+use sqlx::Connection;
+
+/// The majors the suite must have besides the shared :5432 (15).
+const MAJORS: [u32; 6] = [12, 13, 14, 16, 17, 18];
+const REPLICA: &str = "15-replica";
+
+/// The "name port" lines of the servers file: `DBINTEL_PG_SERVERS` when
+/// set, else where tests/pg-versions.sh says it writes them.
+fn servers() -> BTreeMap<String, u16> {
+    let path = match std::env::var("DBINTEL_PG_SERVERS") {
+        Ok(path) => path,
+        Err(_) => {
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/pg-versions.sh");
+            let out = std::process::Command::new(&script).arg("servers-file").output().expect("run tests/pg-versions.sh servers-file");
+            assert!(out.status.success(), "tests/pg-versions.sh servers-file: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no servers file at {path} ({e}): run tests/pg-versions.sh start 12 13 14 16 17 18 replica"));
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let (name, port) = line.split_once(' ').unwrap_or_else(|| panic!("servers file line {line:?} is not \"name port\""));
+            (name.to_string(), port.trim().parse().unwrap_or_else(|_| panic!("servers file line {line:?}: bad port")))
+        })
+        .collect()
+}
+
+fn port_of(servers: &BTreeMap<String, u16>, name: &str) -> u16 {
+    *servers.get(name).unwrap_or_else(|| {
+        panic!("PostgreSQL {name} is not running (servers file: {servers:?}); run tests/pg-versions.sh start 12 13 14 16 17 18 replica")
+    })
+}
+
+async fn connect(user: &str, port: u16) -> PgConnection {
+    let password = if user == "dbintel_monitor" { "monitor-secret-pw" } else { "super-secret-pw" };
+    let url = format!("postgres://{user}:{password}@127.0.0.1:{port}/dbintel_test");
+    PgConnection::connect(&url).await.unwrap_or_else(|e| panic!("connect as {user} to 127.0.0.1:{port}: {e}"))
+}
+
+async fn text(conn: &mut PgConnection, sql: &str) -> String {
+    let (value,): (String,) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    value
+}
+
+#[tokio::test]
+async fn every_major_answers_as_itself_with_readable_statement_statistics() {
+    let servers = servers();
+    for major in MAJORS {
+        let port = port_of(&servers, &major.to_string());
+        let mut admin = connect("postgres", port).await;
+        let version: u32 = text(&mut admin, "SELECT current_setting('server_version_num')").await.parse().expect("server_version_num");
+        assert_eq!(version / 10000, major, "port {port} runs {version}");
+
+        // A statement of its own, run by the superuser, that the monitoring
+        // role must then see with its text (pg_monitor includes
+        // pg_read_all_stats; without it the text reads <insufficient privilege>).
+        let marker = format!("pg_versions_marker_{major}");
+        let sql = format!("SELECT 1 AS {marker}");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.expect("marker runs");
+
+        let mut monitor = connect("dbintel_monitor", port).await;
+        assert_eq!(text(&mut monitor, "SELECT current_user::text").await, "dbintel_monitor");
+        let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_stat_statements")
+            .fetch_one(&mut monitor)
+            .await
+            .expect("pg_stat_statements as the monitor");
+        assert!(rows > 0, "PostgreSQL {major}: pg_stat_statements is empty");
+        let seen: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT s.query, s.calls FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
+             WHERE r.rolname = 'postgres' AND s.query LIKE '%' || $1 || '%' AND s.query NOT LIKE '%pg_stat_statements%'",
+        )
+        .bind(&marker)
+        .fetch_all(&mut monitor)
+        .await
+        .expect("the marker's statistics");
+        assert!(
+            seen.iter().any(|(query, calls)| query.contains(&marker) && *calls >= 1),
+            "PostgreSQL {major}: the monitor does not see the superuser's statement with its text: {seen:?}"
+        );
+    }
+}
+
+/// The columns each version's views have, as versions.md records them:
+/// collectors choose their queries by these.
+#[tokio::test]
+async fn catalogue_columns_change_where_versions_md_says() {
+    let servers = servers();
+    for major in MAJORS {
+        let port = port_of(&servers, &major.to_string());
+        let mut monitor = connect("dbintel_monitor", port).await;
+        let columns: Vec<(String,)> = sqlx::query_as(
+            "SELECT c.relname || '.' || a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+             WHERE c.relname IN ('pg_stat_statements', 'pg_stat_bgwriter', 'pg_stat_checkpointer', 'pg_stat_io', 'pg_stat_wal', \
+             'pg_stat_statements_info', 'pg_stat_database', 'pg_stat_activity')",
+        )
+        .fetch_all(&mut monitor)
+        .await
+        .expect("catalogue columns");
+        let have: BTreeSet<String> = columns.into_iter().map(|(c,)| c).collect();
+        let expect = |column: &str, from: u32, until: Option<u32>| {
+            let should = major >= from && until.is_none_or(|last| major <= last);
+            assert_eq!(have.contains(column), should, "PostgreSQL {major}: {column} present = {}", have.contains(column));
+        };
+        expect("pg_stat_statements.total_time", 0, Some(12));
+        expect("pg_stat_statements.total_exec_time", 13, None);
+        expect("pg_stat_statements.wal_bytes", 13, None);
+        expect("pg_stat_statements.toplevel", 14, None);
+        expect("pg_stat_statements_info.stats_reset", 14, None);
+        expect("pg_stat_activity.query_id", 14, None);
+        expect("pg_stat_database.session_time", 14, None);
+        expect("pg_stat_wal.wal_bytes", 14, None);
+        expect("pg_stat_wal.wal_write", 14, Some(17));
+        expect("pg_stat_statements.temp_blk_read_time", 15, None);
+        expect("pg_stat_io.reads", 16, None);
+        expect("pg_stat_io.op_bytes", 16, Some(17));
+        expect("pg_stat_statements.blk_read_time", 0, Some(16));
+        expect("pg_stat_statements.shared_blk_read_time", 17, None);
+        expect("pg_stat_statements.stats_since", 17, None);
+        expect("pg_stat_bgwriter.checkpoints_timed", 0, Some(16));
+        expect("pg_stat_bgwriter.buffers_backend", 0, Some(16));
+        expect("pg_stat_bgwriter.buffers_clean", 0, None);
+        expect("pg_stat_checkpointer.num_timed", 17, None);
+        expect("pg_stat_checkpointer.num_done", 18, None);
+        expect("pg_stat_statements.parallel_workers_launched", 18, None);
+    }
+}
+
+#[tokio::test]
+async fn the_replica_streams_from_the_shared_server() {
+    let servers = servers();
+    let port = port_of(&servers, REPLICA);
+    let mut replica = connect("dbintel_monitor", port).await;
+    let version: u32 = text(&mut replica, "SELECT current_setting('server_version_num')").await.parse().expect("server_version_num");
+    assert_eq!(version / 10000, 15, "the replica runs {version}");
+    assert_eq!(text(&mut replica, "SELECT pg_is_in_recovery()::text").await, "true", "the replica is not in recovery");
+    assert_eq!(text(&mut replica, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')").await, "streaming");
+
+    // The primary lists it, with the lag columns the replication metrics
+    // read, to the monitoring role.
+    let mut primary = connect("dbintel_monitor", 5432).await;
+    let standbys: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT usename::text, state, replay_lsn::text FROM pg_stat_replication WHERE usename = 'dbintel_replica'")
+            .fetch_all(&mut primary)
+            .await
+            .expect("pg_stat_replication on :5432");
+    assert!(
+        standbys.iter().any(|(_, state, replay)| state == "streaming" && replay.is_some()),
+        "the primary does not show the replica streaming: {standbys:?}"
+    );
+
+    // And it replays: WAL the primary has written reaches the replica.
+    let target = text(&mut primary, "SELECT pg_current_wal_lsn()::text").await;
+    let started = Instant::now();
+    loop {
+        let caught_up: (bool,) = sqlx::query_as("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn")
+            .bind(&target)
+            .fetch_one(&mut replica)
+            .await
+            .expect("replay position");
+        if caught_up.0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the replica did not replay up to {target} in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
