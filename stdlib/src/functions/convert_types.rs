@@ -5,7 +5,7 @@ use crate::value::{Map, Value};
 
 const VALUE: &[Param] = &[Param::required("value", Any)];
 
-fn converter(f: fn(&Value) -> Value) -> Result<Compiled, std::string::String> {
+fn converter(f: fn(&Value) -> Value) -> Result<Compiled, crate::signature::BuildError> {
     Ok(Compiled::Converter(Box::new(move |args| Ok(f(args[0])))))
 }
 
@@ -58,16 +58,20 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Bool,
-        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], Bool(\"true\"))", output: "{\"out\": true}" }],
+        examples: &[
+            Example { input: "{}", statement: "set(attributes[\"out\"], Bool(\"true\"))", output: "{\"out\": true}" },
+            Example { input: "{}", statement: "set(attributes[\"out\"], Bool(\"F\"))", output: "{\"out\": false}" },
+        ],
         summary: "Converts a value to a boolean, or nil.",
         build: |_| {
             converter(|v| match v {
                 Value::Bool(b) => Value::Bool(*b),
                 Value::Int(i) => Value::Bool(*i != 0),
                 Value::Double(d) => Value::Bool(*d != 0.0),
-                Value::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
-                    "true" | "1" => Value::Bool(true),
-                    "false" | "0" => Value::Bool(false),
+                // Go's strconv.ParseBool, which OTTL uses.
+                Value::Str(s) => match s.as_str() {
+                    "1" | "t" | "T" | "true" | "TRUE" | "True" => Value::Bool(true),
+                    "0" | "f" | "F" | "false" | "FALSE" | "False" => Value::Bool(false),
                     _ => Value::Nil,
                 },
                 _ => Value::Nil,
