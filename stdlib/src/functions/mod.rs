@@ -10,6 +10,7 @@ mod convert_time;
 mod convert_types;
 mod edit_fields;
 mod edit_replace;
+pub mod ottl_catalogue;
 
 pub use convert_hash::{fingerprint, fnv1a};
 pub use convert_types::{from_json, to_json};
