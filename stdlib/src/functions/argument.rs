@@ -93,7 +93,7 @@ impl PatternArg {
     }
 }
 
-/// OTTL's optional `function` and `replacement_format` arguments of the
+/// OTTL's optional `function` and `replacementFormat` arguments of the
 /// replace editors: each replacement (after `$1` expansion) is passed
 /// through the converter, whose string result is put into the format's
 /// `%s`. Without a function the format is not used, as in OTTL.
@@ -143,7 +143,7 @@ impl ReplaceFunction {
                 )))
             }
         };
-        match optional_string(args, self.format_at, self.function, "replacement_format")? {
+        match optional_string(args, self.format_at, self.function, "replacementFormat")? {
             Some(format) => {
                 check_format(format).map_err(|m| FnError::Other(format!("{}: {m}", self.function)))?;
                 Ok(format.replacen("%s", &converted, 1))
@@ -153,12 +153,12 @@ impl ReplaceFunction {
     }
 }
 
-/// OTTL's rule for `replacement_format`: exactly one `%s`, and no other
+/// OTTL's rule for `replacementFormat`: exactly one `%s`, and no other
 /// format specifier.
 pub fn check_format(format: &str) -> Result<(), String> {
     if format.matches('%').count() == 1 && format.contains("%s") {
         Ok(())
     } else {
-        Err(format!("replacement_format `{format}` must hold exactly one %s and no other % specifier"))
+        Err(format!("replacementFormat `{format}` must hold exactly one %s and no other % specifier"))
     }
 }

@@ -161,6 +161,44 @@ pub const SIGNATURES: &[FunctionSig] = &[
         },
     },
     FunctionSig {
+        name: "TrimPrefix",
+        kind: Converter,
+        params: &[Param::required("value", String), Param::required("prefix", String)],
+        returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], TrimPrefix(\"ingest_service\", \"ingest_\"))",
+            output: "{\"out\": \"service\"}",
+        }],
+        summary: "value without a leading prefix (unchanged when it does not start with it).",
+        build: |_| {
+            Ok(Compiled::Converter(Box::new(|args| {
+                let value = argument::string(args, 0, "TrimPrefix", "value")?;
+                let prefix = argument::string(args, 1, "TrimPrefix", "prefix")?;
+                Ok(Value::from(value.strip_prefix(prefix).unwrap_or(value)))
+            })))
+        },
+    },
+    FunctionSig {
+        name: "TrimSuffix",
+        kind: Converter,
+        params: &[Param::required("value", String), Param::required("suffix", String)],
+        returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], TrimSuffix(\"ingest_service\", \"_service\"))",
+            output: "{\"out\": \"ingest\"}",
+        }],
+        summary: "value without a trailing suffix (unchanged when it does not end with it).",
+        build: |_| {
+            Ok(Compiled::Converter(Box::new(|args| {
+                let value = argument::string(args, 0, "TrimSuffix", "value")?;
+                let suffix = argument::string(args, 1, "TrimSuffix", "suffix")?;
+                Ok(Value::from(value.strip_suffix(suffix).unwrap_or(value)))
+            })))
+        },
+    },
+    FunctionSig {
         name: "ToLowerCase",
         kind: Converter,
         params: TARGET,

@@ -1,7 +1,7 @@
 //! Editors that rewrite string contents by regex or glob.
 //!
 //! All four take OTTL's optional `function` (a converter such as `SHA256`
-//! applied to each replacement) and `replacement_format` (a string with one
+//! applied to each replacement) and `replacementFormat` (a string with one
 //! `%s`, where the converter's result goes; used only with a function).
 
 use std::borrow::Cow;
@@ -12,7 +12,7 @@ use crate::signature::{Args, Compiled, Example, FnError, FunctionKind::Editor, F
 use crate::value::Value;
 
 const FUNCTION: Param = Param::optional("function", Function);
-const FORMAT: Param = Param::optional("replacement_format", String);
+const FORMAT: Param = Param::optional("replacementFormat", String);
 
 /// `text` with every match of `re` replaced (`$1` expanded, then through
 /// the function and format if given); borrowed when nothing matched.
@@ -101,7 +101,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
                 output: "{\"q\": \"user:BOB\"}",
             },
         ],
-        summary: "Replaces every match of regex in target; $1 names a capture group. With a function, each replacement goes through it, then into replacement_format's %s.",
+        summary: "Replaces every match of regex in target; $1 names a capture group. With a function, each replacement goes through it, then into replacementFormat's %s.",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, false)?;
             let function = ReplaceFunction::prepare("replace_pattern", literals, 3)?;
@@ -141,7 +141,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
                 output: "{\"k8s.POD\": \"p\"}",
             },
         ],
-        summary: "Replaces regex matches in every key or every string value of a map (function and replacement_format as in replace_pattern).",
+        summary: "Replaces regex matches in every key or every string value of a map (function and replacementFormat as in replace_pattern).",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 2, false)?;
             let function = ReplaceFunction::prepare("replace_all_patterns", literals, 4)?;
@@ -186,7 +186,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
                 output: "{\"path\": \"/user/de669e2d1dcec3199a9d54589253e09b3e33f48c\"}",
             },
         ],
-        summary: "Replaces target with replacement when the whole value matches the glob (function and replacement_format as in replace_pattern).",
+        summary: "Replaces target with replacement when the whole value matches the glob (function and replacementFormat as in replace_pattern).",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, true)?;
             let function = ReplaceFunction::prepare("replace_match", literals, 3)?;
@@ -214,7 +214,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
                 output: "{\"a\": \"[S]\", \"b\": \"public\"}",
             },
         ],
-        summary: "Replaces each string value of a map that matches the glob (function and replacement_format as in replace_pattern).",
+        summary: "Replaces each string value of a map that matches the glob (function and replacementFormat as in replace_pattern).",
         build: |literals| {
             let pattern = PatternArg::prepare(literals, 1, true)?;
             let function = ReplaceFunction::prepare("replace_all_matches", literals, 3)?;
