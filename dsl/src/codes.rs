@@ -46,6 +46,8 @@ pub const UNKNOWN_NAMED_ARG: Code = error("E209");
 pub const UNIT_IN_EXPRESSION: Code = error("E210");
 pub const MIXED_CONTEXTS: Code = error("E211");
 pub const OPERAND_TYPE: Code = error("E212");
+/// A literal argument the function refuses (a negative limit, a bad format).
+pub const ARG_VALUE: Code = error("E213");
 
 // settings
 pub const UNKNOWN_SETTING: Code = error("E300");

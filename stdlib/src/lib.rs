@@ -25,5 +25,5 @@ pub mod sql;
 pub mod value;
 
 pub use functions::{all, lookup};
-pub use signature::{Args, Compiled, Example, FnError, FunctionKind, FunctionSig, Param, ParamType, ReturnType};
+pub use signature::{Args, BuildError, Compiled, Example, FnError, FunctionKind, FunctionSig, Param, ParamType, ReturnType};
 pub use value::{Map, Value};

@@ -112,12 +112,35 @@ impl FunctionSig {
         self.params.iter().filter(|p| !p.optional).count()
     }
 
+    /// The parameter a named argument `name = …` binds to. As in OTTL, the
+    /// spellings `replacement_format` and `replacementFormat` name the same
+    /// parameter (OTTL matches the CamelCase of the name against its
+    /// argument fields).
+    pub fn param_index(&self, name: &str) -> Option<usize> {
+        let wanted = camel_case(name);
+        self.params.iter().position(|p| camel_case(p.name) == wanted)
+    }
+
     /// `name(a, b, [c])`, for diagnostics.
     pub fn usage(&self) -> String {
         let params: Vec<String> =
             self.params.iter().map(|p| if p.optional { format!("[{}]", p.name) } else { p.name.to_string() }).collect();
         format!("{}({})", self.name, params.join(", "))
     }
+}
+
+/// `utf8_safe` and `utf8Safe` → `Utf8Safe`: underscores split words, each
+/// word's first letter is raised.
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for word in name.split('_') {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out
 }
 
 use crate::value::Value;
@@ -171,5 +194,47 @@ pub enum Compiled {
 }
 
 /// Prepares a function from its literal arguments (`Some` where the
-/// argument was written as a literal). Errors are for the plan's author.
-pub type Build = fn(&[Option<Value>]) -> Result<Compiled, String>;
+/// argument was written as a literal; `None` where it is absent or only
+/// known at run time). Errors are for the plan's author: the checker calls
+/// `build` too, and reports them at the argument they name.
+pub type Build = fn(&[Option<Value>]) -> Result<Compiled, BuildError>;
+
+/// A literal argument a function refuses (`truncate_all(attributes, -1)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    /// The index of the parameter at fault, when one is.
+    pub param: Option<usize>,
+    pub message: String,
+}
+
+impl BuildError {
+    pub fn at(param: usize, message: impl Into<String>) -> BuildError {
+        BuildError { param: Some(param), message: message.into() }
+    }
+}
+
+impl From<String> for BuildError {
+    fn from(message: String) -> BuildError {
+        BuildError { param: None, message }
+    }
+}
+
+impl From<&str> for BuildError {
+    fn from(message: &str) -> BuildError {
+        BuildError { param: None, message: message.to_string() }
+    }
+}
+
+impl From<BuildError> for String {
+    fn from(e: BuildError) -> String {
+        e.message
+    }
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuildError {}

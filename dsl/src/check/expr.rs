@@ -421,7 +421,7 @@ impl<'d> ExprChecker<'d> {
                 }
                 Some(name) => {
                     seen_named = true;
-                    match sig.params.iter().position(|p| p.name == name.name) {
+                    match sig.param_index(&name.name) {
                         Some(i) if bound[i].is_none() => bound[i] = Some(arg),
                         Some(_) => self.diagnostics.push(
                             Diagnostic::new(codes::UNKNOWN_NAMED_ARG, name.span, format!("`{}` is given twice", name.name))
@@ -459,10 +459,35 @@ impl<'d> ExprChecker<'d> {
                 .help(format!("usage: {}", sig.usage())),
             );
         }
-        for (param, arg) in sig.params.iter().zip(bound) {
+        let errors_before = self.diagnostics.len();
+        for (param, arg) in sig.params.iter().zip(&bound) {
             if let Some(arg) = arg {
                 self.arg(sig, param.name, param.ty, &arg.value);
             }
+        }
+        if self.diagnostics.len() == errors_before {
+            self.literal_args(sig, call, &bound);
+        }
+    }
+
+    /// Lets the function refuse its literal arguments now (a negative
+    /// limit, a marker longer than it, a format without `%s`), with the
+    /// argument it names underlined, rather than when the plan starts.
+    fn literal_args(&mut self, sig: &FunctionSig, call: &Call, bound: &[Option<&Arg>]) {
+        let literals: Vec<Option<dbintel_stdlib::Value>> =
+            sig.params.iter().zip(bound).map(|(p, a)| a.and_then(|a| literal_value(&a.value, p.ty))).collect();
+        if let Err(e) = (sig.build)(&literals) {
+            let (span, param) = match e.param.and_then(|i| bound.get(i).copied().flatten().map(|a| (a.value.span, sig.params[i].name))) {
+                Some((span, name)) => (span, Some(name)),
+                None => (call.span, None),
+            };
+            let message = match param {
+                Some(name) => format!("argument `{name}` of `{}`: {}", sig.name, e.message),
+                None => format!("`{}`: {}", sig.name, e.message),
+            };
+            self.diagnostics.push(
+                Diagnostic::new(codes::ARG_VALUE, span, message).label("refused by the function").help(format!("usage: {}", sig.usage())),
+            );
         }
     }
 
@@ -512,8 +537,15 @@ impl<'d> ExprChecker<'d> {
                     _ => None,
                 };
                 match named.and_then(dbintel_stdlib::lookup) {
-                    Some(f) if f.kind == FunctionKind::Converter && f.required_arity() == 1 => {}
-                    _ => mismatch(self, "something else"),
+                    Some(f)
+                        if f.kind == FunctionKind::Converter
+                            && f.required_arity() == 1
+                            && matches!(f.returns, ReturnType::String | ReturnType::Any) => {}
+                    Some(f) if f.kind == FunctionKind::Converter && f.required_arity() == 1 => {
+                        mismatch(self, &format!("`{}`, which returns {}", f.name, from_return(f.returns).name()))
+                    }
+                    Some(f) => mismatch(self, &format!("`{}`, which is not a one-argument converter", f.name)),
+                    None => mismatch(self, "something else"),
                 }
             }
             _ => {
@@ -550,5 +582,27 @@ impl<'d> ExprChecker<'d> {
                     .help(help),
             );
         }
+    }
+}
+
+/// The value of an argument written as a literal (what the function's
+/// `build` sees), or `None` when it is only known at run time.
+fn literal_value(expr: &Expr, ty: ParamType) -> Option<dbintel_stdlib::Value> {
+    use dbintel_stdlib::Value;
+    match &expr.kind {
+        ExprKind::Nil => Some(Value::Nil),
+        ExprKind::Bool(b) => Some(Value::Bool(*b)),
+        ExprKind::Int(i, _) => Some(Value::Int(*i)),
+        ExprKind::Float(f, _) => Some(Value::Double(*f)),
+        ExprKind::String(s) => Some(Value::Str(s.value.clone())),
+        ExprKind::Paren(inner) => literal_value(inner, ty),
+        ExprKind::Neg(inner) => match literal_value(inner, ty)? {
+            Value::Int(i) => i.checked_neg().map(Value::Int),
+            Value::Double(f) => Some(Value::Double(-f)),
+            _ => None,
+        },
+        ExprKind::Path(p) if ty == ParamType::Function => Some(Value::Str(p.dotted())),
+        ExprKind::List(items) => items.iter().map(|i| literal_value(i, ParamType::Any)).collect::<Option<Vec<_>>>().map(Value::List),
+        _ => None,
     }
 }

@@ -1,10 +1,17 @@
-//! deploy/: the kustomize base and overlays render (with the preinstalled
-//! `kubectl kustomize`, offline), every object parses into its k8s-openapi
+//! deploy/: the kustomize base and overlays render with plain `kubectl
+//! kustomize` (the preinstalled client, offline, no flags) — also as a
+//! remote base cloned from git — every object parses into its k8s-openapi
 //! type with nothing left over, and the invariants hold: replicas, RBAC
-//! limited to leases, probes, a locked-down securityContext, the
-//! NetworkPolicy's ports, and a ConfigMap whose pipelines validate.
+//! limited to leases, probes, a locked-down securityContext, memory
+//! headroom, the NetworkPolicy's ports, and a ConfigMap whose pipelines are
+//! the shipped ones and validate. The examples (Secret, targets file) and
+//! the Dockerfile's stripped build are checked too.
 
 mod common;
+
+/// The pipelines the ConfigMap carries (deploy/sync-pipelines.sh copies the
+/// same list).
+const SHIPPED_PIPELINES: &[&str] = &["postgres.pipe", "mysql.pipe", "sanitize_pii.pipe", "newrelic.pipe"];
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
@@ -13,15 +20,19 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde_json::Value;
 
-fn render(overlay: &str) -> Vec<Value> {
-    let out = std::process::Command::new("kubectl")
-        .args(["kustomize", "--load-restrictor", "LoadRestrictionsNone"])
-        .arg(common::root().join("deploy").join(overlay))
-        .output()
-        .expect("kubectl (the preinstalled client)");
-    assert!(out.status.success(), "kubectl kustomize {overlay}: {}", String::from_utf8_lossy(&out.stderr));
+use std::path::Path;
+use std::process::Command;
+
+/// `kubectl kustomize TARGET`, with no flags: what `kubectl apply -k` does.
+fn kustomize(target: &str) -> Vec<Value> {
+    let out = Command::new("kubectl").args(["kustomize", target]).output().expect("kubectl (the preinstalled client)");
+    assert!(out.status.success(), "kubectl kustomize {target}: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).expect("utf-8");
     serde_saphyr::from_multiple::<Value>(&text).expect("YAML")
+}
+
+fn render(overlay: &str) -> Vec<Value> {
+    kustomize(common::root().join("deploy").join(overlay).to_str().expect("utf-8 path"))
 }
 
 fn strip_nulls(v: &Value) -> Value {
@@ -109,7 +120,8 @@ fn check_all(overlay: &str) -> Rendered {
     assert_eq!(probe(&c.readiness_probe).as_deref(), Some("/readyz"));
     let resources = c.resources.clone().expect("resources");
     assert!(resources.requests.is_some_and(|r| r.contains_key("memory") && r.contains_key("cpu")));
-    assert!(resources.limits.is_some_and(|r| r.contains_key("memory")));
+    let limit = resources.limits.and_then(|l| l.get("memory").map(|q| q.0.clone())).expect("a memory limit");
+    assert_memory_headroom(&limit);
     let env = c.env.clone().unwrap_or_default();
     for (name, path) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
         let field = env.iter().find(|e| e.name == name).and_then(|e| e.value_from.clone()).and_then(|v| v.field_ref).map(|f| f.field_path);
@@ -147,14 +159,59 @@ fn check_all(overlay: &str) -> Rendered {
     r
 }
 
+/// A Kubernetes memory quantity in bytes (`384Mi`, `1Gi`, `500M`).
+fn quantity_bytes(q: &str) -> u64 {
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (n, unit) = q.split_at(split);
+    let n: u64 = n.parse().unwrap_or_else(|_| panic!("memory quantity `{q}`"));
+    let factor = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => panic!("memory quantity `{q}`: unit {unit}"),
+    };
+    n * factor
+}
+
+/// What dbintel bounds itself to by default: the memory_limit node's budget
+/// (at which it also refuses batches when RSS passes it) plus the New Relic
+/// sink's send queue. The pod needs that and room for the runtime around
+/// it, or the kernel kills it before the limiter acts.
+fn assert_memory_headroom(pod_limit: &str) {
+    use dbintel_dsl::schema::{sink_kind, DefaultValue, SettingSpec, MEMORY_LIMIT_SETTINGS};
+    let size = |settings: &[SettingSpec], name: &str| {
+        settings.iter().find(|s| s.name == name).and_then(|s| match s.default {
+            DefaultValue::Size(n) => Some(n),
+            _ => None,
+        })
+    };
+    let budget = size(MEMORY_LIMIT_SETTINGS, "limit").expect("memory_limit's default limit");
+    let queue = sink_kind("newrelic").and_then(|k| size(k.settings, "queue_size")).expect("newrelic's default queue_size");
+    let runtime_room = 32 << 20;
+    let limit = quantity_bytes(pod_limit);
+    assert!(
+        limit >= budget + queue + runtime_room,
+        "the pod's memory limit {pod_limit} leaves no headroom above memory_limit ({} MiB) + the send queue ({} MiB) + {} MiB",
+        budget >> 20,
+        queue >> 20,
+        runtime_room >> 20
+    );
+}
+
 /// The ConfigMap's files, written out as the kubelet mounts them, must
-/// validate.
+/// validate; the shipped pipelines in it are pipelines/'s, byte for byte.
 fn validate_config(config: &ConfigMap, name: &str) -> String {
     let dir = common::scratch(name);
     let data = config.data.clone().unwrap_or_default();
-    for file in ["postgres.pipe", "mysql.pipe", "sanitize_pii.pipe", "newrelic.pipe", "cluster.pipe"] {
-        assert!(data.contains_key(file), "{file} in the ConfigMap");
+    for file in SHIPPED_PIPELINES {
+        let shipped = std::fs::read_to_string(common::root().join("pipelines").join(file)).expect("a shipped pipeline");
+        assert_eq!(data.get(*file), Some(&shipped), "{file} in the ConfigMap is pipelines/{file} (run deploy/sync-pipelines.sh)");
     }
+    assert!(data.contains_key("cluster.pipe"), "cluster.pipe in the ConfigMap");
     for (file, text) in &data {
         std::fs::write(dir.join(file), text).unwrap();
     }
@@ -198,5 +255,174 @@ fn the_secret_example_holds_placeholders_only() {
     let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(doc).expect("a Secret");
     for (key, value) in secret.string_data.unwrap_or_default() {
         assert!(value.contains("CHANGE-ME"), "{key} must be a placeholder");
+    }
+}
+
+/// Runs deploy/sync-pipelines.sh of the tree at `root`.
+fn sync_pipelines(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(root.join("deploy/sync-pipelines.sh")).args(args).output().expect("deploy/sync-pipelines.sh")
+}
+
+/// Copies a directory tree (deploy/, pipelines/) into a scratch tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_deployed_pipelines_are_in_sync_with_pipelines() {
+    let out = sync_pipelines(&common::root(), &["--check"]);
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out.stderr));
+}
+
+#[test]
+fn sync_pipelines_check_names_a_stale_or_stray_copy_and_a_sync_repairs_it() {
+    let root = common::scratch("deploy-sync");
+    copy_tree(&common::root().join("deploy"), &root.join("deploy"));
+    copy_tree(&common::root().join("pipelines"), &root.join("pipelines"));
+    assert_eq!(common::code(&sync_pipelines(&root, &["--check"])), 0);
+
+    let edited = root.join("pipelines/mysql.pipe");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    std::fs::write(&edited, format!("{text}\n# a change\n")).unwrap();
+    std::fs::write(root.join("deploy/base/pipelines/retired.pipe"), "# gone from pipelines/\n").unwrap();
+    let out = sync_pipelines(&root, &["--check"]);
+    let stderr = common::text(&out.stderr);
+    assert_eq!(common::code(&out), 1, "{stderr}");
+    assert!(stderr.contains("deploy/base/pipelines/mysql.pipe differs from pipelines/mysql.pipe"), "{stderr}");
+    assert!(stderr.contains("retired.pipe is not one of the shipped pipelines"), "{stderr}");
+
+    let out = sync_pipelines(&root, &[]);
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out.stderr));
+    assert_eq!(common::code(&sync_pipelines(&root, &["--check"])), 0);
+    assert_eq!(std::fs::read_to_string(root.join("deploy/base/pipelines/mysql.pipe")).unwrap(), format!("{text}\n# a change\n"));
+    assert!(!root.join("deploy/base/pipelines/retired.pipe").exists());
+}
+
+/// `kubectl apply -k <repo>//deploy/overlays/newrelic-us`: kustomize clones
+/// the repository and builds the overlay from the clone. Here the
+/// repository is a local git repository holding deploy/ alone (so nothing
+/// outside it can be read), named by a file:// URL, used as the base of an
+/// overlay of a user's own that sets the image.
+#[test]
+fn the_overlays_work_as_a_remote_base_from_git() {
+    let repo = common::scratch("deploy-remote-repo");
+    copy_tree(&common::root().join("deploy"), &repo.join("deploy"));
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=dbintel-test", "-c", "user.email=test@dbintel.invalid", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "deploy/"]);
+
+    let mine = common::scratch("deploy-remote-user");
+    std::fs::write(
+        mine.join("kustomization.yaml"),
+        format!(
+            "resources:\n  - file://{}//deploy/overlays/newrelic-us?ref=main\nimages:\n  - name: dbintel\n    newName: registry.example/dbintel\n    newTag: 0.1.0\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let remote = kustomize(mine.to_str().unwrap());
+    let local = render("overlays/newrelic-us");
+    let kinds = |docs: &[Value]| docs.iter().map(|d| format!("{} {}", d["kind"], d["metadata"]["name"])).collect::<Vec<_>>();
+    assert_eq!(kinds(&remote), kinds(&local));
+    let deployment = remote.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
+    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example/dbintel:0.1.0");
+    let config = remote.iter().find(|d| d["kind"] == "ConfigMap").expect("the pipelines' ConfigMap");
+    validate_config(&typed::<ConfigMap>(config), "deploy-remote");
+}
+
+/// The targets file example: a ConfigMap whose targets.yaml is a list in
+/// the format of `targets = file(...)` (deploy/README.md), with no
+/// password in it; the passwords in a Secret of placeholders.
+#[test]
+fn the_targets_example_is_a_list_of_targets_without_passwords() {
+    let text = std::fs::read_to_string(common::root().join("deploy/targets.example.yaml")).unwrap();
+    let docs = serde_saphyr::from_multiple::<Value>(&text).expect("YAML");
+    let config: ConfigMap = typed(docs.iter().find(|d| d["kind"] == "ConfigMap").expect("a ConfigMap"));
+    let secret: k8s_openapi::api::core::v1::Secret = typed(docs.iter().find(|d| d["kind"] == "Secret").expect("a Secret"));
+    let secret_keys: Vec<String> = secret.string_data.clone().unwrap_or_default().into_keys().collect();
+    for (key, value) in secret.string_data.unwrap_or_default() {
+        assert_eq!(value, "CHANGE-ME", "{key} must be a placeholder");
+    }
+
+    let file = config.data.unwrap_or_default().get("targets.yaml").cloned().expect("targets.yaml in the ConfigMap");
+    let targets: Vec<serde_json::Map<String, Value>> = serde_saphyr::from_str(&file).expect("a YAML list of targets");
+    assert!(targets.len() >= 2, "an example of each way to give a DSN");
+    let parts = ["host", "port", "database", "user"];
+    let overrides = ["interval", "timeout"];
+    let mut names = Vec::new();
+    for t in &targets {
+        let name = t.get("name").and_then(Value::as_str).expect("every target has a name").to_string();
+        for key in t.keys() {
+            let known = ["name", "dsn", "password_file", "password_env", "attributes"].contains(&key.as_str())
+                || parts.contains(&key.as_str())
+                || overrides.contains(&key.as_str());
+            assert!(known, "{name}: `{key}` is not in the targets format");
+        }
+        match t.get("dsn").and_then(Value::as_str) {
+            Some(dsn) => {
+                assert!(parts.iter().all(|p| !t.contains_key(*p)), "{name}: a dsn or its parts, not both");
+                let authority = dsn.split_once("://").map(|(_, rest)| rest).unwrap_or(dsn);
+                let userinfo = authority.split_once('@').map(|(u, _)| u).unwrap_or("");
+                assert!(!userinfo.contains(':'), "{name}: a DSN never carries the password");
+            }
+            None => assert!(parts.iter().all(|p| t.contains_key(*p)), "{name}: host, port, database and user"),
+        }
+        let password = (t.get("password_file").and_then(Value::as_str), t.get("password_env").and_then(Value::as_str));
+        match password {
+            (Some(path), None) => {
+                let key = path.rsplit('/').next().unwrap_or_default();
+                assert!(secret_keys.iter().any(|k| k == key), "{name}: {path} is a key of the example Secret");
+            }
+            (None, Some(_)) => {}
+            _ => panic!("{name}: the password from password_file or password_env, one of them"),
+        }
+        if let Some(attributes) = t.get("attributes") {
+            assert!(attributes.as_object().is_some_and(|a| a.values().all(Value::is_string)), "{name}: attributes map names to strings");
+        }
+        assert!(!names.contains(&name), "{name} twice");
+        names.push(name);
+    }
+}
+
+/// The image ships the stripped build: the Dockerfile builds and copies the
+/// `dist` profile, and Cargo.toml's `dist` is the release profile without
+/// debug info or symbols (BENCHMARKS.md has the size).
+#[test]
+fn the_dockerfile_builds_the_stripped_dist_profile() {
+    let dockerfile = std::fs::read_to_string(common::root().join("deploy/Dockerfile")).unwrap();
+    let build = dockerfile.lines().find(|l| l.contains("cargo build")).expect("a cargo build step");
+    assert!(build.contains("--profile dist") && build.contains("--locked"), "{build}");
+    assert!(dockerfile.contains("COPY --from=build /src/target/dist/dbintel "), "the image takes the dist binary");
+
+    let manifest = std::fs::read_to_string(common::root().join("Cargo.toml")).unwrap();
+    let section: Vec<&str> = manifest
+        .split("\n[")
+        .find(|s| s.starts_with("profile.dist]"))
+        .expect("a [profile.dist] in Cargo.toml")
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    for setting in ["inherits = \"release\"", "debug = false", "strip = true"] {
+        assert!(section.contains(&setting), "[profile.dist] has {setting}: {section:?}");
     }
 }

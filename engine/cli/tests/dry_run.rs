@@ -55,12 +55,52 @@ fn tap_shows_a_nodes_output_and_pretty_is_readable() {
     let stdout = text(&out.stdout);
     // 10 statements ran in each of the two replayed intervals, except the
     // one that ran only before: 2 × 9 top_query events, unsampled at the tap
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("log db.server.top_query")).count(), 18, "{stdout}");
-    assert!(stdout.contains(r#"db.query.text=Str("ALTER ROLE reporting PASSWORD ?")"#), "{stdout}");
-    assert!(stdout.contains(r#"db.query.text=Str("SELECT * FROM orders WHERE customer_email = ?")"#), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.contains(" log    db.server.top_query INFO ")).count(), 18, "{stdout}");
+    assert!(stdout.contains(r#"db.query.text="ALTER ROLE reporting PASSWORD ?""#), "{stdout}");
+    assert!(stdout.contains(r#"db.query.text="SELECT * FROM orders WHERE customer_email = ?""#), "{stdout}");
     for secret in FIXTURE_SECRETS {
         assert!(!stdout.contains(secret), "{secret} leaked at the tap");
     }
+}
+
+/// The README's first command, as written there: readable values (no
+/// `Str("…")`, `Double(…)`, `Nil`, no float noise), grouped under the
+/// resource, units after the values.
+#[test]
+fn the_readme_first_command_prints_readable_values() {
+    let out = dbintel(&["dry-run", "pipelines/postgres.pipe", "--input", FIXTURE, "--output", "pretty"], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for debug_form in ["Str(", "Int(", "Double(", "Nil", "0000000", "9999999"] {
+        assert!(!stdout.contains(debug_form), "`{debug_form}` in the pretty output:\n{stdout}");
+    }
+    assert!(stdout.starts_with(r#"resource db.system.name="postgresql""#), "{stdout}");
+    let duration = stdout.lines().find(|l| l.contains(" metric postgresql.query.duration ")).expect("a duration line");
+    assert!(duration.contains(" ms ") && duration.contains(r#"db.query.id=""#), "{duration}");
+    assert!(stdout.contains(r#"db.query.text="SELECT * FROM orders WHERE customer_email = ?""#), "{stdout}");
+    for secret in FIXTURE_SECRETS {
+        assert!(!stdout.contains(secret), "{secret} leaked into the pretty output");
+    }
+}
+
+/// `--output table`: one metrics table per batch with a header row, the
+/// values right-aligned under VALUE and the unit after them.
+#[test]
+fn table_output_lines_metrics_up_in_columns() {
+    let out = dbintel(&["dry-run", "pipelines/postgres.pipe", "--input", FIXTURE, "--output", "table"], &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("TIME ") && l.contains(" METRIC ")).expect("a metrics header");
+    let value_end = lines[header].find("VALUE").expect("VALUE") + "VALUE".len();
+    let rows: Vec<&str> = lines[header + 1..].iter().take_while(|l| !l.is_empty() && !l.starts_with("TIME ")).copied().collect();
+    assert!(rows.len() > 10, "{stdout}");
+    for row in &rows {
+        // each value ends where the VALUE heading ends, followed by its unit
+        let before = &row[..value_end];
+        assert!(before.ends_with(|c: char| c.is_ascii_digit()), "value not right-aligned under VALUE: {row}");
+    }
+    assert!(rows.iter().any(|r| r.contains("postgresql.query.duration") && r.trim_end().ends_with(" ms")), "{stdout}");
 }
 
 #[test]
@@ -168,7 +208,7 @@ fn dry_run_streams_a_large_input() {
     let q = format!("rows.q={}", input.display());
     let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--input", &q, "--output", "pretty"], &[]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).lines().count(), 200_000);
+    assert_eq!(text(&out.stdout).lines().filter(|l| l.contains(" log ")).count(), 200_000);
     assert!(!text(&out.stdout).contains("@x.io"));
 }
 
@@ -353,11 +393,11 @@ fn live_activity_sends_aas_and_sanitized_samples() {
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("ash-secret-literal"), "a literal from pg_stat_activity leaked");
     assert!(
-        stdout.lines().any(|l| l.starts_with("metric postgresql.ash.active_sessions") && l.contains("PgSleep")),
+        stdout.lines().any(|l| l.contains(" metric postgresql.ash.active_sessions ") && l.contains("PgSleep")),
         "no AAS for the sleeping session: {stdout}"
     );
     assert!(
-        stdout.lines().any(|l| l.starts_with("log db.server.session_sample") && l.contains("SELECT pg_sleep(?), ?")),
+        stdout.lines().any(|l| l.contains(" log    db.server.session_sample ") && l.contains("SELECT pg_sleep(?), ?")),
         "no sanitized sample log: {stdout}"
     );
 }

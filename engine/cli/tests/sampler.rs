@@ -57,7 +57,7 @@ fn two_replicas(dir: &std::path::Path, pipe: &str, rows: &str) -> usize {
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(!text(&out.stderr).contains("Redis unavailable"), "{}", text(&out.stderr));
     }
-    [one, two].iter().map(|o| text(&o.stdout).lines().filter(|l| l.starts_with("metric ")).count()).sum()
+    [one, two].iter().map(|o| text(&o.stdout).lines().filter(|l| l.contains(" metric t.v ")).count()).sum()
 }
 
 fn pipe(port: u16, name: &str, rule: &str) -> String {

@@ -1,10 +1,8 @@
 //! Reading arguments: typed access to run-time values, and preparing
 //! patterns once when they were written as literals.
 
-use std::sync::Arc;
-
 use crate::pattern::{self, Pattern};
-use crate::signature::{Args, FnError};
+use crate::signature::{Args, BuildError, Compiled, ConverterFn, FnError};
 use crate::value::{Map, Value};
 
 pub fn type_error(function: &'static str, param: &'static str, expected: &'static str, found: &Value) -> FnError {
@@ -41,6 +39,30 @@ pub fn map_mut<'a>(target: &'a mut Value, function: &'static str) -> Result<&'a 
     }
 }
 
+pub fn optional_bool(args: &Args<'_>, i: usize, function: &'static str, param: &'static str, default: bool) -> Result<bool, FnError> {
+    match args.get(i).copied() {
+        None | Some(Value::Nil) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(type_error(function, param, "a boolean", other)),
+    }
+}
+
+/// A literal integer argument, if the argument is one.
+pub fn literal_int(literals: &[Option<Value>], i: usize) -> Option<i64> {
+    match literals.get(i) {
+        Some(Some(Value::Int(n))) => Some(*n),
+        _ => None,
+    }
+}
+
+/// A literal string argument, if the argument is one.
+pub fn literal_str(literals: &[Option<Value>], i: usize) -> Option<&str> {
+    match literals.get(i) {
+        Some(Some(Value::Str(s))) => Some(s),
+        _ => None,
+    }
+}
+
 /// A pattern argument: compiled now if it was a literal, else on each call.
 #[derive(Clone)]
 pub enum PatternArg {
@@ -49,11 +71,11 @@ pub enum PatternArg {
 }
 
 impl PatternArg {
-    pub fn prepare(literals: &[Option<Value>], i: usize, glob: bool) -> Result<PatternArg, String> {
+    pub fn prepare(literals: &[Option<Value>], i: usize, glob: bool) -> Result<PatternArg, BuildError> {
         match literals.get(i) {
             Some(Some(Value::Str(p))) => {
-                let compiled = if glob { pattern::glob(p)? } else { Pattern::new(p)? };
-                Ok(PatternArg::Ready(Box::new(compiled)))
+                let compiled = if glob { pattern::glob(p) } else { Pattern::new(p) };
+                Ok(PatternArg::Ready(Box::new(compiled.map_err(|m| BuildError::at(i, m))?)))
             }
             _ => Ok(PatternArg::Dynamic),
         }
@@ -71,31 +93,72 @@ impl PatternArg {
     }
 }
 
-/// OTTL's optional `function` argument: a converter applied to each
-/// replacement, then `replacementFormat` (`%s` stands for its result).
-pub type PostFn = Arc<dyn Fn(String) -> String + Send + Sync>;
+/// OTTL's optional `function` and `replacementFormat` arguments of the
+/// replace editors: each replacement (after `$1` expansion) is passed
+/// through the converter, whose string result is put into the format's
+/// `%s`. Without a function the format is not used, as in OTTL.
+pub struct ReplaceFunction {
+    function: &'static str,
+    name: &'static str,
+    convert: ConverterFn,
+    /// The converter's parameter count: it is called with nil for its
+    /// optional parameters.
+    arity: usize,
+    /// Where the format argument sits (`function`'s index + 1).
+    format_at: usize,
+}
 
-pub fn prepare_post(literals: &[Option<Value>], function_at: usize) -> Result<Option<PostFn>, String> {
-    let format = match literals.get(function_at + 1) {
-        Some(Some(Value::Str(f))) => Some(f.clone()),
-        _ => None,
-    };
-    let Some(Some(Value::Str(name))) = literals.get(function_at) else {
-        return Ok(None);
-    };
-    let sig = super::lookup(name).ok_or_else(|| format!("unknown function {name}"))?;
-    let crate::signature::Compiled::Converter(convert) = (sig.build)(&[])? else {
-        return Err(format!("{name} is not a converter"));
-    };
-    Ok(Some(Arc::new(move |s: String| {
-        let value = Value::Str(s);
-        let out = match convert(&[&value]) {
-            Ok(v) => v.to_string(),
-            Err(_) => String::new(),
-        };
-        match &format {
-            Some(f) => f.replacen("%s", &out, 1),
-            None => out,
+impl ReplaceFunction {
+    /// Prepares the function named at `function_at`, and checks a literal
+    /// format after it.
+    pub fn prepare(function: &'static str, literals: &[Option<Value>], function_at: usize) -> Result<Option<ReplaceFunction>, BuildError> {
+        let format_at = function_at + 1;
+        if let Some(format) = literal_str(literals, format_at) {
+            check_format(format).map_err(|m| BuildError::at(format_at, m))?;
         }
-    })))
+        let Some(name) = literal_str(literals, function_at) else {
+            return Ok(None);
+        };
+        let sig = super::lookup(name).ok_or_else(|| BuildError::at(function_at, format!("unknown function {name}")))?;
+        let Compiled::Converter(convert) = (sig.build)(&[]).map_err(|e| BuildError::at(function_at, e.message))? else {
+            return Err(BuildError::at(function_at, format!("{name} is not a converter")));
+        };
+        Ok(Some(ReplaceFunction { function, name: sig.name, convert, arity: sig.params.len(), format_at }))
+    }
+
+    /// The final text for one replacement.
+    pub fn apply(&self, replacement: String, args: &Args<'_>) -> Result<String, FnError> {
+        let input = Value::Str(replacement);
+        let nil = Value::Nil;
+        let mut call: Vec<&Value> = vec![&input];
+        call.resize(self.arity.max(1), &nil);
+        let converted = match (self.convert)(&call)? {
+            Value::Str(s) => s,
+            other => {
+                return Err(FnError::Other(format!(
+                    "{}: {} returned {}, and a replacement must be a string",
+                    self.function,
+                    self.name,
+                    other.type_name()
+                )))
+            }
+        };
+        match optional_string(args, self.format_at, self.function, "replacementFormat")? {
+            Some(format) => {
+                check_format(format).map_err(|m| FnError::Other(format!("{}: {m}", self.function)))?;
+                Ok(format.replacen("%s", &converted, 1))
+            }
+            None => Ok(converted),
+        }
+    }
+}
+
+/// OTTL's rule for `replacementFormat`: exactly one `%s`, and no other
+/// format specifier.
+pub fn check_format(format: &str) -> Result<(), String> {
+    if format.matches('%').count() == 1 && format.contains("%s") {
+        Ok(())
+    } else {
+        Err(format!("replacementFormat `{format}` must hold exactly one %s and no other % specifier"))
+    }
 }

@@ -60,6 +60,19 @@ pub const SIGNATURES: &[FunctionSig] = &[
         build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Str(hex(&sha2::Sha256::digest(args[0].to_string().as_bytes()))))))),
     },
     FunctionSig {
+        name: "SHA512",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::String,
+        examples: &[Example {
+            input: "{}",
+            statement: "set(attributes[\"out\"], SHA512(\"abc\"))",
+            output: "{\"out\": \"ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f\"}",
+        }],
+        summary: "Hex SHA-512 of the value's string form.",
+        build: |_| Ok(Compiled::Converter(Box::new(|args| Ok(Value::Str(hex(&sha2::Sha512::digest(args[0].to_string().as_bytes()))))))),
+    },
+    FunctionSig {
         name: "SHA1",
         kind: Converter,
         params: VALUE,

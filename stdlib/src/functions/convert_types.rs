@@ -5,7 +5,7 @@ use crate::value::{Map, Value};
 
 const VALUE: &[Param] = &[Param::required("value", Any)];
 
-fn converter(f: fn(&Value) -> Value) -> Result<Compiled, std::string::String> {
+fn converter(f: fn(&Value) -> Value) -> Result<Compiled, crate::signature::BuildError> {
     Ok(Compiled::Converter(Box::new(move |args| Ok(f(args[0])))))
 }
 
@@ -58,16 +58,20 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Converter,
         params: VALUE,
         returns: ReturnType::Bool,
-        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], Bool(\"true\"))", output: "{\"out\": true}" }],
+        examples: &[
+            Example { input: "{}", statement: "set(attributes[\"out\"], Bool(\"true\"))", output: "{\"out\": true}" },
+            Example { input: "{}", statement: "set(attributes[\"out\"], Bool(\"F\"))", output: "{\"out\": false}" },
+        ],
         summary: "Converts a value to a boolean, or nil.",
         build: |_| {
             converter(|v| match v {
                 Value::Bool(b) => Value::Bool(*b),
                 Value::Int(i) => Value::Bool(*i != 0),
                 Value::Double(d) => Value::Bool(*d != 0.0),
-                Value::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
-                    "true" | "1" => Value::Bool(true),
-                    "false" | "0" => Value::Bool(false),
+                // Go's strconv.ParseBool, which OTTL uses.
+                Value::Str(s) => match s.as_str() {
+                    "1" | "t" | "T" | "true" | "TRUE" | "True" => Value::Bool(true),
+                    "0" | "f" | "F" | "false" | "FALSE" | "False" => Value::Bool(false),
                     _ => Value::Nil,
                 },
                 _ => Value::Nil,
@@ -113,6 +117,93 @@ pub const SIGNATURES: &[FunctionSig] = &[
         }],
         summary: "True if the value is a map.",
         build: |_| converter(|v| Value::Bool(matches!(v, Value::Map(_)))),
+    },
+    FunctionSig {
+        name: "IsBool",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::Bool,
+        examples: &[Example { input: "{}", statement: "set(attributes[\"out\"], IsBool(false))", output: "{\"out\": true}" }],
+        summary: "True if the value is a boolean.",
+        build: |_| converter(|v| Value::Bool(matches!(v, Value::Bool(_)))),
+    },
+    FunctionSig {
+        name: "IsList",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::Bool,
+        examples: &[Example {
+            input: "{\"tags\": [\"a\"]}",
+            statement: "set(attributes[\"out\"], IsList(attributes[\"tags\"]))",
+            output: "{\"tags\": [\"a\"], \"out\": true}",
+        }],
+        summary: "True if the value is a list.",
+        build: |_| converter(|v| Value::Bool(matches!(v, Value::List(_)))),
+    },
+    FunctionSig {
+        name: "IsEmpty",
+        kind: Converter,
+        params: VALUE,
+        returns: ReturnType::Bool,
+        examples: &[
+            Example { input: "{}", statement: "set(attributes[\"out\"], IsEmpty(attributes[\"missing\"]))", output: "{\"out\": true}" },
+            Example {
+                input: "{}",
+                statement: "set(attributes[\"out\"], [IsEmpty(\"\"), IsEmpty(0), IsEmpty(\"x\")])",
+                output: "{\"out\": [true, true, false]}",
+            },
+        ],
+        summary: "True for nil, an empty string, list or map, and a zero number or false.",
+        build: |_| {
+            converter(|v| {
+                Value::Bool(match v {
+                    Value::Nil => true,
+                    Value::Bool(b) => !b,
+                    Value::Int(i) => *i == 0,
+                    Value::Double(d) => *d == 0.0,
+                    Value::Str(s) => s.is_empty(),
+                    Value::Bytes(b) => b.is_empty(),
+                    Value::List(l) => l.is_empty(),
+                    Value::Map(m) => m.is_empty(),
+                })
+            })
+        },
+    },
+    FunctionSig {
+        name: "Keys",
+        kind: Converter,
+        params: &[Param::required("target", crate::ParamType::Map)],
+        returns: ReturnType::List,
+        examples: &[Example {
+            input: "{\"a\": 1, \"b\": 2}",
+            statement: "set(attributes[\"out\"], Keys(attributes))",
+            output: "{\"a\": 1, \"b\": 2, \"out\": [\"a\", \"b\"]}",
+        }],
+        summary: "The keys of a map, as a list.",
+        build: |_| {
+            Ok(Compiled::Converter(Box::new(|args| match args[0] {
+                Value::Map(m) => Ok(Value::List(m.iter().map(|(k, _)| Value::from(k)).collect())),
+                other => Err(super::argument::type_error("Keys", "target", "a map", other)),
+            })))
+        },
+    },
+    FunctionSig {
+        name: "Values",
+        kind: Converter,
+        params: &[Param::required("target", crate::ParamType::Map)],
+        returns: ReturnType::List,
+        examples: &[Example {
+            input: "{\"a\": 1, \"b\": \"x\"}",
+            statement: "set(attributes[\"out\"], Values(attributes))",
+            output: "{\"a\": 1, \"b\": \"x\", \"out\": [1, \"x\"]}",
+        }],
+        summary: "The values of a map, as a list.",
+        build: |_| {
+            Ok(Compiled::Converter(Box::new(|args| match args[0] {
+                Value::Map(m) => Ok(Value::List(m.iter().map(|(_, v)| v.clone()).collect())),
+                other => Err(super::argument::type_error("Values", "target", "a map", other)),
+            })))
+        },
     },
     FunctionSig {
         name: "Len",

@@ -1,7 +1,9 @@
 //! Editors that add, remove and reshape fields and maps.
 
 use super::argument::{self, PatternArg};
-use crate::signature::{Compiled, Example, FnError, FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing};
+use crate::signature::{
+    BuildError, Compiled, Example, FnError, FunctionKind::Editor, FunctionSig, Param, ParamType::*, ReturnType::Nothing,
+};
 use crate::value::Value;
 
 pub const SIGNATURES: &[FunctionSig] = &[
@@ -115,22 +117,46 @@ pub const SIGNATURES: &[FunctionSig] = &[
     FunctionSig {
         name: "truncate_all",
         kind: Editor,
-        params: &[Param::required("target", TargetMap), Param::required("limit", Int)],
+        params: &[
+            Param::required("target", TargetMap),
+            Param::required("limit", Int),
+            Param::optional("utf8_safe", Bool),
+            Param::optional("truncation_marker", String),
+        ],
         returns: Nothing,
-        examples: &[Example {
-            input: "{\"a\": \"abcdef\", \"n\": 5}",
-            statement: "truncate_all(attributes, 3)",
-            output: "{\"a\": \"abc\", \"n\": 5}",
-        }],
-        summary: "Truncates every string value of a map to limit characters.",
-        build: |_| {
+        examples: &[
+            Example { input: "{\"a\": \"abcdef\", \"n\": 5}", statement: "truncate_all(attributes, 3)", output: "{\"a\": \"abc\", \"n\": 5}" },
+            Example {
+                input: "{\"a\": \"héllo\"}",
+                statement: "truncate_all(attributes, 2, true)",
+                output: "{\"a\": \"h\"}",
+            },
+            Example {
+                input: "{\"a\": \"abcdefghij\", \"b\": \"short\"}",
+                statement: "truncate_all(attributes, 8, truncation_marker = \"...\")",
+                output: "{\"a\": \"abcde...\", \"b\": \"short\"}",
+            },
+        ],
+        summary: "Truncates every string value of a map to at most limit bytes, never inside a character; a truncation_marker is appended to cut values and counts against the limit.",
+        build: |literals| {
+            if let Some(limit) = argument::literal_int(literals, 1) {
+                check_truncation(limit, argument::literal_str(literals, 3)).map_err(|(param, m)| BuildError::at(param, m))?;
+            }
             Ok(Compiled::Editor(Box::new(|target, args| {
                 let limit = argument::int(args, 1, "truncate_all", "limit")?;
-                let limit = usize::try_from(limit).map_err(|_| FnError::Other("truncate_all: limit must not be negative".into()))?;
+                // Our strings are always valid UTF-8, so the cut backs up to a
+                // character boundary whatever utf8_safe says; it is accepted
+                // (and type-checked) for OTTL's sake.
+                argument::optional_bool(args, 2, "truncate_all", "utf8_safe", true)?;
+                let marker = argument::optional_string(args, 3, "truncate_all", "truncation_marker")?.unwrap_or("");
+                let limit = check_truncation(limit, Some(marker)).map_err(|(_, m)| FnError::Other(format!("truncate_all: {m}")))?;
                 let map = argument::map_mut(target, "truncate_all")?;
                 for (_, value) in map.iter_mut() {
                     if let Value::Str(s) = value {
-                        truncate_chars(s, limit);
+                        if s.len() > limit {
+                            truncate_bytes(s, limit - marker.len());
+                            s.push_str(marker);
+                        }
                     }
                 }
                 Ok(())
@@ -142,37 +168,42 @@ pub const SIGNATURES: &[FunctionSig] = &[
         kind: Editor,
         params: &[Param::required("target", TargetMap), Param::required("limit", Int), Param::required("priority_keys", List)],
         returns: Nothing,
-        examples: &[Example {
-            input: "{\"a\": 1, \"b\": 2, \"c\": 3}",
-            statement: "limit(attributes, 2, [\"c\"])",
-            output: "{\"a\": 1, \"c\": 3}",
-        }],
-        summary: "Keeps at most limit keys of a map, the priority keys first.",
-        build: |_| {
+        examples: &[
+            Example {
+                input: "{\"a\": 1, \"b\": 2, \"c\": 3}",
+                statement: "limit(attributes, 2, [\"c\"])",
+                output: "{\"a\": 1, \"c\": 3}",
+            },
+            Example { input: "{\"a\": 1, \"b\": 2, \"c\": 3}", statement: "limit(attributes, 1, [])", output: "{\"a\": 1}" },
+        ],
+        summary: "Keeps at most limit keys of a map: the priority keys, then the first others.",
+        build: |literals| {
+            let priority_count = match literals.get(2) {
+                Some(Some(Value::List(keys))) => Some(keys.len()),
+                _ => None,
+            };
+            if let Some(limit) = argument::literal_int(literals, 1) {
+                check_limit(limit, priority_count).map_err(|m| BuildError::at(1, m))?;
+            }
             Ok(Compiled::Editor(Box::new(|target, args| {
-                let limit = usize::try_from(argument::int(args, 1, "limit", "limit")?).unwrap_or(0);
-                let priority: Vec<&str> = match args[2] {
-                    Value::List(keys) => keys.iter().filter_map(Value::as_str).collect(),
-                    _ => Vec::new(),
+                let limit = argument::int(args, 1, "limit", "limit")?;
+                let Value::List(keys) = args[2] else {
+                    return Err(argument::type_error("limit", "priority_keys", "a list", args[2]));
                 };
+                let limit = check_limit(limit, Some(keys.len())).map_err(|m| FnError::Other(format!("limit: {m}")))?;
+                let priority: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
                 let map = argument::map_mut(target, "limit")?;
                 if map.len() <= limit {
                     return Ok(());
                 }
-                let mut kept_priority = 0;
-                let keep_priority: Vec<std::string::String> = priority
-                    .iter()
-                    .filter(|k| map.get(k).is_some())
-                    .take(limit)
-                    .map(|k| k.to_string())
-                    .inspect(|_| kept_priority += 1)
-                    .collect();
-                let mut others = limit - kept_priority;
+                // As OTTL: priority keys present stay and count first; the
+                // others fill what is left, in order.
+                let mut kept = priority.iter().filter(|k| map.get(k).is_some()).count();
                 map.retain(|k, _| {
-                    if keep_priority.iter().any(|p| p == k) {
+                    if priority.contains(&k) {
                         true
-                    } else if others > 0 {
-                        others -= 1;
+                    } else if kept < limit {
+                        kept += 1;
                         true
                     } else {
                         false
@@ -191,26 +222,41 @@ pub const SIGNATURES: &[FunctionSig] = &[
             Param::required("strategy", OneOf(&["insert", "update", "upsert"])),
         ],
         returns: Nothing,
-        examples: &[Example {
-            input: "{\"a\": 1}",
-            statement: "merge_maps(attributes, {\"a\": 2, \"b\": 3}, \"insert\")",
-            output: "{\"a\": 1, \"b\": 3}",
-        }],
-        summary: "Merges source into target by strategy.",
+        examples: &[
+            Example {
+                input: "{\"a\": 1}",
+                statement: "merge_maps(attributes, {\"a\": 2, \"b\": 3}, \"insert\")",
+                output: "{\"a\": 1, \"b\": 3}",
+            },
+            Example {
+                input: "{\"a\": 1}",
+                statement: "merge_maps(attributes, {\"a\": 2, \"b\": 3}, \"update\")",
+                output: "{\"a\": 2}",
+            },
+            Example {
+                input: "{\"a\": 1}",
+                statement: "merge_maps(attributes, {\"a\": 2, \"b\": 3}, \"upsert\")",
+                output: "{\"a\": 2, \"b\": 3}",
+            },
+        ],
+        summary: "Merges source into target: insert adds missing keys, update overwrites existing ones, upsert does both.",
         build: |_| {
             Ok(Compiled::Editor(Box::new(|target, args| {
                 let Value::Map(source) = args[1] else {
-                    return Ok(());
+                    return Err(argument::type_error("merge_maps", "source", "a map", args[1]));
                 };
                 let strategy = argument::string(args, 2, "merge_maps", "strategy")?;
+                let (insert, update) = match strategy {
+                    "insert" => (true, false),
+                    "update" => (false, true),
+                    "upsert" => (true, true),
+                    other => {
+                        return Err(FnError::Other(format!("merge_maps: strategy must be insert, update or upsert, not \"{other}\"")))
+                    }
+                };
                 let map = argument::map_mut(target, "merge_maps")?;
                 for (k, v) in source.iter() {
-                    let exists = map.get(k).is_some();
-                    let write = match strategy {
-                        "insert" => !exists,
-                        "update" => exists,
-                        _ => true,
-                    };
+                    let write = if map.get(k).is_some() { update } else { insert };
                     if write {
                         map.insert(k, v.clone());
                     }
@@ -249,6 +295,37 @@ pub const SIGNATURES: &[FunctionSig] = &[
         },
     },
 ];
+
+/// OTTL's rules for `truncate_all`: the limit is not negative, and a
+/// marker fits in it. The limit as a length, or the faulty parameter.
+fn check_truncation(limit: i64, marker: Option<&str>) -> Result<usize, (usize, std::string::String)> {
+    let limit = usize::try_from(limit).map_err(|_| (1, format!("limit {limit} cannot be negative")))?;
+    match marker {
+        Some(m) if m.len() > limit => Err((3, format!("truncation_marker is {} bytes, longer than the limit of {limit}", m.len()))),
+        _ => Ok(limit),
+    }
+}
+
+/// OTTL's rules for `limit`: not negative, and room for every priority key.
+fn check_limit(limit: i64, priority_keys: Option<usize>) -> Result<usize, std::string::String> {
+    let limit = usize::try_from(limit).map_err(|_| format!("limit {limit} cannot be negative"))?;
+    match priority_keys {
+        Some(n) if n > limit => Err(format!("limit {limit} is less than the {n} priority keys")),
+        _ => Ok(limit),
+    }
+}
+
+/// Cuts `s` to at most `limit` bytes, backing up to a character boundary.
+pub fn truncate_bytes(s: &mut std::string::String, limit: usize) {
+    if s.len() <= limit {
+        return;
+    }
+    let mut cut = limit;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+}
 
 /// Cuts `s` to at most `limit` characters, on a character boundary.
 pub fn truncate_chars(s: &mut std::string::String, limit: usize) {

@@ -20,8 +20,12 @@ pub enum Output {
     /// One OTLP export request per line (the collector file exporter's format)
     #[default]
     OtlpJson,
-    /// One readable line per record
+    /// For a person: one line per record under its resource, values as
+    /// written (strings quoted, numbers rounded, units, nil as -)
     Pretty,
+    /// For a person: aligned tables, metrics as name, attributes, value,
+    /// unit; events as name, severity, attributes, body
+    Table,
 }
 
 #[derive(clap::Args, Debug)]
@@ -141,6 +145,7 @@ pub fn run(args: Args) -> ExitCode {
     let format = match args.output {
         Output::OtlpJson => Format::OtlpJson,
         Output::Pretty => Format::Pretty,
+        Output::Table => Format::Table,
     };
     let stdout = shared_stdout();
     let mut sinks: HashMap<String, Box<dyn Sink>> = HashMap::new();

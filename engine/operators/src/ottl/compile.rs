@@ -57,9 +57,7 @@ fn bind<'a>(sig: &dbintel_stdlib::FunctionSig, call: &'a ast::Call, text: &str) 
     let mut bound: Vec<Option<&ast::Expr>> = vec![None; sig.params.len()];
     for (position, arg) in call.args.iter().enumerate() {
         let index = match &arg.name {
-            Some(name) => {
-                sig.params.iter().position(|p| p.name == name.name).ok_or_else(|| error(text, format!("no parameter {}", name.name)))?
-            }
+            Some(name) => sig.param_index(&name.name).ok_or_else(|| error(text, format!("no parameter {}", name.name)))?,
             None => position,
         };
         if index >= bound.len() {
