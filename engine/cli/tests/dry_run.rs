@@ -401,3 +401,74 @@ fn live_activity_sends_aas_and_sanitized_samples() {
         "no sanitized sample log: {stdout}"
     );
 }
+
+/// The resource attributes of every request in OTLP/JSON lines.
+fn resources(stdout: &[u8]) -> Vec<serde_json::Value> {
+    json_lines(stdout)
+        .iter()
+        .flat_map(|r| ["resourceMetrics", "resourceLogs"].map(|k| r[k].clone()))
+        .flat_map(|list| list.as_array().cloned().unwrap_or_default())
+        .map(|rm| {
+            let mut attrs: Vec<serde_json::Value> = rm["resource"]["attributes"].as_array().cloned().unwrap_or_default();
+            attrs.sort_by_key(|kv| kv["key"].as_str().unwrap_or_default().to_string());
+            serde_json::Value::Array(attrs)
+        })
+        .collect()
+}
+
+#[test]
+fn replay_builds_the_resource_and_records_production_sends() {
+    // the same collector, once against the real server and once from rows
+    // recorded from it: the output must not tell them apart
+    let dir = scratch("replay-same");
+    let pipe = dir.join("same.pipe");
+    std::fs::write(
+        &pipe,
+        "source pg = sql {\n  dsn = env(\"SAME_PG_DSN\")\n  collect q { query = \"SELECT 7 AS v, 'x' AS k\", metric = \"same.v\", value_column = \"v\" }\n}\nsink out = stdout {}\npipeline p = pg.q -> out\n",
+    )
+    .unwrap();
+    let rows = dir.join("rows.ndjson");
+    std::fs::write(&rows, "{\"v\": 7, \"k\": \"x\"}\n").unwrap();
+    let dsn = ("SAME_PG_DSN", "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test");
+    let live = dbintel(&["dry-run", pipe.to_str().unwrap(), "--scrapes", "1"], &[dsn]);
+    assert_eq!(code(&live), 0, "{}", text(&live.stderr));
+    let input = format!("pg.q={}", rows.display());
+    let replayed = dbintel(&["dry-run", pipe.to_str().unwrap(), "--input", &input], &[dsn]);
+    assert_eq!(code(&replayed), 0, "{}", text(&replayed.stderr));
+    let (live_resources, replayed_resources) = (resources(&live.stdout), resources(&replayed.stdout));
+    assert_eq!(live_resources.len(), 1, "{}", text(&live.stdout));
+    assert_eq!(live_resources, replayed_resources, "replay must build the resource production sends");
+    let keys: Vec<&str> = live_resources[0].as_array().unwrap().iter().filter_map(|kv| kv["key"].as_str()).collect();
+    for expected in ["db.system.name", "server.address", "server.port", "service.instance.id", "db.namespace"] {
+        assert!(keys.contains(&expected), "{expected} missing: {keys:?}");
+    }
+    assert!(!keys.contains(&"dbintel.source"), "{keys:?}");
+    // and the records: the same point, the same attributes
+    let point = |out: &[u8]| {
+        let lines = json_lines(out);
+        let m = &lines[0]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0];
+        (m["name"].clone(), m["gauge"]["dataPoints"][0]["asInt"].clone(), m["gauge"]["dataPoints"][0]["attributes"].clone())
+    };
+    assert_eq!(point(&live.stdout), point(&replayed.stdout));
+}
+
+#[test]
+fn a_sql_source_names_its_dialect_from_the_dsn() {
+    let dir = scratch("sql-dialect");
+    let pipe = dir.join("my.pipe");
+    std::fs::write(
+        &pipe,
+        "source any = sql {\n  dsn = env(\"DIALECT_DSN\")\n  collect q { query = \"SELECT 1 AS v\", metric = \"dialect.v\", value_column = \"v\" }\n}\nsink out = stdout {}\npipeline p = any.q -> out\n",
+    )
+    .unwrap();
+    for (dsn, system) in [
+        ("mysql://dbintel_monitor:monitor-secret-pw@127.0.0.1:3306/performance_schema", "mysql"),
+        ("postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test", "postgresql"),
+    ] {
+        let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--scrapes", "1"], &[("DIALECT_DSN", dsn)]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        let resource = &resources(&out.stdout)[0];
+        let name = resource.as_array().unwrap().iter().find(|kv| kv["key"] == "db.system.name").map(|kv| kv["value"]["stringValue"].clone());
+        assert_eq!(name, Some(serde_json::json!(system)), "{dsn}");
+    }
+}
