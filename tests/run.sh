@@ -16,6 +16,8 @@ python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 
   'opentelemetry-proto==1.45.2' 'grpcio==1.85.3' 'zstandard==0.25.0' 'rotel==0.0.1a15'
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=0
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
+exit "$status"

@@ -161,3 +161,46 @@ fn fake_api_three_replicas_shard_six_sources_two_each() {
         }
     }
 }
+
+/// dbintel sessions running `pg_sleep` on the real server, by its own view.
+fn sleeping_sessions(marker: &str) -> usize {
+    common::psql(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbintel' AND state = 'active' AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
+    ))
+    .parse()
+    .unwrap_or(usize::MAX)
+}
+
+#[test]
+fn fake_api_a_lease_lost_mid_scrape_cancels_it_and_emits_nothing() {
+    let dir = scratch("ha-fence");
+    let api = FakeApi::start();
+    let pipe = dir.join("fence.pipe");
+    // one scrape takes 4 s; the leader can act at most 2 s past its last renewal
+    std::fs::write(
+        &pipe,
+        "cluster {\n  mode = leader\n  lease = \"dbintel-fence\"\n  duration = 3s\n  renew = 2s\n  retry = 500ms\n}\nsource s0 = sql {\n  dsn = env(\"HA_PG_DSN\")\n  interval = 300ms\n  timeout = 20s\n  collect q { query = \"SELECT pg_sleep(4) AS fence_sleep_marker, 1 AS v\", metric = \"ha.slow\", value_column = \"v\" }\n}\nsink out = stdout {}\npipeline p0 = s0.q -> out\n",
+    )
+    .unwrap();
+    let kubeconfig = api.kubeconfig(&dir, "dbintel-0");
+    let run = Run::start(
+        &[pipe.to_str().unwrap(), "--no-watch"],
+        &[("HA_PG_DSN", PG_MONITOR), ("POD_NAME", "dbintel-0"), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    run.wait_for("the leader's first scrape to be in flight", Duration::from_secs(20), || {
+        (sleeping_sessions("fence_sleep_marker") == 1).then_some(())
+    });
+    // cut the leader off the API while its query sleeps
+    common::otlp::http(api.port, "POST", "/fake/partition?who=dbintel-0").expect("partition");
+    run.wait_for("the lease to be lost", Duration::from_secs(10), || run.stderr().contains("lease lost").then_some(()));
+    // the scrape was cancelled in flight: nothing from it is emitted, and
+    // the server ends the query (client_connection_check_interval) long
+    // before it would have finished
+    run.wait_for("the server to end the abandoned query", Duration::from_secs(3), || {
+        (sleeping_sessions("fence_sleep_marker") == 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(emitted(&run), 0.0, "a scrape cut off by a lost lease emitted records:\n{}", run.stderr());
+    assert_eq!(sleeping_sessions("fence_sleep_marker"), 0, "a follower sends nothing");
+    assert_eq!(run.target("s0")["state"], "standby", "{:#}", run.target("s0"));
+}

@@ -98,6 +98,11 @@ pub fn rfc3339_micros(t: std::time::SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_micros())
 }
 
+/// A lease duration as the API's whole seconds, rounded up (at least 1).
+pub fn lease_seconds(d: Duration) -> i32 {
+    (d.as_secs_f64().ceil() as i64).clamp(1, i64::from(i32::MAX)) as i32
+}
+
 /// Timings, from the `cluster` block.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -204,7 +209,9 @@ impl Claim {
         let wall = clock.wall();
         let fresh = |transitions: i32| LeaseRecord {
             holder: Some(self.identity.clone()),
-            duration_secs: self.timing.duration.as_secs().max(1) as i32,
+            // the API keeps whole seconds: round up, so others wait at
+            // least as long as this holder may act (2.5 s must not become 2)
+            duration_secs: lease_seconds(self.timing.duration),
             acquire_time: Some(wall.clone()),
             renew_time: Some(wall.clone()),
             transitions,
@@ -403,5 +410,12 @@ mod tests {
         let t = std::time::UNIX_EPOCH + Duration::from_micros(1_795_867_857_123_456);
         assert_eq!(rfc3339_micros(t), "2026-11-28T12:10:57.123456Z");
         assert_eq!(rfc3339_micros(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn lease_durations_keep_their_sub_second_part_by_rounding_up() {
+        assert_eq!(lease_seconds(Duration::from_millis(2500)), 3, "others must wait at least 2.5 s, not 2");
+        assert_eq!(lease_seconds(Duration::from_secs(15)), 15);
+        assert_eq!(lease_seconds(Duration::from_millis(10)), 1);
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use dbintel_core::fence::Fence;
 use dbintel_dsl::plan::{NodeKind, Plan};
+use dbintel_dsl::schema::{ClusterMode, ClusterSettings};
 
 use self::lease::{Claim, Clock, Gate, LeaseApi, Sharder, SystemClock, Timing};
 
@@ -85,22 +86,17 @@ pub struct Key {
 
 impl Key {
     pub fn of(plan: &Plan) -> Key {
-        let s = &plan.cluster;
-        let mode = match s.str("mode") {
-            Some("leader") => Mode::Leader,
-            Some("sharded") => Mode::Sharded,
-            _ => Mode::None,
+        let s = ClusterSettings::from_settings(&plan.cluster);
+        let mode = match s.mode {
+            ClusterMode::Leader => Mode::Leader,
+            ClusterMode::Sharded => Mode::Sharded,
+            ClusterMode::None => Mode::None,
         };
-        let t = Timing::default();
         Key {
             mode,
-            lease: s.str("lease").unwrap_or("dbintel").to_string(),
-            namespace: s.str("namespace").map(str::to_string).or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|v| !v.is_empty())),
-            timing: (
-                s.duration("duration").unwrap_or(t.duration),
-                s.duration("renew").unwrap_or(t.renew),
-                s.duration("retry").unwrap_or(t.retry),
-            ),
+            lease: s.lease,
+            namespace: s.namespace.or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|v| !v.is_empty())),
+            timing: (s.duration, s.renew, s.retry),
             targets: plan.nodes.iter().filter(|(_, n)| matches!(n.kind, NodeKind::Source(_))).map(|(name, _)| name.clone()).collect(),
         }
     }

@@ -47,24 +47,19 @@ pub fn resolve_dsn(name: &str, settings: &DbSettings) -> Result<secret::Secret, 
     secret::Secret::resolve(reference).map_err(|e| setup_error(name, e.to_string()))
 }
 
-/// Opens one connection and closes it, before a pool is made: a pool only
-/// says that no connection became available in time, this says exactly
-/// why (refused, no such host, too many connections, a bad password…).
+/// Opens one connection, before a pool is made: a pool only says that no
+/// connection became available in time, this says exactly why (refused,
+/// no such host, too many connections, a bad password…). The caller may
+/// ask it something (the server version) and [`close_probe`] it.
 pub async fn probe_connection<C: sqlx::Connection>(
     name: &str,
     what: &str,
     secret: &secret::Secret,
     timeout: std::time::Duration,
     options: &C::Options,
-) -> Result<(), SourceError> {
+) -> Result<C, SourceError> {
     match tokio::time::timeout(timeout, C::connect_with(options)).await {
-        Ok(Ok(connection)) => {
-            // best effort: the server ends the session either way
-            if let Err(e) = connection.close().await {
-                tracing::debug!(source = name, error = %e, "closing the probe connection");
-            }
-            Ok(())
-        }
+        Ok(Ok(connection)) => Ok(connection),
         Ok(Err(e)) => Err(error::from_sqlx(name, what, secret, &e)),
         Err(_) => Err(SourceError::Database {
             source_name: name.to_string(),
@@ -73,6 +68,14 @@ pub async fn probe_connection<C: sqlx::Connection>(
             code: "connect_timeout".into(),
             message: format!("no answer within {timeout:?}"),
         }),
+    }
+}
+
+/// Closes a probe connection (best effort: the server ends the session
+/// either way).
+pub async fn close_probe<C: sqlx::Connection>(name: &str, connection: C) {
+    if let Err(e) = connection.close().await {
+        tracing::debug!(source = name, error = %e, "closing the probe connection");
     }
 }
 

@@ -79,7 +79,8 @@ impl MyTarget {
         let seconds = timeout.as_secs_f64().max(0.001);
         let lock_seconds = (timeout.as_secs() / 2).max(1);
         let what = format!("connecting to {host}:{port}");
-        super::probe_connection::<sqlx::MySqlConnection>(name, &what, &secret, connect_timeout, &options).await?;
+        let probe = super::probe_connection::<sqlx::MySqlConnection>(name, &what, &secret, connect_timeout, &options).await?;
+        super::close_probe(name, probe).await;
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.pool.clamp(1, 16) as u32)
             .acquire_timeout(connect_timeout)

@@ -67,7 +67,15 @@ impl PgTarget {
         }
         let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
         let what = format!("connecting to {host}:{port}");
-        super::probe_connection::<sqlx::PgConnection>(name, &what, &secret, connect_timeout, &options).await?;
+        let mut probe = super::probe_connection::<sqlx::PgConnection>(name, &what, &secret, connect_timeout, &options).await?;
+        let version = sqlx::query_scalar::<_, i64>("SELECT current_setting('server_version_num')::int8").fetch_one(&mut probe).await;
+        super::close_probe(name, probe).await;
+        let version = version.map_err(|e| from_sqlx(name, "server version", &secret, &e))?;
+        if version >= 140000 {
+            // a query we stop waiting for (a deadline, a lost lease) ends on
+            // the server within a second instead of running to its limit
+            options = options.options([("client_connection_check_interval", "1000")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool.clamp(1, 16) as u32)
             .acquire_timeout(connect_timeout)
@@ -76,8 +84,7 @@ impl PgTarget {
         let resource = super::target_resource("postgresql", &host, port, database);
         let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));
         let mut target = PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0, breaker };
-        let version = target.send("server version", sqlx::query("SELECT current_setting('server_version_num')::int8 AS v")).await?;
-        target.version = version.first().and_then(|r| super::rows::integer(r, "v")).unwrap_or(0);
+        target.version = version;
         if !settings.allow_privileged {
             target.refuse_privileged().await?;
         }
