@@ -231,3 +231,170 @@ async fn row_lock_waiters_show_as_lock_waits_with_their_blocker() {
         assert!(matches!(chain, Value::List(ids) if ids.contains(&Value::Int(holder_id))), "blocked by the holder {holder_id}: {chain:?}");
     }
 }
+
+#[tokio::test]
+async fn privileges_through_roles_file_and_admin_are_refused() {
+    let admin = admin(1).await;
+    for sql in [
+        "CREATE ROLE IF NOT EXISTS dbintel_rw_role",
+        "GRANT INSERT ON dbintel_test.* TO dbintel_rw_role",
+        "CREATE USER IF NOT EXISTS 'dbintel_roled'@'%' IDENTIFIED BY 'roled-secret-pw'",
+        "GRANT SELECT ON performance_schema.* TO 'dbintel_roled'@'%'",
+        "GRANT dbintel_rw_role TO 'dbintel_roled'@'%'",
+        "SET DEFAULT ROLE dbintel_rw_role FOR 'dbintel_roled'@'%'",
+        "CREATE USER IF NOT EXISTS 'dbintel_filer'@'%' IDENTIFIED BY 'filer-secret-pw'",
+        "GRANT FILE ON *.* TO 'dbintel_filer'@'%'",
+        "GRANT SELECT ON performance_schema.* TO 'dbintel_filer'@'%'",
+        "CREATE USER IF NOT EXISTS 'dbintel_binlog'@'%' IDENTIFIED BY 'binlog-secret-pw'",
+        "GRANT BINLOG ADMIN ON *.* TO 'dbintel_binlog'@'%'",
+        "GRANT SELECT ON performance_schema.* TO 'dbintel_binlog'@'%'",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&admin).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    for (var, user, expect) in [
+        ("DBINTEL_M7A_DSN", "dbintel_roled:roled-secret-pw", "through role `dbintel_rw_role`"),
+        ("DBINTEL_M7B_DSN", "dbintel_filer:filer-secret-pw", "has FILE"),
+        ("DBINTEL_M7C_DSN", "dbintel_binlog:binlog-secret-pw", "administrative privilege BINLOG ADMIN"),
+    ] {
+        let dsn = format!("mysql://{user}@127.0.0.1:3306/performance_schema");
+        match MyTarget::connect("my", &settings(var, &dsn, Duration::from_secs(3))).await {
+            Err(e @ SourceError::Privileged { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains(expect), "{message}");
+                assert!(!message.contains("secret-pw"), "{message}");
+                assert_eq!(e.class(), ErrorClass::Configuration);
+            }
+            Err(other) => panic!("{user}: expected a refusal, got {other}"),
+            Ok(_) => panic!("{user} was accepted"),
+        }
+    }
+}
+
+/// A MariaDB of the test's own with TLS on (a CA and a server certificate
+/// for 127.0.0.1 made with openssl), on a free port.
+struct TlsMariaDb {
+    child: std::process::Child,
+    port: u16,
+    ca: std::path::PathBuf,
+}
+
+impl TlsMariaDb {
+    fn start() -> TlsMariaDb {
+        let dir = common::scratch("mariadb-tls");
+        let run = |cmd: &mut std::process::Command| {
+            let out = cmd.current_dir(&dir).output().expect("runs");
+            assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(std::process::Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dbintel test CA",
+        ]));
+        run(std::process::Command::new("openssl").args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]));
+        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        run(std::process::Command::new("openssl").args([
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]));
+        let data = dir.join("data");
+        run(std::process::Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display())));
+        let port = common::otlp::free_port();
+        let socket = dir.join("sock");
+        let child = std::process::Command::new("/usr/sbin/mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin", "--performance-schema=ON"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--ssl-cert={}", dir.join("server.pem").display()))
+            .arg(format!("--ssl-key={}", dir.join("server.key").display()))
+            .arg(format!("--ssl-ca={}", dir.join("ca.pem").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+            .spawn()
+            .expect("mariadbd");
+        let server = TlsMariaDb { child, port, ca: dir.join("ca.pem") };
+        common::otlp::eventually("the private MariaDB", Duration::from_secs(30), || {
+            std::process::Command::new("mariadb")
+                .arg(format!("--socket={}", socket.display()))
+                .args(["-uroot", "-e", "CREATE USER IF NOT EXISTS 'dbintel_monitor'@'%' IDENTIFIED BY 'monitor-secret-pw'; GRANT SELECT ON performance_schema.* TO 'dbintel_monitor'@'%'; GRANT PROCESS ON *.* TO 'dbintel_monitor'@'%'"])
+                .status()
+                .is_ok_and(|s| s.success())
+                .then_some(())
+        });
+        server
+    }
+}
+
+impl Drop for TlsMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn tls_modes_are_honoured_on_a_real_mariadb() {
+    let server = TlsMariaDb::start();
+    let dsn = format!("mysql://dbintel_monitor:monitor-secret-pw@127.0.0.1:{}/performance_schema", server.port);
+    let with = |var: &str, mode: &str, ca: Option<&std::path::Path>| {
+        let mut s = raw_settings(var, &dsn, Duration::from_secs(3));
+        s.0.insert("sslmode".into(), SettingValue::Word(mode.into()));
+        if let Some(ca) = ca {
+            s.0.insert("sslrootcert".into(), SettingValue::String(ca.display().to_string()));
+        }
+        DbSettings::from_settings(&s)
+    };
+    // require: encrypted, whatever the certificate
+    let target = MyTarget::connect("my", &with("DBINTEL_M8A_DSN", "require", None)).await.expect("require connects");
+    let rows = target.query("tls", "SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.expect("status");
+    let cipher = rows.first().and_then(|r| r.get("Value")).map(ToString::to_string).unwrap_or_default();
+    assert!(!cipher.is_empty(), "the session is encrypted: {rows:?}");
+    target.close().await;
+    // verify-full without the CA: the certificate cannot be verified
+    let err = MyTarget::connect("my", &with("DBINTEL_M8B_DSN", "verify-full", None)).await.err().expect("verify-full must refuse");
+    let message = err.to_string();
+    assert_eq!(err.class(), ErrorClass::Connection, "{message}");
+    assert!(message.contains("certificate"), "the cause is named: {message}");
+    assert!(!message.contains("monitor-secret-pw"), "{message}");
+    // and with it, for the name in the certificate: verified
+    let target =
+        MyTarget::connect("my", &with("DBINTEL_M8C_DSN", "verify-full", Some(&server.ca))).await.expect("verify-full with the CA connects");
+    let rows = target.query("tls", "SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.expect("status");
+    assert!(rows.first().and_then(|r| r.get("Value")).is_some_and(|v| !v.to_string().is_empty()));
+}

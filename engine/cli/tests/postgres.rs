@@ -358,3 +358,58 @@ async fn tls_modes_are_honoured() {
     assert!(message.contains("certificate"), "the cause is named: {message}");
     assert!(!message.contains("monitor-secret-pw"), "{message}");
 }
+
+#[tokio::test]
+async fn a_statement_that_first_runs_between_scrapes_sends_all_its_calls() {
+    let _stats = STATS.lock().await;
+    let target = PgTarget::connect("pg", &settings("DBINTEL_T12_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
+    let admin = admin().await;
+    let mut collector = collector();
+    // a marker nobody has run before this scrape (a fresh name per run)
+    let marker = format!("marker_new_{}", std::process::id());
+    let first = collector.scrape_pg(&target, 1).await.expect("first scrape");
+    assert_eq!(calls_for(&first, &marker), None);
+    run_marker(&admin, &marker, 3).await;
+    let second = collector.scrape_pg(&target, 2).await.expect("second scrape");
+    assert_eq!(calls_for(&second, &marker), Some(3), "new since the last scrape: all 3 calls are this interval's");
+    let event = second.iter().find_map(|r| match r {
+        Record::Log(l) if l.attributes.get("db.query.text").and_then(Value::as_str).is_some_and(|t| t.contains(&marker)) => Some(l),
+        _ => None,
+    });
+    assert!(event.is_some(), "its top_query event carries the text it was fetched for");
+}
+
+#[tokio::test]
+async fn a_quiet_primary_does_not_look_like_replication_lag() {
+    // the streaming replica of this server (tests/pg-versions.sh)
+    let port = common::pg_port(&common::pg_servers(), "15-replica");
+    let mut raw = raw_settings(
+        "DBINTEL_T13_DSN",
+        &format!("postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:{port}/dbintel_test"),
+        Duration::from_secs(3),
+    );
+    raw.0.insert("breaker_max_replication_lag".into(), SettingValue::Duration(Duration::from_secs(1)));
+    let target = PgTarget::connect("replica", &DbSettings::from_settings(&raw)).await.expect("the replica");
+    // wait for a quiet spell: the last replayed transaction is old, and
+    // yet the replica has replayed everything it received
+    let started = Instant::now();
+    loop {
+        let rows = target
+            .query(
+                "replay",
+                "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS age,
+                        pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() AS caught_up",
+            )
+            .await
+            .expect("replay state");
+        let age = rows.first().and_then(|r| dbintel_sources::rows::number(r, "age")).unwrap_or(0.0);
+        if age > 2.0 && rows.first().and_then(|r| r.get("caught_up")) == Some(&Value::Bool(true)) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(40), "the primary was never quiet for 2 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let target = dbintel_sources::target::Target::Pg(target);
+    target.check_duress().await;
+    assert_eq!(target.breaker().label(), "closed", "a caught-up standby of a quiet primary is not lagging");
+}
