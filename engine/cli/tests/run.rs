@@ -202,3 +202,151 @@ fn endpoints_answer_and_a_bad_start_is_a_clear_error() {
     assert_eq!(common::code(&bad), 1);
     assert!(common::text(&bad.stderr).contains("cannot listen"), "{}", common::text(&bad.stderr));
 }
+
+/// Log records of the file sink, as (event name, attributes).
+fn events(file: &Path) -> Vec<(String, serde_json::Map<String, serde_json::Value>)> {
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+        let request: serde_json::Value = serde_json::from_str(line).expect("OTLP/JSON line");
+        for rl in request["resourceLogs"].as_array().into_iter().flatten() {
+            for l in rl["scopeLogs"].as_array().into_iter().flatten().flat_map(|s| s["logRecords"].as_array().into_iter().flatten()) {
+                let mut attrs = serde_json::Map::new();
+                for kv in l["attributes"].as_array().into_iter().flatten() {
+                    let v = kv["value"].as_object().and_then(|v| v.values().next()).cloned().unwrap_or_default();
+                    attrs.insert(kv["key"].as_str().unwrap_or_default().to_string(), v);
+                }
+                out.push((l["eventName"].as_str().unwrap_or_default().to_string(), attrs));
+            }
+        }
+    }
+    out
+}
+
+fn statements_scrapes(run: &Run) -> u64 {
+    run.target("pg")["collectors"]["statements"]["scrapes"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_reload_keeps_unchanged_sources_running_with_their_baselines() {
+    let dir = scratch("run-keep-sources");
+    let pipe = dir.join("p.pipe");
+    let out = dir.join("out.jsonl");
+    let write = |version: &str| {
+        std::fs::write(
+            &pipe,
+            format!(
+                "source pg = postgres {{\n  dsn = env(\"KEEP_PG_DSN\")\n  interval = 500ms\n  jitter = 0%\n  collect statements {{ top = 10000 }}\n}}\nsource other = sql {{\n  dsn = env(\"KEEP_PG_DSN\")\n  interval = 500ms\n  collect q {{ query = \"SELECT {version} AS v\", metric = \"keep.v\", value_column = \"v\" }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline a = pg.statements -> out\npipeline b = other.q -> out\n",
+                out.display()
+            ),
+        )
+        .unwrap()
+    };
+    write("1");
+    // a statement the first scrape will see (its baseline)
+    let marker = format!("keep_marker_{}", std::process::id());
+    let run_marker = |times: usize| {
+        for _ in 0..times {
+            common::psql(&format!("SELECT 1 AS {marker}, 2, 3, 4, 5, 6, 7"));
+        }
+    };
+    run_marker(1);
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("KEEP_PG_DSN", PG_MONITOR)]);
+    run.wait_for("two statements scrapes", Duration::from_secs(10), || (statements_scrapes(&run) >= 2).then_some(()));
+    let since = run.target("pg")["since"].clone();
+
+    // only `other` changes: `pg` keeps its connection and its baseline, so
+    // its first scrape after the reload sends exactly the calls made since
+    write("2");
+    let (status, body) = run.post("/reload");
+    assert_eq!(status, 200, "{body}");
+    run_marker(4);
+    let calls = run.wait_for("the marker's delta after the reload", Duration::from_secs(10), || {
+        events(&out).into_iter().find_map(|(name, attrs)| {
+            let text = attrs.get("db.query.text").and_then(|t| t.as_str()).unwrap_or_default();
+            (name == "db.server.top_query" && text.contains(&marker)).then(|| attrs["db.query.calls"].clone())
+        })
+    });
+    assert_eq!(calls, serde_json::json!("4"), "a re-baselined source would have sent nothing");
+    assert_eq!(run.target("pg")["since"], since, "the kept source never left `up`");
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert_eq!(log.matches("target state source=\"pg\" from=\"connecting\"").count(), 1, "pg connected once:\n{log}");
+    assert_eq!(log.matches("target state source=\"other\" from=\"connecting\"").count(), 2, "other restarted:\n{log}");
+}
+
+#[test]
+fn a_stop_flushes_the_partial_activity_window() {
+    let dir = scratch("run-ash-flush");
+    let pipe = dir.join("p.pipe");
+    let out = dir.join("out.jsonl");
+    std::fs::write(
+        &pipe,
+        format!(
+            "source pg = postgres {{\n  dsn = env(\"FLUSH_PG_DSN\")\n  collect activity {{ every = 200ms, window = 1h }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline a = pg.activity -> out\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let sleeper = std::thread::spawn(|| {
+        std::process::Command::new("psql")
+            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "dbintel_test", "-c", "SELECT pg_sleep(4)"])
+            .output()
+    });
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("FLUSH_PG_DSN", PG_MONITOR)]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    let _ = sleeper.join();
+    assert!(status.success(), "{log}");
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(text.contains("postgresql.ash.active_sessions"), "the hour-long window's first samples were dropped:\n{log}");
+    assert!(text.contains("PgSleep"), "the sleeping session is in the flushed window");
+}
+
+#[test]
+fn a_reload_while_the_endpoint_is_down_loses_nothing() {
+    let dir = scratch("run-reload-outage");
+    let port = common::otlp::free_port();
+    let pipe = dir.join("p.pipe");
+    let write = |version: &str| {
+        std::fs::write(
+            &pipe,
+            format!(
+                r#"source gen = sql {{
+  dsn = env("OUTAGE_PG_DSN")
+  interval = 200ms
+  jitter = 0%
+  collect q {{ query = "SELECT n AS v FROM generate_series(1, 50) n", metric = "outage.v", value_column = "v" }}
+}}
+transform stamp {{
+  set(attributes["version"], "{version}")
+}}
+sink out = otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = http, queue_size = 64KiB, on_full = block, retry_initial = 500ms, retry_max = 1s, retry_elapsed = 10m }}
+pipeline p = gen.q -> stamp -> out
+"#
+            ),
+        )
+        .unwrap()
+    };
+    write("1");
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch", "--shutdown-timeout", "3s"], &[("OUTAGE_PG_DSN", PG_MONITOR)]);
+    // the endpoint is down: the queue fills, the pipeline blocks, sources skip
+    run.wait_for("the queue to fill and sources to hold back", Duration::from_secs(20), || {
+        (run.metric(r#"dbintel_source_skipped_scrapes_total{node="gen"}"#) > 0.0).then_some(())
+    });
+    write("2");
+    let (status, body) = run.post("/reload");
+    assert_eq!(status, 200, "the reload is applied even though the old plan cannot drain: {body}");
+    std::thread::sleep(Duration::from_secs(1));
+    // the endpoint comes back: everything accepted, before and after the reload, arrives
+    let receiver = common::otlp::Receiver::start(&dir, "r", 0, port, "[]");
+    run.wait_for("the queue to drain", Duration::from_secs(60), || {
+        (common::otlp::points(&receiver.accepted()).iter().any(|p| p.2.get("version") == Some(&serde_json::json!("2")))).then_some(())
+    });
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let points = common::otlp::points(&receiver.accepted());
+    assert_eq!(points.len(), summary_out(&log, "gen"), "every point the source emitted arrived:\n{log}");
+    let v1 = points.iter().filter(|p| p.2.get("version") == Some(&serde_json::json!("1"))).count();
+    assert!(v1 > 0 && points.len() > v1, "points from before and after the reload: {v1} of {}", points.len());
+    assert!(!log.contains("closing the export queues"), "{log}");
+}

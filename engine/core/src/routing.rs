@@ -75,6 +75,29 @@ impl SourceOutput {
     }
 }
 
+/// A source's output that can be pointed elsewhere while the source runs:
+/// a reload hands a kept source the new plan's routes, and what it sent
+/// before still drains through the old plan.
+#[derive(Clone, Default)]
+pub struct SharedOutput(Arc<std::sync::RwLock<SourceOutput>>);
+
+impl SharedOutput {
+    pub fn new(output: SourceOutput) -> SharedOutput {
+        SharedOutput(Arc::new(std::sync::RwLock::new(output)))
+    }
+
+    /// The routes now (cheap: senders are handles).
+    pub fn current(&self) -> SourceOutput {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Points the source at new routes; the old ones are returned (drop
+    /// them to let the old plan drain).
+    pub fn replace(&self, output: SourceOutput) -> SourceOutput {
+        std::mem::replace(&mut *self.0.write().unwrap_or_else(|p| p.into_inner()), output)
+    }
+}
+
 /// Why a source holds back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backpressure {

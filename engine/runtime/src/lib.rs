@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use dbintel_core::budget::Budget;
 use dbintel_core::counters::{NodeCounters, Registry};
 use dbintel_core::record::Batch;
-use dbintel_core::routing::SourceOutput;
+use dbintel_core::routing::{SharedOutput, SourceOutput};
 use dbintel_core::sink::Sink;
 use dbintel_operators::batch::Batcher;
 use dbintel_operators::memory_limit::MemoryLimit;
@@ -30,6 +30,7 @@ use dbintel_operators::sample::Sample;
 use dbintel_operators::transform::Transform;
 use dbintel_operators::Operator;
 use dbintel_sources::replay::{Replay, ReplayError};
+use dbintel_sources::supervisor::LiveOptions;
 
 /// Batches a channel holds before its sender waits.
 pub const CHANNEL_BATCHES: usize = 4;
@@ -80,8 +81,11 @@ pub struct Setup {
     pub sinks: HashMap<String, Box<dyn Sink>>,
     /// Print this node's output to `tap_sink` instead of the real sinks.
     pub tap: Option<(String, Box<dyn Sink>)>,
-    /// Sources without a replay connect to their databases when set.
-    pub live: Option<dbintel_sources::supervisor::LiveOptions>,
+    /// Sources without a replay connect to their databases when set
+    /// ([`run`] only; with [`start`] the caller spawns them).
+    pub live: Option<LiveOptions>,
+    /// Where recorded-row sources report themselves connected.
+    pub status: Option<Arc<dbintel_core::status::StatusBoard>>,
     /// Counters to add to (a reloaded plan keeps counting); new ones when
     /// not given.
     pub registry: Option<Registry>,
@@ -110,7 +114,74 @@ fn operator(name: &str, kind: &NodeKind, budgets: &mut HashMap<String, Arc<Budge
     }))
 }
 
+/// A plan's operators and sinks (and recorded-row sources), running; its
+/// live sources attach through [`Graph::outputs`]. The graph ends when
+/// every output is dropped and what was in flight has drained into the
+/// sinks: [`Graph::finish`] waits for that.
+pub struct Graph {
+    /// Per live source node: where its batches go in this graph.
+    pub outputs: HashMap<String, SourceOutput>,
+    tasks: tokio::task::JoinSet<Result<(), RunError>>,
+    registry: Registry,
+    budgets: Vec<Arc<Budget>>,
+}
+
+impl Graph {
+    /// Spawns a live source of this graph's plan into it (dry-run, tests).
+    pub fn spawn_source(&mut self, name: &str, source: &dbintel_dsl::plan::SourceNode, options: LiveOptions) {
+        let counters = self.registry.register(name, "source");
+        let output = SharedOutput::new(self.outputs.get(name).cloned().unwrap_or_default());
+        let (node, source) = (name.to_string(), source.clone());
+        self.tasks
+            .spawn(async move { dbintel_sources::supervisor::run(node, source, output, counters, options).await.map_err(RunError::from) });
+    }
+
+    /// The counters this graph adds to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Drops the outputs (live sources hold their own) and waits until
+    /// everything has drained into the sinks and they have closed.
+    pub async fn finish(mut self) -> Result<Finished, RunError> {
+        self.outputs.clear();
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => tracing::error!(error = %e, "a node task panicked"),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(Finished { counters: self.registry, budgets: self.budgets }),
+        }
+    }
+}
+
+/// Runs a whole plan, live sources included (with `setup.live`), to its end.
 pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
+    let live = setup.live.take();
+    let mut graph = start(plan, setup)?;
+    if let Some(options) = live {
+        for (name, node) in &plan.nodes {
+            if let NodeKind::Source(source) = &node.kind {
+                if graph.outputs.contains_key(name) {
+                    graph.spawn_source(name, source, options.clone());
+                }
+            }
+        }
+    }
+    graph.finish().await
+}
+
+/// Starts a plan's graph: operators, sinks, a tap, and the sources that
+/// replay recorded rows. Live sources are left to the caller (they may
+/// outlive the graph: `dbintel run` keeps them across a reload).
+pub fn start(plan: &Plan, mut setup: Setup) -> Result<Graph, RunError> {
     let mut registry = setup.registry.take().unwrap_or_default();
     let mut senders: HashMap<String, mpsc::Sender<Batch>> = HashMap::new();
     let mut receivers: HashMap<String, mpsc::Receiver<Batch>> = HashMap::new();
@@ -184,6 +255,7 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
             }
         }
     }
+    let mut live_outputs = HashMap::new();
     for (name, node) in &plan.nodes {
         let NodeKind::Source(source) = &node.kind else { continue };
         let counters = registry.register(name, node.kind.label());
@@ -195,17 +267,13 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
             .flat_map(|p| p.nodes.iter().filter_map(|n| budgets.get(n).cloned()))
             .collect();
         let replays = setup.replays.remove(name).unwrap_or_default();
-        if let (true, Some(options)) = (replays.is_empty(), setup.live.clone()) {
-            let (node, source, output, counters) = (name.clone(), source.clone(), output.clone(), counters.clone());
-            tasks.spawn(
-                async move { dbintel_sources::supervisor::run(node, source, output, counters, options).await.map_err(RunError::from) },
-            );
+        if replays.is_empty() {
+            live_outputs.insert(name.clone(), output);
+            continue;
         }
-        if !replays.is_empty() {
-            // recorded rows are always "connected"
-            if let Some(options) = &setup.live {
-                options.status.target(name, name).connected();
-            }
+        // recorded rows are always "connected"
+        if let Some(status) = &setup.status {
+            status.target(name, name).connected();
         }
         for (collector, path) in replays {
             let Some(spec) = source.collectors.get(&collector) else { continue };
@@ -220,25 +288,12 @@ pub async fn run(plan: &Plan, mut setup: Setup) -> Result<Finished, RunError> {
             });
         }
     }
-    // Only the tasks hold senders now: channels close as upstreams finish.
+    // Only the tasks (and the live outputs) hold senders now: channels
+    // close as upstreams finish.
     drop(senders);
     drop(routes);
     drop(source_outputs);
-
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => tracing::error!(error = %e, "a node task panicked"),
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(Finished { counters: registry, budgets: budgets.into_values().collect() }),
-    }
+    Ok(Graph { outputs: live_outputs, tasks, registry, budgets: budgets.into_values().collect() })
 }
 
 async fn processor_task(

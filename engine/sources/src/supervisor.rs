@@ -33,7 +33,7 @@ use std::time::Duration;
 use dbintel_core::counters::NodeCounters;
 use dbintel_core::fence::Fence;
 use dbintel_core::record::{Batch, Record, Resource};
-use dbintel_core::routing::SourceOutput;
+use dbintel_core::routing::SharedOutput;
 use dbintel_core::status::{StatusBoard, TargetState, TargetStatus};
 use dbintel_dsl::plan::SourceNode;
 use dbintel_dsl::schema::DbSettings;
@@ -113,7 +113,7 @@ enum End {
 struct Epoch {
     source: String,
     target: Target,
-    output: SourceOutput,
+    output: SharedOutput,
     counters: Arc<NodeCounters>,
     status: Arc<TargetStatus>,
     fence: Option<Fence>,
@@ -155,12 +155,12 @@ impl Epoch {
     }
 }
 
-async fn emit(output: &SourceOutput, counters: &NodeCounters, resource: &Resource, collector: &str, records: Vec<Record>) {
+async fn emit(output: &SharedOutput, counters: &NodeCounters, resource: &Resource, collector: &str, records: Vec<Record>) {
     if records.is_empty() {
         return;
     }
     let n = records.len();
-    let lost = output.send(collector, Batch::new(resource.clone(), records)).await;
+    let lost = output.current().send(collector, Batch::new(resource.clone(), records)).await;
     NodeCounters::add(&counters.emitted, n);
     if lost > 0 {
         NodeCounters::add(&counters.dropped, lost);
@@ -216,7 +216,7 @@ pub fn jittered(interval: Duration, jitter_percent: f64, round: u64) -> Duration
 pub async fn run(
     name: String,
     source: SourceNode,
-    output: SourceOutput,
+    output: SharedOutput,
     counters: Arc<NodeCounters>,
     options: LiveOptions,
 ) -> Result<(), SourceError> {
@@ -446,7 +446,7 @@ async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
         if let Some(left) = slot.left.as_mut() {
             *left -= 1;
         }
-        if let Err(why) = epoch.output.has_room() {
+        if let Err(why) = epoch.output.current().has_room() {
             NodeCounters::add(&epoch.counters.skipped_scrapes, 1);
             tracing::warn!(source = %epoch.source, collector = %slot.name, %why, "scrape skipped");
             continue;

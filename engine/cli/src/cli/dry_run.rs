@@ -162,7 +162,7 @@ pub fn run(args: Args) -> ExitCode {
         fail_fast: true,
         ..LiveOptions::default()
     });
-    let setup = Setup { replays, sinks, tap, live, registry: None };
+    let setup = Setup { replays, sinks, tap, live, registry: None, status: None };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dbintel_dsl::plan::{NodeKind, Plan, SinkNode};
+use dbintel_core::fence::Fence;
+use dbintel_core::routing::{SharedOutput, SourceOutput};
+use dbintel_dsl::plan::{NodeKind, Plan, SinkNode, SourceNode};
 use dbintel_dsl::EnvPolicy;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -118,10 +120,32 @@ pub enum DaemonError {
     Start(String),
 }
 
+/// A plan's graph (operators, sinks), running until its inputs close and
+/// it has drained.
 struct Running {
     plan: Plan,
+    graph: tokio::task::JoinHandle<Result<Finished, RunError>>,
+}
+
+/// A live source. It outlives plans: a reload that keeps its definition
+/// (and the election) keeps it running — connection, delta baselines,
+/// activity window — and only points its output at the new graph.
+struct LiveSource {
+    node: SourceNode,
+    output: SharedOutput,
     stop: watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<Result<Finished, RunError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveSource {
+    /// Tells it to stop (it flushes what it holds) and waits for it.
+    async fn stop(self, name: &str, deadline: Instant) {
+        self.stop.send_replace(true);
+        let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        if tokio::time::timeout(wait, self.task).await.is_err() {
+            tracing::warn!(source = name, "the source did not stop by the deadline");
+        }
+    }
 }
 
 /// The `.pipe` files' contents, to notice changes. `None` when they
@@ -168,6 +192,7 @@ struct Daemon {
     shared: Arc<Shared>,
     stdout: dbintel_export::stdout::SharedWriter,
     running: Option<Running>,
+    sources: HashMap<String, LiveSource>,
     coordinator: Option<dbintel_cluster::Coordinator>,
 }
 
@@ -201,21 +226,24 @@ impl Daemon {
         Ok(())
     }
 
-    /// Exporters the new plan does not keep: their queues drain in the
-    /// background (memory) or stay on disk for the new one.
-    async fn retire_exporters(&self, plan: &Plan) {
-        let retired: Vec<Arc<Exporter>> = {
-            let mut exporters = self.shared.exporters.lock().unwrap_or_else(|p| p.into_inner());
-            let names: Vec<String> = exporters
-                .iter()
-                .filter(|(name, e)| plan.node(name).and_then(|n| export_sink(&n.kind)) != Some(&e.declared))
-                .map(|(name, _)| name.clone())
-                .collect();
-            names.iter().filter_map(|n| exporters.remove(n)).collect()
-        };
-        for exporter in retired {
+    /// Exporters the new plan does not keep, taken out of the shared map
+    /// (the new plan's sinks get new ones).
+    fn take_retired_exporters(&self, plan: &Plan) -> Vec<Arc<Exporter>> {
+        let mut exporters = self.shared.exporters.lock().unwrap_or_else(|p| p.into_inner());
+        let names: Vec<String> = exporters
+            .iter()
+            .filter(|(name, e)| plan.node(name).and_then(|n| export_sink(&n.kind)) != Some(&e.declared))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.iter().filter_map(|n| exporters.remove(n)).collect()
+    }
+
+    /// Retired exporters: a disk queue is closed now (its records stay on
+    /// disk, for a sink that opens the directory again); a memory queue
+    /// keeps delivering in the background until its give-up time.
+    async fn retire(exporters: Vec<Arc<Exporter>>) {
+        for exporter in exporters {
             if exporter.queue.is_disk() {
-                // the replacement may open the same directory
                 exporter.shutdown(Instant::now()).await;
             } else {
                 let deadline = Instant::now() + exporter.config.retry.elapsed;
@@ -273,18 +301,20 @@ impl Daemon {
         Ok(())
     }
 
-    async fn start(&mut self, plan: Plan, previous: Option<&Plan>) -> Result<(), String> {
-        self.elect(&plan).await?;
-        // targets that left the plan leave the board; sources whose
-        // definition changed must connect again before the replica is ready
-        let sources: HashMap<&String, &NodeKind> =
-            plan.nodes.iter().filter(|(_, n)| matches!(n.kind, NodeKind::Source(_))).map(|(k, n)| (k, &n.kind)).collect();
-        self.shared.status.retain(|source, _| sources.contains_key(&source.to_string()));
-        for (name, kind) in &sources {
-            if previous.and_then(|p| p.node(name)).is_none_or(|old| &old.kind != *kind) {
-                self.shared.status.target(name, name).restart();
-            }
+    /// Starts `plan` next to the running one (if any) and moves the live
+    /// sources over: a source whose definition and election are unchanged
+    /// keeps running and is pointed at the new graph; the others stop
+    /// (flushing into the old graph) and start anew. Returns the old
+    /// running graph, which drains once nothing feeds it.
+    async fn start(&mut self, plan: Plan, previous: Option<&Plan>) -> Result<Option<Running>, String> {
+        let key = dbintel_cluster::Key::of(&plan);
+        let election_kept = self.coordinator.as_ref().is_some_and(|c| c.key == key);
+        if !election_kept {
+            // fences change with the election: every source restarts, and
+            // must stop acting before the old leases are released
+            self.stop_sources(|_, _| true, Instant::now() + self.options.shutdown_timeout).await;
         }
+        self.elect(&plan).await?;
         let fences = self.coordinator.as_ref().filter(|c| c.key.mode != dbintel_cluster::Mode::None).map(|c| c.fences());
         let sinks = self.sinks(&plan)?;
         let registry = {
@@ -294,54 +324,104 @@ impl Daemon {
             }
             registry.clone()
         };
-        let (stop, stop_rx) = watch::channel(false);
-        let stopped = stop_rx.clone();
+        // targets that left the plan leave the board; sources whose
+        // definition changed must connect again before the replica is ready
+        let sources: HashMap<&String, &SourceNode> = plan
+            .nodes
+            .iter()
+            .filter_map(|(k, n)| match &n.kind {
+                NodeKind::Source(s) => Some((k, s)),
+                _ => None,
+            })
+            .collect();
+        self.shared.status.retain(|source, _| sources.contains_key(&source.to_string()));
+        for (name, node) in &sources {
+            let changed = previous.and_then(|p| p.node(name)).is_none_or(|old| old.kind != NodeKind::Source((*node).clone()));
+            if changed {
+                self.shared.status.target(name, name).restart();
+            }
+        }
         let setup = Setup {
             replays: self.options.replays.clone(),
             sinks,
             tap: None,
-            live: Some(LiveOptions { stop: Some(stop_rx), fences, status: self.shared.status.clone(), ..LiveOptions::default() }),
+            live: None,
             registry: Some(registry),
+            status: Some(self.shared.status.clone()),
         };
-        let to_run = plan.clone();
-        let handle = tokio::spawn(async move {
-            let result = dbintel_runtime::run(&to_run, setup).await;
+        let mut graph = dbintel_runtime::start(&plan, setup).map_err(|e| e.to_string())?;
+
+        // sources the new plan changes or drops stop first (they flush
+        // into the old graph, which is still running)
+        let keep = |name: &str, node: &SourceNode| sources.get(&name.to_string()).is_some_and(|n| *n == node);
+        self.stop_sources(|name, node| !keep(name, node), Instant::now() + self.options.shutdown_timeout).await;
+        for (name, source) in &sources {
+            let Some(output) = graph.outputs.remove(*name) else { continue };
+            match self.sources.get(*name) {
+                Some(live) if !live.task.is_finished() => {
+                    // kept: from now on it sends to the new graph; what it
+                    // sent before drains through the old one
+                    drop(live.output.replace(output));
+                }
+                _ => {
+                    let live = self.spawn_source(name, source, output, fences.clone());
+                    self.sources.insert((*name).clone(), live);
+                }
+            }
+        }
+        let graph = tokio::spawn(async move {
+            let result = graph.finish().await;
             if let Err(e) = &result {
                 tracing::error!(error = %e, "the plan ended with an error");
-            } else if !*stopped.borrow() {
-                // recorded rows only: keep serving and exporting until told
-                // to stop
-                tracing::info!("all sources finished; waiting for a reload or a signal");
             }
             result
         });
-        self.running = Some(Running { plan, stop, handle });
+        let old = self.running.replace(Running { plan, graph });
         self.shared.ready.store(true, Relaxed);
-        Ok(())
+        Ok(old)
     }
 
-    /// Stops the sources and waits, until `deadline`, for everything in
-    /// flight to reach the sinks. Returns the old plan.
-    async fn stop(&mut self, deadline: Instant) -> Option<Plan> {
-        let running = self.running.take()?;
-        let _ = running.stop.send(true);
-        let mut handle = running.handle;
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(wait, &mut handle).await {
-            Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(_))) => {} // logged by the task
-            Ok(Err(e)) => tracing::error!(error = %e, "the plan task failed"),
-            Err(_) => {
-                // most likely a full export queue with its endpoint down:
-                // closing the queues lets blocked sinks give up
-                tracing::warn!("the plan did not drain by the deadline; closing the export queues");
-                for e in self.shared.exporters.lock().unwrap_or_else(|p| p.into_inner()).values() {
-                    e.queue.close();
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
+    fn spawn_source(&self, name: &str, node: &SourceNode, output: SourceOutput, fences: Option<Arc<HashMap<String, Fence>>>) -> LiveSource {
+        let (stop, stop_rx) = watch::channel(false);
+        let output = SharedOutput::new(output);
+        let counters = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner()).register(name, "source");
+        let options = LiveOptions { stop: Some(stop_rx), fences, status: self.shared.status.clone(), ..LiveOptions::default() };
+        let (source_name, source, out) = (name.to_string(), node.clone(), output.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = dbintel_sources::supervisor::run(source_name.clone(), source, out, counters, options).await {
+                // only fail-fast sources return errors; the daemon's never do
+                tracing::error!(source = %source_name, error = %e, "the source ended");
+            }
+        });
+        LiveSource { node: node.clone(), output, stop, task }
+    }
+
+    /// Stops the live sources `which` picks, and waits for them.
+    async fn stop_sources(&mut self, which: impl Fn(&str, &SourceNode) -> bool, deadline: Instant) {
+        let names: Vec<String> = self.sources.iter().filter(|(n, s)| which(n, &s.node)).map(|(n, _)| n.clone()).collect();
+        let mut stopping = tokio::task::JoinSet::new();
+        for name in names {
+            if let Some(live) = self.sources.remove(&name) {
+                stopping.spawn(async move { live.stop(&name, deadline).await });
             }
         }
-        Some(running.plan)
+        while stopping.join_next().await.is_some() {}
+    }
+
+    /// Waits, until `deadline`, for a graph nothing feeds any more to drain
+    /// into its sinks. Past the deadline it is left to finish in the
+    /// background: its sinks' queues are shared with the new plan, never
+    /// closed, so nothing it holds is lost.
+    async fn drain(old: Running, deadline: Instant) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let mut graph = old.graph;
+        match tokio::time::timeout(wait, &mut graph).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the previous plan's task failed"),
+            Err(_) => tracing::warn!(
+                "the previous plan has not drained by the deadline (an export queue is full and its endpoint down?); it keeps draining into the export queues in the background"
+            ),
+        }
     }
 
     async fn reload(&mut self, why: &str) -> ReloadReply {
@@ -357,23 +437,59 @@ impl Daemon {
             tracing::info!(trigger = why, "reload: the plan is unchanged");
             return ReloadReply::Unchanged;
         }
-        let old = self.stop(Instant::now() + self.options.shutdown_timeout).await;
-        self.retire_exporters(&plan).await;
         let summary = format!("{} nodes, {} pipelines", plan.nodes.len(), plan.pipelines.len());
-        match self.start(plan, old.as_ref()).await {
-            Ok(()) => {
+        let previous = self.running.as_ref().map(|r| r.plan.clone());
+        let retired = self.take_retired_exporters(&plan);
+        // a changed sink with a disk queue may reopen the same directory: the
+        // old graph must have drained and its exporter closed first
+        let sequential = retired.iter().any(|e| e.queue.is_disk());
+        let deadline = Instant::now() + self.options.shutdown_timeout;
+        if sequential {
+            self.stop_sources(|_, _| true, deadline).await;
+            if let Some(old) = self.running.take() {
+                Self::drain(old, deadline).await;
+            }
+        }
+        let retiring = if sequential {
+            Self::retire(retired).await;
+            Vec::new()
+        } else {
+            retired
+        };
+        match self.start(plan, previous.as_ref()).await {
+            Ok(old) => {
+                if let Some(old) = old {
+                    Self::drain(old, deadline).await;
+                }
+                Self::retire(retiring).await;
                 self.shared.reloads_applied.fetch_add(1, Relaxed);
                 tracing::info!(trigger = why, %summary, "reloaded");
                 ReloadReply::Applied(summary)
             }
             Err(e) => {
+                // the old plan was not touched (unless it had to stop for a
+                // disk queue): put the retired exporters back
+                {
+                    let mut exporters = self.shared.exporters.lock().unwrap_or_else(|p| p.into_inner());
+                    for e in retiring {
+                        exporters.entry(e.name.clone()).or_insert(e);
+                    }
+                }
                 self.shared.reloads_refused.fetch_add(1, Relaxed);
-                tracing::error!(error = %e, "the new plan could not start; going back to the previous one");
-                if let Some(old) = old {
-                    self.retire_exporters(&old).await;
-                    if let Err(again) = self.start(old, None).await {
-                        tracing::error!(error = %again, "the previous plan could not start either; running nothing");
-                        self.shared.ready.store(false, Relaxed);
+                tracing::error!(error = %e, "the new plan could not start; the previous one carries on");
+                // it had to stop for a disk queue or a new election: start
+                // it again in full
+                let had_sources = previous.as_ref().is_some_and(|p| p.nodes.values().any(|n| matches!(n.kind, NodeKind::Source(_))));
+                if self.running.is_none() || (self.sources.is_empty() && had_sources) {
+                    if let Some(old) = previous {
+                        match self.start(old, None).await {
+                            Ok(Some(stale)) => Self::drain(stale, deadline).await,
+                            Ok(None) => {}
+                            Err(again) => {
+                                tracing::error!(error = %again, "the previous plan could not start either; running nothing");
+                                self.shared.ready.store(false, Relaxed);
+                            }
+                        }
                     }
                 }
                 ReloadReply::Refused(e)
@@ -385,8 +501,12 @@ impl Daemon {
         let deadline = Instant::now() + self.options.shutdown_timeout;
         self.shared.ready.store(false, Relaxed);
         tracing::info!(deadline = ?self.options.shutdown_timeout, "shutting down: stopping sources, flushing");
-        self.stop(deadline).await;
-        // sources have stopped: hand the leases over now, not at expiry
+        // sources stop first (flushing what they hold), then what is in
+        // flight drains, then the leases go
+        self.stop_sources(|_, _| true, deadline).await;
+        if let Some(old) = self.running.take() {
+            Self::drain(old, deadline).await;
+        }
         if let Some(coordinator) = self.coordinator.take() {
             coordinator.shutdown().await;
         }
@@ -425,7 +545,8 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         (signals(SignalKind::terminate())?, signals(SignalKind::interrupt())?, signals(SignalKind::hangup())?);
 
     let plan = compile(&options.paths).map_err(DaemonError::Invalid)?;
-    let mut daemon = Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None, coordinator: None };
+    let mut daemon =
+        Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None, sources: HashMap::new(), coordinator: None };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
     daemon.start(plan, None).await.map_err(DaemonError::Start)?;
     tokio::spawn(http::serve(listener, shared.clone()));
