@@ -203,6 +203,12 @@ impl<'a> Lexer<'a> {
                 self.closed_at = Some(self.pos);
             }
             b'-' if self.peek(1) == Some(b'-') && self.dash_comment() => self.line_comment(start),
+            b'-' if self.mysql() && self.peek(1) == Some(b'-') && self.sql[start + 2..].starts_with(char::is_whitespace) => {
+                // `--` and a non-ASCII space: not a comment to MySQL, a
+                // comment to other lexers. No telling what follows.
+                self.out.ambiguous = true;
+                self.literal_to_end(start)
+            }
             b'#' if self.mysql() => self.line_comment(start),
             b'/' if self.peek(1) == Some(b'*') => self.block_comment(start),
             b'\'' => self.string(start, start + 1, self.reading.backslash_single),
@@ -450,12 +456,13 @@ impl<'a> Lexer<'a> {
             }
         }
         // `123abc` is junk to PostgreSQL and an identifier to MySQL; either
-        // way no part of it comes out raw
-        while i < bytes.len() && is_ident_continue(bytes[i]) {
-            i += 1;
+        // way no part of it comes out raw. (PostgreSQL's `1$$x$$` is `1`
+        // and a dollar quote: `$` cannot start the junk.)
+        if bytes.get(i).is_some_and(|&b| is_ident_start(b, self.reading.family)) {
+            while i < bytes.len() && is_ident_continue(bytes[i]) {
+                i += 1;
+            }
         }
-        // the swallowed tail may end inside a multi-byte character's bytes
-        // only if it swallowed all of them: ≥ 0x80 bytes are all taken
         self.push(Kind::Literal, start, i);
     }
 
@@ -465,16 +472,18 @@ impl<'a> Lexer<'a> {
         let next = self.bytes.get(end).copied();
         let mysql = self.mysql();
         // prefixed strings: E'…', B'…', X'…', N'…', U&'…'
+        // (`\` does not escape in B'…', X'…', U&'…' on either server, but
+        // independent lexers disagree; following the reading's backslash
+        // rule costs nothing, the union covers both)
         if next == Some(b'\'') && word.len() == 1 {
             match word[0].to_ascii_lowercase() {
                 b'e' if !mysql => return self.string(start, end + 1, true),
-                b'n' => return self.string(start, end + 1, self.reading.backslash_single),
-                b'b' | b'x' => return self.string(start, end + 1, false),
+                b'n' | b'b' | b'x' => return self.string(start, end + 1, self.reading.backslash_single),
                 _ => {}
             }
         }
         if !mysql && word.eq_ignore_ascii_case(b"u") && self.bytes[end..].starts_with(b"&'") {
-            return self.string(start, end + 2, false);
+            return self.string(start, end + 2, self.reading.backslash_single);
         }
         if !mysql && word.eq_ignore_ascii_case(b"u") && self.bytes[end..].starts_with(b"&\"") {
             return self.quoted_identifier_from(start, end + 1);
@@ -535,6 +544,9 @@ mod tests {
         assert_eq!(kinds("5-- 1", MY), [(Kind::Literal, "5")]);
         assert_eq!(kinds("5--\u{1}1", MY), [(Kind::Literal, "5")]);
         assert_eq!(kinds("5--", MY), [(Kind::Literal, "5")]);
+        // MariaDB 10.11: `SELECT 5--\u{3000} 1` is not a comment (a syntax error near '1');
+        // sqlparser takes it as one: ambiguous, the rest is a literal
+        assert_eq!(kinds("5--\u{3000} 1", MY), [(Kind::Literal, "5"), (Kind::Literal, "--\u{3000} 1")]);
         assert_eq!(kinds("5--1", PG), [(Kind::Literal, "5")]);
     }
 
