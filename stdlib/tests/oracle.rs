@@ -27,6 +27,9 @@ use proptest::prelude::*;
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
+/// A lexer that says where the constants and comments of a text are.
+type Oracle = fn(&str) -> Option<Vec<Range<usize>>>;
+
 /// PostgreSQL's scanner: byte ranges of every constant and comment, or
 /// `None` when it rejects the text (cut inside a literal, say).
 fn postgres_secrets(sql: &str) -> Option<Vec<Range<usize>>> {
@@ -200,7 +203,7 @@ fn check(sql: &str, pieces: &[Piece], glued: bool, dialect: Dialect, cut: prop::
     for text in [sql, &sql[..end]] {
         let out = normalize(text, dialect).expect("short text normalizes");
         // an unknown dialect answers to both oracles
-        let oracles: &[fn(&str) -> Option<Vec<Range<usize>>>] = match dialect {
+        let oracles: &[Oracle] = match dialect {
             Dialect::MySql => &[mysql_secrets],
             Dialect::Postgres => &[postgres_secrets],
             Dialect::Unknown => &[mysql_secrets, postgres_secrets],
