@@ -20,65 +20,11 @@
 //! characters), the generator keeps to what both agree on; the lexer's
 //! own tests pin the server's behaviour, checked on MariaDB 10.11.
 
-use std::ops::Range;
+mod oracle_lexers;
 
-use dbintel_stdlib::sql::{normalize, shown_ranges, Dialect};
+use dbintel_stdlib::sql::{normalize, Dialect};
+use oracle_lexers::{mysql_secrets, overlap, postgres_secrets, Oracle};
 use proptest::prelude::*;
-use sqlparser::dialect::MySqlDialect;
-use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
-
-/// A lexer that says where the constants and comments of a text are.
-type Oracle = fn(&str) -> Option<Vec<Range<usize>>>;
-
-/// PostgreSQL's scanner: byte ranges of every constant and comment, or
-/// `None` when it rejects the text (cut inside a literal, say).
-fn postgres_secrets(sql: &str) -> Option<Vec<Range<usize>>> {
-    use pg_query::protobuf::Token as T;
-    let scanned = pg_query::scan(sql).ok()?;
-    let secret = [T::Sconst, T::Usconst, T::Bconst, T::Xconst, T::Iconst, T::Fconst, T::SqlComment, T::CComment].map(|t| t as i32);
-    Some(scanned.tokens.iter().filter(|t| secret.contains(&t.token)).map(|t| t.start as usize..t.end as usize).collect())
-}
-
-/// sqlparser's MySQL tokenizer: byte ranges of every literal and comment.
-fn mysql_secrets(sql: &str) -> Option<Vec<Range<usize>>> {
-    let tokens = Tokenizer::new(&MySqlDialect {}, sql).tokenize_with_location().ok()?;
-    let line_starts: Vec<usize> = std::iter::once(0).chain(sql.match_indices('\n').map(|(i, _)| i + 1)).collect();
-    let offset = |line: u64, column: u64| -> usize {
-        let start = line_starts.get(line.saturating_sub(1) as usize).copied().unwrap_or(sql.len());
-        sql[start..].char_indices().nth(column.saturating_sub(1) as usize).map_or(sql.len(), |(i, _)| start + i)
-    };
-    Some(
-        tokens
-            .iter()
-            .filter(|t| {
-                matches!(
-                    t.token,
-                    Token::Number(..)
-                        | Token::SingleQuotedString(_)
-                        | Token::DoubleQuotedString(_)
-                        | Token::NationalStringLiteral(_)
-                        | Token::HexStringLiteral(_)
-                        | Token::SingleQuotedByteStringLiteral(_)
-                        | Token::DoubleQuotedByteStringLiteral(_)
-                        | Token::EscapedStringLiteral(_)
-                        | Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))
-                )
-            })
-            .map(|t| offset(t.span.start.line, t.span.start.column)..offset(t.span.end.line, t.span.end.column))
-            .collect(),
-    )
-}
-
-/// The first constant or comment that overlaps a shown token.
-fn overlap(sql: &str, dialect: Dialect, secrets: &[Range<usize>]) -> Option<String> {
-    let shown = shown_ranges(sql, dialect);
-    for secret in secrets {
-        if let Some(s) = shown.iter().find(|s| s.start < secret.end && secret.start < s.end) {
-            return Some(format!("oracle constant/comment {:?} overlaps shown token {:?}", &sql[secret.clone()], &sql[s.clone()]));
-        }
-    }
-    None
-}
 
 /// Markers: letters and symbols no template uses, ASCII and not.
 fn marker() -> impl Strategy<Value = String> {
