@@ -378,7 +378,7 @@ pub fn explainable(text: &str, dialect: Dialect) -> Result<Explainable, Refusal>
         return Err(Refusal::Ambiguous);
     }
     let redacted = redact(text, dialect);
-    let lexed = &redacted.primary;
+    let lexed = &redacted.lexed;
     if !redacted.agreed || lexed.ambiguous {
         return Err(Refusal::Ambiguous);
     }

@@ -78,6 +78,9 @@ pub(crate) struct Token {
     pub end: usize,
     /// Whitespace or a comment comes before it.
     pub space_before: bool,
+    /// A literal shown as part of the `?` of the literal before it (set by
+    /// the union of readings, when one stretch covers several tokens).
+    pub joins_previous: bool,
 }
 
 impl Token {
@@ -173,7 +176,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn push(&mut self, kind: Kind, start: usize, end: usize) {
-        self.out.tokens.push(Token { kind, start, end, space_before: self.space });
+        self.out.tokens.push(Token { kind, start, end, space_before: self.space, joins_previous: false });
         self.space = false;
         self.pos = end;
     }

@@ -65,5 +65,5 @@ pub enum NormalizeError {
 /// overlap one of these.
 #[doc(hidden)]
 pub fn shown_ranges(sql: &str, dialect: Dialect) -> Vec<std::ops::Range<usize>> {
-    reading::redact(sql, dialect).tokens.iter().filter(|t| t.kind != lexer::Kind::Literal).map(|t| t.start..t.end).collect()
+    reading::redact(sql, dialect).lexed.tokens.iter().filter(|t| t.kind != lexer::Kind::Literal).map(|t| t.start..t.end).collect()
 }

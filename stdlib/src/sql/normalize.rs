@@ -27,10 +27,8 @@ pub fn normalize(sql: &str, dialect: Dialect) -> Result<String, NormalizeError> 
     if sql.len() > MAX_SQL_BYTES {
         return Err(NormalizeError::TooLong(sql.len()));
     }
-    let redacted = redact(sql, dialect);
-    let shown: Vec<Shown> =
-        redacted.tokens.iter().zip(&redacted.continues).map(|(token, continues)| Shown { token: *token, continues: *continues }).collect();
-    Ok(render(sql, &collapse_lists(sql, shown), |_| false, false))
+    let tokens = redact(sql, dialect).lexed.tokens;
+    Ok(render(sql, &collapse_lists(sql, tokens), |_| false, false))
 }
 
 /// Like [`normalize`], for a fragment of SQL quoted in an error message:
@@ -38,29 +36,19 @@ pub fn normalize(sql: &str, dialect: Dialect) -> Result<String, NormalizeError> 
 /// so only keywords are shown, and whatever lies between two of them is
 /// one `?`.
 pub(crate) fn normalize_fragment(sql: &str, dialect: Dialect) -> String {
-    let redacted = redact(sql, dialect);
-    let shown: Vec<Shown> =
-        redacted.tokens.iter().zip(&redacted.continues).map(|(token, continues)| Shown { token: *token, continues: *continues }).collect();
-    render(sql, &shown, |token| !(token.kind == Kind::Word && super::keywords::is_keyword(token.text(sql))), true)
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Shown {
-    token: Token,
-    /// Shown as part of the `?` before it.
-    continues: bool,
+    let tokens = redact(sql, dialect).lexed.tokens;
+    render(sql, &tokens, |token| !(token.kind == Kind::Word && super::keywords::is_keyword(token.text(sql))), true)
 }
 
 /// Joins tokens with single spaces where the text had space or a comment;
 /// literals (and what `hide` says) become `?`, one per redacted stretch
 /// (one per run of them when `merge_runs`).
-fn render(sql: &str, tokens: &[Shown], hide: impl Fn(&Token) -> bool, merge_runs: bool) -> String {
+fn render(sql: &str, tokens: &[Token], hide: impl Fn(&Token) -> bool, merge_runs: bool) -> String {
     let mut out = String::with_capacity(sql.len().min(4096));
     let mut last_was_mark = false;
-    for shown in tokens {
-        let token = &shown.token;
+    for token in tokens {
         let redacted = token.kind == Kind::Literal || hide(token);
-        if redacted && last_was_mark && (shown.continues || merge_runs) {
+        if redacted && last_was_mark && (token.joins_previous || merge_runs) {
             continue;
         }
         if token.space_before && !out.is_empty() {
@@ -77,10 +65,10 @@ fn render(sql: &str, tokens: &[Shown], hide: impl Fn(&Token) -> bool, merge_runs
 }
 
 /// `IN (?, ?, ?)` → `IN (?)`; `VALUES (…), (…)` → `VALUES (…)`.
-fn collapse_lists(sql: &str, tokens: Vec<Shown>) -> Vec<Shown> {
-    let word = |t: &Shown, w: &str| t.token.kind == Kind::Word && t.token.text(sql).eq_ignore_ascii_case(w);
-    let punct = |t: &Shown, p: &str| t.token.kind == Kind::Punct && t.token.text(sql) == p;
-    let mut out: Vec<Shown> = Vec::with_capacity(tokens.len());
+fn collapse_lists(sql: &str, tokens: Vec<Token>) -> Vec<Token> {
+    let word = |t: &Token, w: &str| t.kind == Kind::Word && t.text(sql).eq_ignore_ascii_case(w);
+    let punct = |t: &Token, p: &str| t.kind == Kind::Punct && t.text(sql) == p;
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
         let token = tokens[i];
@@ -94,15 +82,12 @@ fn collapse_lists(sql: &str, tokens: Vec<Shown>) -> Vec<Shown> {
         let Some(close) = matching_paren(sql, &tokens, i) else { continue };
         if is_in {
             let inner = &tokens[i + 1..close];
-            let only_values = !inner.is_empty()
-                && inner.iter().all(|t| matches!(t.token.kind, Kind::Literal | Kind::Param) || punct(t, ",") || punct(t, "-"));
+            let only_values =
+                !inner.is_empty() && inner.iter().all(|t| matches!(t.kind, Kind::Literal | Kind::Param) || punct(t, ",") || punct(t, "-"));
             if only_values {
-                let mut mark = tokens[i + 1];
-                mark.token.kind = Kind::Literal;
-                mark.token.space_before = false;
-                mark.continues = false;
-                out.extend([tokens[i], mark, tokens[close]]);
-                out.last_mut().expect("just pushed").token.space_before = false;
+                let mark = Token { kind: Kind::Literal, space_before: false, joins_previous: false, ..tokens[i + 1] };
+                let close_paren = Token { space_before: false, ..tokens[close] };
+                out.extend([tokens[i], mark, close_paren]);
                 i = close + 1;
             }
             continue;
@@ -121,13 +106,13 @@ fn collapse_lists(sql: &str, tokens: Vec<Shown>) -> Vec<Shown> {
     out
 }
 
-fn matching_paren(sql: &str, tokens: &[Shown], open: usize) -> Option<usize> {
+fn matching_paren(sql: &str, tokens: &[Token], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (offset, t) in tokens[open..].iter().enumerate() {
-        if t.token.kind != Kind::Punct {
+        if t.kind != Kind::Punct {
             continue;
         }
-        match t.token.text(sql) {
+        match t.text(sql) {
             "(" => depth += 1,
             ")" => {
                 depth -= 1;

@@ -12,7 +12,7 @@
 
 use std::ops::Range;
 
-use super::lexer::{lex, Family, Kind, Lexed, Reading, Token};
+use super::lexer::{lex, Family, Kind, Lexed, Reading};
 use super::Dialect;
 
 /// The readings of `sql` under `dialect`; the first is the one whose
@@ -44,54 +44,61 @@ pub(crate) fn readings(sql: &str, dialect: Dialect) -> Vec<Reading> {
     match dialect {
         Dialect::Postgres => postgres(),
         Dialect::MySql => mysql(),
+        // without any of the characters the families read differently,
+        // both read the text the same way
+        Dialect::Unknown if !families_differ(sql.as_bytes()) => mysql(),
         // MySQL first: it reads `"…"` as a string and `#` as a comment
         Dialect::Unknown => mysql().into_iter().chain(postgres()).collect(),
     }
 }
 
-/// The primary reading's tokens, where any token that another reading
-/// sees (partly) inside a literal or a comment becomes a literal. Tokens
-/// covered by one stretch of the union are marked to be shown as one `?`.
+/// The primary reading, where any token that another reading sees
+/// (partly) inside a literal or a comment became a literal; tokens covered
+/// by one stretch of the union are marked `joins_previous`.
 pub(crate) struct Redacted {
-    pub tokens: Vec<Token>,
-    /// For each token: it continues the redacted stretch of the token
-    /// before it.
-    pub continues: Vec<bool>,
-    pub primary: Lexed,
-    /// Whether every reading agreed with the primary one.
+    pub lexed: Lexed,
+    /// Whether every reading agreed with the primary one (then `lexed` is
+    /// exactly the primary reading).
     pub agreed: bool,
 }
 
 pub(crate) fn redact(sql: &str, dialect: Dialect) -> Redacted {
     let readings = readings(sql, dialect);
-    let primary = lex(sql, readings[0]);
-    let mut tokens = primary.tokens.clone();
-    let mut continues = vec![false; tokens.len()];
+    let mut lexed = lex(sql, readings[0]);
     if readings.len() == 1 {
-        return Redacted { tokens, continues, primary, agreed: true };
+        return Redacted { lexed, agreed: true };
     }
     let others: Vec<Lexed> = readings[1..].iter().map(|r| lex(sql, *r)).collect();
-    let agreed = others.iter().all(|o| o.tokens == primary.tokens && o.hidden == primary.hidden && o.ambiguous == primary.ambiguous);
+    let agreed = others.iter().all(|o| o.tokens == lexed.tokens && o.hidden == lexed.hidden && o.ambiguous == lexed.ambiguous);
     if agreed {
-        return Redacted { tokens, continues, primary, agreed };
+        return Redacted { lexed, agreed };
     }
-    let union = merge(std::iter::once(&primary).chain(&others).flat_map(|l| l.sensitive()).collect());
+    let union = merge(std::iter::once(&lexed).chain(&others).flat_map(|l| l.sensitive()).collect());
     let mut stretch = 0;
     let mut last_stretch = None;
-    for (i, token) in tokens.iter_mut().enumerate() {
+    for token in lexed.tokens.iter_mut() {
         while stretch < union.len() && union[stretch].end <= token.start {
             stretch += 1;
         }
-        let inside = union.get(stretch).is_some_and(|r| r.start < token.end);
-        if inside {
+        if union.get(stretch).is_some_and(|r| r.start < token.end) {
             token.kind = Kind::Literal;
-            continues[i] = last_stretch == Some(stretch);
+            token.joins_previous = last_stretch == Some(stretch);
             last_stretch = Some(stretch);
         } else {
             last_stretch = None;
         }
     }
-    Redacted { tokens, continues, primary, agreed }
+    Redacted { lexed, agreed }
+}
+
+/// Whether the text has anything PostgreSQL and MySQL read differently:
+/// `"`, `#`, `` ` ``, `$`, `\\`, `/*` (nesting, executable comments), `--`
+/// (MySQL wants a space after it).
+fn families_differ(bytes: &[u8]) -> bool {
+    memchr::memchr3(b'"', b'#', b'`', bytes).is_some()
+        || memchr::memchr2(b'$', b'\\', bytes).is_some()
+        || memchr::memmem::find(bytes, b"/*").is_some()
+        || memchr::memmem::find(bytes, b"--").is_some()
 }
 
 /// Sorted, overlapping or touching ranges merged.
@@ -115,7 +122,8 @@ mod tests {
     fn a_text_without_backslash_has_one_reading_per_family() {
         assert_eq!(readings("select 'a'", Dialect::Postgres).len(), 1);
         assert_eq!(readings("select 'a'", Dialect::MySql).len(), 1);
-        assert_eq!(readings("select 'a'", Dialect::Unknown).len(), 2);
+        assert_eq!(readings("select 'a'", Dialect::Unknown).len(), 1);
+        assert_eq!(readings("select \"a\"", Dialect::Unknown).len(), 2);
         assert_eq!(readings(r"select 'a\'", Dialect::Postgres).len(), 2);
         assert_eq!(readings(r"select 'a\'", Dialect::MySql).len(), 4);
     }
