@@ -5,6 +5,7 @@
 # binary's results (cargo's own last line is only its last binary's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tests/install-build-deps.sh
 tests/prepare-servers.sh
 # Real OTLP peers nobody here wrote: the official OTLP protobuf package and
 # grpcio (tests/otlp_receiver.py decodes with them), zstandard for zstd
