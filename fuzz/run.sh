@@ -16,7 +16,7 @@ case "$target" in
     find .. -name '*.pipe' -not -path '*/target/*' -not -path './corpus/*' -exec cp {} corpus/parse_check/ \;
     dict=pipe.dict ;;
   normalize_sql)
-    cp sql_seeds/* corpus/normalize_sql/
+    cp sql_seeds/* regressions/normalize_sql/* corpus/normalize_sql/
     dict=sql.dict ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac

@@ -201,3 +201,27 @@ fn the_oracles_find_constants_and_comments() {
     let found: Vec<&str> = mysql_secrets(sql).expect("tokenizes").into_iter().map(|r| &sql[r]).collect();
     assert_eq!(found, ["\"a\"", "'b\\'c'", "0x1F", "# d"]);
 }
+
+/// What the fuzzer found (fuzz/regressions/normalize_sql: the first byte
+/// picks the dialect, as in the fuzz target) stays fixed.
+#[test]
+fn fuzz_findings_stay_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/normalize_sql");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/normalize_sql") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        let Some((&selector, rest)) = bytes.split_first() else { continue };
+        let text = String::from_utf8_lossy(rest);
+        let dialect = [Dialect::Postgres, Dialect::MySql, Dialect::Unknown][usize::from(selector) % 3];
+        let oracles: &[Oracle] = match dialect {
+            Dialect::MySql => &[mysql_secrets],
+            Dialect::Postgres => &[postgres_secrets],
+            Dialect::Unknown => &[mysql_secrets, postgres_secrets],
+        };
+        for secrets in oracles.iter().filter_map(|oracle| oracle(&text)) {
+            assert_eq!(overlap(&text, dialect, &secrets), None, "{text:?}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no fuzz findings in {}", dir.display());
+}

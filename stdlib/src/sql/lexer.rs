@@ -445,7 +445,9 @@ impl<'a> Lexer<'a> {
             i = digits(i + 2, |b| b.is_ascii_hexdigit());
         } else {
             i = digits(i, |b| b.is_ascii_digit());
-            if bytes.get(i) == Some(&b'.') && bytes.get(i + 1) != Some(&b'.') {
+            // `1.` is a number to MySQL even before another dot (`1...2`);
+            // PostgreSQL stops at `1..`: hiding the dot is the union
+            if bytes.get(i) == Some(&b'.') {
                 i = digits(i + 1, |b| b.is_ascii_digit());
             }
             if matches!(bytes.get(i), Some(b'e' | b'E')) {
@@ -573,6 +575,13 @@ mod tests {
         assert_eq!(kinds("1 /*!99999 /* a */ 2 */, 3", MY), [(Kind::Literal, "1"), (Kind::Punct, ","), (Kind::Literal, "3")]);
         // a line comment inside running content hides a */ (MariaDB: → 1, 2, 3 for the unversioned form)
         assert_eq!(lex("1 /*! , 2 -- c */\n */, 3", MY).hidden, vec![2..21]);
+    }
+
+    /// Found by fuzzing: sqlparser's MySQL tokenizer (and MySQL) read `1.`
+    /// as one number before another dot; the dot was shown.
+    #[test]
+    fn a_number_keeps_its_trailing_dot() {
+        assert_eq!(kinds("1...2", MY), [(Kind::Literal, "1."), (Kind::Punct, "."), (Kind::Literal, ".2")]);
     }
 
     #[test]
