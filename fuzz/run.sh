@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Fuzz parse + check + format, seeded with every .pipe file in the repo.
-#   fuzz/run.sh [SECONDS]   (default 600)
+# Fuzz a target, seeded from the repo.
+#   fuzz/run.sh [SECONDS] [TARGET]   (default 600, parse_check)
+# parse_check: parse + check + format, seeded with every .pipe file.
+# normalize_sql: NormalizeSQL / RedactPII / EXPLAIN decision / error
+#   scrubber against the oracle lexers, seeded with fuzz/sql_seeds/.
 # cargo fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable
 # toolchain on our machines build it. Crashes land in fuzz/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
-mkdir -p corpus/parse_check
-find .. -name '*.pipe' -not -path '*/target/*' -not -path './corpus/*' -exec cp {} corpus/parse_check/ \;
-RUSTC_BOOTSTRAP=1 cargo fuzz run parse_check corpus/parse_check -- \
-  -dict=pipe.dict -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048
+target=${2:-parse_check}
+mkdir -p "corpus/$target"
+case "$target" in
+  parse_check)
+    find .. -name '*.pipe' -not -path '*/target/*' -not -path './corpus/*' -exec cp {} corpus/parse_check/ \;
+    dict=pipe.dict ;;
+  normalize_sql)
+    cp sql_seeds/* regressions/normalize_sql/* corpus/normalize_sql/
+    dict=sql.dict ;;
+  *) echo "unknown target $target" >&2; exit 2 ;;
+esac
+RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
+  -dict="$dict" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -jobs=1 -workers=1

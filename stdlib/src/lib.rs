@@ -10,7 +10,8 @@
 //! - [`pattern`]: regexes: cheap validation, and compiled patterns that use
 //!   the linear-time engine unless look-around or backreferences need
 //!   bounded backtracking.
-//! - [`sql`]: the SQL lexer behind NormalizeSQL.
+//! - [`sql`]: the SQL lexer behind NormalizeSQL, the EXPLAIN safety
+//!   decision and the error-message scrubber.
 //! - [`pii`]: the detectors behind RedactPII.
 //! - [`value`]: the values functions take and return.
 //!

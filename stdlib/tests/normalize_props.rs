@@ -5,9 +5,15 @@ use dbintel_stdlib::sql::{normalize, Dialect};
 use proptest::prelude::*;
 
 /// Markers use letters and digits that the query templates around them do
-/// not, so any 4-character run of a marker in the output is a leak.
+/// not, so the planted text (or, in a cut text, the part of it that is
+/// left, from 4 characters on) in the output is a leak.
 fn marker() -> impl Strategy<Value = String> {
     proptest::string::string_regex("[QZXJKVWqzxjkvw0-9]{8,24}").expect("valid marker regex")
+}
+
+/// Numbers to plant: long enough that no template digit run matches.
+fn number() -> impl Strategy<Value = String> {
+    proptest::string::string_regex("[2-9][0-9]{5,14}").expect("valid number regex")
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +31,14 @@ enum Form {
     Json,
 }
 
-fn literal(form: Form, m: &str) -> (String, Dialect) {
+/// The literal text for `form`, with what it plants and its dialect.
+fn literal(form: Form, m: &str, n: &str) -> (String, String, Dialect) {
+    let (text, dialect) = literal_text(form, m, n);
+    let planted = if matches!(form, Form::Number) { n.to_string() } else { m.to_string() };
+    (text, planted, dialect)
+}
+
+fn literal_text(form: Form, m: &str, n: &str) -> (String, Dialect) {
     match form {
         Form::Plain => (format!("'{m}''s {m}'"), Dialect::Postgres),
         Form::Escaped => (format!("E'{m}\\'{m}'"), Dialect::Postgres),
@@ -33,7 +46,7 @@ fn literal(form: Form, m: &str) -> (String, Dialect) {
         Form::TaggedDollar => (format!("$tag${m} $ {m}$tag$"), Dialect::Postgres),
         Form::MysqlDouble => (format!("\"{m}\\\"{m}\""), Dialect::MySql),
         Form::MysqlBackslash => (format!("'{m}\\'{m}'"), Dialect::MySql),
-        Form::Number => (m.chars().filter(|c| c.is_ascii_digit()).collect::<String>() + "1", Dialect::Postgres),
+        Form::Number => (n.to_string(), Dialect::Postgres),
         Form::LineComment => (format!("1 -- {m}\n"), Dialect::Postgres),
         Form::BlockComment => (format!("1 /* {m} /* nested {m} */ */"), Dialect::Postgres),
         Form::HashComment => (format!("1 # {m}\n"), Dialect::MySql),
@@ -57,17 +70,19 @@ fn form() -> impl Strategy<Value = Form> {
     ]
 }
 
-fn leaks(output: &str, marker: &str) -> Option<String> {
-    let chars: Vec<char> = marker.chars().collect();
-    chars.windows(4).map(|w| w.iter().collect::<String>()).find(|piece| output.contains(piece.as_str()))
+/// The part of `planted` that made it into `input` (all of it, unless the
+/// text was cut inside it), when it is found in `output`.
+fn leaks(input: &str, output: &str, planted: &str) -> Option<String> {
+    let present = (4..=planted.len()).rev().find(|&n| input.contains(&planted[..n]))?;
+    output.contains(&planted[..present]).then(|| planted[..present].to_string())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn no_marker_survives(m in marker(), f in form(), template in 0usize..3, cut in any::<prop::sample::Index>()) {
-        let (lit, dialect) = literal(f, &m);
+    fn no_marker_survives(m in marker(), n in number(), f in form(), template in 0usize..3, cut in any::<prop::sample::Index>()) {
+        let (lit, planted, dialect) = literal(f, &m, &n);
         let sql = match template {
             0 => format!("select a, b from users where email = {lit} and id = $1"),
             1 => format!("insert into t (a, b) values ({lit}, 2), ({lit}, 3)"),
@@ -78,10 +93,8 @@ proptest! {
         let end = boundaries[cut.index(boundaries.len())];
         for text in [&sql[..], &sql[..end]] {
             let out = normalize(text, dialect).expect("short text normalizes");
-            if let Some(piece) = leaks(&out, &m) {
-                // numbers are literals only where the lexer sees a number:
-                // digits glued to an identifier (`b1234`) are part of it
-                prop_assert!(false, "leaked {piece:?} of {m:?}\n  in:  {text}\n  out: {out}");
+            if let Some(piece) = leaks(text, &out, &planted) {
+                prop_assert!(false, "leaked {piece:?} of {planted:?}\n  in:  {text}\n  out: {out}");
             }
         }
     }

@@ -2,19 +2,20 @@
 //!
 //! MySQL / MariaDB: `EXPLAIN FORMAT=JSON` of a real statement text — the
 //! digest's `QUERY_SAMPLE_TEXT` on MySQL 8, the recent-statements history
-//! (`events_statements_history`) on MariaDB — for plain reads only, with
-//! anything that could run something (`SLEEP`, `BENCHMARK`, locking
-//! functions, derived tables) turned away. Digests with no sample text are
-//! skipped: a digest text's `?` cannot be explained faithfully.
+//! (`events_statements_history`) on MariaDB. Digests with no sample text
+//! are skipped: a digest text's `?` cannot be explained faithfully.
 //!
 //! Never ANALYZE, never executing the statement: PostgreSQL 16+ runs
 //! `EXPLAIN (GENERIC_PLAN, FORMAT JSON)`; older servers `PREPARE` the text,
 //! force a generic plan and `EXPLAIN (FORMAT JSON) EXECUTE` it with NULL
-//! parameters. Only plain reads are explained (a denylist turns away DML,
-//! DDL, utility statements, row locks, `SELECT INTO`, several statements),
-//! each query at most once per `every`, at most `per_scrape` per scrape,
-//! never dbintel's own statements, and under the session's
-//! statement_timeout and the circuit breaker like every other query.
+//! parameters. What may be explained is decided from the SQL lexer's
+//! tokens by [`dbintel_stdlib::sql::explainable`] (plain reads only, pure
+//! built-in functions only, no subquery MySQL could evaluate, parameters
+//! counted outside strings and comments and bounded); the text sent is the
+//! checked tokens with comments removed. Each query at most once per
+//! `every`, at most `per_scrape` per scrape, never dbintel's own
+//! statements, and under the session's statement_timeout and the circuit
+//! breaker like every other query.
 //!
 //! Each plan leaves obfuscated (allow-listed keys, normalized expressions)
 //! as a `db.server.query_plan` event with its `db.plan.*` attributes; a
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use dbintel_core::record::{LogRecord, Record};
 use dbintel_core::BoxFuture;
 use dbintel_dsl::schema::PlansSettings;
-use dbintel_stdlib::sql::Dialect;
+use dbintel_stdlib::sql::{explainable, Dialect, Refusal};
 use dbintel_stdlib::{Map, Value};
 
 use crate::collector::{Collector, Unreplayable};
@@ -44,79 +45,11 @@ pub struct PlansCollector {
     cache_ttl: Duration,
     /// queryid → when last explained, and its plan hash.
     seen: HashMap<String, (Instant, String)>,
-    /// Statements turned away by the denylist.
+    /// Statements that may not be explained (see
+    /// [`dbintel_stdlib::sql::Refusal`]).
     pub refused: u64,
     /// EXPLAINs that failed or timed out since the last scrape.
     errors: Vec<SourceError>,
-}
-
-/// Whether `text` is a plain read that is safe to explain.
-pub fn is_plain_read(text: &str) -> bool {
-    // strip leading comments and parentheses
-    let mut rest = text.trim_start();
-    loop {
-        if let Some(r) = rest.strip_prefix("--") {
-            rest = r.split_once('\n').map_or("", |(_, after)| after).trim_start();
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            rest = r.split_once("*/").map_or("", |(_, after)| after).trim_start();
-        } else if let Some(r) = rest.strip_prefix('(') {
-            rest = r.trim_start();
-        } else {
-            break;
-        }
-    }
-    let upper = rest.to_ascii_uppercase();
-    let words: Vec<&str> = upper.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
-    let starts_ok = matches!(words.first(), Some(&"SELECT") | Some(&"WITH"));
-    let forbidden =
-        ["INSERT", "UPDATE", "DELETE", "MERGE", "INTO", "CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT", "COPY", "LOCK", "CALL", "DO"];
-    let writes = words.iter().any(|w| forbidden.contains(w));
-    // row locks: FOR UPDATE / FOR SHARE / FOR NO KEY UPDATE / FOR KEY SHARE
-    let locks = words.windows(2).any(|w| w[0] == "FOR" && matches!(w[1], "UPDATE" | "SHARE" | "NO" | "KEY"));
-    let several = rest.trim_end().trim_end_matches(';').contains(';');
-    starts_ok && !writes && !locks && !several
-}
-
-/// MySQL: a plain read, and nothing EXPLAIN might evaluate.
-pub fn is_safe_mysql_read(text: &str) -> bool {
-    let upper = text.to_ascii_uppercase();
-    let compact: String = upper.split_whitespace().collect::<Vec<_>>().join(" ");
-    // functions that act, derived tables and subqueries (which MySQL may
-    // evaluate while planning), our own catalog reads
-    let risky = [
-        "SLEEP(",
-        "BENCHMARK(",
-        "GET_LOCK(",
-        "RELEASE_LOCK(",
-        "LOAD_FILE(",
-        "FROM (",
-        "JOIN (",
-        "(SELECT",
-        "PERFORMANCE_SCHEMA",
-        "INFORMATION_SCHEMA",
-    ];
-    let tight = compact.replace("( ", "(").replace(" (", "(");
-    let loose = compact.replace("( ", "(");
-    is_plain_read(text) && !risky.iter().any(|r| loose.contains(r) || tight.contains(&r.replace(' ', ""))) && !text.ends_with("...")
-}
-
-/// The highest `$N` placeholder in a normalized text.
-fn parameters(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let mut max = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'$' {
-            let digits: String = text[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                max = max.max(n);
-            }
-            i += 1 + digits.len();
-        } else {
-            i += 1;
-        }
-    }
-    max
 }
 
 impl PlansCollector {
@@ -156,12 +89,15 @@ impl PlansCollector {
             if !self.due(id, clock) {
                 continue;
             }
-            if !is_plain_read(text) {
-                self.refused += 1;
-                continue;
-            }
+            let checked = match explainable(text, Dialect::Postgres) {
+                Ok(checked) => checked,
+                Err(refusal) => {
+                    self.refuse(id, &refusal);
+                    continue;
+                }
+            };
             explained += 1;
-            let plan = target.explain_generic(text, parameters(text)).await;
+            let plan = target.explain_generic(&checked.text, checked.parameters).await;
             let database = row.get("datname").cloned().unwrap_or_default();
             self.record(id, database, plan, Dialect::Postgres, clock, now, &mut out)?;
         }
@@ -215,19 +151,29 @@ impl PlansCollector {
             if !tried.insert(id.clone()) || !self.due(id, clock) {
                 continue;
             }
-            if !is_safe_mysql_read(text) {
-                self.refused += 1;
-                continue;
-            }
+            let checked = match explainable(text, Dialect::MySql) {
+                Ok(checked) => checked,
+                Err(refusal) => {
+                    self.refuse(id, &refusal);
+                    continue;
+                }
+            };
             explained += 1;
             let plan = target
-                .query("plans: explain", &format!("EXPLAIN FORMAT=JSON {text}"))
+                .query("plans: explain", &format!("EXPLAIN FORMAT=JSON {}", checked.text))
                 .await
                 .map(|rows| rows.first().and_then(|r| r.iter().find_map(|(_, v)| v.as_str().map(str::to_string))).unwrap_or_default());
             let database = row.get("db").cloned().unwrap_or_default();
             self.record(id, database, plan, Dialect::MySql, clock, now, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Counts a statement that may not be explained; the reason never
+    /// carries the text.
+    fn refuse(&mut self, id: &str, refusal: &Refusal) {
+        self.refused += 1;
+        tracing::debug!(query_id = %id, reason = %refusal, "plan not explained");
     }
 
     fn due(&self, id: &str, clock: Instant) -> bool {
@@ -318,59 +264,45 @@ fn log(name: &str, severity: i32, text: &str, attributes: Map, now: u64) -> Reco
 
 #[cfg(test)]
 mod tests {
+    //! The collector asks [`explainable`] with the right dialect; the
+    //! decision itself is tested in dbintel_stdlib::sql::explain.
     use super::*;
 
     #[test]
     fn only_plain_reads_are_explained() {
-        for ok in [
-            "SELECT * FROM t WHERE id = $1",
-            "  /* app */ select a, b from t",
-            "-- c\nSELECT 1",
-            "(SELECT 1) UNION (SELECT 2)",
-            "WITH x AS (SELECT 1) SELECT * FROM x",
-            "SELECT * FROM t WHERE updated_at > $1",
-        ] {
-            assert!(is_plain_read(ok), "{ok}");
+        for ok in ["SELECT * FROM t WHERE id = $1", "  /* app */ select a, b from t", "WITH x AS (SELECT 1) SELECT * FROM x"] {
+            assert!(explainable(ok, Dialect::Postgres).is_ok(), "{ok}");
         }
-        for no in [
-            "UPDATE t SET a = $1",
-            "DELETE FROM t",
-            "INSERT INTO t VALUES ($1)",
-            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
-            "SELECT * INTO new_t FROM t",
-            "SELECT * FROM t FOR UPDATE",
-            "SELECT * FROM t FOR NO KEY UPDATE",
-            "SELECT 1; DROP TABLE t",
-            "CREATE INDEX ON t (a)",
-            "VACUUM t",
-            "EXPLAIN ANALYZE SELECT 1",
-            "SET work_mem = $1",
-            "LOCK TABLE t",
-        ] {
-            assert!(!is_plain_read(no), "{no}");
+        for no in ["UPDATE t SET a = $1", "SELECT * FROM t FOR UPDATE", "SELECT 1; DROP TABLE t", "SELECT pg_sleep($1)"] {
+            assert!(explainable(no, Dialect::Postgres).is_err(), "{no}");
         }
     }
 
     #[test]
     fn mysql_reads_that_explain_could_evaluate_are_refused() {
-        assert!(is_safe_mysql_read("SELECT id FROM t WHERE email = 'a@b.co'"));
+        assert!(explainable("SELECT id FROM t WHERE email = 'a@b.co'", Dialect::MySql).is_ok());
         for no in [
-            "SELECT SLEEP(5)",
+            "SELECT SLEEP/**/(5)",
+            "SELECT /*!50000 SLEEP(5) */ 1",
             "SELECT * FROM t WHERE id = (SELECT MAX(id) FROM u)",
-            "SELECT * FROM (SELECT 1) AS d",
-            "SELECT * FROM t JOIN (SELECT 1 AS x) d ON 1",
-            "SELECT BENCHMARK (1000000, MD5('x'))",
             "SELECT * FROM performance_schema.threads",
             "SELECT * FROM t WHERE a = 'cut off...",
-            "UPDATE t SET a = 1",
         ] {
-            assert!(!is_safe_mysql_read(no), "{no}");
+            assert!(explainable(no, Dialect::MySql).is_err(), "{no}");
         }
     }
 
+    /// Regression: `parameters` counted `$N` anywhere in the text, so one
+    /// comment with a huge `$N` made `explain_generic` build a vector of
+    /// that many NULLs for PREPARE (terabytes) and abort the process.
     #[test]
-    fn placeholders_are_counted() {
-        assert_eq!(parameters("SELECT * FROM t WHERE a = $1 AND b IN ($2, $3) AND c = $12"), 12);
-        assert_eq!(parameters("SELECT 1"), 0);
+    fn a_comment_with_a_huge_parameter_number_does_not_size_prepare() {
+        let text = "SELECT a FROM t WHERE b = $1 /* $99999999999999 */";
+        let checked = explainable(text, Dialect::Postgres).expect("a plain read");
+        assert_eq!(checked.parameters, 1);
+        assert_eq!(
+            explainable("SELECT $99999999999999", Dialect::Postgres).map(|c| c.parameters),
+            Err(Refusal::TooManyParameters(99_999_999_999_999))
+        );
     }
 }
