@@ -250,15 +250,12 @@ fn hostile_statement_texts_leave_no_marker_in_logs_or_output() {
     assert_no_marker(&log, &exported);
 }
 
-/// The same at debug level. It fails today on engine/sources (the lead's
-/// part of issue 15): sqlx logs every statement it runs at DEBUG, e.g.
-/// `DEBUG summary="EXPLAIN FORMAT=JSON SELECT id …" db.statement="\n\nEXPLAIN
-/// FORMAT=JSON SELECT id FROM hostile_t WHERE note = 'zqhostilemy1'\n"` —
-/// the sources' connect options need `disable_statement_logging()` — and
-/// driver errors are logged raw, which
-/// `dbintel_stdlib::sql::scrub_error_message` is for.
+/// The same at debug level: sqlx would log every statement it runs at
+/// DEBUG (`db.statement="…EXPLAIN FORMAT=JSON SELECT id FROM hostile_t
+/// WHERE note = 'zqhostilemy1'…"`) were statement logging not off in the
+/// sources' connect options, and driver errors quoting SQL go through
+/// `dbintel_stdlib::sql::scrub_error_message` before anyone sees them.
 #[test]
-#[ignore = "needs the lead's error scrubbing in engine/sources (and sqlx statement logging off)"]
 fn hostile_statement_texts_leave_no_marker_even_at_debug_level() {
     let (log, exported) = run_scene("debug", &[]);
     assert!(log.contains(" DEBUG "), "the log is at debug level");

@@ -24,6 +24,7 @@
 use std::time::Duration;
 
 use dbintel_core::secret::Secret;
+use dbintel_stdlib::sql::Dialect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorClass {
@@ -155,32 +156,31 @@ impl SourceError {
 pub fn from_sqlx(source_name: &str, what: &str, secret: &Secret, error: &sqlx::Error) -> SourceError {
     let (class, code, message) = match error {
         sqlx::Error::Database(db) => {
-            let message = safe_message(db.message());
             if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
                 let number = my.number();
-                (classify_mysql(number), number.to_string(), message)
+                (classify_mysql(number), number.to_string(), safe_message(db.message(), Dialect::MySql))
             } else {
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                (classify_sqlstate(&code), code, message)
+                (classify_sqlstate(&code), code, safe_message(db.message(), Dialect::Postgres))
             }
         }
         sqlx::Error::Io(e) => (ErrorClass::Connection, "io".into(), e.to_string()),
         sqlx::Error::Tls(e) => (ErrorClass::Connection, "tls".into(), e.to_string()),
         sqlx::Error::PoolTimedOut => (ErrorClass::Connection, "pool_timeout".into(), "no connection became available in time".into()),
         sqlx::Error::PoolClosed => (ErrorClass::Connection, "pool_closed".into(), "the connection pool is closed".into()),
-        sqlx::Error::Protocol(m) => (ErrorClass::Connection, "protocol".into(), safe_message(m)),
+        sqlx::Error::Protocol(m) => (ErrorClass::Connection, "protocol".into(), safe_message(m, Dialect::Unknown)),
         sqlx::Error::Configuration(e) => (ErrorClass::Configuration, "configuration".into(), e.to_string()),
-        other => (ErrorClass::Other, "driver".into(), safe_message(&other.to_string())),
+        other => (ErrorClass::Other, "driver".into(), safe_message(&other.to_string(), Dialect::Unknown)),
     };
     SourceError::Database { source_name: source_name.to_string(), what: what.to_string(), class, code, message: secret.scrub(&message) }
 }
 
 /// A database message made safe to log: every quoted fragment (a
-/// statement near a syntax error, a value that did not convert) becomes
-/// `?`. Read with the strictest rules (both quote characters are
-/// strings), so nothing quoted survives whatever the server's dialect.
-pub fn safe_message(message: &str) -> String {
-    dbintel_stdlib::sql::normalize(message, dbintel_stdlib::sql::Dialect::MySql).unwrap_or_else(|_| "(message too long to show)".into())
+/// statement near a syntax error, a value that did not convert) is
+/// normalized, every quoted value redacted
+/// ([`dbintel_stdlib::sql::scrub_error_message`]).
+pub fn safe_message(message: &str, dialect: Dialect) -> String {
+    dbintel_stdlib::sql::scrub_error_message(message, dialect)
 }
 
 #[cfg(test)]
@@ -233,9 +233,10 @@ mod tests {
     fn quoted_fragments_never_reach_a_message() {
         let m = safe_message(
             "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near 'FROM users WHERE ssn = \"123-45-6789\"' at line 1",
+            Dialect::MySql,
         );
         assert!(!m.contains("6789") && !m.contains("users"), "{m}");
-        let m = safe_message("invalid input syntax for type integer: \"4111111111111111\"");
+        let m = safe_message("invalid input syntax for type integer: \"4111111111111111\"", Dialect::Postgres);
         assert!(!m.contains("4111"), "{m}");
     }
 }
