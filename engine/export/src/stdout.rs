@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use dbintel_core::record::{Batch, Record};
-use dbintel_core::sink::{Sink, SinkError};
+use dbintel_core::sink::{Sink, SinkError, SinkFailure};
 use dbintel_core::BoxFuture;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +84,10 @@ pub fn pretty(batch: &Batch, out: &mut String) {
 }
 
 impl Sink for StdoutSink {
-    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkError>> {
-        let result = self.write(&batch);
+    /// A failed write hands the batch back for the runtime to retry (a
+    /// line cut short by the failure may be left behind).
+    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkFailure>> {
+        let result = self.write(&batch).map_err(|error| SinkFailure::retry(error, batch));
         Box::pin(async move { result })
     }
 
