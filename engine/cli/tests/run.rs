@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::otlp::Run;
+use common::otlp::{Run, RELOAD_TOKEN, RELOAD_TOKEN_ENV};
 use common::{scratch, PG_MONITOR};
 
 /// A `sql` source on the real PostgreSQL emitting 5 points per scrape,
@@ -66,14 +66,17 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
     let pipe = dir.join("p.pipe");
     let out = dir.join("out.jsonl");
     std::fs::write(&pipe, held_pipe("1", &out)).unwrap();
-    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("RUN_PG_DSN", PG_MONITOR)]);
+    let mut run = Run::start(
+        &[pipe.to_str().unwrap(), "--no-watch", "--reload-token-env", RELOAD_TOKEN_ENV],
+        &[("RUN_PG_DSN", PG_MONITOR), (RELOAD_TOKEN_ENV, RELOAD_TOKEN)],
+    );
     let emitted = |run: &Run| run.metric(r#"dbintel_node_emitted_records_total{node="gen",kind="source"}"#);
     run.wait_for("a few scrapes", Duration::from_secs(20), || (emitted(&run) >= 10.0).then_some(()));
     assert!(versions(&out).is_empty(), "the batch holds everything until a flush");
 
     // a valid change: the old plan drains into the file, the new one runs
     std::fs::write(&pipe, held_pipe("2", &out)).unwrap();
-    let (status, body) = run.post("/reload");
+    let (status, body) = run.reload();
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("reloaded"), "{body}");
     let after_first = versions(&out);
@@ -81,7 +84,7 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
 
     // a broken file: refused with the diagnostic, the running plan stays
     std::fs::write(&pipe, held_pipe("3", &out).replace("-> out", "-> nowhere")).unwrap();
-    let (status, body) = run.post("/reload");
+    let (status, body) = run.reload();
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("refused") && body.contains("nowhere") && body.contains("p.pipe"), "{body}");
     assert_eq!(run.metric(r#"dbintel_reloads_total{result="refused"}"#), 1.0);
@@ -106,6 +109,7 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
         assert!(counts.get(v).is_some_and(|n| *n > 0 && n % 5 == 0), "version {v}: {counts:?}");
     }
     assert!(!log.contains("monitor-secret-pw"), "{log}");
+    assert!(!log.contains(RELOAD_TOKEN), "the reload token was logged:\n{log}");
 }
 
 /// The kubelet's ConfigMap update: files live in a timestamped directory,

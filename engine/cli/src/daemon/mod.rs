@@ -43,6 +43,8 @@ pub struct Options {
     pub watch: Option<Duration>,
     /// Recorded rows instead of databases, per source (as in dry-run).
     pub replays: HashMap<String, Vec<(String, PathBuf)>>,
+    /// What the HTTP port accepts, and who may POST /reload.
+    pub http: http::Limits,
 }
 
 pub enum ReloadReply {
@@ -400,7 +402,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let mut daemon = Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None, coordinator: None };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
     daemon.start(plan).await.map_err(DaemonError::Start)?;
-    tokio::spawn(http::serve(listener, shared.clone()));
+    tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone()));
     tracing::info!(%listen, "running; /metrics, /healthz, /readyz and POST /reload on this address");
 
     let poll = daemon.options.watch.unwrap_or(Duration::from_secs(1));

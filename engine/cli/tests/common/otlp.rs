@@ -131,6 +131,11 @@ impl Drop for Rotel {
     }
 }
 
+/// Tests that reload over HTTP start dbintel with
+/// `--reload-token-env` [`RELOAD_TOKEN_ENV`] set to this.
+pub const RELOAD_TOKEN: &str = "test-reload-token-0b6f1d";
+pub const RELOAD_TOKEN_ENV: &str = "DBINTEL_TEST_RELOAD_TOKEN";
+
 /// `dbintel run` as a child process.
 pub struct Run {
     child: Option<Child>,
@@ -140,9 +145,15 @@ pub struct Run {
 
 /// A plain HTTP/1.1 request; (status, body).
 pub fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    http_with(port, method, path, &[])
+}
+
+/// [`http`] with extra headers (`Authorization: Bearer …`).
+pub fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
@@ -211,6 +222,13 @@ impl Run {
 
     pub fn post(&self, path: &str) -> (u16, String) {
         http(self.port, "POST", path).unwrap_or_else(|| panic!("POST {path} failed:\n{}", self.stderr()))
+    }
+
+    /// `POST /reload` with the bearer token of [`RELOAD_TOKEN_ENV`].
+    pub fn reload(&self) -> (u16, String) {
+        let auth = format!("Bearer {RELOAD_TOKEN}");
+        http_with(self.port, "POST", "/reload", &[("Authorization", &auth)])
+            .unwrap_or_else(|| panic!("POST /reload failed:\n{}", self.stderr()))
     }
 
     /// The value of a series, if `/metrics` has it yet.
