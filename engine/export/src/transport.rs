@@ -45,8 +45,22 @@ pub enum TransportError {
 }
 
 pub enum Transport {
-    Grpc { channel: Channel, headers: tonic::metadata::MetadataMap, compression: Negotiated, timeout: Duration },
-    Http { client: reqwest::Client, metrics_url: String, logs_url: String, compression: Negotiated },
+    Grpc {
+        endpoint: Endpoint,
+        /// Replaced after a refused encoding: a receiver that could not
+        /// parse a header (grpcio and `grpc-encoding: zstd`) may not read
+        /// the connection's later headers right either.
+        channel: std::sync::Mutex<Channel>,
+        headers: tonic::metadata::MetadataMap,
+        compression: Negotiated,
+        timeout: Duration,
+    },
+    Http {
+        client: reqwest::Client,
+        metrics_url: String,
+        logs_url: String,
+        compression: Negotiated,
+    },
 }
 
 /// One attempt's answer, with what it says about compression.
@@ -129,7 +143,13 @@ impl Transport {
                 let compression = Negotiated::new(config.compression);
                 // lazy: an endpoint that is down at start is retried like
                 // one that goes down later
-                Ok(Transport::Grpc { channel: endpoint.connect_lazy(), headers, compression, timeout: config.timeout })
+                Ok(Transport::Grpc {
+                    channel: std::sync::Mutex::new(endpoint.connect_lazy()),
+                    endpoint,
+                    headers,
+                    compression,
+                    timeout: config.timeout,
+                })
             }
             Protocol::Http => {
                 let mut headers = reqwest::header::HeaderMap::new();
@@ -169,7 +189,10 @@ impl Transport {
 
     async fn send_with(&self, item: &Encoded, compression: Compression) -> Attempt {
         match self {
-            Transport::Grpc { channel, headers, timeout, .. } => grpc(channel.clone(), headers, compression, *timeout, item).await,
+            Transport::Grpc { channel, headers, timeout, .. } => {
+                let channel = channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                grpc(channel, headers, compression, *timeout, item).await
+            }
             Transport::Http { client, metrics_url, logs_url, .. } => {
                 let url = match item.signal {
                     Signal::Metrics => metrics_url,
@@ -211,6 +234,9 @@ impl Transport {
                     || (attempt.accepts.is_some() && negotiated.current() != compression);
                 if about_encoding && compression != Compression::None {
                     negotiated.refused(compression, cause);
+                    if let Transport::Grpc { endpoint, channel, .. } = self {
+                        *channel.lock().unwrap_or_else(|p| p.into_inner()) = endpoint.connect_lazy();
+                    }
                     steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
                 }

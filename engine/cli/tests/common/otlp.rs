@@ -67,6 +67,16 @@ impl Receiver {
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    /// What each gRPC call carried on the wire, in arrival order:
+    /// "identity", "gzip", "zstd" (read from the bytes by the receiver's
+    /// proxy; see tests/otlp_receiver.py), refused calls included.
+    pub fn wire(&self) -> Vec<String> {
+        let mut path = self.out.clone().into_os_string();
+        path.push(".calls");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter_map(|v| v["wire"].as_str().map(str::to_string)).collect()
+    }
+
     pub fn accepted(&self) -> Vec<Value> {
         self.requests().into_iter().filter(|r| r["answer"] == "ok").collect()
     }
