@@ -206,3 +206,55 @@ fn endpoints_answer_and_a_bad_start_is_a_clear_error() {
     assert_eq!(common::code(&bad), 1);
     assert!(common::text(&bad.stderr).contains("cannot listen"), "{}", common::text(&bad.stderr));
 }
+
+/// A tmpfs of `size` the test mounts (tests run as root; a failure to
+/// mount fails the test).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output();
+        let out = out.expect("mount(8)");
+        assert!(out.status.success(), "mounting a {size} tmpfs at {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_sink_that_fails_is_retried_with_backoff_and_loses_nothing() {
+    let dir = scratch("run-sink-retry");
+    let disk = Tmpfs::mount(&dir.join("small"), "64k");
+    let out = disk.0.join("out.jsonl");
+    // fill the filesystem: every write the file sink tries fails
+    let filler = disk.0.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    }
+    let rows = common::otlp::rows(&dir, "rows.ndjson", 200, 40);
+    std::fs::write(dir.join("p.pipe"), stamped_rows_pipe("1", &out)).unwrap();
+    let input = format!("rows.m={}", rows.display());
+    let mut run = Run::start(&[dir.join("p.pipe").to_str().unwrap(), "--input", &input, "--no-watch"], &[("ROWS_DSN", "unused")]);
+    let errors = |run: &Run| run.metric(r#"dbintel_node_errors_total{node="out",kind="sink"}"#);
+    run.wait_for("the sink to fail and be retried", Duration::from_secs(20), || (errors(&run) >= 3.0).then_some(()));
+    assert_eq!(run.get("/readyz").0, 200, "the plan is still running");
+    for line in std::fs::read_to_string(&out).unwrap_or_default().lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("a torn line in the file sink ({e}): {line:?}"));
+    }
+    // room again: the held batch goes through, whole and once
+    std::fs::remove_file(&filler).unwrap();
+    run.wait_for("every row in the file", Duration::from_secs(20), || (versions(&out).get("1") == Some(&200)).then_some(()));
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert_eq!(versions(&out).get("1"), Some(&200), "every row exactly once");
+    assert!(log.contains("the sink failed; offering the batch again with backoff"), "{log}");
+    assert_eq!(log.matches("the sink failed; offering the batch again").count(), 1, "logged once for the run of failures:\n{log}");
+}

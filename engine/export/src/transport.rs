@@ -46,7 +46,7 @@ pub enum TransportError {
 
 pub enum Transport {
     Grpc {
-        endpoint: Endpoint,
+        endpoint: Box<Endpoint>,
         /// Replaced after a refused encoding: a receiver that could not
         /// parse a header (grpcio and `grpc-encoding: zstd`) may not read
         /// the connection's later headers right either.
@@ -145,7 +145,7 @@ impl Transport {
                 // one that goes down later
                 Ok(Transport::Grpc {
                     channel: std::sync::Mutex::new(endpoint.connect_lazy()),
-                    endpoint,
+                    endpoint: Box::new(endpoint),
                     headers,
                     compression,
                     timeout: config.timeout,
