@@ -91,6 +91,11 @@ pub struct SharedState {
 impl SharedState {
     /// Checks the URL and resolves the credentials; connects on first use.
     pub fn new(state: &RedisState, timeout: Duration) -> Result<SharedState, StateError> {
+        if state.url.starts_with("rediss://") && rustls::crypto::CryptoProvider::get_default().is_none() {
+            // the binary installs ring first; a library caller may not have,
+            // and rustls would panic at the first TLS connection
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let mut info = state
             .url
             .as_str()

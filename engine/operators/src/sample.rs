@@ -822,3 +822,139 @@ rate_limit 3 per 1h by attributes["db"]"#;
         }
     }
 }
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+    use dbintel_core::record::LogRecord;
+    use std::process::{Command, Stdio};
+
+    fn keyed(k: &str) -> Record {
+        let mut log = LogRecord::default();
+        log.attributes.insert("k", Value::Str(k.into()));
+        Record::Log(log)
+    }
+
+    fn sample(name: &str, rules: &str) -> Sample {
+        let plan = crate::plan_of(&format!("sample {name} {{\n{rules}\n}}\n"));
+        let dbintel_dsl::plan::NodeKind::Sample(node) = &plan.nodes[name].kind else { panic!("not a sample") };
+        Sample::named(name, node).expect("compiles")
+    }
+
+    /// A CA and a certificate for localhost, by the openssl command line.
+    fn certificates(dir: &std::path::Path) {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dbintel test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"]);
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ]);
+    }
+
+    struct Server(std::process::Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn rediss_with_credentials_from_the_environment_shares_state_and_a_wrong_password_falls_back() {
+        let dir = std::env::temp_dir().join(format!("dbintel-redis-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        certificates(&dir);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // TLS only, the default user off, one ACL user with a password
+        std::fs::write(
+            dir.join("redis.conf"),
+            format!(
+                "port 0\ntls-port {port}\nbind 127.0.0.1\ntls-cert-file server.pem\ntls-key-file server.key\ntls-ca-cert-file ca.pem\ntls-auth-clients no\nsave \"\"\nappendonly no\nuser default off\nuser sampler on >tls-pw-93e1 ~dbintel:* +@all\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server").arg("redis.conf").current_dir(&dir).stdout(Stdio::null()).spawn().expect("redis-server");
+        let _server = Server(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // the CA is trusted the way an operator would: SSL_CERT_FILE
+        std::env::set_var("SSL_CERT_FILE", dir.join("ca.pem"));
+        std::env::set_var("DBINTEL_TEST_TLS_USER", "sampler");
+        std::env::set_var("DBINTEL_TEST_TLS_PASSWORD", "tls-pw-93e1");
+        std::env::set_var("DBINTEL_TEST_TLS_WRONG", "not-the-password");
+        let state = |password: &str| {
+            format!("state = redis(\"rediss://localhost:{port}\", username = env(\"DBINTEL_TEST_TLS_USER\"), password = env(\"{password}\"))\ndedup by attributes[\"k\"] for 1h")
+        };
+        let (r, now) = (Resource::default(), Instant::now());
+        let mut one = sample("shared", &state("DBINTEL_TEST_TLS_PASSWORD"));
+        let mut two = sample("shared", &state("DBINTEL_TEST_TLS_PASSWORD"));
+        assert_eq!(one.decide_batch(&r, &[keyed("a"), keyed("b")], now).await, [Decision::Keep, Decision::Keep]);
+        assert_eq!(
+            two.decide_batch(&r, &[keyed("a"), keyed("c")], now).await,
+            [Decision::Drop, Decision::Keep],
+            "the second replica sees the first's window"
+        );
+        for s in [&one, &two] {
+            assert_eq!(s.stats().fallback_decisions.load(Relaxed), 0, "decided over TLS with the ACL user");
+            assert_eq!(s.stats().redis_decisions.load(Relaxed), 2);
+        }
+
+        let mut wrong = sample("shared", &state("DBINTEL_TEST_TLS_WRONG"));
+        let got = wrong.decide_batch(&r, &[keyed("a")], now).await;
+        assert_eq!(got, [Decision::Keep], "local state: `a` was never seen here");
+        assert_eq!(wrong.stats().redis_errors.load(Relaxed), 1);
+        assert_eq!(wrong.stats().fallback_decisions.load(Relaxed), 1);
+        // and the error says why without the password
+        let refused = dbintel_dsl::plan::RedisState {
+            url: format!("rediss://localhost:{port}"),
+            username: Some(dbintel_dsl::plan::SecretRef::Env("DBINTEL_TEST_TLS_USER".into())),
+            password: Some(dbintel_dsl::plan::SecretRef::Env("DBINTEL_TEST_TLS_WRONG".into())),
+        };
+        let mut direct = crate::redis::SharedState::new(&refused, Duration::from_secs(1)).unwrap();
+        let err = direct
+            .decide(&[vec![crate::redis::Step::Dedup { key: "dbintel:x".into(), window: Duration::from_secs(1) }]])
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("not-the-password") && !text.contains("tls-pw-93e1"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
