@@ -153,6 +153,8 @@ pub struct ExportStatus {
     /// Set when nothing was delivered for longer than `retry_elapsed`
     /// while data waits: why the sink is not ready.
     pub stalled: Option<String>,
+    /// Failures that were retried or skipped, by name (for `/metrics` too).
+    pub failures: Vec<(&'static str, u64)>,
 }
 
 impl ExportStatus {
@@ -167,6 +169,7 @@ impl ExportStatus {
             "last_delivery_unix_seconds": self.last_delivery.map(unix),
             "queued": { "requests": self.queued_requests, "items": self.queued_items, "bytes": self.queued_bytes },
             "stalled": self.stalled,
+            "failures": self.failures.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
         })
     }
 }
@@ -280,6 +283,16 @@ impl Exporter {
             queued_items: items,
             queued_bytes: bytes,
             stalled,
+            failures: vec![
+                ("compression_steps", self.stats.compression_steps.load(Relaxed)),
+                ("queue_errors", self.stats.queue_errors.load(Relaxed)),
+                ("sender_restarts", self.stats.sender_restarts.load(Relaxed)),
+                ("queue_write_errors", self.queue.stats.write_errors.load(Relaxed)),
+                ("queue_read_errors", self.queue.stats.read_errors.load(Relaxed)),
+                ("queue_ack_errors", self.queue.stats.ack_errors.load(Relaxed)),
+                ("queue_damaged_records", self.queue.stats.damaged_records.load(Relaxed)),
+                ("queue_lost_items", self.queue.stats.lost_items.load(Relaxed)),
+            ],
         }
     }
 

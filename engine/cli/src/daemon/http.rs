@@ -178,7 +178,14 @@ async fn handle(
         (&Method::GET, "/status") => {
             let exporters: Vec<_> = shared.exporters.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
             let sinks: Vec<serde_json::Value> = exporters.iter().map(|e| e.status().to_json()).collect();
-            let body = serde_json::json!({ "ready": not_ready(&shared).is_none(), "sinks": sinks });
+            let http = serde_json::json!({
+                "connections_open": STATS.connections_open.load(Relaxed),
+                "connections_shed": STATS.connections_shed.load(Relaxed),
+                "connections_refused": STATS.connections_refused.load(Relaxed),
+                "bodies_refused": STATS.bodies_refused.load(Relaxed),
+                "reloads_unauthorized": STATS.reloads_unauthorized.load(Relaxed),
+            });
+            let body = serde_json::json!({ "ready": not_ready(&shared).is_none(), "sinks": sinks, "http": http });
             reply(StatusCode::OK, "application/json", format!("{body:#}\n"))
         }
         (&Method::POST, "/reload") => {
