@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Fuzz a target, seeded from the repo.
 #   fuzz/run.sh [SECONDS] [TARGET]   (default 600, parse_check)
-# parse_check: parse + check + format, seeded with every .pipe file.
-# normalize_sql: NormalizeSQL / RedactPII / EXPLAIN decision / error
-#   scrubber against the oracle lexers, seeded with fuzz/sql_seeds/.
+# - parse_check: parse + check + format, seeded with every .pipe file;
+# - normalize_sql: NormalizeSQL / RedactPII / EXPLAIN decision / error
+#   scrubber against the oracle lexers, seeded with fuzz/sql_seeds/;
+# - queue_segment: the disk queue's segment decoder, seeded with segments
+#   of good records (and one with damage) made by seed_segments.py.
 # cargo fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable
 # toolchain on our machines build it. Crashes land in fuzz/artifacts/.
 set -euo pipefail
@@ -14,11 +16,14 @@ mkdir -p "corpus/$target"
 case "$target" in
   parse_check)
     find .. -name '*.pipe' -not -path '*/target/*' -not -path './corpus/*' -exec cp {} corpus/parse_check/ \;
-    dict=pipe.dict ;;
+    dict=pipe.dict; max_len=4096 ;;
   normalize_sql)
     cp sql_seeds/* regressions/normalize_sql/* corpus/normalize_sql/
-    dict=sql.dict ;;
+    dict=sql.dict; max_len=4096 ;;
+  queue_segment)
+    python3 seed_segments.py corpus/queue_segment
+    dict=segment.dict; max_len=65536 ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
-  -dict="$dict" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -jobs=1 -workers=1
+  -dict="$dict" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -jobs=1 -workers=1

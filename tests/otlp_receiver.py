@@ -19,11 +19,21 @@ answering ok: {"http": 429, "retry_after": "2"}, {"http": 400},
 {"partial": 3, "message": "..."} (accepted, with a partial-success
 response saying 3 items were rejected).
 
+What went over the wire for gRPC is recorded too, in --out + ".calls":
+one line per call, {"t", "stream", "wire": "identity"|"gzip"|"zstd"|
+"compressed-unknown"}, read from the bytes themselves (the message's
+compressed flag, then the gzip or zstd magic number) by a pass-through
+TCP proxy in front of grpcio. gRPC's C core strips grpc-encoding from the
+metadata a handler sees, and never calls the handler for an encoding it
+refuses, so this is how a test sees what a refused call carried. The
+proxy is off with --count-only (benchmarks) and with TLS.
+
 Prints {"grpc": port, "http": port} on stdout once listening.
 """
 import argparse
 import gzip
 import json
+import socket
 import struct
 import sys
 import threading
@@ -41,7 +51,104 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 LOCK = threading.Lock()
 SCRIPT = []
 OUT = None
+CALLS = None
 COUNT_ONLY = False
+
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def wire_encoding(head):
+    """A gRPC message's first bytes: compressed flag, length, payload."""
+    if head[0] == 0:
+        return "identity"
+    if head[5:7] == b"\x1f\x8b":
+        return "gzip"
+    if head[5:9] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return "compressed-unknown"
+
+
+class WireLog:
+    """Reads HTTP/2 frames from the client's side of a connection and
+    records each stream's first gRPC message's encoding."""
+
+    def __init__(self):
+        self.buf = b""
+        self.preface = False
+        self.streams = {}
+        self.done = set()
+
+    def feed(self, data):
+        self.buf += data
+        if not self.preface:
+            if len(self.buf) < len(PREFACE):
+                return
+            self.buf = self.buf[len(PREFACE):]
+            self.preface = True
+        while len(self.buf) >= 9:
+            length = int.from_bytes(self.buf[0:3], "big")
+            if len(self.buf) < 9 + length:
+                return
+            kind, flags = self.buf[3], self.buf[4]
+            stream = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
+            payload = self.buf[9:9 + length]
+            self.buf = self.buf[9 + length:]
+            if kind != 0 or stream in self.done:
+                continue
+            if flags & 0x8 and payload:  # padded
+                payload = payload[1:len(payload) - payload[0]]
+            head = self.streams.get(stream, b"") + payload
+            if len(head) < 9:
+                self.streams[stream] = head
+                continue
+            self.streams.pop(stream, None)
+            self.done.add(stream)
+            with LOCK:
+                CALLS.write(json.dumps({"t": time.time(), "stream": stream, "wire": wire_encoding(head)}) + "\n")
+                CALLS.flush()
+
+
+def pipe(src, dst, log=None):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if log is not None:
+                try:
+                    log.feed(data)
+                except Exception as e:  # the log must never stop the bytes
+                    print(f"wire log: {e}", file=sys.stderr)
+                    log = None
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def proxy(port, backend):
+    """A pass-through TCP proxy to grpcio on `backend` that logs the wire."""
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def accept():
+        while True:
+            client, _ = listener.accept()
+            try:
+                server = socket.create_connection(("127.0.0.1", backend))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=pipe, args=(client, server, WireLog()), daemon=True).start()
+            threading.Thread(target=pipe, args=(server, client), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener.getsockname()[1]
 
 
 def items(signal, msg):
@@ -203,6 +310,8 @@ def main():
     COUNT_ONLY = args.count_only
     SCRIPT.extend(json.loads(args.script))
     OUT = open(args.out, "a", encoding="utf-8")
+    global CALLS
+    CALLS = open(args.out + ".calls", "a", encoding="utf-8")
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.max_receive_message_length", 8 << 20)])
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Grpc("metrics"), server)
@@ -213,8 +322,12 @@ def main():
             credentials = grpc.ssl_server_credentials([(k.read(), c.read())], root_certificates=client_ca,
                                                       require_client_auth=client_ca is not None)
         grpc_port = server.add_secure_port(f"127.0.0.1:{args.grpc}", credentials)
-    else:
+    elif args.count_only:
         grpc_port = server.add_insecure_port(f"127.0.0.1:{args.grpc}")
+    else:
+        # grpcio behind the wire-logging proxy, which takes the asked port
+        backend = server.add_insecure_port("127.0.0.1:0")
+        grpc_port = proxy(args.grpc, backend)
     server.start()
     http = ThreadingHTTPServer(("127.0.0.1", args.http), Http)
     if args.tls_cert:

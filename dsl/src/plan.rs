@@ -78,8 +78,18 @@ pub enum Value {
     Map(IndexMap<String, Value>),
     /// `disk("/path")` for a queue.
     Disk(String),
-    /// `redis("redis://…")` for a sampler's state.
-    Redis(String),
+    /// `redis("redis://…", username = env(…), password = env(…))` for a
+    /// sampler's state.
+    Redis(RedisState),
+}
+
+/// Where a sampler keeps shared state: a `redis://` or `rediss://` (TLS)
+/// URL, and credentials kept out of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisState {
+    pub url: String,
+    pub username: Option<SecretRef>,
+    pub password: Option<SecretRef>,
 }
 
 /// Settings of one node or collector, complete with defaults.

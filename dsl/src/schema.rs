@@ -54,7 +54,9 @@ impl SettingType {
             SettingType::Headers => "a map of header names to strings or env(\"NAME\")".into(),
             SettingType::StringMap => "a map of strings".into(),
             SettingType::Queue => "memory or disk(\"/path\")".into(),
-            SettingType::SamplerState => "local or redis(\"redis://host:6379\")".into(),
+            SettingType::SamplerState => {
+                "local or redis(\"redis://host:6379\") (rediss:// for TLS; username = env(\"…\"), password = env(\"…\"))".into()
+            }
         }
     }
 }
@@ -326,7 +328,8 @@ pub const TRANSFORM_SETTINGS: &[SettingSpec] = &[
 
 pub const SAMPLE_SETTINGS: &[SettingSpec] = &[
     // local, or redis("redis://host:6379") to share budgets and dedup
-    // windows between replicas
+    // windows between replicas (rediss:// for TLS; credentials as
+    // username = env("…"), password = env("…") or file("…"))
     opt("state", SettingType::SamplerState, DefaultValue::Word("local")),
     // the target: the keep rate of records no rule decided adapts to hold it
     opt("max_records_per_second", SettingType::Int { min: 1, max: 100_000_000 }, DefaultValue::None),

@@ -172,15 +172,24 @@ impl SettingsChecker<'_> {
             },
             SettingType::SamplerState => match &expr.kind {
                 _ if bare_word(expr).as_deref() == Some("local") => Some(Value::Word("local".into())),
-                ExprKind::Call(call) if call.name.name == "redis" => match call.args.as_slice() {
-                    [arg] if arg.name.is_none() => match &arg.value.kind {
-                        ExprKind::String(s) if s.value.starts_with("redis://") || s.value.starts_with("rediss://") => {
-                            Some(Value::Redis(s.value.clone()))
+                ExprKind::Call(call) if call.name.name == "redis" => {
+                    let mut state = None;
+                    let (mut username, mut password) = (None, None);
+                    for arg in &call.args {
+                        match (arg.name.as_ref().map(|n| n.name.as_str()), &arg.value.kind) {
+                            (None, ExprKind::String(s)) if s.value.starts_with("redis://") || s.value.starts_with("rediss://") => {
+                                state = Some(s.value.clone());
+                            }
+                            (Some("username"), _) => username = Some(self.secret("username", &arg.value)?),
+                            (Some("password"), _) => password = Some(self.secret("password", &arg.value)?),
+                            _ => return self.wrong(key, ty, expr),
                         }
-                        _ => self.wrong(key, ty, expr),
-                    },
-                    _ => self.wrong(key, ty, expr),
-                },
+                    }
+                    match state {
+                        Some(url) => Some(Value::Redis(crate::plan::RedisState { url, username, password })),
+                        None => self.wrong(key, ty, expr),
+                    }
+                }
                 _ => self.wrong(key, ty, expr),
             },
             SettingType::Queue => match &expr.kind {

@@ -15,20 +15,36 @@ fn values(requests: &[Value], name: &str) -> Vec<i64> {
     points(requests).into_iter().filter(|p| p.0 == name).map(|p| p.1 as i64).collect()
 }
 
+/// What `/status` says the sink sends with now.
+fn compression_in_use(run: &Run) -> String {
+    let (_, body) = run.get("/status");
+    let status: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"));
+    status["sinks"][0]["compression"].as_str().unwrap_or_default().to_string()
+}
+
 #[test]
-fn grpc_and_http_deliver_every_point_to_the_official_decoder() {
+fn grpc_and_http_deliver_every_point_to_the_official_decoder_with_each_compression() {
     let dir = scratch("export-protocols");
     let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
     let input = rows(&dir, "rows.ndjson", 3000, 20);
-    for (protocol, compression, port) in
-        [("grpc", "gzip", receiver.grpc), ("grpc", "none", receiver.grpc), ("http", "zstd", receiver.http), ("http", "gzip", receiver.http)]
-    {
-        let before = receiver.accepted().len();
+    // (protocol, configured, what the receiver sees first, then, steps):
+    // grpcio has no zstd: the first request is refused and every one
+    // after it goes as gzip
+    for (protocol, compression, first, then, steps) in [
+        ("grpc", "gzip", "gzip", "gzip", 0),
+        ("grpc", "zstd", "zstd", "gzip", 1),
+        ("grpc", "none", "identity", "identity", 0),
+        ("http", "zstd", "zstd", "zstd", 0),
+        ("http", "gzip", "gzip", "gzip", 0),
+        ("http", "none", "identity", "identity", 0),
+    ] {
+        let (before, wire_before) = (receiver.accepted().len(), receiver.wire().len());
+        let port = if protocol == "grpc" { receiver.grpc } else { receiver.http };
         let pipe = dir.join(format!("{protocol}-{compression}.pipe"));
         let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = {protocol}, compression = {compression} }}"#);
         std::fs::write(&pipe, rows_pipe(&sink, "size = 1000")).unwrap();
         let input_arg = format!("rows.m={}", input.display());
-        let run = Run::start(
+        let mut run = Run::start(
             &[pipe.to_str().unwrap(), "--input", &input_arg],
             &[("ROWS_DSN", "unused"), ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=db%20ops")],
         );
@@ -36,13 +52,22 @@ fn grpc_and_http_deliver_every_point_to_the_official_decoder() {
             let accepted: Vec<Value> = receiver.accepted().into_iter().skip(before).collect();
             (values(&accepted, "test.value").len() >= 3000).then_some(accepted)
         });
+        let case = format!("{protocol}/{compression}");
         let mut seen = values(&got, "test.value");
         seen.sort_unstable();
-        assert_eq!(seen, (0..3000).collect::<Vec<_>>(), "{protocol}/{compression}: every value exactly once");
-        assert!(got.iter().all(|r| r["transport"] == protocol), "{protocol}");
-        if protocol == "http" {
-            assert!(got.iter().all(|r| r["encoding"] == compression), "{protocol}/{compression}");
-        }
+        assert_eq!(seen, (0..3000).collect::<Vec<_>>(), "{case}: every value exactly once");
+        assert!(got.iter().all(|r| r["transport"] == protocol), "{case}");
+        // what the receiver saw: gRPC from the bytes on the wire (refused
+        // calls too), HTTP from the Content-Encoding it decoded
+        let seen_encodings: Vec<String> = if protocol == "grpc" {
+            receiver.wire().into_iter().skip(wire_before).collect()
+        } else {
+            got.iter().map(|r| r["encoding"].as_str().unwrap_or_default().to_string()).collect()
+        };
+        assert_eq!(seen_encodings.first().map(String::as_str), Some(first), "{case}: {seen_encodings:?}");
+        assert!(seen_encodings[1..].iter().all(|e| e == then), "{case}: {seen_encodings:?}");
+        assert_eq!(seen_encodings.len(), got.len() + steps, "{case}: one call per accepted request, one more per step: {seen_encodings:?}");
+        assert_eq!(compression_in_use(&run), then, "{case}: /status");
         let pts = points(&got);
         let (_, _, attributes, resource) = pts.iter().find(|p| p.1 == 42.0).expect("point 42");
         assert_eq!(attributes["k"], "key-42");
@@ -50,6 +75,99 @@ fn grpc_and_http_deliver_every_point_to_the_official_decoder() {
         assert_eq!(resource["team"], "db ops", "percent-decoded");
         assert_eq!(resource["telemetry.sdk.name"], "dbintel");
         assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 3000.0);
+        assert_eq!(
+            run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#),
+            0.0,
+            "{case}: a refused encoding drops nothing"
+        );
+        let (_, log) = run.signal("TERM", Duration::from_secs(30));
+        assert_eq!(log.matches("refused our compression; stepping down").count(), steps, "{case}: the step is logged once:\n{log}");
+        if steps > 0 {
+            assert!(log.contains(r#"from="zstd" to="gzip""#), "{case}: {log}");
+        }
+    }
+}
+
+#[test]
+fn http_415_and_a_400_before_any_success_step_down_and_resend_but_a_later_400_is_about_the_data() {
+    let dir = scratch("export-http-steps");
+    // batch 1: zstd refused with 415, resent as gzip and taken; batch 2:
+    // gzip has worked, so its 400 is about the data (dropped, counted);
+    // batch 3: taken
+    let receiver = Receiver::start(&dir, "r", 0, 0, r#"[{"http": 415}, {}, {"http": 400}]"#);
+    let input = rows(&dir, "rows.ndjson", 30, 5);
+    let pipe = dir.join("p.pipe");
+    let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{}", protocol = http, compression = zstd }}"#, receiver.http);
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 10")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    let requests = run.wait_for("three batches answered", Duration::from_secs(30), || {
+        let r = receiver.requests();
+        (r.len() >= 4).then_some(r)
+    });
+    let seen: Vec<(String, String)> =
+        requests.iter().map(|r| (r["encoding"].as_str().unwrap_or_default().to_string(), r["answer"].to_string())).collect();
+    let want: Vec<(String, String)> = [("zstd", "415"), ("gzip", "\"ok\""), ("gzip", "400"), ("gzip", "\"ok\"")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 10.0, "only the batch refused after gzip worked");
+    let (_, log) = run.signal("TERM", Duration::from_secs(30));
+    assert_eq!(log.matches("refused our compression; stepping down").count(), 1, "{log}");
+
+    // a bare 400 on the very first request is treated like a 415
+    let dir = scratch("export-http-first-400");
+    let receiver = Receiver::start(&dir, "r", 0, 0, r#"[{"http": 400}]"#);
+    let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{}", protocol = http, compression = zstd }}"#, receiver.http);
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 100")).unwrap();
+    let run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    let requests = run.wait_for("the resent batch", Duration::from_secs(30), || {
+        let r = receiver.requests();
+        (r.len() >= 2).then_some(r)
+    });
+    let seen: Vec<&str> = requests.iter().map(|r| r["encoding"].as_str().unwrap_or_default()).collect();
+    assert_eq!(seen, ["zstd", "gzip"]);
+    assert_eq!(values(&requests, "test.value").len(), 30);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
+}
+
+#[test]
+fn rotel_agent_takes_every_compression_over_grpc_and_http_with_nothing_lost() {
+    let dir = scratch("export-rotel-compression");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let rotel = Rotel::start(&dir, receiver.grpc);
+    let input = rows(&dir, "rows.ndjson", 300, 5);
+    let input_arg = format!("rows.m={}", input.display());
+    for (protocol, port) in [("grpc", rotel.grpc), ("http", rotel.http)] {
+        for compression in ["gzip", "zstd", "none"] {
+            let case = format!("rotel {protocol}/{compression}");
+            let before = receiver.accepted().len();
+            let pipe = dir.join(format!("{protocol}-{compression}.pipe"));
+            let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = {protocol}, compression = {compression} }}"#);
+            std::fs::write(&pipe, rows_pipe(&sink, "size = 100")).unwrap();
+            let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+            let got = run.wait_for(&format!("{case}: 300 points through rotel"), Duration::from_secs(30), || {
+                let after: Vec<Value> = receiver.accepted().into_iter().skip(before).collect();
+                (values(&after, "test.value").len() >= 300).then_some(after)
+            });
+            let mut seen = values(&got, "test.value");
+            seen.sort_unstable();
+            assert_eq!(seen, (0..300).collect::<Vec<_>>(), "{case}: every value exactly once");
+            assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0, "{case}");
+            let in_use = compression_in_use(&run);
+            let (_, log) = run.signal("TERM", Duration::from_secs(30));
+            let steps = log.matches("refused our compression; stepping down").count();
+            // what rotel takes is rotel's business; what we claim must hold
+            match (compression, steps) {
+                ("zstd", 1) => {
+                    assert!(log.contains(r#"from="zstd" to="gzip""#), "{case}: {log}");
+                    assert_eq!(in_use, "gzip", "{case}: stepped down, so /status must say gzip");
+                }
+                (_, 0) => assert_eq!(in_use, if compression == "none" { "identity" } else { compression }, "{case}"),
+                _ => panic!("{case}: {steps} steps logged:\n{log}"),
+            }
+        }
     }
 }
 
@@ -181,9 +299,11 @@ fn rotel_agent_accepts_the_shipped_postgres_pipeline_over_grpc_and_http() {
 }
 
 #[test]
-fn http_429_retry_after_is_honoured_and_400_is_dropped_and_counted_once() {
+fn http_429_retry_after_is_honoured_and_each_permanent_refusal_is_logged_once_per_cause() {
     let dir = scratch("export-http-errors");
-    let script = r#"[{"http": 429, "retry_after": "2"}, {"http": 400}, {"http": 503}]"#;
+    // five batches of 20: 429 then 400; 400 again (the same cause); 403 (another
+    // cause); 503 then ok; ok
+    let script = r#"[{"http": 429, "retry_after": "2"}, {"http": 400}, {"http": 400}, {"http": 403}, {"http": 503}]"#;
     let receiver = Receiver::start(&dir, "r", 0, 0, script);
     let input = rows(&dir, "rows.ndjson", 100, 5);
     let pipe = dir.join("p.pipe");
@@ -191,27 +311,27 @@ fn http_429_retry_after_is_honoured_and_400_is_dropped_and_counted_once() {
         r#"otlp {{ endpoint = "http://127.0.0.1:{}", protocol = http, compression = none, retry_initial = 100ms, retry_max = 200ms }}"#,
         receiver.http
     );
-    // two batches of 50: the first meets 429 then 400, the second 503 then ok
-    std::fs::write(&pipe, rows_pipe(&sink, "size = 50")).unwrap();
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 20")).unwrap();
     let input_arg = format!("rows.m={}", input.display());
     let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
-    let requests = run.wait_for("the second batch to arrive", Duration::from_secs(30), || {
+    let requests = run.wait_for("the last batch to arrive", Duration::from_secs(30), || {
         let r = receiver.requests();
-        (r.len() >= 4 && r.iter().any(|x| x["answer"] == "ok")).then_some(r)
+        (r.len() >= 7).then_some(r)
     });
     let answers: Vec<String> = requests.iter().map(|r| r["answer"].to_string()).collect();
-    assert_eq!(answers, ["429", "400", "503", "\"ok\""], "{requests:?}");
+    assert_eq!(answers, ["429", "400", "400", "403", "503", "\"ok\"", "\"ok\""], "{requests:?}");
     let gap = requests[1]["t"].as_f64().unwrap() - requests[0]["t"].as_f64().unwrap();
     assert!(gap >= 1.9, "Retry-After: 2 was not honoured (retried after {gap:.2}s)");
-    let gap = requests[3]["t"].as_f64().unwrap() - requests[2]["t"].as_f64().unwrap();
+    let gap = requests[5]["t"].as_f64().unwrap() - requests[4]["t"].as_f64().unwrap();
     assert!(gap < 1.5, "503 without Retry-After follows our own backoff (100 ms), not {gap:.2}s");
-    assert_eq!(values(&requests, "test.value").len(), 50);
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0);
-    assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="failed"}"#), 1.0);
+    assert_eq!(values(&requests, "test.value").len(), 40);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 60.0);
+    assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="failed"}"#), 3.0, "every refusal counted");
     assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="retried"}"#), 2.0);
     let (_, log) = run.signal("TERM", Duration::from_secs(30));
-    assert_eq!(log.matches("the receiver refused the data").count(), 1, "{log}");
-    assert!(log.contains("400"), "{log}");
+    let refusals: Vec<&str> = log.lines().filter(|l| l.contains("the receiver refused the data")).collect();
+    assert_eq!(refusals.len(), 2, "one line per cause (400 twice, 403 once):\n{log}");
+    assert!(refusals[0].contains("400") && refusals[1].contains("403"), "{refusals:?}");
 }
 
 #[test]
@@ -572,4 +692,250 @@ fn every_resource_carries_the_entity_attributes_for_both_engines() {
         }
         let _ = run.signal("TERM", Duration::from_secs(30));
     }
+}
+
+#[test]
+fn a_request_is_given_up_at_retry_elapsed_readyz_says_why_and_export_goes_on() {
+    let dir = scratch("export-give-up");
+    let port = free_port();
+    let input = rows(&dir, "rows.ndjson", 100, 5);
+    let pipe = dir.join("p.pipe");
+    let sink = format!(
+        r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = http, retry_initial = 200ms, retry_max = 400ms, retry_elapsed = 3s }}"#
+    );
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 50")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let started = Instant::now();
+    let run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    let expired = r#"dbintel_export_requests_total{sink="out",outcome="expired"}"#;
+    run.wait_for("the first request to be given up", Duration::from_secs(20), || (run.metric(expired) >= 1.0).then_some(()));
+    let gave_up_after = started.elapsed();
+    assert!(gave_up_after >= Duration::from_millis(2800), "given up after {gave_up_after:?}, before retry_elapsed = 3s");
+    assert_eq!(run.metric(expired), 1.0);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0, "the first batch, counted");
+    // nothing delivered for longer than retry_elapsed while the second
+    // batch waits (the give-up comes just before retry_elapsed is up: the
+    // next pause would have passed it)
+    let (status, body) = run.wait_for("/readyz to say the sink is stalled", Duration::from_secs(5), || {
+        let (status, body) = run.get("/readyz");
+        (status == 503).then_some((status, body))
+    });
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("sink `out`") && body.contains("nothing delivered") && body.contains("50 items wait"), "{body}");
+    let (_, status_json) = run.get("/status");
+    assert!(status_json.contains("gave up") || status_json.contains("retrying"), "{status_json}");
+
+    // the endpoint comes back: the second batch, still within its own
+    // retry_elapsed, is delivered and the sink is ready again
+    let receiver = Receiver::start(&dir, "r", 0, port, "[]");
+    let got = run.wait_for("the second batch", Duration::from_secs(20), || {
+        let a = receiver.accepted();
+        (values(&a, "test.value").len() >= 50).then_some(a)
+    });
+    let mut seen = values(&got, "test.value");
+    seen.sort_unstable();
+    assert_eq!(seen, (50..100).collect::<Vec<_>>(), "export went on after the give-up");
+    run.wait_for("/readyz to recover", Duration::from_secs(10), || (run.get("/readyz").0 == 200).then_some(()));
+    let (_, status_json) = run.get("/status");
+    let status: Value = serde_json::from_str(&status_json).unwrap();
+    assert_eq!(status["sinks"][0]["last_outcome"], "delivered", "{status_json}");
+    assert!(status["sinks"][0]["last_delivery_unix_seconds"].as_f64().is_some(), "{status_json}");
+}
+
+#[test]
+fn drop_oldest_keeps_the_newest_within_the_bound_and_counts_the_rest_end_to_end() {
+    let dir = scratch("export-drop-oldest");
+    let port = free_port();
+    let input = rows(&dir, "rows.ndjson", 2000, 200);
+    let pipe = dir.join("p.pipe");
+    let sink = format!(
+        r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = http, compression = none, queue_size = 96KiB, on_full = drop_oldest, retry_initial = 200ms, retry_max = 400ms }}"#
+    );
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 100")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);
+    // with drop_oldest nothing blocks: every point reaches the sink while
+    // the endpoint is down
+    run.wait_for("every point offered to the queue", Duration::from_secs(30), || {
+        (run.metric(r#"dbintel_node_emitted_records_total{node="out",kind="sink"}"#) == 2000.0).then_some(())
+    });
+    let dropped = run.metric(r#"dbintel_export_items_total{sink="out",outcome="dropped_queue_full"}"#);
+    assert!(dropped >= 1000.0, "a 96 KiB queue cannot hold 2,000 points of ~250 bytes: dropped {dropped}");
+    assert!(run.metric(r#"dbintel_export_queue_bytes{sink="out"}"#) <= 96.0 * 1024.0);
+
+    let receiver = Receiver::start(&dir, "r", 0, port, "[]");
+    let got = run.wait_for("the queue to drain", Duration::from_secs(30), || {
+        let a = receiver.accepted();
+        (values(&a, "test.value").len() as f64 + dropped >= 2000.0).then_some(a)
+    });
+    let seen: BTreeSet<i64> = values(&got, "test.value").into_iter().collect();
+    assert_eq!(seen.len() as f64 + dropped, 2000.0, "every point either arrived or was counted as dropped");
+    assert!(seen.contains(&1999) && seen.contains(&1900), "the newest batch survives");
+    // what arrived: the request being sent when the queue filled (the
+    // oldest, never evicted) and the newest ones; nothing from between
+    let newest: BTreeSet<i64> = seen.iter().copied().filter(|v| *v >= 100).collect();
+    let first_kept = *newest.iter().next().unwrap();
+    assert_eq!(newest, (first_kept..2000).collect::<BTreeSet<_>>(), "the kept points are the newest, contiguous");
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
+}
+
+#[test]
+fn sigterm_leaves_undelivered_data_in_the_disk_queue_and_the_next_start_delivers_it() {
+    let dir = scratch("export-disk-sigterm");
+    let port = free_port();
+    let queue = dir.join("queue");
+    let input = rows(&dir, "rows.ndjson", 3000, 50);
+    let empty = dir.join("empty.ndjson");
+    std::fs::write(&empty, "").unwrap();
+    let pipe = dir.join("p.pipe");
+    let sink = format!(
+        r#"otlp {{ endpoint = "http://127.0.0.1:{port}", protocol = http, queue = disk("{}"), retry_initial = 200ms, retry_max = 400ms }}"#,
+        queue.display()
+    );
+    std::fs::write(&pipe, rows_pipe(&sink, "size = 300")).unwrap();
+    let input_arg = format!("rows.m={}", input.display());
+    let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg, "--shutdown-timeout", "2s"], &[("ROWS_DSN", "unused")]);
+    run.wait_for("every point in the disk queue", Duration::from_secs(30), || {
+        (run.metric(r#"dbintel_node_emitted_records_total{node="out",kind="sink"}"#) == 3000.0).then_some(())
+    });
+    let (status, log) = run.signal("TERM", Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("left in the disk queue for the next start"), "{log}");
+    assert!(!log.contains("queued data not delivered"), "a disk queue loses nothing at shutdown: {log}");
+
+    let receiver = Receiver::start(&dir, "r", 0, port, "[]");
+    let empty_arg = format!("rows.m={}", empty.display());
+    let again = Run::start(&[pipe.to_str().unwrap(), "--input", &empty_arg], &[("ROWS_DSN", "unused")]);
+    let got = again.wait_for("the queued points after the restart", Duration::from_secs(30), || {
+        let a = receiver.accepted();
+        (values(&a, "test.value").len() >= 3000).then_some(a)
+    });
+    let mut seen = values(&got, "test.value");
+    seen.sort_unstable();
+    assert_eq!(seen, (0..3000).collect::<Vec<_>>(), "every point exactly once, including the one being retried at SIGTERM");
+    assert!(again.stderr().contains("resuming requests left by an earlier run"), "{}", again.stderr());
+}
+
+#[test]
+fn temporality_cumulative_turns_real_statement_deltas_into_running_totals() {
+    let dir = scratch("export-cumulative");
+    let receiver = Receiver::start(&dir, "r", 0, 0, "[]");
+    let marker =
+        "SELECT count(*) FROM pg_class WHERE relname = 'dbintel_cumulative_marker' AND relnatts > -1 AND relkind <> 'x'".to_string();
+    psql(&marker); // known before the baseline scrape
+    let pipe = dir.join("pg.pipe");
+    let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
+    std::fs::write(
+        &pipe,
+        format!(
+            "use \"{}\"\nsource pg = postgres {{\n  dsn = env(\"EXPORT_PG_DSN\")\n  interval = 1s\n  jitter = 0%\n  collect statements {{ top = 10000 }}\n  collect instance\n}}\nsink out = otlp {{ endpoint = \"http://127.0.0.1:{}\", protocol = grpc, temporality = cumulative }}\npipeline q = pg.statements -> sanitize_pii -> batch -> out\npipeline i = pg.instance -> batch -> out\n",
+            sanitize.display(),
+            receiver.grpc
+        ),
+    )
+    .unwrap();
+    let run = Run::start(&[pipe.to_str().unwrap()], &[("EXPORT_PG_DSN", PG_MONITOR)]);
+    run.wait_for("instance metrics", Duration::from_secs(20), || {
+        (!values(&receiver.accepted(), "postgresql.backends").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    // 3 calls, at least one scrape, 4 more: deltas 3 and 4, totals 3 and 7
+    for _ in 0..3 {
+        psql(&marker);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    for _ in 0..4 {
+        psql(&marker);
+    }
+    let series = run.wait_for("the marker's total to reach 7", Duration::from_secs(20), || {
+        let accepted = receiver.accepted();
+        let id = accepted.iter().filter(|r| r["signal"] == "logs").find_map(|r| {
+            let logs = r["request"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"].as_array()?.clone();
+            logs.iter().find_map(|l| {
+                let attrs = l["attributes"].as_array()?;
+                let text = attrs.iter().find(|a| a["key"] == "db.query.text")?["value"]["stringValue"].as_str()?.to_string();
+                text.contains("relkind").then(|| attrs.iter().find(|a| a["key"] == "db.query.id").map(|a| a["value"].clone()))?
+            })
+        })?;
+        let id = id.as_object()?.values().next()?.clone();
+        // every calls point of the marker's series, with its sum's shape
+        let mut out = Vec::new();
+        for r in accepted.iter().filter(|r| r["signal"] == "metrics") {
+            for rm in r["request"]["resourceMetrics"].as_array().into_iter().flatten() {
+                for m in rm["scopeMetrics"][0]["metrics"].as_array().into_iter().flatten().filter(|m| m["name"] == "postgresql.query.calls")
+                {
+                    for p in m["sum"]["dataPoints"].as_array().into_iter().flatten() {
+                        let mine = p["attributes"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|a| a["key"] == "db.query.id" && a["value"].as_object().and_then(|v| v.values().next()) == Some(&id));
+                        if mine {
+                            let value: f64 =
+                                p["asInt"].as_str().and_then(|v| v.parse().ok()).or(p["asDouble"].as_f64()).unwrap_or(f64::NAN);
+                            out.push((
+                                value,
+                                p["startTimeUnixNano"].as_str().unwrap_or_default().to_string(),
+                                m["sum"]["aggregationTemporality"].clone(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        (out.last().is_some_and(|(v, ..)| *v >= 7.0)).then_some(out)
+    });
+    let totals: Vec<f64> = series.iter().map(|(v, ..)| *v).collect();
+    assert!(totals.windows(2).all(|w| w[0] <= w[1]), "running totals never go down: {totals:?}");
+    assert_eq!(totals.last(), Some(&7.0), "the total is every call since the baseline: {totals:?}");
+    assert!(totals.contains(&3.0), "the first scrape's delta of 3 is the first total: {totals:?}");
+    assert!(series.iter().all(|(_, start, _)| *start == series[0].1), "one start time for the series: {series:?}");
+    assert!(series.iter().all(|(.., t)| t == "AGGREGATION_TEMPORALITY_CUMULATIVE"), "{series:?}");
+}
+
+#[test]
+fn signal_specific_endpoint_variables_send_metrics_and_logs_to_their_own_urls() {
+    let dir = scratch("export-signal-endpoints");
+    let metrics = Receiver::start(&dir, "metrics", 0, 0, "[]");
+    let logs = Receiver::start(&dir, "logs", 0, 0, "[]");
+    let input = dir.join("rows.ndjson");
+    std::fs::write(&input, (0..20).map(|i| format!("{{\"v\": {i}, \"msg\": \"event {i}\"}}\n")).collect::<String>()).unwrap();
+    let pipe = dir.join("p.pipe");
+    std::fs::write(
+        &pipe,
+        r#"source rows = sql {
+  dsn = env("ROWS_DSN")
+  collect m { query = "select 1", kind = gauge, metric = "test.value", value_column = "v" }
+  collect l { query = "select 1", kind = log, body_column = "msg" }
+}
+sink out = otlp { protocol = http }
+pipeline pm = rows.m -> batch -> out
+pipeline pl = rows.l -> batch -> out
+"#,
+    )
+    .unwrap();
+    let (m_arg, l_arg) = (format!("rows.m={}", input.display()), format!("rows.l={}", input.display()));
+    let dead = free_port();
+    let run = Run::start(
+        &[pipe.to_str().unwrap(), "--input", &m_arg, "--input", &l_arg],
+        &[
+            ("ROWS_DSN", "unused"),
+            // the generic endpoint is a dead port: only the signal variables can make this work
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{dead}")),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &format!("http://127.0.0.1:{}/v1/metrics", metrics.http)),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", &format!("http://127.0.0.1:{}/v1/logs", logs.http)),
+        ],
+    );
+    run.wait_for("20 points and 20 log records", Duration::from_secs(30), || {
+        let m = values(&metrics.accepted(), "test.value").len();
+        let l: usize = logs
+            .accepted()
+            .iter()
+            .filter_map(|r| r["request"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"].as_array().map(Vec::len))
+            .sum();
+        (m >= 20 && l >= 20).then_some(())
+    });
+    assert!(metrics.accepted().iter().all(|r| r["signal"] == "metrics"), "logs went to the metrics URL");
+    assert!(logs.accepted().iter().all(|r| r["signal"] == "logs"), "metrics went to the logs URL");
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::otlp::Run;
+use common::otlp::{Run, RELOAD_TOKEN, RELOAD_TOKEN_ENV};
 use common::{scratch, PG_MONITOR};
 
 /// A `sql` source on the real PostgreSQL emitting 5 points per scrape,
@@ -66,14 +66,17 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
     let pipe = dir.join("p.pipe");
     let out = dir.join("out.jsonl");
     std::fs::write(&pipe, held_pipe("1", &out)).unwrap();
-    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("RUN_PG_DSN", PG_MONITOR)]);
+    let mut run = Run::start(
+        &[pipe.to_str().unwrap(), "--no-watch", "--reload-token-env", RELOAD_TOKEN_ENV],
+        &[("RUN_PG_DSN", PG_MONITOR), (RELOAD_TOKEN_ENV, RELOAD_TOKEN)],
+    );
     let emitted = |run: &Run| run.metric(r#"dbintel_node_emitted_records_total{node="gen",kind="source"}"#);
     run.wait_for("a few scrapes", Duration::from_secs(20), || (emitted(&run) >= 10.0).then_some(()));
     assert!(versions(&out).is_empty(), "the batch holds everything until a flush");
 
     // a valid change: the old plan drains into the file, the new one runs
     std::fs::write(&pipe, held_pipe("2", &out)).unwrap();
-    let (status, body) = run.post("/reload");
+    let (status, body) = run.reload();
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("reloaded"), "{body}");
     let after_first = versions(&out);
@@ -81,7 +84,7 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
 
     // a broken file: refused with the diagnostic, the running plan stays
     std::fs::write(&pipe, held_pipe("3", &out).replace("-> out", "-> nowhere")).unwrap();
-    let (status, body) = run.post("/reload");
+    let (status, body) = run.reload();
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("refused") && body.contains("nowhere") && body.contains("p.pipe"), "{body}");
     assert_eq!(run.metric(r#"dbintel_reloads_total{result="refused"}"#), 1.0);
@@ -106,6 +109,7 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
         assert!(counts.get(v).is_some_and(|n| *n > 0 && n % 5 == 0), "version {v}: {counts:?}");
     }
     assert!(!log.contains("monitor-secret-pw"), "{log}");
+    assert!(!log.contains(RELOAD_TOKEN), "the reload token was logged:\n{log}");
 }
 
 /// The kubelet's ConfigMap update: files live in a timestamped directory,
@@ -349,4 +353,56 @@ pipeline p = gen.q -> stamp -> out
     let v1 = points.iter().filter(|p| p.2.get("version") == Some(&serde_json::json!("1"))).count();
     assert!(v1 > 0 && points.len() > v1, "points from before and after the reload: {v1} of {}", points.len());
     assert!(!log.contains("closing the export queues"), "{log}");
+}
+
+/// A tmpfs of `size` the test mounts (tests run as root; a failure to
+/// mount fails the test).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output();
+        let out = out.expect("mount(8)");
+        assert!(out.status.success(), "mounting a {size} tmpfs at {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_sink_that_fails_is_retried_with_backoff_and_loses_nothing() {
+    let dir = scratch("run-sink-retry");
+    let disk = Tmpfs::mount(&dir.join("small"), "64k");
+    let out = disk.0.join("out.jsonl");
+    // fill the filesystem: every write the file sink tries fails
+    let filler = disk.0.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    }
+    let rows = common::otlp::rows(&dir, "rows.ndjson", 200, 40);
+    std::fs::write(dir.join("p.pipe"), stamped_rows_pipe("1", &out)).unwrap();
+    let input = format!("rows.m={}", rows.display());
+    let mut run = Run::start(&[dir.join("p.pipe").to_str().unwrap(), "--input", &input, "--no-watch"], &[("ROWS_DSN", "unused")]);
+    let errors = |run: &Run| run.metric(r#"dbintel_node_errors_total{node="out",kind="sink"}"#);
+    run.wait_for("the sink to fail and be retried", Duration::from_secs(20), || (errors(&run) >= 3.0).then_some(()));
+    assert_eq!(run.get("/readyz").0, 200, "the plan is still running");
+    for line in std::fs::read_to_string(&out).unwrap_or_default().lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("a torn line in the file sink ({e}): {line:?}"));
+    }
+    // room again: the held batch goes through, whole and once
+    std::fs::remove_file(&filler).unwrap();
+    run.wait_for("every row in the file", Duration::from_secs(20), || (versions(&out).get("1") == Some(&200)).then_some(()));
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert_eq!(versions(&out).get("1"), Some(&200), "every row exactly once");
+    assert!(log.contains("the sink failed; offering the batch again with backoff"), "{log}");
+    assert_eq!(log.matches("the sink failed; offering the batch again").count(), 1, "logged once for the run of failures:\n{log}");
 }

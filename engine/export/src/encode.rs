@@ -338,6 +338,28 @@ mod tests {
     }
 
     #[test]
+    fn attribute_names_over_255_characters_are_cut_on_their_own() {
+        // few attributes, so nothing is dropped: only the names are at stake
+        let mut attrs = Map::new();
+        attrs.insert("k".repeat(300), Value::Int(1));
+        attrs.insert("é".repeat(300), Value::Str("kept".into()));
+        attrs.insert("short", Value::Int(3));
+        let mut record = point("m", 1, attrs);
+        let mut shaped = Shaped::default();
+        shape(&mut record, &Limits::default(), &mut shaped);
+        assert_eq!(shaped, Shaped { values_truncated: 0, names_truncated: 2, attributes_dropped: 0 });
+        let attrs = record.attributes();
+        assert_eq!(attrs.len(), 3, "no attribute dropped, no truncation mark for names");
+        assert_eq!(attrs.get(&"k".repeat(255)), Some(&Value::Int(1)), "cut to 255 characters, value kept");
+        assert_eq!(attrs.get(&"é".repeat(255)), Some(&Value::Str("kept".into())), "cut by characters, not bytes");
+        assert_eq!(attrs.get("short"), Some(&Value::Int(3)));
+        let mut exact = point("m", 1, Map::from_iter([("n".repeat(255), Value::Int(1))]));
+        let mut shaped = Shaped::default();
+        shape(&mut exact, &Limits::default(), &mut shaped);
+        assert_eq!(shaped.names_truncated, 0, "255 characters is within the limit");
+    }
+
+    #[test]
     fn large_batches_split_under_the_limit_and_keep_every_point() {
         let records: Vec<Record> = (0..20_000)
             .map(|i| {

@@ -15,8 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use backon::BackoffBuilder;
 use dbintel_dsl::plan::SinkNode;
 use dbintel_stdlib::Map;
 
@@ -25,7 +26,7 @@ use crate::encode::{self, Limits, Shaped};
 use crate::queue::{self, Queue};
 use crate::transport::{self, Outcome, Transport};
 use dbintel_core::record::{Batch, MetricKind, Number, Record, Temporality};
-use dbintel_core::sink::{Sink, SinkError};
+use dbintel_core::sink::{Sink, SinkError, SinkFailure};
 use dbintel_core::BoxFuture;
 
 /// Upper bounds (seconds) of the export latency histogram.
@@ -46,6 +47,13 @@ pub struct ExportStats {
     pub values_truncated: AtomicU64,
     pub names_truncated: AtomicU64,
     pub attributes_dropped: AtomicU64,
+    /// Times the receiver refused our compression and we stepped down.
+    pub compression_steps: AtomicU64,
+    /// Queue reads that failed (retried) and pushes the queue refused
+    /// (the sink retries).
+    pub queue_errors: AtomicU64,
+    /// Times the sender panicked and was started again.
+    pub sender_restarts: AtomicU64,
     pub latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     pub latency_count: AtomicU64,
     pub latency_micros: AtomicU64,
@@ -119,6 +127,53 @@ fn as_f64(n: Number) -> f64 {
     }
 }
 
+/// What a sink did last, for `/status` and `/readyz`.
+struct Health {
+    last_outcome: Option<(Instant, String)>,
+    last_delivery: Option<(Instant, SystemTime)>,
+    /// The last delivery, or the last time nothing was waiting: the clock
+    /// `retry_elapsed` runs against.
+    progress_at: Instant,
+}
+
+/// A sink's state as `/status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportStatus {
+    pub sink: String,
+    pub endpoint: String,
+    /// The compression requests go out with now (after negotiation).
+    pub compression: &'static str,
+    /// "delivered", "retrying: …", "refused: …", "gave up: …", "queue: …".
+    pub last_outcome: Option<String>,
+    pub last_outcome_age: Option<Duration>,
+    pub last_delivery: Option<SystemTime>,
+    pub queued_requests: u64,
+    pub queued_items: u64,
+    pub queued_bytes: u64,
+    /// Set when nothing was delivered for longer than `retry_elapsed`
+    /// while data waits: why the sink is not ready.
+    pub stalled: Option<String>,
+    /// Failures that were retried or skipped, by name (for `/metrics` too).
+    pub failures: Vec<(&'static str, u64)>,
+}
+
+impl ExportStatus {
+    pub fn to_json(&self) -> serde_json::Value {
+        let unix = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
+        serde_json::json!({
+            "sink": self.sink,
+            "endpoint": self.endpoint,
+            "compression": self.compression,
+            "last_outcome": self.last_outcome,
+            "last_outcome_seconds_ago": self.last_outcome_age.map(|d| d.as_secs_f64()),
+            "last_delivery_unix_seconds": self.last_delivery.map(unix),
+            "queued": { "requests": self.queued_requests, "items": self.queued_items, "bytes": self.queued_bytes },
+            "stalled": self.stalled,
+            "failures": self.failures.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+}
+
 pub struct Exporter {
     pub name: String,
     /// The sink as the plan declared it: a reload that keeps it equal keeps
@@ -129,8 +184,31 @@ pub struct Exporter {
     pub stats: Arc<ExportStats>,
     limits: Limits,
     cumulative: Mutex<Cumulative>,
+    health: Arc<Mutex<Health>>,
+    /// The compression in use, as the sender last saw it.
+    compression: Arc<std::sync::atomic::AtomicU8>,
     stop: tokio::sync::watch::Sender<Option<Instant>>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn compression_code(c: config::Compression) -> u8 {
+    match c {
+        config::Compression::None => 0,
+        config::Compression::Gzip => 1,
+        config::Compression::Zstd => 2,
+    }
+}
+
+fn compression_name(code: u8) -> &'static str {
+    match code {
+        2 => "zstd",
+        1 => "gzip",
+        _ => "identity",
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Exporter {
@@ -153,27 +231,69 @@ impl Exporter {
         let exporter = Arc::new(Exporter {
             name: name.to_string(),
             declared: sink.clone(),
-            config,
             queue: Arc::new(queue),
             stats: Arc::default(),
             limits: Limits::default(),
             cumulative: Mutex::default(),
+            health: Arc::new(Mutex::new(Health { last_outcome: None, last_delivery: None, progress_at: Instant::now() })),
+            compression: Arc::new(compression_code(config.compression).into()),
+            config,
             stop,
             worker: Mutex::new(None),
         });
-        let sender = Sender {
+        let supervisor = Supervisor {
             name: name.to_string(),
-            transport,
+            config: exporter.config.clone(),
             queue: exporter.queue.clone(),
             stats: exporter.stats.clone(),
-            retry: exporter.config.retry,
-            disk: matches!(exporter.config.queue, QueueKind::Disk(_)),
+            health: exporter.health.clone(),
+            compression: exporter.compression.clone(),
             stop: stop_rx,
-            causes: HashSet::new(),
         };
-        *exporter.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::spawn(sender.run()));
+        *lock(&exporter.worker) = Some(tokio::spawn(supervisor.run(transport)));
         tracing::info!(sink = %name, endpoint = %exporter.config.endpoint, protocol = ?exporter.config.protocol, compression = ?exporter.config.compression, "exporter started");
         Ok(exporter)
+    }
+
+    /// What the sink did last, what waits, and whether it is stalled.
+    pub fn status(&self) -> ExportStatus {
+        let now = Instant::now();
+        let health = lock(&self.health);
+        let (requests, items, bytes) =
+            (self.queue.stats.requests.load(Relaxed), self.queue.stats.items.load(Relaxed), self.queue.stats.bytes.load(Relaxed));
+        let waited = now.saturating_duration_since(health.progress_at);
+        let last_outcome = health.last_outcome.as_ref().map(|(_, o)| o.clone());
+        let stalled = (items > 0 && waited > self.config.retry.elapsed).then(|| {
+            format!(
+                "sink `{}`: nothing delivered for {}s (retry_elapsed is {}s) while {items} items wait; last: {}",
+                self.name,
+                waited.as_secs(),
+                self.config.retry.elapsed.as_secs(),
+                last_outcome.as_deref().unwrap_or("no attempt yet")
+            )
+        });
+        ExportStatus {
+            sink: self.name.clone(),
+            endpoint: self.config.endpoint.clone(),
+            compression: compression_name(self.compression.load(Relaxed)),
+            last_outcome,
+            last_outcome_age: health.last_outcome.as_ref().map(|(at, _)| now.saturating_duration_since(*at)),
+            last_delivery: health.last_delivery.map(|(_, t)| t),
+            queued_requests: requests,
+            queued_items: items,
+            queued_bytes: bytes,
+            stalled,
+            failures: vec![
+                ("compression_steps", self.stats.compression_steps.load(Relaxed)),
+                ("queue_errors", self.stats.queue_errors.load(Relaxed)),
+                ("sender_restarts", self.stats.sender_restarts.load(Relaxed)),
+                ("queue_write_errors", self.queue.stats.write_errors.load(Relaxed)),
+                ("queue_read_errors", self.queue.stats.read_errors.load(Relaxed)),
+                ("queue_ack_errors", self.queue.stats.ack_errors.load(Relaxed)),
+                ("queue_damaged_records", self.queue.stats.damaged_records.load(Relaxed)),
+                ("queue_lost_items", self.queue.stats.lost_items.load(Relaxed)),
+            ],
+        }
     }
 
     /// The sink node's side: shape, encode, enqueue.
@@ -195,7 +315,7 @@ impl Exporter {
             resource.insert(k, v.clone());
         }
         if self.config.cumulative {
-            self.cumulative.lock().unwrap_or_else(|p| p.into_inner()).apply(&resource, &mut batch);
+            lock(&self.cumulative).apply(&resource, &mut batch);
         }
         encode::requests(&batch, &resource, &self.limits)
     }
@@ -206,7 +326,7 @@ impl Exporter {
     pub async fn shutdown(&self, deadline: Instant) {
         self.queue.close();
         let _ = self.stop.send(Some(deadline));
-        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let worker = lock(&self.worker).take();
         if let Some(worker) = worker {
             let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
             if tokio::time::timeout(left, worker).await.is_err() {
@@ -225,17 +345,52 @@ impl Exporter {
     }
 }
 
+/// Retry delays: capped exponential with jitter, each within
+/// [`config::Retry`]'s bounds (half to all of the nominal delay).
+fn backoff(retry: config::Retry) -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(retry.initial / 2)
+        .with_max_delay(retry.max / 2)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 struct ExportSink {
     exporter: Arc<Exporter>,
 }
 
 impl Sink for ExportSink {
-    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkError>> {
+    /// Encodes and enqueues. A request the queue cannot take (a disk that
+    /// is full or failing) is offered again with backoff: it is not lost,
+    /// and the wait holds the pipeline back. Only a closed queue (the
+    /// process is stopping) gives up, counted by the queue.
+    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkFailure>> {
         Box::pin(async move {
+            let mut closed = None;
             for request in self.exporter.encode(batch) {
-                self.exporter.queue.push(request).await.map_err(|e| SinkError::Export(e.to_string()))?;
+                let mut delays =
+                    backoff(config::Retry { initial: Duration::from_millis(200), max: Duration::from_secs(5), elapsed: Duration::MAX });
+                loop {
+                    match self.exporter.queue.push(request.clone()).await {
+                        Ok(()) => break,
+                        Err(e @ queue::QueueError::Closed) => {
+                            closed = Some(e);
+                            break;
+                        }
+                        Err(e) => {
+                            self.exporter.stats.queue_errors.fetch_add(1, Relaxed);
+                            lock(&self.exporter.health).last_outcome = Some((Instant::now(), format!("queue: {e}")));
+                            tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
+                        }
+                    }
+                }
             }
-            Ok(())
+            match closed {
+                Some(e) => Err(SinkError::Export(e.to_string()).into()),
+                None => Ok(()),
+            }
         })
     }
 
@@ -245,12 +400,75 @@ impl Sink for ExportSink {
     }
 }
 
+/// Runs the sender and starts it again if it panics.
+struct Supervisor {
+    name: String,
+    config: ExportConfig,
+    queue: Arc<Queue>,
+    stats: Arc<ExportStats>,
+    health: Arc<Mutex<Health>>,
+    compression: Arc<std::sync::atomic::AtomicU8>,
+    stop: tokio::sync::watch::Receiver<Option<Instant>>,
+}
+
+impl Supervisor {
+    async fn run(self, first: Transport) {
+        let mut transport = Some(first);
+        loop {
+            let transport = match transport.take() {
+                Some(t) => t,
+                None => match Transport::new(&self.config) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(sink = %self.name, error = %e, "cannot set the sender up again; retrying");
+                        if self.stop.borrow().is_some() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            let sender = Sender {
+                name: self.name.clone(),
+                transport,
+                queue: self.queue.clone(),
+                stats: self.stats.clone(),
+                health: self.health.clone(),
+                compression: self.compression.clone(),
+                retry: self.config.retry,
+                disk: matches!(self.config.queue, QueueKind::Disk(_)),
+                stop: self.stop.clone(),
+                causes: HashSet::new(),
+            };
+            match tokio::spawn(sender.run()).await {
+                Ok(()) => return,
+                Err(e) if e.is_cancelled() => return,
+                Err(e) => {
+                    self.stats.sender_restarts.fetch_add(1, Relaxed);
+                    let why = e.into_panic();
+                    let why = why.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| why.downcast_ref::<String>().cloned());
+                    tracing::error!(sink = %self.name, panic = why.as_deref().unwrap_or("?"), "the sender panicked; starting it again (the request it held is sent again)");
+                    lock(&self.health).last_outcome = Some((Instant::now(), "sender restarted after a panic".into()));
+                    self.queue.requeue_in_flight();
+                    if self.stop.borrow().is_some_and(|d| Instant::now() >= d) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
 /// The sending side: one request at a time, oldest first.
 struct Sender {
     name: String,
     transport: Transport,
     queue: Arc<Queue>,
     stats: Arc<ExportStats>,
+    health: Arc<Mutex<Health>>,
+    compression: Arc<std::sync::atomic::AtomicU8>,
     retry: config::Retry,
     disk: bool,
     stop: tokio::sync::watch::Receiver<Option<Instant>>,
@@ -265,22 +483,41 @@ enum Delivery {
 }
 
 impl Sender {
+    fn outcome(&self, what: String) {
+        lock(&self.health).last_outcome = Some((Instant::now(), what));
+    }
+
     async fn run(mut self) {
+        let mut queue_delays = backoff(self.retry);
+        let mut queue_failing = false;
         loop {
+            if self.queue.pending().0 == 0 {
+                // nothing waits on us: the stall clock starts again
+                lock(&self.health).progress_at = Instant::now();
+            }
             let item = match self.queue.next().await {
                 Ok(Some(item)) => item,
                 Ok(None) => return,
                 Err(e) => {
-                    tracing::error!(sink = %self.name, error = %e, "export queue failed; sending stopped");
-                    return;
+                    self.stats.queue_errors.fetch_add(1, Relaxed);
+                    self.outcome(format!("queue: {e}"));
+                    if !queue_failing {
+                        tracing::error!(sink = %self.name, error = %e, "export queue cannot be read; retrying");
+                    }
+                    queue_failing = true;
+                    let delay = queue_delays.next().unwrap_or(self.retry.max);
+                    if !self.pause(delay).await {
+                        return;
+                    }
+                    continue;
                 }
             };
+            if std::mem::take(&mut queue_failing) {
+                tracing::info!(sink = %self.name, "export queue readable again");
+                queue_delays = backoff(self.retry);
+            }
             match self.deliver(&item).await {
-                Delivery::Done => {
-                    if let Err(e) = self.queue.ack() {
-                        tracing::error!(sink = %self.name, error = %e, "export queue: cannot record a delivery");
-                    }
-                }
+                Delivery::Done => self.queue.ack().await,
                 Delivery::Interrupted => {
                     if self.disk {
                         tracing::info!(sink = %self.name, items = item.items, "shutdown deadline reached: the request being retried stays in the disk queue");
@@ -315,15 +552,16 @@ impl Sender {
 
     async fn deliver(&mut self, item: &encode::Encoded) -> Delivery {
         let first = Instant::now();
-        let mut backoff = self.retry.initial;
+        let mut delays = backoff(self.retry);
         let mut attempt = 0u32;
         loop {
             if self.deadline_passed() {
                 return Delivery::Interrupted;
             }
             let started = Instant::now();
-            let outcome = self.transport.send(item).await;
+            let outcome = self.transport.send(item, &self.stats.compression_steps).await;
             self.stats.observe(started.elapsed());
+            self.compression.store(compression_code(self.transport.compression()), Relaxed);
             match outcome {
                 Outcome::Accepted { rejected, message } => {
                     self.stats.requests_sent.fetch_add(1, Relaxed);
@@ -335,6 +573,11 @@ impl Sender {
                     if attempt > 0 {
                         tracing::info!(sink = %self.name, attempts = attempt + 1, "delivered after retrying");
                     }
+                    let now = Instant::now();
+                    let mut health = lock(&self.health);
+                    health.last_outcome = Some((now, "delivered".into()));
+                    health.last_delivery = Some((now, SystemTime::now()));
+                    health.progress_at = now;
                     return Delivery::Done;
                 }
                 Outcome::Permanent { cause } => {
@@ -343,26 +586,29 @@ impl Sender {
                     if self.causes.len() < 100 && self.causes.insert(cause.clone()) {
                         tracing::error!(sink = %self.name, %cause, signal = item.signal.as_str(), "the receiver refused the data; dropped (logged once per cause)");
                     }
+                    self.outcome(format!("refused: {cause}"));
                     return Delivery::Done;
                 }
                 Outcome::Retry { after, cause } => {
                     attempt += 1;
                     // the server's delay wins over ours, within reason
-                    let delay = after.map_or(backoff, |a| a.min(self.retry.elapsed));
+                    let ours = delays.next().unwrap_or(self.retry.max);
+                    let delay = after.map_or(ours, |a| a.min(self.retry.elapsed));
                     if first.elapsed() + delay > self.retry.elapsed {
                         self.stats.requests_expired.fetch_add(1, Relaxed);
                         self.stats.items_failed.fetch_add(u64::from(item.items), Relaxed);
                         tracing::error!(sink = %self.name, %cause, attempts = attempt, waited = ?first.elapsed(), "giving up on a request");
+                        self.outcome(format!("gave up after {attempt} attempts: {cause}"));
                         return Delivery::Done;
                     }
                     self.stats.requests_retried.fetch_add(1, Relaxed);
                     if attempt == 1 || attempt.is_multiple_of(10) {
                         tracing::warn!(sink = %self.name, %cause, retry_in = ?delay, attempt, "export failed; will retry");
                     }
+                    self.outcome(format!("retrying: {cause}"));
                     if !self.pause(delay).await {
                         return Delivery::Interrupted;
                     }
-                    backoff = (backoff * 2).min(self.retry.max);
                 }
             }
         }

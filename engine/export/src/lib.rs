@@ -4,9 +4,11 @@
 //! - [`exporter`]: the `otlp` and `newrelic` sinks — shaping, queue and
 //!   delivery; [`config`] resolves their settings with the environment;
 //!   [`encode`] builds the protobuf requests; [`queue`] bounds them in
-//!   bytes (memory or disk); [`transport`] sends them over gRPC or HTTP.
+//!   bytes (memory or disk); [`transport`] sends them over gRPC or HTTP,
+//!   with the compression [`compression`] negotiates.
 //! - [`stdout`] and [`otlp_json`]: the `stdout` and `file` sinks.
 
+pub mod compression;
 pub mod config;
 pub mod encode;
 pub mod exporter;
@@ -15,4 +17,4 @@ pub mod queue;
 pub mod stdout;
 pub mod transport;
 
-pub use exporter::{ExportStats, Exporter, LATENCY_BUCKETS};
+pub use exporter::{ExportStats, ExportStatus, Exporter, LATENCY_BUCKETS};

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use dbintel_core::record::{Batch, LogRecord, MetricPoint, Number, Record};
-use dbintel_core::sink::{Sink, SinkError};
+use dbintel_core::sink::{Sink, SinkError, SinkFailure};
 use dbintel_core::BoxFuture;
 use dbintel_stdlib::{Map, Value};
 
@@ -40,11 +40,13 @@ pub struct StdoutSink {
     /// Flush after every batch (a long-running `dbintel run`), not only at
     /// the end (a dry run).
     flush_each: bool,
+    /// A `file` sink's file, to cut a failed write back off it.
+    file: Option<std::fs::File>,
 }
 
 impl StdoutSink {
     pub fn new(format: Format, out: SharedWriter) -> StdoutSink {
-        StdoutSink { format, out, buffer: String::new(), flush_each: false }
+        StdoutSink { format, out, buffer: String::new(), flush_each: false, file: None }
     }
 
     pub fn flushing(mut self) -> StdoutSink {
@@ -55,8 +57,11 @@ impl StdoutSink {
     /// A `file` sink: OTLP/JSON lines appended to `path`.
     pub fn file(path: &std::path::Path) -> std::io::Result<StdoutSink> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let handle = file.try_clone()?;
         let out: SharedWriter = Arc::new(Mutex::new(std::io::BufWriter::with_capacity(1 << 16, Box::new(file))));
-        Ok(StdoutSink::new(Format::OtlpJson, out).flushing())
+        let mut sink = StdoutSink::new(Format::OtlpJson, out).flushing();
+        sink.file = Some(handle);
+        Ok(sink)
     }
 
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
@@ -67,9 +72,20 @@ impl StdoutSink {
             Format::Table => table(batch, &mut self.buffer),
         }
         let mut out = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        out.write_all(self.buffer.as_bytes())?;
-        if self.flush_each {
-            out.flush()?;
+        // a file sink flushes every batch, so its length is where this
+        // batch starts
+        let start = self.file.as_ref().map(|f| f.metadata().map(|m| m.len())).transpose()?;
+        let written = out.write_all(self.buffer.as_bytes()).and_then(|()| if self.flush_each { out.flush() } else { Ok(()) });
+        if let Err(error) = written {
+            // forget what is still buffered and cut what reached the file:
+            // the batch is offered again whole, never half a line twice
+            let writer = std::mem::replace(&mut *out, std::io::BufWriter::new(Box::new(std::io::sink())));
+            let (inner, _unwritten) = writer.into_parts();
+            *out = std::io::BufWriter::with_capacity(1 << 16, inner);
+            if let (Some(file), Some(start)) = (&self.file, start) {
+                let _ = file.set_len(start);
+            }
+            return Err(error.into());
         }
         Ok(())
     }
@@ -364,8 +380,10 @@ pub fn double(d: f64) -> String {
 }
 
 impl Sink for StdoutSink {
-    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkError>> {
-        let result = self.write(&batch);
+    /// A failed write hands the batch back for the runtime to retry (a
+    /// line cut short by the failure may be left behind).
+    fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkFailure>> {
+        let result = self.write(&batch).map_err(|error| SinkFailure::retry(error, batch));
         Box::pin(async move { result })
     }
 

@@ -11,6 +11,7 @@ use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use super::compression::{compress, Negotiated, Refusal};
 use super::config::{Compression, ExportConfig, Protocol};
 use super::encode::{Encoded, Signal};
 
@@ -44,56 +45,49 @@ pub enum TransportError {
 }
 
 pub enum Transport {
-    Grpc { channel: Channel, headers: tonic::metadata::MetadataMap, compression: Downgradable, timeout: Duration },
-    Http { client: reqwest::Client, metrics_url: String, logs_url: String, compression: Downgradable },
+    Grpc {
+        endpoint: Box<Endpoint>,
+        /// Replaced after a refused encoding: a receiver that could not
+        /// parse a header (grpcio and `grpc-encoding: zstd`) may not read
+        /// the connection's later headers right either.
+        channel: std::sync::Mutex<Channel>,
+        headers: tonic::metadata::MetadataMap,
+        compression: Negotiated,
+        timeout: Duration,
+    },
+    Http {
+        client: reqwest::Client,
+        metrics_url: String,
+        logs_url: String,
+        compression: Negotiated,
+    },
 }
 
-/// The compression in use. A receiver that does not take zstd (rotel's
-/// gRPC receiver answers UNIMPLEMENTED, its HTTP receiver a bare 400,
-/// others 415) would otherwise see every request dropped: until one request
-/// has been accepted with the configured compression, a permanent refusal
-/// that could be about compression is retried once a step lower (zstd →
-/// gzip → none), and if that is accepted the lower one is kept (logged).
-pub struct Downgradable {
-    level: std::sync::atomic::AtomicU8,
-    confirmed: std::sync::atomic::AtomicBool,
+/// One attempt's answer, with what it says about compression.
+struct Attempt {
+    outcome: Outcome,
+    /// The receiver's `grpc-accept-encoding` (or `Accept-Encoding`).
+    accepts: Option<String>,
+    refusal: Option<RefusalOwned>,
 }
 
-fn level(c: Compression) -> u8 {
-    match c {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Zstd => 2,
-    }
+enum RefusalOwned {
+    Grpc { code: tonic::Code, message: String },
+    Http { status: u16 },
 }
 
-fn from_level(l: u8) -> Compression {
-    match l {
-        2 => Compression::Zstd,
-        1 => Compression::Gzip,
-        _ => Compression::None,
-    }
-}
-
-impl Downgradable {
-    fn new(c: Compression) -> Downgradable {
-        Downgradable { level: std::sync::atomic::AtomicU8::new(level(c)), confirmed: std::sync::atomic::AtomicBool::new(false) }
-    }
-    pub fn get(&self) -> Compression {
-        from_level(self.level.load(std::sync::atomic::Ordering::Relaxed))
-    }
-    /// One step down from the current compression, while none has been
-    /// confirmed.
-    fn lower(&self) -> Option<Compression> {
-        let l = self.level.load(std::sync::atomic::Ordering::Relaxed);
-        (!self.confirmed.load(std::sync::atomic::Ordering::Relaxed) && l > 0).then(|| from_level(l - 1))
-    }
-    fn accepted_with(&self, c: Compression) {
-        if c != self.get() {
-            tracing::warn!(from = ?self.get(), to = ?c, "the receiver refused compressed requests it could not decode; switching compression");
-            self.level.store(level(c), std::sync::atomic::Ordering::Relaxed);
+impl RefusalOwned {
+    fn as_ref(&self) -> Refusal<'_> {
+        match self {
+            RefusalOwned::Grpc { code, message } => Refusal::Grpc { code: *code, message },
+            RefusalOwned::Http { status } => Refusal::Http { status: *status },
         }
-        self.confirmed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Attempt {
+    fn plain(outcome: Outcome) -> Attempt {
+        Attempt { outcome, accepts: None, refusal: None }
     }
 }
 
@@ -146,10 +140,16 @@ impl Transport {
                     let value = h.value.expose().parse().map_err(|_| TransportError::Header(h.name.clone()))?;
                     headers.insert(key, value);
                 }
-                let compression = Downgradable::new(config.compression);
+                let compression = Negotiated::new(config.compression);
                 // lazy: an endpoint that is down at start is retried like
                 // one that goes down later
-                Ok(Transport::Grpc { channel: endpoint.connect_lazy(), headers, compression, timeout: config.timeout })
+                Ok(Transport::Grpc {
+                    channel: std::sync::Mutex::new(endpoint.connect_lazy()),
+                    endpoint: Box::new(endpoint),
+                    headers,
+                    compression,
+                    timeout: config.timeout,
+                })
             }
             Protocol::Http => {
                 let mut headers = reqwest::header::HeaderMap::new();
@@ -181,15 +181,18 @@ impl Transport {
                     client,
                     metrics_url: config.metrics_url.clone(),
                     logs_url: config.logs_url.clone(),
-                    compression: Downgradable::new(config.compression),
+                    compression: Negotiated::new(config.compression),
                 })
             }
         }
     }
 
-    async fn send_with(&self, item: &Encoded, compression: Compression) -> Outcome {
+    async fn send_with(&self, item: &Encoded, compression: Compression) -> Attempt {
         match self {
-            Transport::Grpc { channel, headers, timeout, .. } => grpc(channel.clone(), headers, compression, *timeout, item).await,
+            Transport::Grpc { channel, headers, timeout, .. } => {
+                let channel = channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                grpc(channel, headers, compression, *timeout, item).await
+            }
             Transport::Http { client, metrics_url, logs_url, .. } => {
                 let url = match item.signal {
                     Signal::Metrics => metrics_url,
@@ -200,24 +203,46 @@ impl Transport {
         }
     }
 
-    pub async fn send(&self, item: &Encoded) -> Outcome {
-        let (Transport::Grpc { compression: state, .. } | Transport::Http { compression: state, .. }) = self;
-        let compression = state.get();
-        let outcome = self.send_with(item, compression).await;
-        match &outcome {
-            Outcome::Accepted { .. } => state.accepted_with(compression),
-            Outcome::Permanent { cause } if may_be_compression(cause) => {
-                if let Some(lower) = state.lower() {
-                    let second = self.send_with(item, lower).await;
-                    if matches!(second, Outcome::Accepted { .. }) {
-                        state.accepted_with(lower);
-                        return second;
+    fn negotiated(&self) -> &Negotiated {
+        let (Transport::Grpc { compression, .. } | Transport::Http { compression, .. }) = self;
+        compression
+    }
+
+    /// The compression requests go out with now.
+    pub fn compression(&self) -> Compression {
+        self.negotiated().current()
+    }
+
+    /// Sends one request. A refusal of our compression steps down and
+    /// sends again at once (see [`crate::compression`]); `steps` counts
+    /// those.
+    pub async fn send(&self, item: &Encoded, steps: &std::sync::atomic::AtomicU64) -> Outcome {
+        let negotiated = self.negotiated();
+        loop {
+            let compression = negotiated.current();
+            let attempt = self.send_with(item, compression).await;
+            if let Some(accepts) = &attempt.accepts {
+                negotiated.advertised(accepts);
+            }
+            if let Outcome::Accepted { .. } = attempt.outcome {
+                negotiated.accepted(compression);
+            }
+            if let Outcome::Permanent { cause } = &attempt.outcome {
+                let about_encoding = attempt.refusal.as_ref().is_some_and(|r| negotiated.is_about_encoding(compression, r.as_ref()))
+                    // the receiver named what it takes, and it is not what
+                    // we sent
+                    || (attempt.accepts.is_some() && negotiated.current() != compression);
+                if about_encoding && compression != Compression::None {
+                    negotiated.refused(compression, cause);
+                    if let Transport::Grpc { endpoint, channel, .. } = self {
+                        *channel.lock().unwrap_or_else(|p| p.into_inner()) = endpoint.connect_lazy();
                     }
+                    steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
                 }
             }
-            _ => {}
+            return attempt.outcome;
         }
-        outcome
     }
 }
 
@@ -302,13 +327,8 @@ pub fn retry_info(status: &tonic::Status) -> Option<Duration> {
     })
 }
 
-/// Whether a permanent failure could be the receiver not decoding our
-/// compression.
-fn may_be_compression(cause: &str) -> bool {
-    cause.starts_with("gRPC Unimplemented")
-        || cause.starts_with("gRPC Internal")
-        || cause.starts_with("HTTP 400")
-        || cause.starts_with("HTTP 415")
+fn grpc_accepts(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata.get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 async fn grpc(
@@ -317,19 +337,19 @@ async fn grpc(
     compression: Compression,
     timeout: Duration,
     item: &Encoded,
-) -> Outcome {
+) -> Attempt {
     use tonic::Code;
-    let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(4 << 20);
-    let encoding = match compression {
-        Compression::Gzip => Some(CompressionEncoding::Gzip),
-        Compression::Zstd => Some(CompressionEncoding::Zstd),
-        Compression::None => None,
-    };
-    if let Some(c) = encoding {
-        client = client.send_compressed(c).accept_compressed(c);
+    let mut client = tonic::client::Grpc::new(channel)
+        .max_decoding_message_size(4 << 20)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    match compression {
+        Compression::Gzip => client = client.send_compressed(CompressionEncoding::Gzip),
+        Compression::Zstd => client = client.send_compressed(CompressionEncoding::Zstd),
+        Compression::None => {}
     }
     if let Err(e) = client.ready().await {
-        return Outcome::Retry { after: None, cause: format!("connect: {e}") };
+        return Attempt::plain(Outcome::Retry { after: None, cause: format!("connect: {e}") });
     }
     let mut request = tonic::Request::new(item.payload.clone());
     *request.metadata_mut() = headers.clone();
@@ -340,11 +360,11 @@ async fn grpc(
     };
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
     match client.unary(request, path, Passthrough).await {
-        Ok(response) => partial(response.get_ref()),
+        Ok(response) => Attempt { accepts: grpc_accepts(response.metadata()), outcome: partial(response.get_ref()), refusal: None },
         Err(status) => {
             let cause = format!("gRPC {:?}: {}", status.code(), status.message());
             let after = retry_info(&status);
-            match status.code() {
+            let outcome = match status.code() {
                 Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::DataLoss => {
                     Outcome::Retry { after, cause }
                 }
@@ -355,20 +375,10 @@ async fn grpc(
                     Outcome::Retry { after, cause }
                 }
                 _ => Outcome::Permanent { cause },
-            }
+            };
+            let refusal = RefusalOwned::Grpc { code: status.code(), message: status.message().to_string() };
+            Attempt { accepts: grpc_accepts(status.metadata()), outcome, refusal: Some(refusal) }
         }
-    }
-}
-
-pub fn compress(compression: Compression, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-    match compression {
-        Compression::None => Ok(payload.to_vec()),
-        Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(payload.len() / 4), flate2::Compression::fast());
-            std::io::Write::write_all(&mut e, payload)?;
-            e.finish()
-        }
-        Compression::Zstd => zstd::bulk::compress(payload, 3),
     }
 }
 
@@ -378,35 +388,14 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate(value)?;
+    let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
-/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
-fn httpdate(s: &str) -> Option<std::time::SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let month =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| m == month)? as i64 + 1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    let [h, m, sec] = hms.as_slice() else { return None };
-    // days from civil (Howard Hinnant's algorithm)
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + m * 60 + sec;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-async fn http(client: &reqwest::Client, url: &str, compression: Compression, item: &Encoded) -> Outcome {
+async fn http(client: &reqwest::Client, url: &str, compression: Compression, item: &Encoded) -> Attempt {
     let body = match compress(compression, &item.payload) {
         Ok(b) => b,
-        Err(e) => return Outcome::Permanent { cause: format!("compressing the request: {e}") },
+        Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("compressing the request: {e}") }),
     };
     let mut request = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/x-protobuf").body(body);
     match compression {
@@ -416,13 +405,17 @@ async fn http(client: &reqwest::Client, url: &str, compression: Compression, ite
     }
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return Outcome::Retry { after: None, cause: format!("HTTP: {}", without_url(&e)) },
+        Err(e) => return Attempt::plain(Outcome::Retry { after: None, cause: format!("HTTP: {}", without_url(&e)) }),
     };
     let status = response.status();
     let after = retry_after(response.headers());
+    // RFC 7694: a 415 may say which content codings the server takes
+    let accepts = (status.as_u16() == 415)
+        .then(|| response.headers().get(reqwest::header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .flatten();
     let body = response.bytes().await.unwrap_or_default();
     if status.is_success() {
-        return match ExportMetricsServiceResponse::decode(body.as_ref()) {
+        let outcome = match ExportMetricsServiceResponse::decode(body.as_ref()) {
             Ok(r) => partial(&r),
             // a 2xx whose body is not a response still means accepted
             Err(_) => {
@@ -430,13 +423,15 @@ async fn http(client: &reqwest::Client, url: &str, compression: Compression, ite
                 Outcome::Accepted { rejected: 0, message: String::new() }
             }
         };
+        return Attempt::plain(outcome);
     }
     let detail = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
     let cause = if detail.is_empty() || detail.contains('\0') { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
-    match status.as_u16() {
+    let outcome = match status.as_u16() {
         429 | 502 | 503 | 504 => Outcome::Retry { after, cause },
         _ => Outcome::Permanent { cause },
-    }
+    };
+    Attempt { outcome, accepts, refusal: Some(RefusalOwned::Http { status: status.as_u16() }) }
 }
 
 /// reqwest's errors name the URL; ours may carry a key in its query.
@@ -468,8 +463,14 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        assert_eq!(httpdate("Sun, 06 Nov 1994 08:49:37 GMT"), Some(std::time::UNIX_EPOCH + Duration::from_secs(784_111_777)));
-        assert_eq!(httpdate("yesterday"), None);
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        h.insert(reqwest::header::RETRY_AFTER, soon.parse().unwrap());
+        let wait = retry_after(&h).expect("an HTTP date");
+        assert!(wait > Duration::from_secs(115) && wait <= Duration::from_secs(120), "{wait:?}");
+        h.insert(reqwest::header::RETRY_AFTER, "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past: now");
+        h.insert(reqwest::header::RETRY_AFTER, "yesterday".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use dbintel_dsl::schema::BatchSettings;
 use super::Operator;
 use dbintel_core::counters::NodeCounters;
 use dbintel_core::record::Batch;
+use dbintel_core::BoxFuture;
 
 pub struct Batcher {
     size: usize,
@@ -52,7 +53,7 @@ impl Batcher {
 }
 
 impl Operator for Batcher {
-    fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>, counters: &NodeCounters) {
+    fn process<'a>(&'a mut self, mut batch: Batch, out: &'a mut Vec<Batch>, counters: &'a NodeCounters) -> BoxFuture<'a, ()> {
         let n = batch.len();
         NodeCounters::add(&counters.received, n);
         NodeCounters::add(&counters.emitted, n);
@@ -69,6 +70,7 @@ impl Operator for Batcher {
         if self.count >= self.size || self.bytes >= self.max_bytes {
             self.flush(out);
         }
+        Box::pin(std::future::ready(()))
     }
 
     fn tick_every(&self) -> Option<Duration> {
@@ -106,46 +108,46 @@ mod tests {
         b
     }
 
-    #[test]
-    fn flushes_at_size_in_chunks_of_size() {
+    #[tokio::test]
+    async fn flushes_at_size_in_chunks_of_size() {
         let mut b = batcher(4, 60_000, 1 << 30);
         let counters = NodeCounters::default();
         let mut out = Vec::new();
-        b.process(batch(3, 0), &mut out, &counters);
+        b.process(batch(3, 0), &mut out, &counters).await;
         assert!(out.is_empty());
-        b.process(batch(6, 0), &mut out, &counters);
+        b.process(batch(6, 0), &mut out, &counters).await;
         let sizes: Vec<usize> = out.iter().map(Batch::len).collect();
         assert_eq!(sizes, [4, 4, 1]);
     }
 
-    #[test]
-    fn flushes_on_timeout_and_at_the_end() {
+    #[tokio::test]
+    async fn flushes_on_timeout_and_at_the_end() {
         let mut b = batcher(1000, 50, 1 << 30);
         let counters = NodeCounters::default();
         let mut out = Vec::new();
-        b.process(batch(2, 0), &mut out, &counters);
+        b.process(batch(2, 0), &mut out, &counters).await;
         b.tick(Instant::now(), &mut out);
         assert!(out.is_empty(), "not yet");
         b.tick(Instant::now() + Duration::from_millis(60), &mut out);
         assert_eq!(out.len(), 1);
-        b.process(batch(1, 0), &mut out, &counters);
+        b.process(batch(1, 0), &mut out, &counters).await;
         b.finish(&mut out);
         assert_eq!(out.iter().map(Batch::len).sum::<usize>(), 3, "nothing held back at the end");
     }
 
-    #[test]
-    fn keeps_pipelines_apart_and_respects_max_bytes() {
+    #[tokio::test]
+    async fn keeps_pipelines_apart_and_respects_max_bytes() {
         let mut b = batcher(1000, 60_000, 1 << 30);
         let counters = NodeCounters::default();
         let mut out = Vec::new();
-        b.process(batch(2, 0), &mut out, &counters);
-        b.process(batch(2, 1), &mut out, &counters);
+        b.process(batch(2, 0), &mut out, &counters).await;
+        b.process(batch(2, 1), &mut out, &counters).await;
         b.finish(&mut out);
         let routes: Vec<(usize, usize)> = out.iter().map(|b| (b.route, b.len())).collect();
         assert_eq!(routes, [(0, 2), (1, 2)]);
         let mut small = batcher(1000, 60_000, 100);
         out.clear();
-        small.process(batch(2, 0), &mut out, &counters);
+        small.process(batch(2, 0), &mut out, &counters).await;
         assert_eq!(out.len(), 1, "over max_bytes flushes at once");
     }
 }

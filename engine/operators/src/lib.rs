@@ -1,4 +1,9 @@
 //! Operators between sources and sinks, one file each.
+//!
+//! # Layout
+//! - [`transform`] (OTTL statements, compiled by [`ottl`]), [`sample`]
+//!   (ordered keep/drop rules; shared state through [`redis`]),
+//!   [`batch`], [`memory_limit`].
 
 pub mod batch;
 pub mod memory_limit;
@@ -12,11 +17,16 @@ use std::time::{Duration, Instant};
 
 use dbintel_core::counters::NodeCounters;
 use dbintel_core::record::Batch;
+use dbintel_core::BoxFuture;
 
 /// A processing node. The runtime calls it from the node's own task.
+///
+/// `process` is async so that an operator may wait on I/O (the sampler's
+/// shared state in Redis) without holding a runtime thread; operators
+/// that need none do their work before returning a ready future.
 pub trait Operator: Send {
     /// Handles one batch, pushing whatever it emits onto `out`.
-    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>, counters: &NodeCounters);
+    fn process<'a>(&'a mut self, batch: Batch, out: &'a mut Vec<Batch>, counters: &'a NodeCounters) -> BoxFuture<'a, ()>;
     /// How often [`Operator::tick`] should run, if at all.
     fn tick_every(&self) -> Option<Duration> {
         None

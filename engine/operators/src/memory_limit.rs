@@ -18,6 +18,7 @@ use dbintel_core::budget::{resident_bytes, Budget};
 use super::Operator;
 use dbintel_core::counters::NodeCounters;
 use dbintel_core::record::Batch;
+use dbintel_core::BoxFuture;
 
 pub struct MemoryLimit {
     budget: Arc<Budget>,
@@ -50,7 +51,7 @@ impl MemoryLimit {
 }
 
 impl Operator for MemoryLimit {
-    fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>, counters: &NodeCounters) {
+    fn process<'a>(&'a mut self, mut batch: Batch, out: &'a mut Vec<Batch>, counters: &'a NodeCounters) -> BoxFuture<'a, ()> {
         let n = batch.len();
         NodeCounters::add(&counters.received, n);
         self.check_rss(Instant::now());
@@ -66,5 +67,6 @@ impl Operator for MemoryLimit {
                 tracing::warn!(used = self.budget.used(), limit = self.budget.limit, records = n, "memory limit reached: batch dropped");
             }
         }
+        Box::pin(std::future::ready(()))
     }
 }

@@ -1,124 +1,220 @@
-//! A small Redis client (RESP2 over TCP, blocking, short timeouts) for the
-//! sampler's shared state: rate-limit counters and dedup keys that every
-//! replica sees. Two commands are all it needs (`EVAL`, `SET … NX PX`), so
-//! a client crate would be more code than this.
+//! The sampler's shared state in Redis: rate-limit counters and dedup
+//! keys that every replica sees, on the `redis` crate.
+//!
+//! One async connection manager per sampler (it reconnects by itself;
+//! made on first use, so a Redis that is down at start is only a
+//! fallback, not an error), TLS with `rediss://`, credentials from
+//! `env()`/`file()`. A batch's decisions go out in one round trip: each
+//! record's Redis steps (in rule order) are one entry of a Lua script
+//! called by its SHA, chunks of records pipelined together. The script
+//! runs a record's steps in order and stops at the first that drops it,
+//! so a rate-limit counter only counts records that got past the rules
+//! before it — the same answer as asking one step at a time.
+//!
+//! Replies are checked for their shape: anything else is an error (the
+//! sampler then decides locally), never a panic.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    Simple(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
+use dbintel_core::secret::Secret;
+use dbintel_dsl::plan::RedisState;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, Value};
+
+/// Records per script call (a pipeline carries as many calls as needed).
+const CHUNK: usize = 512;
+
+/// For each record (`ARGV`: step count, then per step kind, ttl ms,
+/// limit; `KEYS`: every step's key in order): 0 when every step let it
+/// through, else the 1-based number of the step that dropped it.
+const DECIDE: &str = r#"
+local out, k, a = {}, 1, 1
+while a <= #ARGV do
+  local n = tonumber(ARGV[a]); a = a + 1
+  local failed = 0
+  for i = 1, n do
+    local kind, ttl, limit = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]); a = a + 3
+    local key = KEYS[k]; k = k + 1
+    if failed == 0 then
+      if kind == 'd' then
+        if not redis.call('SET', key, '1', 'NX', 'PX', ttl) then failed = i end
+      else
+        local c = redis.call('INCR', key)
+        if c == 1 then redis.call('PEXPIRE', key, ttl) end
+        if c > limit then failed = i end
+      end
+    end
+  end
+  out[#out + 1] = failed
+end
+return out
+"#;
+
+/// One question for Redis about one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The first with `key` within `window`?
+    Dedup { key: String, window: Duration },
+    /// Within `limit` for `key` in the window the key names (the key
+    /// carries the window's number; it expires after two windows)?
+    Rate { key: String, limit: u64, window: Duration },
 }
 
-pub struct Redis {
-    addr: String,
-    password: Option<String>,
-    db: Option<u32>,
-    conn: Option<BufReader<TcpStream>>,
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("redis state: {0}")]
+    Url(String),
+    #[error("redis state credentials: {0}")]
+    Secret(#[from] dbintel_core::secret::SecretError),
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("redis: no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis: malformed reply: {0}")]
+    Malformed(String),
+}
+
+/// A Redis error without anything that could carry a password.
+fn redis_error(e: &redis::RedisError) -> StateError {
+    StateError::Redis(format!("{:?}: {}", e.kind(), e.detail().unwrap_or(e.category())))
+}
+
+pub struct SharedState {
+    client: redis::Client,
+    manager: Option<ConnectionManager>,
+    /// The script is known to be in the server's cache.
+    loaded: bool,
+    script: redis::Script,
     timeout: Duration,
 }
 
-/// `redis://[[user]:password@]host[:port][/db]`.
-pub fn parse_url(url: &str) -> Result<(String, Option<String>, Option<u32>), String> {
-    let rest = url.strip_prefix("redis://").ok_or_else(|| "only redis:// URLs are supported (no TLS)".to_string())?;
-    let (auth, hostpart) = match rest.rsplit_once('@') {
-        Some((a, h)) => (Some(a), h),
-        None => (None, rest),
-    };
-    let password = auth.and_then(|a| a.split_once(':').map(|(_, p)| p.to_string()).or(Some(a.to_string()))).filter(|p| !p.is_empty());
-    let (host, db) = match hostpart.split_once('/') {
-        Some((h, d)) => (h, d.parse().ok()),
-        None => (hostpart, None),
-    };
-    let addr = if host.contains(':') { host.to_string() } else { format!("{host}:6379") };
-    Ok((addr, password, db))
-}
-
-impl Redis {
-    pub fn new(url: &str, timeout: Duration) -> Result<Redis, String> {
-        let (addr, password, db) = parse_url(url)?;
-        Ok(Redis { addr, password, db, conn: None, timeout })
+impl SharedState {
+    /// Checks the URL and resolves the credentials; connects on first use.
+    pub fn new(state: &RedisState, timeout: Duration) -> Result<SharedState, StateError> {
+        if state.url.starts_with("rediss://") && rustls::crypto::CryptoProvider::get_default().is_none() {
+            // the binary installs ring first; a library caller may not have,
+            // and rustls would panic at the first TLS connection
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let mut info = state
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| StateError::Url(format!("not a redis:// or rediss:// URL ({:?})", e.kind())))?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(user) = &state.username {
+            settings = settings.set_username(Secret::resolve(user)?.expose());
+        }
+        if let Some(password) = &state.password {
+            settings = settings.set_password(Secret::resolve(password)?.expose());
+        }
+        info = info.set_redis_settings(settings);
+        let client = redis::Client::open(info).map_err(|e| redis_error(&e))?;
+        Ok(SharedState { client, manager: None, loaded: false, script: redis::Script::new(DECIDE), timeout })
     }
 
-    fn connect(&mut self) -> Result<(), String> {
-        use std::net::ToSocketAddrs;
-        let addr = self.addr.to_socket_addrs().map_err(|e| format!("redis {}: {e}", self.addr))?.next().ok_or("no address")?;
-        let stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| format!("redis {}: {e}", self.addr))?;
-        stream.set_read_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
-        self.conn = Some(BufReader::new(stream));
-        if let Some(pw) = self.password.clone() {
-            self.raw(&[b"AUTH", pw.as_bytes()])?;
+    fn manager(&mut self) -> Result<ConnectionManager, StateError> {
+        if let Some(m) = &self.manager {
+            return Ok(m.clone());
         }
-        if let Some(db) = self.db {
-            self.raw(&[b"SELECT", db.to_string().as_bytes()])?;
-        }
-        Ok(())
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config).map_err(|e| redis_error(&e))?;
+        self.manager = Some(manager.clone());
+        Ok(manager)
     }
 
-    fn raw(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
-        let conn = self.conn.as_mut().ok_or("not connected")?;
-        let mut buf = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            buf.extend_from_slice(a);
-            buf.extend_from_slice(b"\r\n");
+    /// Runs every record's steps (`chains[i]` for record i) in one round
+    /// trip; for each record, 0 or the number of the step that dropped it.
+    pub async fn decide(&mut self, chains: &[Vec<Step>]) -> Result<Vec<u32>, StateError> {
+        if chains.is_empty() {
+            return Ok(Vec::new());
         }
-        conn.get_mut().write_all(&buf).map_err(|e| format!("redis write: {e}"))?;
-        read_reply(conn)
-    }
-
-    /// Sends a command, connecting first if needed; a failed connection is
-    /// dropped so the next call reconnects.
-    pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
-        if self.conn.is_none() {
-            self.connect()?;
-        }
-        let result = self.raw(args);
-        if result.is_err() {
-            self.conn = None;
-        }
-        result
-    }
-}
-
-fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, String> {
-    let mut line = String::new();
-    let n = r.read_line(&mut line).map_err(|e| format!("redis read: {e}"))?;
-    if n == 0 {
-        return Err("redis closed the connection".into());
-    }
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Reply, String> {
-    let line = read_line(r)?;
-    let (kind, rest) = line.split_at(1.min(line.len()));
-    match kind {
-        "+" => Ok(Reply::Simple(rest.to_string())),
-        "-" => Err(format!("redis: {rest}")),
-        ":" => rest.parse().map(Reply::Int).map_err(|_| format!("redis: bad integer {rest:?}")),
-        "$" => {
-            let len: i64 = rest.parse().map_err(|_| format!("redis: bad length {rest:?}"))?;
-            if len < 0 {
-                return Ok(Reply::Bulk(None));
+        let mut conn = self.manager()?;
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            if !self.loaded {
+                pipe.cmd("SCRIPT").arg("LOAD").arg(DECIDE);
             }
-            let mut data = vec![0; len as usize + 2];
-            r.read_exact(&mut data).map_err(|e| format!("redis read: {e}"))?;
-            data.truncate(len as usize);
-            Ok(Reply::Bulk(Some(data)))
+            for chunk in chains.chunks(CHUNK) {
+                let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash());
+                cmd.arg(chunk.iter().map(Vec::len).sum::<usize>());
+                for step in chunk.iter().flatten() {
+                    match step {
+                        Step::Dedup { key, .. } | Step::Rate { key, .. } => cmd.arg(key.as_str()),
+                    };
+                }
+                for steps in chunk {
+                    cmd.arg(steps.len());
+                    for step in steps {
+                        match step {
+                            Step::Dedup { window, .. } => cmd.arg("d").arg(millis(*window)).arg(0),
+                            Step::Rate { limit, window, .. } => cmd.arg("r").arg(millis(*window) * 2).arg(*limit),
+                        };
+                    }
+                }
+            }
+            let replies = match tokio::time::timeout(self.timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await {
+                Err(_) => return Err(StateError::Timeout(self.timeout)),
+                Ok(Err(e)) if attempt == 0 && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    // the server lost its script cache (a restart)
+                    self.loaded = false;
+                    continue;
+                }
+                Ok(Err(e)) => return Err(redis_error(&e)),
+                Ok(Ok(replies)) => replies,
+            };
+            let replies = if self.loaded { &replies[..] } else { replies.get(1..).unwrap_or_default() };
+            self.loaded = true;
+            return answers(replies, chains);
         }
-        "*" => {
-            let n: i64 = rest.parse().map_err(|_| format!("redis: bad array {rest:?}"))?;
-            (0..n.max(0)).map(|_| read_reply(r)).collect::<Result<_, _>>().map(Reply::Array)
+        Err(StateError::Redis("the decision script could not be loaded".into()))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().clamp(1, u128::from(u64::MAX)) as u64
+}
+
+/// The script's replies, one array per chunk, checked against what was
+/// asked.
+fn answers(replies: &[Value], chains: &[Vec<Step>]) -> Result<Vec<u32>, StateError> {
+    let chunks: Vec<&[Vec<Step>]> = chains.chunks(CHUNK).collect();
+    if replies.len() != chunks.len() {
+        return Err(StateError::Malformed(format!("{} replies for {} calls", replies.len(), chunks.len())));
+    }
+    let mut out = Vec::with_capacity(chains.len());
+    for (reply, chunk) in replies.iter().zip(chunks) {
+        let Value::Array(items) = reply else {
+            return Err(StateError::Malformed(format!("expected an array, got {}", kind(reply))));
+        };
+        if items.len() != chunk.len() {
+            return Err(StateError::Malformed(format!("{} answers for {} records", items.len(), chunk.len())));
         }
-        _ => Err(format!("redis: unexpected reply {line:?}")),
+        for (item, steps) in items.iter().zip(chunk) {
+            match item {
+                Value::Int(n) if (0..=steps.len() as i64).contains(n) => out.push(*n as u32),
+                other => return Err(StateError::Malformed(format!("answer {} for a record with {} steps", kind(other), steps.len()))),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A reply's type, for messages (never its contents).
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Int(n) => format!("integer {n}"),
+        Value::Array(a) => format!("array of {}", a.len()),
+        Value::Nil => "nil".into(),
+        Value::BulkString(_) => "bulk string".into(),
+        Value::SimpleString(_) => "simple string".into(),
+        Value::Okay => "OK".into(),
+        Value::ServerError(e) => format!("error {:?}", e.code()),
+        _ => "another type".into(),
     }
 }
 
@@ -126,10 +222,41 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Reply, String> {
 mod tests {
     use super::*;
 
+    fn dedup(k: &str) -> Step {
+        Step::Dedup { key: k.into(), window: Duration::from_secs(1) }
+    }
+
     #[test]
-    fn urls() {
-        assert_eq!(parse_url("redis://127.0.0.1:6380/2").unwrap(), ("127.0.0.1:6380".into(), None, Some(2)));
-        assert_eq!(parse_url("redis://:s3cret@cache").unwrap(), ("cache:6379".into(), Some("s3cret".into()), None));
-        assert!(parse_url("rediss://x").is_err());
+    fn replies_of_the_wrong_shape_are_errors() {
+        let chains = vec![vec![dedup("a")], vec![dedup("b"), dedup("c")]];
+        assert_eq!(answers(&[Value::Array(vec![Value::Int(0), Value::Int(2)])], &chains).unwrap(), [0, 2]);
+        for bad in [
+            vec![],
+            vec![Value::Int(0)],
+            vec![Value::Array(vec![Value::Int(0)])],
+            vec![Value::Array(vec![Value::Int(0), Value::Int(3)])],
+            vec![Value::Array(vec![Value::Int(-1), Value::Int(0)])],
+            vec![Value::Array(vec![Value::Nil, Value::Int(0)])],
+            vec![Value::Array(vec![Value::Int(0), Value::Int(0)]), Value::Nil],
+        ] {
+            let err = answers(&bad, &chains).expect_err("malformed");
+            assert!(matches!(err, StateError::Malformed(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_and_credentials_resolved() {
+        std::env::set_var("DBINTEL_TEST_REDIS_PW", "s3cret-pw");
+        let state = RedisState {
+            url: "rediss://cache.internal:6380/2".into(),
+            username: None,
+            password: Some(dbintel_dsl::plan::SecretRef::Env("DBINTEL_TEST_REDIS_PW".into())),
+        };
+        let s = SharedState::new(&state, Duration::from_millis(100)).expect("a TLS URL");
+        let info = s.client.get_connection_info();
+        assert_eq!(info.redis_settings().password(), Some("s3cret-pw"));
+        let bad = RedisState { url: "memcached://x".into(), username: None, password: None };
+        let err = SharedState::new(&bad, Duration::from_millis(100)).err().expect("refused").to_string();
+        assert!(err.contains("redis://"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ use super::Operator;
 use crate::ottl::{compile_statement, CExpr, CStatement, CompileError, Ctx};
 use dbintel_core::counters::NodeCounters;
 use dbintel_core::record::{Batch, Record, Resource};
+use dbintel_core::BoxFuture;
 
 /// Attribute set on a record whose text could not be sanitized (the text
 /// itself was removed).
@@ -198,7 +199,7 @@ fn log(transform: &str, logged: &mut u64, statement: &CStatement, err: &FnError)
 }
 
 impl Operator for Transform {
-    fn process(&mut self, mut batch: Batch, out: &mut Vec<Batch>, counters: &NodeCounters) {
+    fn process<'a>(&'a mut self, mut batch: Batch, out: &'a mut Vec<Batch>, counters: &'a NodeCounters) -> BoxFuture<'a, ()> {
         NodeCounters::add(&counters.received, batch.len());
         let resource = &mut batch.resource;
         let (mut errors, mut dropped) = (0, 0);
@@ -219,6 +220,7 @@ impl Operator for Transform {
         if !batch.is_empty() {
             out.push(batch);
         }
+        Box::pin(std::future::ready(()))
     }
 }
 

@@ -313,7 +313,7 @@ async fn processor_task(
             None => rx.recv().await.map(Some),
         };
         match next {
-            Some(Some(batch)) => op.process(batch, &mut out, &counters),
+            Some(Some(batch)) => op.process(batch, &mut out, &counters).await,
             Some(None) => op.tick(Instant::now(), &mut out),
             None => {
                 op.finish(&mut out);
@@ -327,6 +327,17 @@ async fn processor_task(
     }
 }
 
+/// Pauses between offers of a batch a sink did not take.
+const SINK_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const SINK_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Feeds a sink. A batch the sink hands back (it took none of it) is
+/// offered again with capped exponential backoff until it is taken: the
+/// wait holds the pipeline back (sources skip scrapes and count them)
+/// instead of losing what was accepted upstream. A batch the sink lost is
+/// counted as dropped. Either way the task goes on; only the end of its
+/// input ends it. Every failure is counted; a run of them is logged when
+/// it starts and when it ends.
 async fn sink_task(
     name: String,
     mut sink: Box<dyn Sink>,
@@ -336,12 +347,35 @@ async fn sink_task(
     while let Some(batch) = rx.recv().await {
         let n = batch.len();
         NodeCounters::add(&counters.received, n);
-        match sink.consume(batch).await {
-            Ok(()) => NodeCounters::add(&counters.emitted, n),
-            Err(error) => {
-                NodeCounters::add(&counters.errors, 1);
-                NodeCounters::add(&counters.dropped, n);
-                return Err(RunError::Sink { node: name, error });
+        let mut offer = Some(batch);
+        let mut delay = SINK_RETRY_FIRST;
+        let mut failures = 0u64;
+        while let Some(batch) = offer.take() {
+            match sink.consume(batch).await {
+                Ok(()) => {
+                    NodeCounters::add(&counters.emitted, n);
+                    if failures > 0 {
+                        tracing::info!(sink = %name, attempts = failures + 1, "the sink took the batch after failing");
+                    }
+                }
+                Err(failure) => {
+                    NodeCounters::add(&counters.errors, 1);
+                    failures += 1;
+                    match failure.batch {
+                        Some(back) => {
+                            if failures == 1 {
+                                tracing::error!(sink = %name, error = %failure.error, records = n, "the sink failed; offering the batch again with backoff");
+                            }
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(SINK_RETRY_MAX);
+                            offer = Some(back);
+                        }
+                        None => {
+                            NodeCounters::add(&counters.dropped, n);
+                            tracing::error!(sink = %name, error = %failure.error, records = n, "the sink lost a batch (counted as dropped)");
+                        }
+                    }
+                }
             }
         }
     }
@@ -352,7 +386,7 @@ async fn sink_task(
 pub struct Discard;
 
 impl Sink for Discard {
-    fn consume(&mut self, _batch: Batch) -> dbintel_core::BoxFuture<'_, Result<(), dbintel_core::sink::SinkError>> {
+    fn consume(&mut self, _batch: Batch) -> dbintel_core::BoxFuture<'_, Result<(), dbintel_core::sink::SinkFailure>> {
         Box::pin(async { Ok(()) })
     }
     fn close(&mut self) -> dbintel_core::BoxFuture<'_, Result<(), dbintel_core::sink::SinkError>> {

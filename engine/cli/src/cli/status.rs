@@ -99,15 +99,15 @@ pub fn table(status: &Value) -> String {
     }
     let sinks = status["sinks"].as_array().cloned().unwrap_or_default();
     if !sinks.is_empty() {
-        out.push_str(&format!("\n{:<28} {:>14} {:>9} {:>12} {:>12}\n", "SINK", "QUEUED BYTES", "REQUESTS", "ITEMS SENT", "ITEMS FAILED"));
+        out.push_str(&format!("\n{:<28} {:>14} {:>12} {:<24} {}\n", "SINK", "QUEUED BYTES", "QUEUED ITEMS", "LAST OUTCOME", "STALLED"));
         for s in &sinks {
             out.push_str(&format!(
-                "{:<28} {:>14} {:>9} {:>12} {:>12}\n",
+                "{:<28} {:>14} {:>12} {:<24} {}\n",
                 s["sink"].as_str().unwrap_or("?"),
-                s["queue_bytes"],
-                s["queue_requests"],
-                s["items_sent"],
-                s["items_failed"]
+                s["queued"]["bytes"],
+                s["queued"]["items"],
+                format!("{} ({})", s["last_outcome"].as_str().unwrap_or("-"), ago(&s["last_outcome_seconds_ago"])),
+                s["stalled"].as_str().unwrap_or("")
             ));
         }
     }

@@ -47,6 +47,8 @@ pub struct Options {
     pub watch: Option<Duration>,
     /// Recorded rows instead of databases, per source (as in dry-run).
     pub replays: HashMap<String, Vec<(String, PathBuf)>>,
+    /// What the HTTP port accepts, and who may POST /reload.
+    pub http: http::Limits,
 }
 
 pub enum ReloadReply {
@@ -92,7 +94,10 @@ impl Shared {
         if !known {
             return vec!["the cluster role is not known yet".into()];
         }
-        self.status.unsettled()
+        let mut reasons = self.status.unsettled();
+        let exporters: Vec<_> = self.exporters.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        reasons.extend(exporters.iter().filter_map(|e| e.status().stalled));
+        reasons
     }
 
     /// The control loop has ticked in the last 30 seconds.
@@ -549,7 +554,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None, sources: HashMap::new(), coordinator: None };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
     daemon.start(plan, None).await.map_err(DaemonError::Start)?;
-    tokio::spawn(http::serve(listener, shared.clone()));
+    tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone()));
     tracing::info!(%listen, "running; /metrics, /healthz, /readyz, /status and POST /reload on this address");
 
     let poll = daemon.options.watch.unwrap_or(Duration::from_secs(1));

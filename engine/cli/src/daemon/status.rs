@@ -86,20 +86,19 @@ pub fn render(shared: &Shared) -> String {
     let sinks: Vec<Value> = exporters
         .iter()
         .map(|e| {
-            json!({
-                "sink": e.name,
-                "endpoint": without_userinfo(&e.config.endpoint),
-                "queue_bytes": e.queue.stats.bytes.load(Relaxed),
-                "queue_limit_bytes": e.config.queue_bytes,
-                "queue_requests": e.queue.stats.requests.load(Relaxed),
-                "items_sent": e.stats.items_sent.load(Relaxed),
-                "items_failed": e.stats.items_failed.load(Relaxed),
-                "requests_sent": e.stats.requests_sent.load(Relaxed),
-                "requests_retried": e.stats.requests_retried.load(Relaxed),
-                "requests_failed": e.stats.requests_failed.load(Relaxed),
-            })
+            let mut sink = e.status().to_json();
+            sink["endpoint"] = json!(without_userinfo(&e.config.endpoint));
+            sink
         })
         .collect();
+    let port = super::http::stats();
+    let http = json!({
+        "connections_open": port.connections_open.load(Relaxed),
+        "connections_shed": port.connections_shed.load(Relaxed),
+        "connections_refused": port.connections_refused.load(Relaxed),
+        "bodies_refused": port.bodies_refused.load(Relaxed),
+        "reloads_unauthorized": port.reloads_unauthorized.load(Relaxed),
+    });
     let cluster = shared.cluster.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|(mode, identity, status)| {
         let owned = status.owned.lock().unwrap_or_else(|p| p.into_inner()).clone();
         json!({ "mode": mode.as_str(), "role": mode.role(!owned.is_empty()), "identity": identity, "owned": owned })
@@ -109,6 +108,7 @@ pub fn render(shared: &Shared) -> String {
         "not_ready": reasons,
         "targets": targets,
         "sinks": sinks,
+        "http": http,
         "cluster": cluster,
     });
     format!("{body:#}\n")

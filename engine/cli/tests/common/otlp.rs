@@ -67,6 +67,16 @@ impl Receiver {
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    /// What each gRPC call carried on the wire, in arrival order:
+    /// "identity", "gzip", "zstd" (read from the bytes by the receiver's
+    /// proxy; see tests/otlp_receiver.py), refused calls included.
+    pub fn wire(&self) -> Vec<String> {
+        let mut path = self.out.clone().into_os_string();
+        path.push(".calls");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter_map(|v| v["wire"].as_str().map(str::to_string)).collect()
+    }
+
     pub fn accepted(&self) -> Vec<Value> {
         self.requests().into_iter().filter(|r| r["answer"] == "ok").collect()
     }
@@ -131,6 +141,11 @@ impl Drop for Rotel {
     }
 }
 
+/// Tests that reload over HTTP start dbintel with
+/// `--reload-token-env` [`RELOAD_TOKEN_ENV`] set to this.
+pub const RELOAD_TOKEN: &str = "test-reload-token-0b6f1d";
+pub const RELOAD_TOKEN_ENV: &str = "DBINTEL_TEST_RELOAD_TOKEN";
+
 /// `dbintel run` as a child process.
 pub struct Run {
     child: Option<Child>,
@@ -140,9 +155,15 @@ pub struct Run {
 
 /// A plain HTTP/1.1 request; (status, body).
 pub fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    http_with(port, method, path, &[])
+}
+
+/// [`http`] with extra headers (`Authorization: Bearer …`).
+pub fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
@@ -251,6 +272,13 @@ impl Run {
 
     pub fn post(&self, path: &str) -> (u16, String) {
         http(self.port, "POST", path).unwrap_or_else(|| panic!("POST {path} failed:\n{}", self.stderr()))
+    }
+
+    /// `POST /reload` with the bearer token of [`RELOAD_TOKEN_ENV`].
+    pub fn reload(&self) -> (u16, String) {
+        let auth = format!("Bearer {RELOAD_TOKEN}");
+        http_with(self.port, "POST", "/reload", &[("Authorization", &auth)])
+            .unwrap_or_else(|| panic!("POST /reload failed:\n{}", self.stderr()))
     }
 
     /// The value of a series, if `/metrics` has it yet.
