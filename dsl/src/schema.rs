@@ -157,10 +157,19 @@ crate::words! {
     } default Prefer
 }
 
+crate::words! {
+    /// Whether a source finds more targets by itself.
+    pub enum Discover {
+        None = "none",
+        Databases = "databases",
+    } default None
+}
+
 crate::settings! {
     /// Settings every database source (`postgres`, `mysql`, `sql`) shares.
     pub struct DbSettings {
-        dsn: Option<SecretRef> = required(SettingType::Secret),
+        /// One database; `targets` names several instead.
+        dsn: Option<SecretRef> = optional(SettingType::Secret, DefaultValue::None),
         interval: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
         /// Per query: the server-side limit, and (plus a margin) the client's.
         timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(3 * SEC)),
@@ -175,6 +184,12 @@ crate::settings! {
         config_retry: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
         /// Reconnecting after a failure waits from 1 s, doubling, up to this.
         reconnect_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(60 * SEC)),
+        /// `databases`: every database of each target's server becomes a
+        /// target of its own (PostgreSQL), found again every `discover_every`.
+        discover: Discover = optional(SettingType::Word(Discover::WORDS), DefaultValue::Word("none")),
+        discover_every: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// Databases discovery leaves out (the templates always are).
+        exclude_databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
         // circuit breaker (see engine/sources/src/breaker.rs)
         breaker_failures: i64 = optional(SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(5)),
         breaker_successes: i64 = optional(SettingType::Int { min: 1, max: 100 }, DefaultValue::Int(2)),

@@ -254,14 +254,17 @@ fn a_reload_keeps_unchanged_sources_running_with_their_baselines() {
         }
     };
     run_marker(1);
-    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("KEEP_PG_DSN", PG_MONITOR)]);
+    let mut run = Run::start(
+        &[pipe.to_str().unwrap(), "--no-watch", "--reload-token-env", RELOAD_TOKEN_ENV],
+        &[("KEEP_PG_DSN", PG_MONITOR), (RELOAD_TOKEN_ENV, RELOAD_TOKEN)],
+    );
     run.wait_for("two statements scrapes", Duration::from_secs(10), || (statements_scrapes(&run) >= 2).then_some(()));
     let since = run.target("pg")["since"].clone();
 
     // only `other` changes: `pg` keeps its connection and its baseline, so
     // its first scrape after the reload sends exactly the calls made since
     write("2");
-    let (status, body) = run.post("/reload");
+    let (status, body) = run.reload();
     assert_eq!(status, 200, "{body}");
     run_marker(4);
     let calls = run.wait_for("the marker's delta after the reload", Duration::from_secs(10), || {
@@ -332,13 +335,16 @@ pipeline p = gen.q -> stamp -> out
         .unwrap()
     };
     write("1");
-    let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch", "--shutdown-timeout", "3s"], &[("OUTAGE_PG_DSN", PG_MONITOR)]);
+    let mut run = Run::start(
+        &[pipe.to_str().unwrap(), "--no-watch", "--shutdown-timeout", "3s", "--reload-token-env", RELOAD_TOKEN_ENV],
+        &[("OUTAGE_PG_DSN", PG_MONITOR), (RELOAD_TOKEN_ENV, RELOAD_TOKEN)],
+    );
     // the endpoint is down: the queue fills, the pipeline blocks, sources skip
     run.wait_for("the queue to fill and sources to hold back", Duration::from_secs(20), || {
         (run.metric(r#"dbintel_source_skipped_scrapes_total{node="gen"}"#) > 0.0).then_some(())
     });
     write("2");
-    let (status, body) = run.post("/reload");
+    let (status, body) = run.reload();
     assert_eq!(status, 200, "the reload is applied even though the old plan cannot drain: {body}");
     std::thread::sleep(Duration::from_secs(1));
     // the endpoint comes back: everything accepted, before and after the reload, arrives

@@ -97,7 +97,16 @@ impl Key {
             lease: s.lease,
             namespace: s.namespace.or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|v| !v.is_empty())),
             timing: (s.duration, s.renew, s.retry),
-            targets: plan.nodes.iter().filter(|(_, n)| matches!(n.kind, NodeKind::Source(_))).map(|(name, _)| name.clone()).collect(),
+            // one lease per target: sharded mode spreads targets, not sources
+            targets: plan
+                .nodes
+                .iter()
+                .filter_map(|(name, n)| match &n.kind {
+                    NodeKind::Source(s) => Some(s.target_keys(name).collect::<Vec<_>>()),
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
         }
     }
     fn timing(&self) -> Timing {

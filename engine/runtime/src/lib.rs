@@ -132,8 +132,9 @@ impl Graph {
         let counters = self.registry.register(name, "source");
         let output = SharedOutput::new(self.outputs.get(name).cloned().unwrap_or_default());
         let (node, source) = (name.to_string(), source.clone());
-        self.tasks
-            .spawn(async move { dbintel_sources::supervisor::run(node, source, output, counters, options).await.map_err(RunError::from) });
+        self.tasks.spawn(async move {
+            dbintel_sources::fleet::run_source(node, source, output, counters, options, None).await.map_err(RunError::from)
+        });
     }
 
     /// The counters this graph adds to.

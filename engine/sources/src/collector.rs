@@ -18,9 +18,27 @@ use super::rows::Row;
 use super::target::{Engine, Target};
 use super::SourceError;
 
+/// What a collector's views cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole server (pg_stat_statements, pg_stat_activity,
+    /// pg_stat_database, MySQL's global status…): read once per server,
+    /// however many of its databases are targets.
+    Server,
+    /// The database connected to (tables, indexes, plans, a `sql` query):
+    /// read once per database target.
+    Database,
+}
+
 pub trait Collector: Send {
     /// How often [`Collector::scrape`] runs.
     fn interval(&self) -> Duration;
+
+    /// What its views cover; server-wide collectors run on one target per
+    /// server only.
+    fn scope(&self) -> Scope {
+        Scope::Database
+    }
 
     /// How many scrapes make one emission (an activity window is many
     /// samples); `dry-run --scrapes N` runs N of these rounds.

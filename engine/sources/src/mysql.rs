@@ -58,7 +58,11 @@ impl MyTarget {
     /// Connects, sets up every session, reads the server's flavour and
     /// version, and checks the account's privileges.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<MyTarget, SourceError> {
-        let secret = super::resolve_dsn(name, settings)?;
+        MyTarget::connect_with(name, settings, super::resolve_dsn(name, settings)?).await
+    }
+
+    /// Connects with a DSN resolved by the caller (a target's).
+    pub async fn connect_with(name: &str, settings: &DbSettings, secret: super::secret::Secret) -> Result<MyTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let mut options = MySqlConnectOptions::from_str(secret.expose())
             .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;

@@ -43,7 +43,11 @@ impl PgTarget {
     /// is classified (see `error.rs`) so the supervisor knows whether to
     /// back off or wait for a person.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<PgTarget, SourceError> {
-        let secret = super::resolve_dsn(name, settings)?;
+        PgTarget::connect_with(name, settings, super::resolve_dsn(name, settings)?).await
+    }
+
+    /// Connects with a DSN resolved by the caller (a target's).
+    pub async fn connect_with(name: &str, settings: &DbSettings, secret: super::secret::Secret) -> Result<PgTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let mut options = PgConnectOptions::from_str(secret.expose())
             .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;

@@ -64,7 +64,9 @@ impl Replay {
         path: PathBuf,
     ) -> Result<Replay, ReplayError> {
         let settings = DbSettings::from_settings(&source.settings);
-        let dsn = crate::resolve_dsn(source_name, &settings).ok();
+        // the resource of the source's first target, as production builds it
+        let first = source.targets.first();
+        let dsn = first.and_then(|t| crate::resolve_target_dsn(source_name, &t.dsn, Engine::of(&source.kind, None)).ok());
         let engine = Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()));
         let build = Build { source, engine, name: collector, spec, source_interval: settings.interval, interval_override: None };
         let built = collector::build(source_name, &build)?;

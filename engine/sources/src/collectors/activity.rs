@@ -244,6 +244,10 @@ impl Activity {
 }
 
 impl Collector for Activity {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.every
     }

@@ -23,6 +23,10 @@ impl MyInstance {
 }
 
 impl Collector for MyInstance {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.interval
     }

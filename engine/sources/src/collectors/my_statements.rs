@@ -32,6 +32,10 @@ impl MyStatements {
 }
 
 impl Collector for MyStatements {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.interval
     }

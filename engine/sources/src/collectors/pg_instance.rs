@@ -59,6 +59,10 @@ impl PgInstance {
 }
 
 impl Collector for PgInstance {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.interval
     }

@@ -121,6 +121,10 @@ impl PgStatements {
 }
 
 impl Collector for PgStatements {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.interval
     }
