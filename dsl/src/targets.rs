@@ -53,6 +53,8 @@ pub fn target(at: Span, entries: Vec<RawEntry>, base: &Settings, checker: &mut S
     let mut attributes = IndexMap::new();
     let mut settings = base.clone();
     let mut ok = true;
+    // a DSN refused already said what is wrong with where to connect
+    let mut refused_dsn = false;
     for entry in entries {
         if let Some(first) = seen.get(&entry.key) {
             checker.diagnostics.push(
@@ -83,6 +85,8 @@ pub fn target(at: Span, entries: Vec<RawEntry>, base: &Settings, checker: &mut S
                         _ => None,
                     }),
                     ExprKind::String(s) if url_has_password(&s.value) => {
+                        ok = false;
+                        refused_dsn = true;
                         checker.diagnostics.push(
                             Diagnostic::new(codes::INLINE_SECRET, entry.value.span, "this DSN carries a password; secrets must not be written in a targets list")
                                 .label("inline password")
@@ -180,6 +184,7 @@ pub fn target(at: Span, entries: Vec<RawEntry>, base: &Settings, checker: &mut S
         (Some(DsnForm::Secret(s)), None) => TargetDsn::Secret(s),
         (Some(DsnForm::Url(url)), None) => TargetDsn::Url { url, password },
         (None, Some(host)) => TargetDsn::Parts { host, port, database, user, password },
+        (None, None) if refused_dsn => return None,
         (None, None) => {
             checker.diagnostics.push(
                 Diagnostic::new(codes::MISSING_SETTING, at, format!("target `{name}` says nowhere to connect"))

@@ -128,11 +128,18 @@ pub async fn run_source(
                 let keep: BTreeMap<&String, &TargetPlan> = new_plans.iter().map(|p| (&p.target.name, p)).collect();
                 // unchanged targets keep running; changed and removed ones
                 // stop (and flush) first
-                let stale: Vec<String> = running
+                let mut stale: Vec<String> = running
                     .iter()
-                    .filter(|(n, r)| r.plan.discovered || keep.get(n).is_none_or(|p| **p != r.plan))
+                    .filter(|(n, r)| !r.plan.discovered && keep.get(n).is_none_or(|p| !p.runs_like(&r.plan)))
                     .map(|(n, _)| n.clone())
                     .collect();
+                // a discovered database goes with its parent
+                let orphans: Vec<String> = running
+                    .iter()
+                    .filter(|(n, r)| r.plan.discovered && n.split_once('/').is_none_or(|(parent, _)| stale.iter().any(|s| s == parent) || !keep.contains_key(&parent.to_string())))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                stale.extend(orphans);
                 for n in &stale {
                     if let Some(r) = running.remove(n) {
                         stop_target(&name, r).await;
@@ -245,7 +252,7 @@ fn spawn_discovery(
 /// the last list stands.
 async fn discover(plan: TargetPlan, settings: DbSettings, options: LiveOptions, found: mpsc::Sender<Found>) {
     let mut cause: Option<String> = None;
-    let fence = options.fences.as_ref().and_then(|f| f.get(&plan.key)).cloned();
+    let fence = options.fences.as_ref().and_then(|f| f.fence(&plan.key));
     loop {
         if fence.as_ref().is_none_or(|f| f.holds()) {
             match list_databases(&plan, &settings).await {

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbintel_core::counters::NodeCounters;
-use dbintel_core::fence::Fence;
+use dbintel_core::fence::{Fence, Fences};
 use dbintel_core::record::{Batch, Record, Resource};
 use dbintel_core::routing::SharedOutput;
 use dbintel_core::status::{StatusBoard, TargetState, TargetStatus};
@@ -58,7 +58,7 @@ pub struct LiveOptions {
     pub stop: Option<watch::Receiver<bool>>,
     /// Per source: the lease that must be held to scrape (`cluster`
     /// leader or sharded mode); a source without one always scrapes.
-    pub fences: Option<Arc<std::collections::HashMap<String, Fence>>>,
+    pub fences: Option<Arc<dyn Fences>>,
     pub status: Arc<StatusBoard>,
     /// Give up when the first connection attempt fails (dry-run), instead
     /// of retrying forever.
@@ -232,6 +232,18 @@ pub struct TargetPlan {
 }
 
 impl TargetPlan {
+    /// Whether `other` runs the same way: same target, same collectors,
+    /// same role on its server (the rest of the source, other targets
+    /// included, does not matter).
+    pub fn runs_like(&self, other: &TargetPlan) -> bool {
+        self.target == other.target
+            && self.server_scope == other.server_scope
+            && self.database == other.database
+            && self.key == other.key
+            && self.node.kind == other.node.kind
+            && self.node.collectors == other.node.collectors
+    }
+
     /// The key a target's lease and log lines use.
     pub fn key_of(source: &str, target: &str) -> String {
         dbintel_dsl::plan::target_key(source, target)
@@ -252,7 +264,7 @@ pub async fn run_target(
     if plan.discovered {
         status.discovered();
     }
-    let fence = options.fences.as_ref().and_then(|f| f.get(&plan.key)).cloned();
+    let fence = options.fences.as_ref().and_then(|f| f.fence(&plan.key));
     let mut stop = options.stop.clone();
     let source = &plan.node;
     let mut slots = build_slots(&name, source, &settings, &options, plan.server_scope);

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dbintel_core::fence::Fence;
+use dbintel_core::fence::Fences;
 use dbintel_core::routing::{SharedOutput, SourceOutput};
 use dbintel_dsl::plan::{NodeKind, Plan, SinkNode, SourceNode};
 use dbintel_dsl::EnvPolicy;
@@ -304,7 +304,8 @@ impl Daemon {
     /// joins anew.
     async fn elect(&mut self, plan: &Plan) -> Result<(), String> {
         let key = dbintel_cluster::Key::of(plan);
-        if self.coordinator.as_ref().is_some_and(|c| c.key == key) {
+        if let Some(c) = self.coordinator.as_mut().filter(|c| c.key.keeps(&key)) {
+            c.update(key);
             return Ok(());
         }
         if let Some(old) = self.coordinator.take() {
@@ -324,7 +325,7 @@ impl Daemon {
     /// running graph, which drains once nothing feeds it.
     async fn start(&mut self, plan: Plan, previous: Option<&Plan>) -> Result<Option<Running>, String> {
         let key = dbintel_cluster::Key::of(&plan);
-        let election_kept = self.coordinator.as_ref().is_some_and(|c| c.key == key);
+        let election_kept = self.coordinator.as_ref().is_some_and(|c| c.key.keeps(&key));
         if !election_kept {
             // fences change with the election: every source restarts, and
             // must stop acting before the old leases are released
@@ -350,11 +351,26 @@ impl Daemon {
                 _ => None,
             })
             .collect();
-        self.shared.status.retain(|source, _| sources.contains_key(&source.to_string()));
+        // (a discovered database `parent/db` stays with its parent)
+        self.shared.status.retain(|source, target| {
+            sources.get(&source.to_string()).is_some_and(|node| {
+                node.targets
+                    .iter()
+                    .any(|t| t.name == target || target.strip_prefix(t.name.as_str()).is_some_and(|rest| rest.starts_with('/')))
+            })
+        });
         for (name, node) in &sources {
-            let changed = previous.and_then(|p| p.node(name)).is_none_or(|old| old.kind != NodeKind::Source((*node).clone()));
-            if changed {
-                self.shared.status.target(name, name).restart();
+            let before = previous.and_then(|p| p.node(name)).and_then(|n| match &n.kind {
+                NodeKind::Source(s) => Some(s),
+                _ => None,
+            });
+            for target in &node.targets {
+                let unchanged = before.is_some_and(|old| {
+                    old.kind == node.kind && old.collectors == node.collectors && old.targets.iter().any(|t| t == target)
+                });
+                if !unchanged {
+                    self.shared.status.target(name, &target.name).restart();
+                }
             }
         }
         let setup = Setup {
@@ -402,7 +418,7 @@ impl Daemon {
         Ok(old)
     }
 
-    fn spawn_source(&self, name: &str, node: &SourceNode, output: SourceOutput, fences: Option<Arc<HashMap<String, Fence>>>) -> LiveSource {
+    fn spawn_source(&self, name: &str, node: &SourceNode, output: SourceOutput, fences: Option<Arc<dyn Fences>>) -> LiveSource {
         let (stop, stop_rx) = watch::channel(false);
         let output = SharedOutput::new(output);
         let counters = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner()).register(name, "source");
