@@ -487,6 +487,11 @@ impl<'a> Lexer<'a> {
                 _ => {}
             }
         }
+        if mysql && next == Some(b'"') && word.len() == 1 && matches!(word[0].to_ascii_lowercase(), b'b' | b'x' | b'n') {
+            // `b"…"`: a byte string to some lexers, a name and a string to
+            // MySQL; the letter goes with the literal either way
+            return self.string(start, end + 1, self.reading.backslash_double);
+        }
         if !mysql && word.eq_ignore_ascii_case(b"u") && self.bytes[end..].starts_with(b"&'") {
             return self.string(start, end + 2, self.reading.backslash_single);
         }
@@ -582,6 +587,12 @@ mod tests {
     #[test]
     fn a_number_keeps_its_trailing_dot() {
         assert_eq!(kinds("1...2", MY), [(Kind::Literal, "1."), (Kind::Punct, "."), (Kind::Literal, ".2")]);
+    }
+
+    /// Found by fuzzing: sqlparser reads MySQL's `b"…"` as one byte string.
+    #[test]
+    fn a_prefix_letter_goes_with_a_double_quoted_string() {
+        assert_eq!(kinds("b\"x\", X\"y\"", MY), [(Kind::Literal, "b\"x\""), (Kind::Punct, ","), (Kind::Literal, "X\"y\"")]);
     }
 
     #[test]
