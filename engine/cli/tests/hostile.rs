@@ -291,3 +291,48 @@ fn hostile_statement_texts_leave_no_marker_even_at_debug_level() {
     assert!(log.contains(" DEBUG "), "the log is at debug level");
     assert_no_marker(&log, &exported);
 }
+
+/// Real error messages about hostile texts, from the real servers through
+/// sqlx (what the sources see): each quotes a planted marker raw, and
+/// [`scrub_error_message`] leaves none of it.
+#[tokio::test]
+async fn real_database_errors_are_scrubbed_of_every_quoted_fragment() {
+    use dbintel_stdlib::sql::{scrub_error_message, Dialect};
+    use sqlx::Executor;
+    prepare_postgres();
+    prepare_mariadb();
+    let mark = |n: u32| format!("{MARK}err{n}");
+    let pg = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("postgres://postgres@127.0.0.1:5432/{PG_DB}"))
+        .await
+        .expect("PostgreSQL");
+    let my = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("mysql://root@127.0.0.1:3306/{MY_DB}"))
+        .await
+        .expect("MariaDB");
+    let cases: Vec<(Dialect, String)> = vec![
+        (Dialect::Postgres, format!("SELECT * FROM hostile_t WHERE note = 'a' {}", mark(1))),
+        (Dialect::Postgres, format!("SELECT '{}", mark(2))),
+        (Dialect::Postgres, format!("SELECT '{}'::int", mark(3))),
+        (Dialect::Postgres, format!("SELECT $q$ {}", mark(4))),
+        (Dialect::Postgres, format!("SELECT {} FROM hostile_t", mark(5))),
+        (Dialect::MySql, format!("SELECT * FFROM hostile_t WHERE note = '{}'", mark(6))),
+        (Dialect::MySql, format!("SELECT * FROM hostile_t WHERE note = 'x'{}' AND b = '{}'", mark(7), mark(8))),
+        (Dialect::MySql, format!("INSERT INTO hostile_t VALUES ('{}', 'a')", mark(9))),
+        (Dialect::MySql, format!("SELECT * FROM hostile_t WHERE {} = 1", mark(10))),
+    ];
+    for (dialect, sql) in cases {
+        let error = match dialect {
+            Dialect::MySql => my.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))).await.map(|_| ()),
+            _ => pg.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))).await.map(|_| ()),
+        }
+        .expect_err("a hostile statement fails")
+        .to_string();
+        assert!(error.contains(MARK), "the server quotes the marker, so the test can fail: {error}");
+        let scrubbed = scrub_error_message(&error, dialect);
+        assert!(!scrubbed.contains(MARK), "{sql}\n  error:    {error}\n  scrubbed: {scrubbed}");
+        eprintln!("{error}\n  -> {scrubbed}");
+    }
+}
