@@ -93,12 +93,15 @@ pub(crate) fn redact(sql: &str, dialect: Dialect) -> Redacted {
 
 /// Whether the text has anything PostgreSQL and MySQL read differently:
 /// `"`, `#`, `` ` ``, `$`, `\\`, `/*` (nesting, executable comments), `--`
-/// (MySQL wants a space after it).
+/// (MySQL wants a space after it), `&'` (PostgreSQL's `U&'…'`).
 fn families_differ(bytes: &[u8]) -> bool {
     memchr::memchr3(b'"', b'#', b'`', bytes).is_some()
         || memchr::memchr2(b'$', b'\\', bytes).is_some()
         || memchr::memmem::find(bytes, b"/*").is_some()
         || memchr::memmem::find(bytes, b"--").is_some()
+        // PostgreSQL's U&'…' and U&"…": the U goes with the literal
+        || memchr::memmem::find(bytes, b"&'").is_some()
+        || memchr::memmem::find(bytes, b"&\"").is_some()
 }
 
 /// Sorted, overlapping or touching ranges merged.
