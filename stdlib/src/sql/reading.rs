@@ -93,12 +93,16 @@ pub(crate) fn redact(sql: &str, dialect: Dialect) -> Redacted {
 
 /// Whether the text has anything PostgreSQL and MySQL read differently:
 /// `"`, `#`, `` ` ``, `$`, `\\`, `/*` (nesting, executable comments), `--`
-/// (MySQL wants a space after it).
+/// but before a space (MySQL wants one after it), `&'` (PostgreSQL's
+/// `U&'…'`).
 fn families_differ(bytes: &[u8]) -> bool {
     memchr::memchr3(b'"', b'#', b'`', bytes).is_some()
         || memchr::memchr2(b'$', b'\\', bytes).is_some()
         || memchr::memmem::find(bytes, b"/*").is_some()
-        || memchr::memmem::find(bytes, b"--").is_some()
+        || memchr::memmem::find_iter(bytes, b"--").any(|at| !matches!(bytes.get(at + 2), Some(b' ' | b'\t' | b'\n' | b'\r')))
+        // PostgreSQL's U&'…' and U&"…": the U goes with the literal
+        || memchr::memmem::find(bytes, b"&'").is_some()
+        || memchr::memmem::find(bytes, b"&\"").is_some()
 }
 
 /// Sorted, overlapping or touching ranges merged.
@@ -124,6 +128,8 @@ mod tests {
         assert_eq!(readings("select 'a'", Dialect::MySql).len(), 1);
         assert_eq!(readings("select 'a'", Dialect::Unknown).len(), 1);
         assert_eq!(readings("select \"a\"", Dialect::Unknown).len(), 2);
+        assert_eq!(readings("select 1 -- a\n", Dialect::Unknown).len(), 1);
+        assert_eq!(readings("select 1 --a\n", Dialect::Unknown).len(), 2);
         assert_eq!(readings(r"select 'a\'", Dialect::Postgres).len(), 2);
         assert_eq!(readings(r"select 'a\'", Dialect::MySql).len(), 4);
     }
