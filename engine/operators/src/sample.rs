@@ -127,10 +127,9 @@ impl Shared {
     }
 
     /// The key of a rate limit's fixed window (aligned to wall-clock time,
-    /// so every replica shares it).
-    fn rate_key(&self, rule: usize, key: &str, per: Duration) -> String {
+    /// `now_ms`, so every replica shares it).
+    fn rate_key(&self, rule: usize, key: &str, per: Duration, now_ms: u64) -> String {
         let per_ms = per.as_millis().max(1) as u64;
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         format!("dbintel:sample:{}:{rule}:rl:{key}:{}", self.node, now_ms / per_ms)
     }
 
@@ -380,7 +379,7 @@ impl Sample {
 
     /// Walks the rules for one record, deciding what local rules decide
     /// and listing the Redis steps for the rest (see the module doc).
-    fn plan(&mut self, shared: &Shared, resource: &Resource, record: &Record, now: Instant) -> Planned {
+    fn plan(&mut self, shared: &Shared, resource: &Resource, record: &Record, now: Instant, now_ms: u64) -> Planned {
         let ctx = Ctx { resource, record };
         let mut steps = Vec::new();
         for i in 0..self.rules.len() {
@@ -411,7 +410,7 @@ impl Sample {
                 Rule::RateLimit { count, per, by, condition, .. } => {
                     if condition.as_ref().is_none_or(|c| c.eval(&ctx).is_ok_and(|v| truthy(&v))) {
                         let key = key_of(by, &ctx).unwrap_or_default();
-                        steps.push(Step::Rate { key: shared.rate_key(i, &key, *per), limit: *count, window: *per });
+                        steps.push(Step::Rate { key: shared.rate_key(i, &key, *per, now_ms), limit: *count, window: *per });
                     }
                     None
                 }
@@ -455,11 +454,12 @@ impl Sample {
         if !shared.usable(now) {
             return local(self);
         }
-        let planned: Vec<Planned> = records.iter().map(|r| self.plan(shared, resource, r, now)).collect();
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut planned: Vec<Planned> = records.iter().map(|r| self.plan(shared, resource, r, now, now_ms)).collect();
         let chains: Vec<Vec<Step>> = planned
-            .iter()
+            .iter_mut()
             .filter_map(|p| match p {
-                Planned::Steps(steps, _) => Some(steps.clone()),
+                Planned::Steps(steps, _) => Some(std::mem::take(steps)),
                 Planned::Decided(_) => None,
             })
             .collect();
