@@ -216,7 +216,12 @@ fn dry_run_puts_every_row_of_a_200k_row_input_through_the_transform() {
     let leaked: Vec<&str> = stdout.lines().filter(|l| l.contains("@x.io")).take(3).collect();
     assert!(leaked.is_empty(), "addresses reached the output: {leaked:?}");
     let sanitized = stdout.lines().filter(|l| l.contains(r#"db.query.text="select ? from t where e = ?""#)).count();
-    assert_eq!(sanitized, 200_000, "rows sanitized by the transform; first lines:\n{}", stdout.lines().take(5).collect::<Vec<_>>().join("\n"));
+    assert_eq!(
+        sanitized,
+        200_000,
+        "rows sanitized by the transform; first lines:\n{}",
+        stdout.lines().take(5).collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]
