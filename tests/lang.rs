@@ -86,7 +86,7 @@ fn invalid_files_report_exactly_their_expected_diagnostics() {
 #[test]
 fn valid_files_check_clean() {
     let files = run_dir("valid");
-    assert!(!files.is_empty());
+    assert!(!files.is_empty(), "no golden files under tests/lang/valid");
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let expected = expectations(&text).unwrap_or_default();
@@ -98,17 +98,21 @@ fn valid_files_check_clean() {
 fn shipped_pipelines_are_valid_and_formatted() {
     let root = workspace_root().join("pipelines");
     let files = pipe_files(&root);
-    assert!(files.len() >= 3);
+    assert!(files.len() >= 3, "the shipped pipelines are missing: {files:?}");
     let host = GoldenHost { set: GOLDEN_ENV };
     let compilation = compile(&files, &host, EnvPolicy::Require);
     let messages: Vec<String> = compilation.diagnostics.iter().map(|d| d.message.clone()).collect();
     assert!(compilation.diagnostics.is_empty(), "{messages:?}");
-    let plan = compilation.plan.expect("a plan");
+    let plan = compilation.plan.unwrap_or_else(|| panic!("the shipped pipelines compile to no plan: {messages:?}"));
     for name in ["postgres", "mysql", "sanitize_pii", "newrelic"] {
-        assert!(plan.node(name).is_some(), "missing node {name}");
+        assert!(plan.node(name).is_some(), "missing node {name}; the plan has {:?}", plan.nodes.keys().collect::<Vec<_>>());
     }
     for (collector, source) in [("statements", "postgres"), ("activity", "postgres"), ("statements", "mysql"), ("activity", "mysql")] {
-        assert!(plan.edges.iter().any(|e| e.from == source && e.port.as_deref() == Some(collector)), "{source}.{collector} is not wired");
+        assert!(
+            plan.edges.iter().any(|e| e.from == source && e.port.as_deref() == Some(collector)),
+            "{source}.{collector} is not wired; edges: {:?}",
+            plan.edges
+        );
     }
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
@@ -124,13 +128,62 @@ fn format_text(text: &str) -> String {
     format::format(text, &parsed)
 }
 
+/// The plan a file compiles to, printed with every span erased (formatting
+/// moves text, so offsets change; nothing else may), or its diagnostics
+/// (code and message, without positions) when it does not compile.
+fn meaning(path: &Path) -> String {
+    let compilation = compile(&[path.to_path_buf()], &GoldenHost { set: GOLDEN_ENV }, EnvPolicy::Warn);
+    let diagnostics: Vec<String> = compilation.diagnostics.iter().map(|d| format!("{} {}", d.code.id, d.message)).collect();
+    match compilation.plan {
+        Some(plan) => format!("diagnostics: {diagnostics:#?}\nplan: {}", without_spans(&format!("{plan:#?}"))),
+        None => format!("no plan; diagnostics: {diagnostics:#?}"),
+    }
+}
+
+/// `Span { file: 0, start: 12, end: 20 }` (however it is wrapped) becomes
+/// `Span`.
+fn without_spans(debug: &str) -> String {
+    let mut out = String::with_capacity(debug.len());
+    let mut rest = debug;
+    while let Some(at) = rest.find("Span {") {
+        out.push_str(&rest[..at]);
+        out.push_str("Span");
+        let after = &rest[at..];
+        let close = after.find('}').expect("a Span's Debug ends with a brace");
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A copy of `dirs` (workspace-relative) under `to`, every `.pipe` file in
+/// them formatted, so `use "../../../pipelines/x.pipe"` finds the
+/// formatted copy of what it names.
+fn formatted_mirror(dirs: &[&str], to: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut pairs = Vec::new();
+    for dir in dirs {
+        let target = to.join(dir);
+        std::fs::create_dir_all(&target).unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
+        for file in pipe_files(&workspace_root().join(dir)) {
+            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+            let copy = target.join(file.file_name().expect("a file name"));
+            std::fs::write(&copy, format_text(&text)).unwrap_or_else(|e| panic!("cannot write {}: {e}", copy.display()));
+            pairs.push((file, copy));
+        }
+    }
+    pairs
+}
+
 #[test]
 fn formatting_is_idempotent_and_keeps_meaning_and_comments() {
-    let mut files = pipe_files(&workspace_root().join("tests/lang/valid"));
-    files.extend(pipe_files(&workspace_root().join("pipelines")));
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        let once = format_text(&text);
+    let mirror = std::env::temp_dir().join(format!("dbintel-fmt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&mirror);
+    let pairs = formatted_mirror(&["tests/lang/valid", "pipelines"], &mirror);
+    assert!(pairs.iter().any(|(f, _)| f.ends_with("pipelines/postgres.pipe")), "the shipped pipelines are compared too: {pairs:?}");
+    let (mut with_use, mut changed) = (0, Vec::new());
+    for (file, copy) in &pairs {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let once = std::fs::read_to_string(copy).unwrap_or_default();
         let twice = format_text(&once);
         assert_eq!(once, twice, "{}: formatting twice changed it", file.display());
         let comments = |t: &str| -> Vec<String> {
@@ -138,17 +191,23 @@ fn formatting_is_idempotent_and_keeps_meaning_and_comments() {
             parsed.comments.iter().map(|c| c.text.trim_end().to_string()).collect()
         };
         assert_eq!(comments(&text), comments(&once), "{}: comments changed", file.display());
-        // Same meaning: the formatted copy compiles to the same diagnostics.
-        let dir = std::env::temp_dir().join(format!("dbintel-fmt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let copy = dir.join(file.file_name().unwrap());
-        std::fs::write(&copy, &once).unwrap();
-        let codes = |p: &Path| -> Vec<&'static str> {
-            let c = compile(&[p.to_path_buf()], &GoldenHost { set: GOLDEN_ENV }, EnvPolicy::Warn);
-            c.diagnostics.iter().map(|d| d.code.id).collect()
-        };
-        if !text.contains("use \"") {
-            assert_eq!(codes(&file), codes(&copy), "{}: formatting changed the diagnostics", file.display());
+        // Same meaning: the formatted copy (and the formatted copies of
+        // the files it uses) compiles to the same plan.
+        let (before, after) = (meaning(file), meaning(copy));
+        assert!(before.contains("plan: Plan"), "{} does not compile:\n{before}", file.display());
+        if before != after {
+            let first = before.lines().zip(after.lines()).position(|(a, b)| a != b).unwrap_or(0);
+            let context = |t: &str| t.lines().skip(first.saturating_sub(6)).take(12).collect::<Vec<_>>().join("\n");
+            changed.push(format!(
+                "{}: around line {first} of the plan's Debug print\nbefore fmt:\n{}\nafter fmt:\n{}",
+                file.display(),
+                context(&before),
+                context(&after)
+            ));
         }
+        with_use += usize::from(text.contains("use \""));
     }
+    assert!(changed.is_empty(), "formatting changed the compiled plan of {} file(s):\n{}", changed.len(), changed.join("\n\n"));
+    assert!(with_use >= 3, "files with `use` are compared, not skipped ({with_use} of them)");
+    let _ = std::fs::remove_dir_all(&mirror);
 }

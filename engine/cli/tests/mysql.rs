@@ -59,22 +59,67 @@ async fn digests_give_exactly_the_calls_made_between_scrapes() {
     let admin = admin(2).await;
     let mut statements = MyStatements::new(&StatementsSettings { top: 200, interval: None }, Duration::from_secs(30));
     // The text protocol: MariaDB digests statements it parses, not ones
-    // executed through the binary (prepared) protocol.
-    let marker = "SELECT 1 AS mysql_marker_k5, 2 AS b, 3 AS c";
+    // executed through the binary (prepared) protocol. SLEEP makes the
+    // server's timer large and unmistakable: at least 20 ms a call.
+    let marker = "SELECT 1 AS mysql_marker_k5, SLEEP(0.02) AS b, 3 AS c";
     sqlx::raw_sql(marker).execute(&admin).await.expect("marker");
     let first = statements.scrape(&target, 1).await.expect("first scrape");
-    assert_eq!(calls_for(&first, "mysql_marker_k5"), None, "the first sighting is a baseline");
+    assert_eq!(calls_for(&first, "mysql_marker_k5"), None, "the first sighting is a baseline: {first:#?}");
+    // the server's own timer (picoseconds), read after each scrape; only
+    // this test runs the marker, so nothing moves it in between
+    let before = server_timer_wait(&admin, "mysql_marker_k5").await;
     for _ in 0..5 {
         sqlx::raw_sql(marker).execute(&admin).await.expect("marker");
     }
     let second = statements.scrape(&target, 2).await.expect("second scrape");
-    assert_eq!(calls_for(&second, "mysql_marker_k5"), Some(5));
-    let duration = second.iter().find_map(|r| match r {
-        Record::Metric(m) if m.name == "mysql.query.duration" => Some(m.unit.clone()),
-        _ => None,
-    });
-    assert_eq!(duration.as_deref(), Some("ms"), "picosecond timers are reported in milliseconds");
+    let after = server_timer_wait(&admin, "mysql_marker_k5").await;
+    let server_ms = (after - before) as f64 / 1e9;
+    assert!(server_ms >= 100.0, "five 20 ms sleeps took {server_ms} ms by SUM_TIMER_WAIT ({before} → {after} ps)");
+    let (calls, duration) = (calls_for(&second, "mysql_marker_k5"), metric_for(&second, "mysql.query.duration", "mysql_marker_k5"));
+    assert_eq!(calls, Some(5), "five calls between the scrapes: {second:#?}");
+    let (value, unit) = duration.unwrap_or_else(|| panic!("no mysql.query.duration for the marker: {second:#?}"));
+    assert_eq!(unit, "ms", "picosecond timers are reported in milliseconds");
+    assert!(
+        (value - server_ms).abs() <= server_ms * 1e-9,
+        "mysql.query.duration is {value} ms; the digest's SUM_TIMER_WAIT grew by {} ps = {server_ms} ms",
+        after - before
+    );
     assert_eq!(target.resource().attributes.get("db.system.name"), Some(&Value::Str("mysql".into())));
+}
+
+/// SUM_TIMER_WAIT (picoseconds) of the digests whose text has `marker`,
+/// summed over schemas as the collector sums them.
+async fn server_timer_wait(admin: &sqlx::MySqlPool, marker: &str) -> u64 {
+    let (sum,): (String,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(SUM_TIMER_WAIT), 0) AS CHAR) FROM performance_schema.events_statements_summary_by_digest
+          WHERE DIGEST_TEXT LIKE CONCAT('%', ?, '%') AND DIGEST_TEXT NOT LIKE '%events_statements_summary_by_digest%'",
+    )
+    .bind(marker)
+    .fetch_one(admin)
+    .await
+    .expect("the digest table");
+    sum.parse().unwrap_or_else(|e| panic!("SUM_TIMER_WAIT {sum:?}: {e}"))
+}
+
+/// The value and unit of `metric` for the statement whose text has
+/// `marker` (found through its `db.server.top_query` event).
+fn metric_for(records: &[Record], metric: &str, marker: &str) -> Option<(f64, String)> {
+    let id = records.iter().find_map(|r| match r {
+        Record::Log(l) if l.attributes.get("db.query.text").and_then(Value::as_str).is_some_and(|t| t.contains(marker)) => {
+            l.attributes.get("db.query.id").cloned()
+        }
+        _ => None,
+    })?;
+    records.iter().find_map(|r| match r {
+        Record::Metric(m) if m.name == metric && m.attributes.get("db.query.id") == Some(&id) => {
+            let value = match m.value {
+                Number::Int(i) => i as f64,
+                Number::Double(d) => d,
+            };
+            Some((value, m.unit.clone()))
+        }
+        _ => None,
+    })
 }
 
 #[tokio::test]
