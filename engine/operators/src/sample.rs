@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbintel_dsl::plan::{SampleNode, SampleRule};
+use dbintel_dsl::schema::SampleSettings;
 use dbintel_stdlib::functions::fnv1a;
 use dbintel_stdlib::Value;
 
@@ -225,7 +226,8 @@ impl Sample {
         let compile_by = |by: &Option<dbintel_dsl::ast::Path>| {
             by.as_ref().map(|p| compile_path(p).map_err(|message| CompileError { statement: p.dotted(), message })).transpose()
         };
-        let max_keys = node.settings.int("dedup_max_keys").unwrap_or(100_000).max(1) as usize;
+        let settings = SampleSettings::from_settings(&node.settings);
+        let max_keys = settings.dedup_max_keys.max(1) as usize;
         let rules = node
             .rules
             .iter()
@@ -251,21 +253,16 @@ impl Sample {
                 })
             })
             .collect::<Result<_, CompileError>>()?;
-        let shared = match node.settings.get("state") {
-            Some(dbintel_dsl::plan::Value::Redis(state)) => Some(Shared {
+        let shared = match &settings.state {
+            Some(state) => Some(Shared {
                 redis: SharedState::new(state, REDIS_TIMEOUT)
                     .map_err(|e| CompileError { statement: "state".into(), message: e.to_string() })?,
                 node: name.to_string(),
                 down_until: None,
             }),
-            _ => None,
+            None => None,
         };
-        let target = node.settings.int("max_records_per_second").map(|n| Target {
-            per_second: n as f64,
-            ratio: 1.0,
-            window_start: None,
-            offered: 0,
-        });
+        let target = settings.max_records_per_second.map(|n| Target { per_second: n as f64, ratio: 1.0, window_start: None, offered: 0 });
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
         Ok(Sample { rules, random: seed | 1, shared, target, stats: Arc::default() })
     }

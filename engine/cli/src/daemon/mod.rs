@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use dbintel_core::fence::Fences;
 use dbintel_core::routing::{SharedOutput, SourceOutput};
 use dbintel_dsl::plan::{NodeKind, Plan, SinkNode, SourceNode};
+use dbintel_dsl::schema::{FileSinkSettings, StdoutFormat, StdoutSinkSettings};
 use dbintel_dsl::EnvPolicy;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -230,7 +231,8 @@ impl Daemon {
             }
             if let NodeKind::Sink(s) = &node.kind {
                 if s.kind == "file" {
-                    let path = s.settings.str("path").unwrap_or_default();
+                    let path = FileSinkSettings::from_settings(&s.settings).path;
+                    let path = path.as_str();
                     std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
@@ -286,11 +288,16 @@ impl Daemon {
                     exporter.sink()
                 }
                 "file" => {
-                    let path = sink.settings.str("path").unwrap_or_default();
+                    let path = FileSinkSettings::from_settings(&sink.settings).path;
+                    let path = path.as_str();
                     Box::new(StdoutSink::file(std::path::Path::new(path)).map_err(|e| format!("sink `{name}`: `{path}`: {e}"))?)
                 }
                 _ => {
-                    let format = if sink.settings.str("format") == Some("pretty") { Format::Pretty } else { Format::OtlpJson };
+                    let format = match StdoutSinkSettings::from_settings(&sink.settings).format {
+                        StdoutFormat::OtlpJson => Format::OtlpJson,
+                        StdoutFormat::Pretty => Format::Pretty,
+                        StdoutFormat::Table => Format::Table,
+                    };
                     Box::new(StdoutSink::new(format, self.stdout.clone()).flushing())
                 }
             };
