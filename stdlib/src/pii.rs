@@ -14,6 +14,9 @@ struct Detector {
     replacement: &'static str,
     /// Extra check on a match (Luhn for cards); `None` accepts every match.
     validate: Option<fn(&str) -> bool>,
+    /// Only text with a non-ASCII character can match (the Unicode forms
+    /// of a detector whose ASCII form runs on everything).
+    non_ascii: bool,
 }
 
 fn detectors() -> &'static [Detector] {
@@ -24,6 +27,7 @@ fn detectors() -> &'static [Detector] {
             required: regex_syntax::Parser::new().parse(pattern).ok().and_then(|hir| crate::pattern::required_bytes(&hir)),
             replacement,
             validate,
+            non_ascii: false,
         };
         vec![
             // tokens first: they contain dots and digits the others would eat
@@ -33,8 +37,9 @@ fn detectors() -> &'static [Detector] {
                 "[APIKEY]",
                 None,
             ),
-            // internationalised addresses (RFC 6531: `josé@exämple.com`) too
-            d(r"(?i)\b[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.\p{L}{2,}\b", "[EMAIL]", None),
+            d(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", "[EMAIL]", None),
+            // internationalised addresses (RFC 6531: `josé@exämple.com`)
+            Detector { non_ascii: true, ..d(r"(?i)\b[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.\p{L}{2,}\b", "[EMAIL]", None) },
             d(r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?\b", "[IP]", Some(looks_like_ipv6)),
             d(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "[IP]", None),
             d(r"\b(?:\d[ -]?){12,18}\d\b", "[CARD]", Some(card_like)),
@@ -60,6 +65,9 @@ fn detectors() -> &'static [Detector] {
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut current: Cow<'_, str> = Cow::Borrowed(text);
     for detector in detectors() {
+        if detector.non_ascii && current.is_ascii() {
+            continue;
+        }
         if let Some(required) = &detector.required {
             if !crate::pattern::contains_any(&current, required) {
                 continue;

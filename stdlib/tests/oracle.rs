@@ -166,6 +166,10 @@ fn check(sql: &str, pieces: &[Piece], glued: bool, dialect: Dialect, cut: prop::
             // the part of the marker that made it into the (cut) text
             let present = (0..=secret.len()).rev().filter(|&n| secret.is_char_boundary(n)).find(|&n| text.contains(&secret[..n]));
             let Some(n) = present.filter(|&n| secret[..n].chars().count() >= 4) else { continue };
+            // shrinking makes markers alike: one that is also code elsewhere proves nothing
+            if pieces.iter().any(|p| p.secret.is_none() && p.text.contains(&secret[..n])) {
+                continue;
+            }
             prop_assert!(!out.contains(&secret[..n]), "leaked {:?}\n  in:  {text:?}\n  out: {out:?}", &secret[..n]);
         }
     }

@@ -499,7 +499,12 @@ impl<'a> Lexer<'a> {
         if next == Some(b'\'') && word.len() == 1 {
             match word[0].to_ascii_lowercase() {
                 b'e' if !mysql => return self.string(start, end + 1, true),
-                b'n' | b'b' | b'x' => return self.string(start, end + 1, self.reading.backslash_single),
+                b'n' => return self.string(start, end + 1, self.reading.backslash_single),
+                // MySQL: sqlparser reads `X'…'` with escapes and `B'…'`
+                // without while `'…'` has them; tying both to the `"…"`
+                // setting gives every combination across the readings
+                b'b' | b'x' if mysql => return self.string(start, end + 1, self.reading.backslash_double),
+                b'b' | b'x' => return self.string(start, end + 1, self.reading.backslash_single),
                 _ => {}
             }
         }
