@@ -27,14 +27,14 @@ const CHUNK: usize = 512;
 /// For each record, 0 when every one of its steps let it through, else the
 /// 1-based number of the step that dropped it. `ARGV`: the number of step
 /// kinds, then per kind its type (`d` dedup, `r` rate), ttl in ms and
-/// limit; then per record its step count and, per step, its kind's
-/// number. `KEYS`: every step's key in order.
+/// limit; then runs of records whose steps have the same kinds (most of a
+/// batch is one run): the run's length, its step count and each step's
+/// kind number. `KEYS`: every step's key, record by record.
 ///
 /// Rate counters are read once per key and written once per key per call
 /// (`INCRBY` with what the call counted) instead of an `INCR` per record:
 /// inside one script nothing else runs, so the answers are the same as
-/// counting one record at a time. A dedup key seen earlier in the same
-/// call is a duplicate without asking again.
+/// counting one record at a time.
 const DECIDE: &str = r#"
 local kinds, a = {}, 2
 for i = 1, tonumber(ARGV[1]) do
@@ -42,31 +42,34 @@ for i = 1, tonumber(ARGV[1]) do
   a = a + 3
 end
 local out, k, nargs = {}, 1, #ARGV
-local base, count, ttl, seen = {}, {}, {}, {}
+local base, count, ttl = {}, {}, {}
 while a <= nargs do
-  local n = tonumber(ARGV[a]); a = a + 1
-  local failed = 0
-  for i = 1, n do
-    local kind = kinds[tonumber(ARGV[a])]; a = a + 1
-    local key = KEYS[k]; k = k + 1
-    if failed == 0 then
-      if kind[1] == 'd' then
-        if seen[key] or not redis.call('SET', key, '1', 'NX', 'PX', kind[2]) then failed = i end
-        seen[key] = true
-      else
-        local c = count[key]
-        if c == nil then
-          c = tonumber(redis.call('GET', key) or '0')
-          base[key] = c
-          ttl[key] = kind[2]
+  local m, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]); a = a + 2
+  local shape = {}
+  for i = 1, n do shape[i] = kinds[tonumber(ARGV[a])]; a = a + 1 end
+  for _ = 1, m do
+    local failed = 0
+    for i = 1, n do
+      if failed == 0 then
+        local kind, key = shape[i], KEYS[k]
+        if kind[1] == 'd' then
+          if not redis.call('SET', key, '1', 'NX', 'PX', kind[2]) then failed = i end
+        else
+          local c = count[key]
+          if c == nil then
+            c = tonumber(redis.call('GET', key) or '0')
+            base[key] = c
+            ttl[key] = kind[2]
+          end
+          c = c + 1
+          count[key] = c
+          if c > kind[3] then failed = i end
         end
-        c = c + 1
-        count[key] = c
-        if c > kind[3] then failed = i end
       end
+      k = k + 1
     end
+    out[#out + 1] = failed
   end
-  out[#out + 1] = failed
 end
 for key, c in pairs(count) do
   redis.call('INCRBY', key, c - base[key])
@@ -192,11 +195,15 @@ impl SharedState {
                 for (kind, ttl, limit) in &kinds {
                     cmd.arg(*kind).arg(*ttl).arg(*limit);
                 }
-                for steps in &numbers {
-                    cmd.arg(steps.len());
-                    for n in steps {
+                // runs of records with the same kinds of steps
+                let mut at = 0;
+                while at < numbers.len() {
+                    let run = numbers[at..].iter().take_while(|n| **n == numbers[at]).count();
+                    cmd.arg(run).arg(numbers[at].len());
+                    for n in &numbers[at] {
                         cmd.arg(*n);
                     }
+                    at += run;
                 }
             }
             let replies = match tokio::time::timeout(self.timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await {
