@@ -468,7 +468,8 @@ fn a_sql_source_names_its_dialect_from_the_dsn() {
         let out = dbintel(&["dry-run", pipe.to_str().unwrap(), "--scrapes", "1"], &[("DIALECT_DSN", dsn)]);
         assert_eq!(code(&out), 0, "{}", text(&out.stderr));
         let resource = &resources(&out.stdout)[0];
-        let name = resource.as_array().unwrap().iter().find(|kv| kv["key"] == "db.system.name").map(|kv| kv["value"]["stringValue"].clone());
+        let name =
+            resource.as_array().unwrap().iter().find(|kv| kv["key"] == "db.system.name").map(|kv| kv["value"]["stringValue"].clone());
         assert_eq!(name, Some(serde_json::json!(system)), "{dsn}");
     }
 }

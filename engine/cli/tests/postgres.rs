@@ -271,7 +271,11 @@ async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
 async fn instance_health_metrics_come_from_the_server() {
     let target = PgTarget::connect("pg", &settings("DBINTEL_T9_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
     let target = dbintel_sources::target::Target::Pg(target);
-    let mut instance = dbintel_sources::collectors::pg_instance::PgInstance::new(Duration::from_secs(30));
+    let mut instance = dbintel_sources::collectors::pg_instance::PgInstance::new(
+        Duration::from_secs(30),
+        Duration::from_secs(300),
+        Duration::from_secs(300),
+    );
     let records = instance.scrape(&target, 1).await.expect("instance scrape");
     assert!(instance.take_soft_errors().is_empty(), "the monitoring role reads every part");
     let names: std::collections::BTreeSet<&str> =
@@ -280,9 +284,12 @@ async fn instance_health_metrics_come_from_the_server() {
         "postgresql.backends",
         "postgresql.commits",
         "postgresql.deadlocks",
-        "postgresql.blocks.hit",
-        "postgresql.database.size",
+        "postgresql.blks_hit",
+        "postgresql.db_size",
         "postgresql.database.xid_age",
+        "postgresql.bgwriter.checkpoint.count",
+        "postgresql.database.locks",
+        "postgresql.connection.max",
         "postgresql.wal.bytes",
         "postgresql.wal.checkpoint_age",
     ] {

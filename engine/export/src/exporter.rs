@@ -197,7 +197,8 @@ impl Exporter {
         if self.config.cumulative {
             self.cumulative.lock().unwrap_or_else(|p| p.into_inner()).apply(&resource, &mut batch);
         }
-        encode::requests(&batch, &resource, &self.limits)
+        let scope = encode::scope(&self.declared.kind, &resource);
+        encode::requests(&batch, &resource, &scope, &self.limits)
     }
 
     /// Closes the queue and lets the sender drain it until `deadline`.

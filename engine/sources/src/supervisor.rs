@@ -160,7 +160,11 @@ async fn emit(output: &SourceOutput, counters: &NodeCounters, resource: &Resourc
         return;
     }
     let n = records.len();
-    let lost = output.send(collector, Batch::new(resource.clone(), records)).await;
+    let mut lost = 0;
+    // database, table and index points go out on their own resources
+    for (resource, records) in crate::catalogue::by_resource(resource, records) {
+        lost += output.send(collector, Batch::new(resource, records)).await;
+    }
     NodeCounters::add(&counters.emitted, n);
     if lost > 0 {
         NodeCounters::add(&counters.dropped, lost);
