@@ -288,7 +288,6 @@ async fn instance_health_metrics_come_from_the_server() {
         "postgresql.db_size",
         "postgresql.database.xid_age",
         "postgresql.bgwriter.checkpoint.count",
-        "postgresql.database.locks",
         "postgresql.connection.max",
         "postgresql.wal.bytes",
         "postgresql.wal.checkpoint_age",

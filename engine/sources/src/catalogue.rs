@@ -17,7 +17,9 @@
 //! database, per table, per index and per function. A collector puts the
 //! resource-level attributes (`postgresql.database.name`, …) on its points;
 //! [`by_resource`] moves them onto the batch's resource when the records
-//! leave the source, grouping the points by resource.
+//! leave the source, grouping the points by resource (and drops the
+//! target's `db.namespace` there: it names the database the source
+//! connects to, not the one the point is about).
 
 use dbintel_core::record::{MetricKind, MetricPoint, Number, Record, Resource, Temporality};
 use dbintel_stdlib::Map;
@@ -224,7 +226,14 @@ pub fn by_resource(base: &Resource, records: Vec<Record>) -> Vec<(Resource, Vec<
         let attributes = record.attributes_mut();
         for key in RESOURCE_KEYS {
             if let Some(value) = attributes.remove(key) {
-                resource.get_or_insert_with(|| base.clone()).attributes.insert(*key, value);
+                let resource = resource.get_or_insert_with(|| {
+                    // the target's `db.namespace` names the database it
+                    // connects to, not this one
+                    let mut r = base.clone();
+                    r.attributes.remove("db.namespace");
+                    r
+                });
+                resource.attributes.insert(*key, value);
             }
         }
         let resource = resource.unwrap_or_else(|| base.clone());
@@ -292,8 +301,8 @@ pub fn conformance(engine: Engine, resource: &Map, record: &Record) -> Vec<Strin
 /// what the README shows between its `catalogue` markers.
 pub fn markdown(engine: Engine) -> String {
     let mut out = String::new();
-    out.push_str("| metric | unit | instrument | attributes | resource | origin | collector |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
+    out.push_str("| metric | what | unit | instrument | attributes | resource | origin | collector |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     let declarations: Vec<&Declaration> = all().into_iter().filter(|d| d.engine == engine).collect();
     for d in &declarations {
         for m in d.metrics {
@@ -308,8 +317,9 @@ pub fn markdown(engine: Engine) -> String {
             };
             let value = if m.double { "double" } else { "int" };
             out.push_str(&format!(
-                "| `{}` | `{}` | {}, {value} | {attributes} | {} | {} | `{}` |\n",
+                "| `{}` | {} | `{}` | {}, {value} | {attributes} | {} | {} | `{}` |\n",
                 m.name,
+                m.description,
                 m.unit,
                 m.instrument.describe(),
                 m.level.describe(),
@@ -318,11 +328,11 @@ pub fn markdown(engine: Engine) -> String {
             ));
         }
     }
-    out.push_str("\n| event | attributes | collector |\n| --- | --- | --- |\n");
+    out.push_str("\n| event | what | attributes | collector |\n| --- | --- | --- | --- |\n");
     for d in &declarations {
         for e in d.events {
             let attributes = e.attributes.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
-            out.push_str(&format!("| `{}` | {attributes} | `{}` |\n", e.name, d.collector));
+            out.push_str(&format!("| `{}` | {} | {attributes} | `{}` |\n", e.name, e.description, d.collector));
         }
     }
     out
@@ -337,6 +347,7 @@ mod tests {
     fn resource_level_attributes_move_onto_their_resource_and_group_points() {
         let mut base = Resource::default();
         base.attributes.insert("service.instance.id", Value::Str("db:5432".into()));
+        base.attributes.insert("db.namespace", Value::Str("postgres".into()));
         let point = |db: Option<&str>, table: Option<&str>| {
             let mut attributes = Map::new();
             if let Some(db) = db {
@@ -357,6 +368,7 @@ mod tests {
         let table = &groups[1].0.attributes;
         assert_eq!(table.get(DATABASE_NAME), Some(&Value::Str("app".into())));
         assert_eq!(table.get("service.instance.id"), Some(&Value::Str("db:5432".into())), "every resource keeps the server's");
+        assert_eq!(table.get("db.namespace"), None, "the connection's database is not this one");
         assert!(groups[1].1.iter().all(|r| r.attributes().get(TABLE_NAME).is_none() && r.attributes().get("state").is_some()));
         assert_eq!(groups[0].0, base);
     }

@@ -65,7 +65,6 @@ pub const TOP_QUERY: Event = Event {
 const DIGEST_ATTRIBUTES: &[crate::catalogue::Attr] = &[
     crate::catalogue::attr("db.query.id", &[]),
     crate::catalogue::attr("db.namespace", &[]),
-    crate::catalogue::attr("db.query.toplevel", &[]),
 ];
 
 /// A digest delta metric (see `pg_statements::delta`), without a user.

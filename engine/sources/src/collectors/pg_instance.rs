@@ -264,7 +264,7 @@ pub fn bgwriter_sql(version: i64) -> &'static str {
     }
 }
 
-/// Locks by relation, mode and type, our own session's left out. A
+/// Locks by relation, mode and type, dbintel's own sessions left out. A
 /// relation is named only when it is this database's or shared (the oids
 /// of other databases' relations mean nothing in this pg_class).
 pub const LOCKS_SQL: &str =
@@ -273,6 +273,7 @@ pub const LOCKS_SQL: &str =
    LEFT JOIN pg_class c ON c.oid = l.relation
         AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
   WHERE l.pid IS DISTINCT FROM pg_backend_pid()
+    AND l.pid NOT IN (SELECT pid FROM pg_stat_activity WHERE application_name = 'dbintel')
   GROUP BY 1, 2, 3
   ORDER BY 4 DESC
   LIMIT 500";
