@@ -5,44 +5,15 @@
 //! tests fail, never skip, when a server is missing: run
 //! `tests/pg-versions.sh start 12 13 14 16 17 18 replica` first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
-/// The majors the suite must have besides the shared :5432 (15).
-const MAJORS: [u32; 6] = [12, 13, 14, 16, 17, 18];
-const REPLICA: &str = "15-replica";
+mod common;
 
-/// The "name port" lines of the servers file: `DBINTEL_PG_SERVERS` when
-/// set, else where tests/pg-versions.sh says it writes them.
-fn servers() -> BTreeMap<String, u16> {
-    let path = match std::env::var("DBINTEL_PG_SERVERS") {
-        Ok(path) => path,
-        Err(_) => {
-            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/pg-versions.sh");
-            let out = std::process::Command::new(&script).arg("servers-file").output().expect("run tests/pg-versions.sh servers-file");
-            assert!(out.status.success(), "tests/pg-versions.sh servers-file: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        }
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("no servers file at {path} ({e}): run tests/pg-versions.sh start 12 13 14 16 17 18 replica"));
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            let (name, port) = line.split_once(' ').unwrap_or_else(|| panic!("servers file line {line:?} is not \"name port\""));
-            (name.to_string(), port.trim().parse().unwrap_or_else(|_| panic!("servers file line {line:?}: bad port")))
-        })
-        .collect()
-}
-
-fn port_of(servers: &BTreeMap<String, u16>, name: &str) -> u16 {
-    *servers.get(name).unwrap_or_else(|| {
-        panic!("PostgreSQL {name} is not running (servers file: {servers:?}); run tests/pg-versions.sh start 12 13 14 16 17 18 replica")
-    })
-}
+use common::pg_servers::{port_of, servers, MAJORS, REPLICA};
 
 async fn connect(user: &str, port: u16) -> PgConnection {
     let password = if user == "dbintel_monitor" { "monitor-secret-pw" } else { "super-secret-pw" };

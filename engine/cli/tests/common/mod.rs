@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod otlp;
+pub mod pg_servers;
 pub mod proxy;
 
 /// The monitoring role tests/prepare-servers.sh creates (read-only).

@@ -62,10 +62,8 @@ pub const TOP_QUERY: Event = Event {
     description: "one per top digest per interval, with its sanitized text; the contrib time in seconds",
 };
 
-const DIGEST_ATTRIBUTES: &[crate::catalogue::Attr] = &[
-    crate::catalogue::attr("db.query.id", &[]),
-    crate::catalogue::attr("db.namespace", &[]),
-];
+const DIGEST_ATTRIBUTES: &[crate::catalogue::Attr] =
+    &[crate::catalogue::attr("db.query.id", &[]), crate::catalogue::attr("db.namespace", &[])];
 
 /// A digest delta metric (see `pg_statements::delta`), without a user.
 const fn delta(name: &'static str, unit: &'static str, double: bool, description: &'static str) -> crate::catalogue::Metric {
