@@ -34,7 +34,7 @@ pub struct PgTarget {
     pub breaker: super::breaker::Breaker,
     /// How sessions are opened (the DSN's, with the safe settings), for
     /// connections to the server's other databases.
-    options: PgConnectOptions,
+    options: Box<PgConnectOptions>,
     connect_timeout: Duration,
 }
 
@@ -79,8 +79,17 @@ impl PgTarget {
 
         let resource = super::target_resource("postgresql", &host, port, database);
         let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));
-        let mut target =
-            PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0, breaker, options, connect_timeout };
+        let mut target = PgTarget {
+            name: name.to_string(),
+            pool,
+            secret,
+            timeout,
+            resource,
+            version: 0,
+            breaker,
+            options: Box::new(options),
+            connect_timeout,
+        };
         let version = target.send("server version", sqlx::query("SELECT current_setting('server_version_num')::int8 AS v")).await?;
         target.version = version.first().and_then(|r| super::rows::integer(r, "v")).unwrap_or(0);
         if !settings.allow_privileged {
@@ -230,7 +239,7 @@ impl PgTarget {
         PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(self.connect_timeout)
-            .connect_lazy_with(self.options.clone().database(database))
+            .connect_lazy_with((*self.options).clone().database(database))
     }
 
     /// Runs `sql` on `pool` (a [`PgTarget::database_pool`]) like
