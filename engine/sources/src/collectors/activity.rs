@@ -192,6 +192,12 @@ pub const MY_SAMPLE_TEXT_CHARS: usize = 4096;
 /// so one aggregator serves both. Text only when samples go out as logs,
 /// cut in the query.
 pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String {
+    my_sample_sql_from(server, with_text, "performance_schema")
+}
+
+/// [`my_sample_sql`] reading performance_schema's tables from `schema`
+/// (tests run the MySQL 8 form against look-alike tables in MariaDB).
+pub fn my_sample_sql_from(server: crate::mysql::MyServer, with_text: bool, schema: &str) -> String {
     let query = if with_text { format!("LEFT(t.PROCESSLIST_INFO, {MY_SAMPLE_TEXT_CHARS})") } else { "NULL".to_string() };
     let blockers = if server.mariadb || server.version < 80000 {
         "SELECT r.trx_mysql_thread_id AS waiting, GROUP_CONCAT(DISTINCT h.trx_mysql_thread_id) AS blockers
@@ -199,12 +205,15 @@ pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String 
            JOIN information_schema.INNODB_TRX r ON r.trx_id = lw.requesting_trx_id
            JOIN information_schema.INNODB_TRX h ON h.trx_id = lw.blocking_trx_id
           GROUP BY r.trx_mysql_thread_id"
+            .to_string()
     } else {
-        "SELECT wt.PROCESSLIST_ID AS waiting, GROUP_CONCAT(DISTINCT bt.PROCESSLIST_ID) AS blockers
-           FROM performance_schema.data_lock_waits lw
-           JOIN performance_schema.threads wt ON wt.THREAD_ID = lw.REQUESTING_THREAD_ID
-           JOIN performance_schema.threads bt ON bt.THREAD_ID = lw.BLOCKING_THREAD_ID
+        format!(
+            "SELECT wt.PROCESSLIST_ID AS waiting, GROUP_CONCAT(DISTINCT bt.PROCESSLIST_ID) AS blockers
+           FROM {schema}.data_lock_waits lw
+           JOIN {schema}.threads wt ON wt.THREAD_ID = lw.REQUESTING_THREAD_ID
+           JOIN {schema}.threads bt ON bt.THREAD_ID = lw.BLOCKING_THREAD_ID
           GROUP BY wt.PROCESSLIST_ID"
+        )
     };
     format!(
         "SELECT t.PROCESSLIST_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
@@ -215,8 +224,8 @@ pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String 
                 CASE WHEN b.blockers IS NOT NULL THEN 'row lock' ELSE w.EVENT_NAME END AS wait_event,
                 NULL AS query_id, {query} AS query, b.blockers AS blocking,
                 t.THREAD_ID AS thread_id, t.PROCESSLIST_STATE AS processlist_state, w.TIMER_WAIT / 1e12 AS wait_seconds
-           FROM performance_schema.threads t
-           LEFT JOIN performance_schema.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
+           FROM {schema}.threads t
+           LEFT JOIN {schema}.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
            LEFT JOIN ({blockers}) b ON b.waiting = t.PROCESSLIST_ID
           WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')
             AND t.PROCESSLIST_ID <> CONNECTION_ID()"
