@@ -152,10 +152,11 @@ pub fn tables_sql() -> String {
 /// Indexes of the connected database (of tables not locked either).
 pub fn indexes_sql() -> String {
     format!(
-        "SELECT s.schemaname::text AS schema, s.relname::text AS \"table\", s.indexrelname::text AS index,
+        "WITH locked AS MATERIALIZED {LOCKED}
+         SELECT s.schemaname::text AS schema, s.relname::text AS \"table\", s.indexrelname::text AS index,
                 s.idx_scan::int8 AS scans, pg_relation_size(s.indexrelid)::int8 AS index_size
            FROM pg_stat_user_indexes s
-          WHERE NOT EXISTS (SELECT 1 FROM {LOCKED} l WHERE l.relation IN (s.indexrelid, s.relid))"
+          WHERE s.indexrelid NOT IN (SELECT relation FROM locked) AND s.relid NOT IN (SELECT relation FROM locked)"
     )
 }
 
