@@ -589,3 +589,43 @@ fn mariadb_feeds_every_new_relic_view_it_has_a_source_for_from_the_shipped_pipel
         assert!(event.attributes.get(attribute).is_some(), "{attribute} on {event:?}");
     }
 }
+
+/// The shipped pipeline sends every metric point and every event of every
+/// top statement: the recorded fixture's statements that ran in each of
+/// its two intervals (9 each) all arrive at the sink, not a sample of
+/// them (the pipeline once kept a quarter by query id).
+#[test]
+fn the_shipped_postgres_pipeline_sends_every_top_statement() {
+    let out = common::dbintel(
+        &["dry-run", "pipelines/postgres.pipe", "--input", "postgres.statements=pipelines/fixtures/pg_stat_statements.ndjson"],
+        &[],
+    );
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out.stderr));
+    let lines: Vec<Json> = common::text(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let requests: Vec<Json> = lines
+        .into_iter()
+        .map(|l| {
+            let signal = if l.get("resourceMetrics").is_some() { "metrics" } else { "logs" };
+            serde_json::json!({"answer": "ok", "signal": signal, "request": l})
+        })
+        .collect();
+    let received = decode(&requests);
+    let ids = |interval: u64, metric: bool| -> BTreeSet<String> {
+        let points = if metric { &received.points } else { &received.logs };
+        points
+            .iter()
+            .filter(|p| match &p.record {
+                Record::Metric(m) => m.name == "postgresql.query.calls" && m.time_unix_nano == interval,
+                Record::Log(l) => l.event_name == "db.server.top_query",
+            })
+            .filter_map(|p| p.record.attributes().get("db.query.id").map(ToString::to_string))
+            .collect()
+    };
+    let times: BTreeSet<u64> = received.points.iter().filter_map(|p| p.metric()).map(|m| m.time_unix_nano).collect();
+    assert_eq!(times.len(), 2, "two replayed intervals: {times:?}");
+    for t in &times {
+        assert_eq!(ids(*t, true).len(), 9, "every statement that ran in the interval has its calls point");
+    }
+    assert_eq!(received.logs.iter().filter(|p| p.log().is_some_and(|l| l.event_name == "db.server.top_query")).count(), 18);
+    assert_eq!(ids(0, false).len(), 9, "and each its events");
+}
