@@ -231,9 +231,58 @@ crate::settings! {
 }
 
 crate::settings! {
-    /// `collect instance { … }`: server health.
+    /// MySQL's `collect instance { … }`: server health (global status,
+    /// buffer pool, replica status).
     pub struct InstanceSettings {
         interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+    }
+}
+
+crate::settings! {
+    /// PostgreSQL's `collect instance { … }`: the server-wide views.
+    pub struct PgInstanceSettings {
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+        /// Database sizes walk every file of a database: read this often.
+        sizes_every: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+    }
+}
+
+crate::settings! {
+    /// PostgreSQL's `collect tables { … }`: per-table, per-index and
+    /// per-function statistics, read in each database.
+    pub struct PgTablesSettings {
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// Globs of the databases to read (none: every one the role may
+        /// connect to), and of those to leave out.
+        databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// Globs on `schema.table`.
+        tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// Per database: the top tables by size, with the top by activity.
+        top: i64 = optional(SettingType::Int { min: 1, max: 100_000 }, DefaultValue::Int(200)),
+        /// Across all databases, hard caps.
+        max_tables: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(1000)),
+        max_indexes: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(2000)),
+        /// Connections open at a time across the databases.
+        pool: i64 = optional(SettingType::Int { min: 1, max: 16 }, DefaultValue::Int(2)),
+    }
+}
+
+crate::settings! {
+    /// MySQL's `collect tables { … }`: per-table and per-index I/O waits
+    /// and table sizes.
+    pub struct MyTablesSettings {
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// Globs of the schemas to read, and of those to leave out.
+        databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// Globs on `schema.table`.
+        tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        top: i64 = optional(SettingType::Int { min: 1, max: 100_000 }, DefaultValue::Int(200)),
+        max_tables: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(1000)),
+        max_indexes: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(2000)),
     }
 }
 
@@ -265,20 +314,23 @@ crate::settings! {
 const STATEMENTS: CollectorSpec = CollectorSpec { name: "statements", settings: StatementsSettings::SPECS, signals: Signals::BOTH };
 const ACTIVITY: CollectorSpec = CollectorSpec { name: "activity", settings: ActivitySettings::SPECS, signals: Signals::BOTH };
 const PLANS: CollectorSpec = CollectorSpec { name: "plans", settings: PlansSettings::SPECS, signals: Signals::LOGS };
-const INSTANCE: CollectorSpec = CollectorSpec { name: "instance", settings: InstanceSettings::SPECS, signals: Signals::METRICS };
+const MY_INSTANCE: CollectorSpec = CollectorSpec { name: "instance", settings: InstanceSettings::SPECS, signals: Signals::METRICS };
+const PG_INSTANCE: CollectorSpec = CollectorSpec { name: "instance", settings: PgInstanceSettings::SPECS, signals: Signals::METRICS };
+const PG_TABLES: CollectorSpec = CollectorSpec { name: "tables", settings: PgTablesSettings::SPECS, signals: Signals::METRICS };
+const MY_TABLES: CollectorSpec = CollectorSpec { name: "tables", settings: MyTablesSettings::SPECS, signals: Signals::METRICS };
 const SQL_QUERY: CollectorSpec = CollectorSpec { name: "<query>", settings: SqlQuerySettings::SPECS, signals: Signals::BOTH };
 
 pub const SOURCE_KINDS: &[SourceKindSpec] = &[
     SourceKindSpec {
         name: "postgres",
         settings: DbSettings::SPECS,
-        collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
+        collectors: &[STATEMENTS, ACTIVITY, PG_INSTANCE, PG_TABLES, PLANS],
         open_collectors: None,
     },
     SourceKindSpec {
         name: "mysql",
         settings: DbSettings::SPECS,
-        collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
+        collectors: &[STATEMENTS, ACTIVITY, MY_INSTANCE, MY_TABLES, PLANS],
         open_collectors: None,
     },
     SourceKindSpec { name: "sql", settings: DbSettings::SPECS, collectors: &[], open_collectors: Some(SQL_QUERY) },

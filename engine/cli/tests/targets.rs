@@ -116,10 +116,10 @@ fn dbintel_sessions(port: u16) -> usize {
 #[test]
 fn a_hundred_targets_from_a_file_each_send_their_own_resource_and_edits_apply_live() {
     // several real servers: the shared 15 and PostgreSQL 12–18
-    let servers = common::pg_servers();
+    let servers = common::pg_servers::servers();
     let mut ports = vec![5432u16];
     for major in ["12", "13", "14", "16", "17", "18"] {
-        ports.push(common::pg_port(&servers, major));
+        ports.push(common::pg_servers::port_of(&servers, major));
     }
     let dir = scratch("targets-hundred");
     let out = dir.join("out.jsonl");

@@ -5,7 +5,11 @@
 //!   server version, how its rows map to records, its cadence) and the one
 //!   registry of collectors per engine. `run`, `dry-run --scrapes` and
 //!   `dry-run --input` all build collectors from it.
-//! - [`collectors`]: one file per collector.
+//! - [`collectors`]: one file per collector, each with the
+//!   [`catalogue::Declaration`] of what it emits.
+//! - [`catalogue`]: the declarations' types, the README's catalogue
+//!   tables, and the move of database/table/index attributes onto their
+//!   resources.
 //! - [`target`]: a connected database of either engine; [`postgres`] and
 //!   [`mysql`] hold what is particular to each (safe sessions, the role
 //!   check, queries under a deadline).
@@ -26,6 +30,7 @@
 //! settings in `dsl/src/schema.rs`.
 
 pub mod breaker;
+pub mod catalogue;
 pub mod collector;
 pub mod collectors;
 pub mod error;
@@ -141,16 +146,25 @@ pub fn setup_error(name: &str, message: String) -> SourceError {
 }
 
 /// The resource every batch from a database carries: what New Relic builds
-/// its database entities from.
+/// its database entities from. PostgreSQL entities are keyed by
+/// `service.instance.id`, MySQL ones by `mysql.instance.endpoint`; both are
+/// `host:port` as the DSN writes them, and every resource of a server (its
+/// databases, tables, indexes, its events) carries the same value, or the
+/// data lands on no entity. No `telemetry.sdk.name`: that names an
+/// OpenTelemetry SDK (New Relic turns it into the entity's
+/// `instrumentation.provider`); dbintel is named by its scope.
 pub fn target_resource(system: &str, host: &str, port: u16, database: Option<String>) -> dbintel_core::record::Resource {
     use dbintel_stdlib::Value;
     let mut resource = dbintel_core::record::Resource::default();
     let attrs = &mut resource.attributes;
+    let endpoint = format!("{host}:{port}");
     attrs.insert("db.system.name", Value::Str(system.into()));
     attrs.insert("server.address", Value::Str(host.into()));
     attrs.insert("server.port", Value::Int(i64::from(port)));
-    attrs.insert("service.instance.id", Value::Str(format!("{host}:{port}")));
-    attrs.insert("telemetry.sdk.name", Value::Str("dbintel".into()));
+    attrs.insert("service.instance.id", Value::Str(endpoint.clone()));
+    if system == "mysql" {
+        attrs.insert("mysql.instance.endpoint", Value::Str(endpoint));
+    }
     if let Some(db) = database {
         attrs.insert("db.namespace", Value::Str(db));
     }

@@ -220,8 +220,10 @@ pub fn row_to_map(row: &MySqlRow) -> DbRow {
             row.try_get::<Option<i64>, _>(i).ok().flatten().map(Value::Int)
         } else if ty == "DOUBLE" || ty == "FLOAT" {
             row.try_get::<Option<f64>, _>(i).ok().flatten().map(Value::Double)
-        } else if ty == "DECIMAL" {
-            row.try_get::<Option<String>, _>(i).ok().flatten().map(|s| s.parse().map(Value::Double).unwrap_or(Value::Str(s)))
+        } else if ty == "DECIMAL" || ty == "NEWDECIMAL" {
+            // sent as its digits; the driver only decodes it unchecked
+            // (COALESCE of an unsigned column is DECIMAL on MariaDB)
+            row.try_get_unchecked::<Option<String>, _>(i).ok().flatten().map(|s| s.parse().map(Value::Double).unwrap_or(Value::Str(s)))
         } else if ty == "BOOLEAN" {
             row.try_get::<Option<bool>, _>(i).ok().flatten().map(Value::Bool)
         } else {

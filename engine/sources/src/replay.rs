@@ -171,7 +171,10 @@ impl Replay {
             return;
         }
         NodeCounters::add(&counters.emitted, records.len());
-        let lost = output.send_blocking(&self.collector_name, dbintel_core::record::Batch::new(self.resource.clone(), records));
-        NodeCounters::add(&counters.dropped, lost);
+        // as a live source sends them: one batch per resource
+        for (resource, records) in crate::catalogue::by_resource(&self.resource, records) {
+            let lost = output.send_blocking(&self.collector_name, dbintel_core::record::Batch::new(resource, records));
+            NodeCounters::add(&counters.dropped, lost);
+        }
     }
 }

@@ -160,7 +160,12 @@ async fn emit(output: &SharedOutput, counters: &NodeCounters, resource: &Resourc
         return;
     }
     let n = records.len();
-    let lost = output.current().send(collector, Batch::new(resource.clone(), records)).await;
+    let mut lost = 0;
+    // database, table and index points go out on their own resources
+    let output = output.current();
+    for (resource, records) in crate::catalogue::by_resource(resource, records) {
+        lost += output.send(collector, Batch::new(resource, records)).await;
+    }
     NodeCounters::add(&counters.emitted, n);
     if lost > 0 {
         NodeCounters::add(&counters.dropped, lost);
