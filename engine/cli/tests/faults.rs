@@ -270,8 +270,8 @@ fn a_missing_privilege_or_a_bad_query_fails_only_that_collector() {
     let alive = points(&out).get("fault.alive").copied().unwrap_or(0);
     std::thread::sleep(Duration::from_secs(4));
     assert!(points(&out).get("fault.alive").copied().unwrap_or(0) >= alive + 4, "the working collector carries on");
-    assert_eq!(run.metric("dbintel_collector_failing{node=\"src\",collector=\"waldir\"}"), 1.0);
-    assert!(run.metric("dbintel_collector_errors_total{node=\"src\",collector=\"waldir\",class=\"configuration\"}") >= 3.0);
+    assert_eq!(run.metric("dbintel_collector_failing{node=\"src\",target=\"src\",collector=\"waldir\"}"), 1.0);
+    assert!(run.metric("dbintel_collector_errors_total{node=\"src\",target=\"src\",collector=\"waldir\",class=\"configuration\"}") >= 3.0);
     let log = run.stderr();
     assert_eq!(occurrences(&log, "code=42501"), 1, "one log line per cause:\n{log}");
     assert_eq!(occurrences(&log, "code=42601"), 1, "one log line per cause:\n{log}");

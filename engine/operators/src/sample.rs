@@ -16,7 +16,7 @@
 //! Redis again a few seconds later.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,22 +75,7 @@ impl Lru {
     }
 }
 
-/// Counters of one sampler's shared state.
-#[derive(Debug, Default)]
-pub struct SamplerStats {
-    /// Round trips to Redis that failed (unreachable, timeout, malformed
-    /// reply).
-    pub redis_errors: AtomicU64,
-    /// Records decided from local state because Redis could not answer.
-    pub fallback_decisions: AtomicU64,
-    /// Records decided with Redis.
-    pub redis_decisions: AtomicU64,
-}
-
-/// Process-wide sums of every sampler's [`SamplerStats`] (what `/metrics`
-/// shows today; per sampler through [`Sample::stats`]).
-pub static REDIS_ERRORS: AtomicU64 = AtomicU64::new(0);
-pub static REDIS_FALLBACK_DECISIONS: AtomicU64 = AtomicU64::new(0);
+pub use dbintel_core::counters::SamplerStats;
 
 /// Shared state in Redis, with local state as the fallback while Redis
 /// cannot be reached (retried every few seconds).
@@ -120,7 +105,6 @@ impl Shared {
 
     fn failed(&mut self, now: Instant, error: &StateError, stats: &SamplerStats) {
         stats.redis_errors.fetch_add(1, Relaxed);
-        REDIS_ERRORS.fetch_add(1, Relaxed);
         if self.down_until.is_none() {
             tracing::warn!(sampler = %self.node, %error, "Redis unavailable: deciding with local state until it is back");
         }
@@ -359,6 +343,13 @@ impl Sample {
         self.stats.clone()
     }
 
+    /// Counts into `stats` (the node's, kept across reloads by the
+    /// registry) instead of its own.
+    pub fn with_stats(mut self, stats: Arc<SamplerStats>) -> Sample {
+        self.stats = stats;
+        self
+    }
+
     /// The undecided end of the rules: the target throughput, or keep.
     fn undecided(&mut self, now: Instant) -> Decision {
         match self.target.as_mut() {
@@ -445,7 +436,6 @@ impl Sample {
     async fn decide_shared(&mut self, shared: &mut Shared, resource: &Resource, records: &[Record], now: Instant) -> Vec<Decision> {
         let local = |s: &mut Sample| -> Vec<Decision> {
             s.stats.fallback_decisions.fetch_add(records.len() as u64, Relaxed);
-            REDIS_FALLBACK_DECISIONS.fetch_add(records.len() as u64, Relaxed);
             records.iter().map(|r| s.decide(resource, r, now)).collect()
         };
         if !shared.usable(now) {
