@@ -3,6 +3,7 @@
 
 pub mod otlp;
 pub mod proxy;
+pub mod server_view;
 
 /// The monitoring role tests/prepare-servers.sh creates (read-only).
 pub const PG_MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
