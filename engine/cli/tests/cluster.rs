@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use dbintel_cluster::fake::{FakeLeaseClient, FakeLeaseServer, ManualClock};
-use dbintel_cluster::lease::{Claim, Clock, Sharder, Timing};
+use dbintel_cluster::lease::{ApiError, Claim, Clock, Gate, LeaseApi, LeaseRecord, Sharder, Timing};
+use dbintel_core::BoxFuture;
 
 const STEP: Duration = Duration::from_millis(100);
 
@@ -115,18 +116,50 @@ fn fake_api_a_leader_cut_off_from_the_api_stops_before_anyone_can_acquire() {
     assert_ne!(leaders[0], "dbintel-0");
 }
 
+/// The fake API as one replica sees it, noting at each write that clears
+/// the holder (a release) whether that replica's gate was still open at
+/// that moment.
+struct GateAtRelease<'a> {
+    api: &'a FakeLeaseClient,
+    gate: std::sync::Arc<Gate>,
+    clock: &'a ManualClock,
+    open_at_release: std::sync::Mutex<Vec<bool>>,
+}
+
+impl LeaseApi for GateAtRelease<'_> {
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseRecord>, ApiError>> {
+        self.api.get(name)
+    }
+    fn create<'a>(&'a self, name: &'a str, record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>> {
+        self.api.create(name, record)
+    }
+    fn replace<'a>(&'a self, name: &'a str, record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>> {
+        if record.holder.is_none() {
+            self.open_at_release.lock().unwrap().push(self.gate.holds_at(self.clock.now()));
+        }
+        self.api.replace(name, record)
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, LeaseRecord)>, ApiError>> {
+        self.api.list(prefix)
+    }
+}
+
 #[test]
 fn fake_api_a_released_lease_is_taken_at_the_next_try() {
     let (server, clock, timing) = (FakeLeaseServer::default(), ManualClock::default(), Timing::default());
     let mut rs = replicas(&server, 3, timing);
     run_for(&mut rs, &clock, timing, Duration::from_secs(5));
     let r0 = &mut rs[0];
-    block_on(r0.claim.release(&r0.api, &clock));
+    assert!(r0.claim.held(clock.now()), "dbintel-0 leads before it releases");
+    let watching = GateAtRelease { api: &r0.api, gate: r0.claim.gate.clone(), clock: &clock, open_at_release: Default::default() };
+    block_on(r0.claim.release(&watching, &clock));
     r0.alive = false;
-    assert!(!rs[0].claim.held(clock.now()), "stops acting before it releases");
+    // observed when the release reached the API, not after the fact
+    let open = watching.open_at_release.lock().unwrap().clone();
+    assert_eq!(open, [false], "the gate at each release write (true: still acting when the lease was handed over)");
     let released = clock.now();
     let leaders = run_for(&mut rs, &clock, timing, timing.retry + STEP);
-    assert_eq!(leaders.len(), 1, "someone took over within one retry of {released:?}");
+    assert_eq!(leaders.len(), 1, "someone took over within one retry of {released:?}: {leaders:?}");
 }
 
 fn sharders(server: &FakeLeaseServer, n: usize, targets: &[String], timing: Timing) -> Vec<(String, FakeLeaseClient, Sharder, bool)> {
