@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod otlp;
+pub mod private_pg;
 pub mod proxy;
 pub mod server_view;
 
