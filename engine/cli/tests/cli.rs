@@ -219,3 +219,64 @@ fn a_mounted_configmap_directory_is_read_once() {
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("valid: 3 file(s)"), "{}", text(&out.stderr));
 }
+
+/// README: levels come from `DBINTEL_LOG`, "default `info` for `run`,
+/// `warn` for the other commands". Without it set, `run` says what it does
+/// at info (no debug), and `dry-run` of the same plan says nothing at info.
+#[test]
+fn without_dbintel_log_run_logs_at_info_and_other_commands_at_warn() {
+    let dir = scratch("default-log-level");
+    let out_file = dir.join("out.jsonl");
+    let pipe = dir.join("p.pipe");
+    std::fs::write(
+        &pipe,
+        format!(
+            "source rows = sql {{\n  dsn = env(\"ROWS_DSN\")\n  collect m {{ query = \"select 1\", kind = gauge, metric = \"t.v\", value_column = \"v\" }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline p = rows.m -> out\n",
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    let rows = common::otlp::rows(&dir, "rows.ndjson", 3, 1);
+    let input = format!("rows.m={}", rows.display());
+    let port = common::otlp::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dbintel"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--no-watch", "--input", &input, pipe.to_str().unwrap()])
+        .env_remove("DBINTEL_LOG")
+        .env_remove("DBINTEL_LOG_FORMAT")
+        .env("ROWS_DSN", "unused")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dbintel run");
+    common::otlp::eventually("dbintel run to be ready", std::time::Duration::from_secs(30), || {
+        (common::otlp::http(port, "GET", "/readyz").map(|r| r.0) == Some(200)).then_some(())
+    });
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let run = child.wait_with_output().expect("dbintel run exits");
+    let log = text(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    let level_of = |line: &str| line.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let levels: std::collections::BTreeSet<String> = log.lines().filter(|l| l.starts_with("20")).map(level_of).collect();
+    assert!(
+        log.lines().any(|l| level_of(l) == "INFO" && l.contains("running; /metrics")),
+        "run logs at info by default (levels seen: {levels:?}):\n{log}"
+    );
+    assert!(!levels.contains("DEBUG") && !levels.contains("TRACE"), "run logs below info by default: {levels:?}\n{log}");
+
+    // a live scrape, which logs its target's state changes at info
+    let dry_run = |level: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dbintel"));
+        command.args(["dry-run", pipe.to_str().unwrap(), "--scrapes", "1"]).env_remove("DBINTEL_LOG").env_remove("DBINTEL_LOG_FORMAT");
+        if let Some(level) = level {
+            command.env("DBINTEL_LOG", level);
+        }
+        let out = command.env("ROWS_DSN", common::PG_MONITOR).output().expect("dbintel dry-run");
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let info_lines = |log: &str| log.lines().filter(|l| l.starts_with("20") && level_of(l) == "INFO").count();
+    let at_info = dry_run(Some("info"));
+    assert!(info_lines(&at_info) > 0, "dry-run has info lines to hide:\n{at_info}");
+    let by_default = dry_run(None);
+    assert_eq!(info_lines(&by_default), 0, "dry-run logs at info by default:\n{by_default}");
+}
