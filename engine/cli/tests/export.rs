@@ -711,7 +711,18 @@ fn a_request_is_given_up_at_retry_elapsed_readyz_says_why_and_export_goes_on() {
     run.wait_for("the first request to be given up", Duration::from_secs(20), || (run.metric(expired) >= 1.0).then_some(()));
     let gave_up_after = started.elapsed();
     assert!(gave_up_after >= Duration::from_millis(2800), "given up after {gave_up_after:?}, before retry_elapsed = 3s");
-    assert_eq!(run.metric(expired), 1.0);
+    // at retry_elapsed, by the exporter's own clock from the first attempt:
+    // when the next pause (at most retry_max, 400 ms) would pass it
+    let log = run.stderr();
+    let line = log.lines().find(|l| l.contains("giving up on a request")).unwrap_or_else(|| panic!("no give-up logged:\n{log}"));
+    let waited = line.split("waited=").nth(1).and_then(|w| w.split_whitespace().next()).unwrap_or_default();
+    let secs = match waited.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().ok().map(|v| v / 1000.0),
+        None => waited.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()),
+    }
+    .unwrap_or_else(|| panic!("no waited= in {line:?}"));
+    assert!((2.6..3.3).contains(&secs), "given up after {secs} s of retrying, not at retry_elapsed = 3s (retry_max 400 ms): {line}");
+    assert_eq!(run.metric(expired), 1.0, "one request given up:\n{log}");
     assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0, "the first batch, counted");
     // nothing delivered for longer than retry_elapsed while the second
     // batch waits (the give-up comes just before retry_elapsed is up: the
