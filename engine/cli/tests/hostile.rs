@@ -246,7 +246,7 @@ fn assert_no_marker(log: &str, exported: &str) {
 #[test]
 fn hostile_statement_texts_leave_no_marker_in_logs_or_output() {
     let (log, exported) = run_scene("info", &[]);
-    assert!(exported.contains("db.server.query_plan"), "plans were explained");
+    assert!(exported.contains("db.server.query_plan"), "no plans were explained; the log:\n{log}");
     assert_no_marker(&log, &exported);
 }
 
@@ -258,6 +258,7 @@ fn hostile_statement_texts_leave_no_marker_in_logs_or_output() {
 #[test]
 fn hostile_statement_texts_leave_no_marker_even_at_debug_level() {
     let (log, exported) = run_scene("debug", &[]);
-    assert!(log.contains(" DEBUG "), "the log is at debug level");
+    assert!(log.contains(" DEBUG "), "the log is not at debug level:\n{log}");
+
     assert_no_marker(&log, &exported);
 }

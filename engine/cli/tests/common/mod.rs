@@ -81,7 +81,16 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 pub fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited normally, not by a signal")
+    out.status.code().unwrap_or_else(|| panic!("killed by a signal, not exited: {}", seen(out)))
+}
+
+/// What a run of the binary showed, for failure messages: its exit status,
+/// stderr and (the start of) stdout.
+pub fn seen(out: &Output) -> String {
+    let stdout = text(&out.stdout);
+    let shown: String = stdout.chars().take(4000).collect();
+    let more = if shown.len() < stdout.len() { "\n[… stdout cut]" } else { "" };
+    format!("{}\n--- stderr ---\n{}\n--- stdout ---\n{shown}{more}", out.status, text(&out.stderr))
 }
 
 /// The delta of `metric` for the statement whose text contains `marker`
@@ -135,4 +144,10 @@ pub fn pg_port(servers: &std::collections::BTreeMap<String, u16>, name: &str) ->
     *servers.get(name).unwrap_or_else(|| {
         panic!("PostgreSQL {name} is not running (servers file: {servers:?}); run tests/pg-versions.sh start 12 13 14 16 17 18 replica")
     })
+}
+
+/// The first few lines of `text` holding any of `needles`, for failure
+/// messages about something that must not appear.
+pub fn lines_with<'a>(text: &'a str, needles: &[&str]) -> Vec<&'a str> {
+    text.lines().filter(|l| needles.iter().any(|n| l.contains(n))).take(5).collect()
 }

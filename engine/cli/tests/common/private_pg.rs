@@ -65,9 +65,11 @@ impl PrivatePg {
         );
         let pg = PrivatePg { port: super::otlp::free_port(), data, dir };
         pg.start();
-        super::otlp::eventually("the replica to stream", Duration::from_secs(30), || {
-            (pg.sql("SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") == "streaming").then_some(())
-        });
+        let started = std::time::Instant::now();
+        while pg.sql("SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") != "streaming" {
+            assert!(started.elapsed() < Duration::from_secs(30), "the replica on :{} does not stream; its log:\n{}", pg.port, pg.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
         pg
     }
 
