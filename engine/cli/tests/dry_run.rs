@@ -268,8 +268,11 @@ test "fails" {
 #[test]
 fn shipped_pipeline_tests_pass() {
     let out = dbintel(&["test", "pipelines/"], ALL_ENV);
-    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("2 passed, 0 failed"), "{}", common::seen(&out));
+    assert_eq!(code(&out), 0, "{}", common::seen(&out));
+    // every test block of the shipped files passes (their number grows)
+    let stdout = text(&out.stdout);
+    let passed = stdout.lines().find_map(|l| l.strip_suffix(" passed, 0 failed")).and_then(|n| n.trim().parse::<usize>().ok());
+    assert!(passed.is_some_and(|n| n >= 3), "all of the shipped pipelines' tests pass: {}", common::seen(&out));
 }
 
 #[test]
