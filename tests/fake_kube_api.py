@@ -9,12 +9,17 @@ is the most faithful stand-in we have, and tests using it say so.
 
 Prints {"port": N} once listening. POST /fake/partition?who=POD blocks
 requests whose bearer token is POD (each replica's kubeconfig carries its
-pod name as token); /fake/heal?who=POD lifts it.
+pod name as token); /fake/heal?who=POD lifts it. GET /fake/history lists
+every write it accepted, in order, with the server's own time of it
+(`t`, Unix seconds): who wrote, which lease, the holder it names and the
+lease's duration and renewTime as written — so a test can set what
+replicas did against when the lease changed hands.
 """
 import json
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
@@ -22,6 +27,7 @@ LOCK = threading.Lock()
 LEASES = {}  # (namespace, name) -> object
 VERSION = [0]
 BLOCKED = set()
+HISTORY = []  # accepted writes, in order
 PATH = re.compile(r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?$")
 
 
@@ -51,6 +57,9 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length", 0) or 0)
         body = json.loads(self.rfile.read(length) or b"null") if length else None
+        if url.path == "/fake/history":
+            with LOCK:
+                return self.send(200, list(HISTORY))
         if url.path.startswith("/fake/"):
             who = parse_qs(url.query).get("who", [""])[0]
             with LOCK:
@@ -66,6 +75,11 @@ class Handler(BaseHTTPRequestHandler):
         ns, name = m.group(1), m.group(2)
         with LOCK:
             code, out = self.route(method, ns, name, body, parse_qs(url.query))
+            if method in ("POST", "PUT") and code in (200, 201):
+                spec = out.get("spec") or {}
+                HISTORY.append({"t": time.time(), "who": self.who(), "method": method, "lease": out["metadata"]["name"],
+                                "holder": spec.get("holderIdentity"), "durationSeconds": spec.get("leaseDurationSeconds"),
+                                "renewTime": spec.get("renewTime"), "resourceVersion": out["metadata"]["resourceVersion"]})
         self.send(code, out)
 
     def route(self, method, ns, name, body, query):

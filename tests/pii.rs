@@ -77,7 +77,7 @@ fn no_planted_secret_leaves_sanitize_pii() {
                 leaks.push(format!("{piece:?} of {needle:?}\n  in:  {query}\n  out: {out}"));
             }
         }
-        assert!(!out.contains("10.9.8.7"), "client_addr survived");
+        assert!(!out.contains("10.9.8.7"), "client_addr survived: {out}");
     }
     assert!(planted_count >= 1000, "only {planted_count} secrets planted");
     assert!(leaks.is_empty(), "{} of {planted_count} secrets leaked:\n{}", leaks.len(), leaks.join("\n"));

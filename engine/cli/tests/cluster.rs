@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use dbintel_cluster::fake::{FakeLeaseClient, FakeLeaseServer, ManualClock};
-use dbintel_cluster::lease::{Claim, Clock, Sharder, Timing};
+use dbintel_cluster::lease::{ApiError, Claim, Clock, Gate, LeaseApi, LeaseRecord, Sharder, Timing};
+use dbintel_core::BoxFuture;
 
 const STEP: Duration = Duration::from_millis(100);
 
@@ -66,7 +67,7 @@ fn fake_api_one_leader_renews_and_a_dead_leader_is_replaced_within_one_lease_dur
     let leaders = run_for(&mut rs, &clock, timing, Duration::from_secs(60));
     assert_eq!(leaders, ["dbintel-0"], "and keeps it by renewing");
     let lease = server.lease("dbintel").expect("lease");
-    assert_eq!(lease.transitions, 0);
+    assert_eq!(lease.transitions, 0, "no hand-over while dbintel-0 renews: {lease:?}");
 
     // the leader dies (stops renewing, releases nothing)
     rs[0].alive = false;
@@ -77,12 +78,12 @@ fn fake_api_one_leader_renews_and_a_dead_leader_is_replaced_within_one_lease_dur
         if let Some(l) = leaders.first() {
             took_over = Some((l.clone(), clock.now() - died));
         }
-        assert!(clock.now() - died < Duration::from_secs(30), "nobody took over");
+        assert!(clock.now() - died < Duration::from_secs(30), "nobody took over in 30 s; the lease: {:?}", server.lease("dbintel"));
     }
     let (who, after) = took_over.unwrap_or_default();
-    assert_ne!(who, "dbintel-0");
+    assert_ne!(who, "dbintel-0", "the dead leader cannot take over from itself");
     assert!(after <= timing.duration + timing.retry + STEP, "failover took {after:?}");
-    assert_eq!(server.lease("dbintel").map(|l| l.transitions), Some(1));
+    assert_eq!(server.lease("dbintel").map(|l| l.transitions), Some(1), "one hand-over: {:?}", server.lease("dbintel"));
 }
 
 #[test]
@@ -111,8 +112,36 @@ fn fake_api_a_leader_cut_off_from_the_api_stops_before_anyone_can_acquire() {
     // back online, it does not take the lease back
     server.reconnect("dbintel-0");
     let leaders = run_for(&mut rs, &clock, timing, Duration::from_secs(30));
-    assert_eq!(leaders.len(), 1);
-    assert_ne!(leaders[0], "dbintel-0");
+    assert_eq!(leaders.len(), 1, "one leader after the partition heals: {leaders:?}");
+    assert_ne!(leaders[0], "dbintel-0", "the replica cut off lost its lease for good: {leaders:?}");
+}
+
+/// The fake API as one replica sees it, noting at each write that clears
+/// the holder (a release) whether that replica's gate was still open at
+/// that moment.
+struct GateAtRelease<'a> {
+    api: &'a FakeLeaseClient,
+    gate: std::sync::Arc<Gate>,
+    clock: &'a ManualClock,
+    open_at_release: std::sync::Mutex<Vec<bool>>,
+}
+
+impl LeaseApi for GateAtRelease<'_> {
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseRecord>, ApiError>> {
+        self.api.get(name)
+    }
+    fn create<'a>(&'a self, name: &'a str, record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>> {
+        self.api.create(name, record)
+    }
+    fn replace<'a>(&'a self, name: &'a str, record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>> {
+        if record.holder.is_none() {
+            self.open_at_release.lock().unwrap().push(self.gate.holds_at(self.clock.now()));
+        }
+        self.api.replace(name, record)
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, LeaseRecord)>, ApiError>> {
+        self.api.list(prefix)
+    }
 }
 
 #[test]
@@ -121,12 +150,17 @@ fn fake_api_a_released_lease_is_taken_at_the_next_try() {
     let mut rs = replicas(&server, 3, timing);
     run_for(&mut rs, &clock, timing, Duration::from_secs(5));
     let r0 = &mut rs[0];
-    block_on(r0.claim.release(&r0.api, &clock));
+    assert!(r0.claim.held(clock.now()), "dbintel-0 leads before it releases; the lease: {:?}", server.lease("dbintel"));
+
+    let watching = GateAtRelease { api: &r0.api, gate: r0.claim.gate.clone(), clock: &clock, open_at_release: Default::default() };
+    block_on(r0.claim.release(&watching, &clock));
     r0.alive = false;
-    assert!(!rs[0].claim.held(clock.now()), "stops acting before it releases");
+    // observed when the release reached the API, not after the fact
+    let open = watching.open_at_release.lock().unwrap().clone();
+    assert_eq!(open, [false], "the gate at each release write (true: still acting when the lease was handed over)");
     let released = clock.now();
     let leaders = run_for(&mut rs, &clock, timing, timing.retry + STEP);
-    assert_eq!(leaders.len(), 1, "someone took over within one retry of {released:?}");
+    assert_eq!(leaders.len(), 1, "someone took over within one retry of {released:?}: {leaders:?}");
 }
 
 fn sharders(server: &FakeLeaseServer, n: usize, targets: &[String], timing: Timing) -> Vec<(String, FakeLeaseClient, Sharder, bool)> {
@@ -185,7 +219,7 @@ fn fake_api_three_replicas_split_thirty_targets_and_take_over_a_dead_ones() {
     // up to one `retry` later; then one more try to acquire it
     assert!(moved <= timing.duration + 2 * timing.retry, "targets moved after {moved:?}");
     let counts: Vec<usize> = rs[..2].iter().map(|r| r.2.owned(clock.now()).len()).collect();
-    assert_eq!(counts, [15, 15]);
+    assert_eq!(counts, [15, 15], "the two survivors split the 30 targets evenly");
 }
 
 mod schedules {

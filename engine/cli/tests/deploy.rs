@@ -70,8 +70,8 @@ fn check_all(overlay: &str) -> Rendered {
             "ServiceAccount" => drop(typed::<ServiceAccount>(doc)),
             "RoleBinding" => {
                 let b = typed::<RoleBinding>(doc);
-                assert_eq!(b.role_ref.name, "dbintel-leases");
-                assert_eq!(b.subjects.unwrap_or_default()[0].name, "dbintel");
+                assert_eq!(b.role_ref.name, "dbintel-leases", "{overlay}: the binding grants the lease role");
+                assert_eq!(b.subjects.unwrap_or_default()[0].name, "dbintel", "{overlay}: to the dbintel service account");
             }
             "Role" => role = Some(typed::<Role>(doc)),
             "Deployment" => deployment = Some(typed::<Deployment>(doc)),
@@ -81,7 +81,11 @@ fn check_all(overlay: &str) -> Rendered {
             "Service" => service = Some(typed::<Service>(doc)),
             other => panic!("{overlay}: unexpected {other}"),
         }
-        assert_eq!(doc["metadata"]["namespace"].as_str().unwrap_or("dbintel"), "dbintel");
+        assert_eq!(
+            doc["metadata"]["namespace"].as_str().unwrap_or("dbintel"),
+            "dbintel",
+            "{overlay}: every object in the dbintel namespace: {doc}"
+        );
     }
     let r = Rendered {
         deployment: deployment.expect("Deployment"),
@@ -94,32 +98,39 @@ fn check_all(overlay: &str) -> Rendered {
 
     // RBAC: leases, and only these verbs
     let rules = r.role.rules.clone().unwrap_or_default();
-    assert_eq!(rules.len(), 1);
-    assert_eq!(rules[0].api_groups.clone().unwrap_or_default(), ["coordination.k8s.io"]);
-    assert_eq!(rules[0].resources.clone().unwrap_or_default(), ["leases"]);
-    assert_eq!(rules[0].verbs, ["get", "list", "watch", "create", "update", "patch"]);
+    assert_eq!(rules.len(), 1, "{overlay}: one rule: {rules:?}");
+    assert_eq!(rules[0].api_groups.clone().unwrap_or_default(), ["coordination.k8s.io"], "{overlay}: {rules:?}");
+    assert_eq!(rules[0].resources.clone().unwrap_or_default(), ["leases"], "{overlay}: {rules:?}");
+    assert_eq!(rules[0].verbs, ["get", "list", "watch", "create", "update", "patch"], "{overlay}: leases, these verbs only");
 
     let spec = r.deployment.spec.clone();
     let pod = spec.template.spec.clone().expect("pod spec");
     let labels = spec.template.metadata.clone().and_then(|m| m.labels).unwrap_or_default();
-    assert_eq!(labels.get("app.kubernetes.io/name").map(String::as_str), Some("dbintel"));
-    assert_eq!(spec.selector.match_labels.clone().unwrap_or_default().get("app.kubernetes.io/name").map(String::as_str), Some("dbintel"));
-    assert_eq!(pod.service_account_name.as_deref(), Some("dbintel"));
+    assert_eq!(labels.get("app.kubernetes.io/name").map(String::as_str), Some("dbintel"), "{overlay}: {labels:?}");
+    assert_eq!(
+        spec.selector.match_labels.clone().unwrap_or_default().get("app.kubernetes.io/name").map(String::as_str),
+        Some("dbintel"),
+        "{overlay}: the selector matches the pod labels"
+    );
+    assert_eq!(pod.service_account_name.as_deref(), Some("dbintel"), "{overlay}");
     let psc = pod.security_context.clone().expect("pod securityContext");
-    assert_eq!(psc.run_as_non_root, Some(true));
-    assert!(psc.run_as_user.is_some_and(|u| u != 0));
-    assert_eq!(psc.seccomp_profile.map(|p| p.type_), Some("RuntimeDefault".to_string()));
-    assert!(pod.topology_spread_constraints.is_some_and(|t| !t.is_empty()));
+    assert_eq!(psc.run_as_non_root, Some(true), "{overlay}: {psc:?}");
+    assert!(psc.run_as_user.is_some_and(|u| u != 0), "{overlay}: a non-root uid: {psc:?}");
+    assert_eq!(psc.seccomp_profile.map(|p| p.type_), Some("RuntimeDefault".to_string()), "{overlay}");
+    assert!(pod.topology_spread_constraints.is_some_and(|t| !t.is_empty()), "{overlay}: replicas spread over nodes");
     let c = &pod.containers[0];
     let sc = c.security_context.clone().expect("container securityContext");
-    assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert_eq!(sc.capabilities.and_then(|c| c.drop).unwrap_or_default(), ["ALL"]);
+    assert_eq!(sc.read_only_root_filesystem, Some(true), "{overlay}: {sc:?}");
+    assert_eq!(sc.allow_privilege_escalation, Some(false), "{overlay}: {sc:?}");
+    assert_eq!(sc.capabilities.and_then(|c| c.drop).unwrap_or_default(), ["ALL"], "{overlay}: every capability dropped");
     let probe = |p: &Option<k8s_openapi::api::core::v1::Probe>| p.clone().and_then(|p| p.http_get).and_then(|h| h.path);
-    assert_eq!(probe(&c.liveness_probe).as_deref(), Some("/healthz"));
-    assert_eq!(probe(&c.readiness_probe).as_deref(), Some("/readyz"));
+    assert_eq!(probe(&c.liveness_probe).as_deref(), Some("/healthz"), "{overlay}");
+    assert_eq!(probe(&c.readiness_probe).as_deref(), Some("/readyz"), "{overlay}");
     let resources = c.resources.clone().expect("resources");
-    assert!(resources.requests.is_some_and(|r| r.contains_key("memory") && r.contains_key("cpu")));
+    assert!(
+        resources.requests.as_ref().is_some_and(|r| r.contains_key("memory") && r.contains_key("cpu")),
+        "{overlay}: memory and cpu requests: {resources:?}"
+    );
     let limit = resources.limits.and_then(|l| l.get("memory").map(|q| q.0.clone())).expect("a memory limit");
     assert_memory_headroom(&limit);
     let env = c.env.clone().unwrap_or_default();
@@ -127,12 +138,21 @@ fn check_all(overlay: &str) -> Rendered {
         let field = env.iter().find(|e| e.name == name).and_then(|e| e.value_from.clone()).and_then(|v| v.field_ref).map(|f| f.field_path);
         assert_eq!(field.as_deref(), Some(path), "{name} from the downward API");
     }
-    assert!(c.env_from.clone().unwrap_or_default().iter().any(|e| e.secret_ref.as_ref().is_some_and(|s| s.name == "dbintel-secrets")));
-    assert!(!format!("{:?}", r.deployment).to_lowercase().contains("password"), "no secret values in the manifests");
+    assert!(
+        c.env_from.clone().unwrap_or_default().iter().any(|e| e.secret_ref.as_ref().is_some_and(|s| s.name == "dbintel-secrets")),
+        "{overlay}: the secrets come from the dbintel-secrets Secret: {:?}",
+        c.env_from
+    );
+    let manifest = format!("{:#?}", r.deployment);
+    assert!(
+        !manifest.to_lowercase().contains("password"),
+        "no secret values in the manifests: {:?}",
+        common::lines_with(&manifest.to_lowercase(), &["password"])
+    );
 
     // NetworkPolicy: in only to metrics; out to DNS, API, databases, OTLP
     let np = r.policy.spec.clone().expect("policy spec");
-    assert_eq!(np.policy_types.clone().unwrap_or_default(), ["Ingress", "Egress"]);
+    assert_eq!(np.policy_types.clone().unwrap_or_default(), ["Ingress", "Egress"], "{overlay}");
     let ports = |rules: Vec<Vec<k8s_openapi::api::networking::v1::NetworkPolicyPort>>| -> Vec<i32> {
         let mut p: Vec<i32> = rules
             .into_iter()
@@ -146,16 +166,26 @@ fn check_all(overlay: &str) -> Rendered {
         p.dedup();
         p
     };
-    assert_eq!(ports(np.ingress.unwrap_or_default().into_iter().map(|r| r.ports.unwrap_or_default()).collect()), [9464]);
+    assert_eq!(
+        ports(np.ingress.unwrap_or_default().into_iter().map(|r| r.ports.unwrap_or_default()).collect()),
+        [9464],
+        "{overlay}: in: the metrics port only"
+    );
     assert_eq!(
         ports(np.egress.unwrap_or_default().into_iter().map(|r| r.ports.unwrap_or_default()).collect()),
-        [53, 443, 3306, 4317, 4318, 5432, 6443]
+        [53, 443, 3306, 4317, 4318, 5432, 6443],
+        "{overlay}: out: DNS, the API, the databases, OTLP"
     );
     assert_eq!(
         r.service.spec.clone().and_then(|s| s.selector).unwrap_or_default().get("app.kubernetes.io/name").map(String::as_str),
-        Some("dbintel")
+        Some("dbintel"),
+        "{overlay}: the Service selects the pods"
     );
-    assert!(r.pdb.spec.clone().and_then(|s| s.selector).is_some(), "a PDB without a selector protects nothing");
+    assert!(
+        r.pdb.spec.clone().and_then(|s| s.selector).is_some(),
+        "{overlay}: a PDB without a selector protects nothing: {:?}",
+        r.pdb.spec
+    );
     r
 }
 
@@ -211,7 +241,7 @@ fn validate_config(config: &ConfigMap, name: &str) -> String {
         let shipped = std::fs::read_to_string(common::root().join("pipelines").join(file)).expect("a shipped pipeline");
         assert_eq!(data.get(*file), Some(&shipped), "{file} in the ConfigMap is pipelines/{file} (run deploy/sync-pipelines.sh)");
     }
-    assert!(data.contains_key("cluster.pipe"), "cluster.pipe in the ConfigMap");
+    assert!(data.contains_key("cluster.pipe"), "cluster.pipe in the ConfigMap: {:?}", data.keys().collect::<Vec<_>>());
     for (file, text) in &data {
         std::fs::write(dir.join(file), text).unwrap();
     }
@@ -223,8 +253,9 @@ fn validate_config(config: &ConfigMap, name: &str) -> String {
 #[test]
 fn the_base_renders_valid_objects_with_the_invariants() {
     let r = check_all("base");
-    assert_eq!(r.deployment.spec.replicas, Some(3));
-    assert!(validate_config(&r.config, "deploy-base").contains("mode = leader"));
+    assert_eq!(r.deployment.spec.replicas, Some(3), "the base runs three replicas");
+    let cluster = validate_config(&r.config, "deploy-base");
+    assert!(cluster.contains("mode = leader"), "the base elects a leader: {cluster}");
 }
 
 #[test]
@@ -243,7 +274,7 @@ fn the_new_relic_overlays_keep_the_invariants_and_pick_the_region() {
 #[test]
 fn the_dev_overlay_runs_one_replica_without_election() {
     let r = check_all("overlays/dev");
-    assert_eq!(r.deployment.spec.replicas, Some(1));
+    assert_eq!(r.deployment.spec.replicas, Some(1), "the dev overlay runs one replica");
     let cluster = validate_config(&r.config, "deploy-dev");
     assert!(cluster.contains("mode = none"), "{cluster}");
 }
@@ -288,7 +319,8 @@ fn sync_pipelines_check_names_a_stale_or_stray_copy_and_a_sync_repairs_it() {
     let root = common::scratch("deploy-sync");
     copy_tree(&common::root().join("deploy"), &root.join("deploy"));
     copy_tree(&common::root().join("pipelines"), &root.join("pipelines"));
-    assert_eq!(common::code(&sync_pipelines(&root, &["--check"])), 0);
+    let fresh = sync_pipelines(&root, &["--check"]);
+    assert_eq!(common::code(&fresh), 0, "a fresh copy is in sync: {}", common::seen(&fresh));
 
     let edited = root.join("pipelines/mysql.pipe");
     let text = std::fs::read_to_string(&edited).unwrap();
@@ -302,9 +334,11 @@ fn sync_pipelines_check_names_a_stale_or_stray_copy_and_a_sync_repairs_it() {
 
     let out = sync_pipelines(&root, &[]);
     assert_eq!(common::code(&out), 0, "{}", common::text(&out.stderr));
-    assert_eq!(common::code(&sync_pipelines(&root, &["--check"])), 0);
-    assert_eq!(std::fs::read_to_string(root.join("deploy/base/pipelines/mysql.pipe")).unwrap(), format!("{text}\n# a change\n"));
-    assert!(!root.join("deploy/base/pipelines/retired.pipe").exists());
+    let again = sync_pipelines(&root, &["--check"]);
+    assert_eq!(common::code(&again), 0, "in sync after the sync: {}", common::seen(&again));
+    let copied = std::fs::read_to_string(root.join("deploy/base/pipelines/mysql.pipe")).unwrap_or_default();
+    assert_eq!(copied, format!("{text}\n# a change\n"), "the changed pipeline was copied");
+    assert!(!root.join("deploy/base/pipelines/retired.pipe").exists(), "the stray copy was removed");
 }
 
 /// `kubectl apply -k <repo>//deploy/overlays/newrelic-us`: kustomize clones
@@ -341,9 +375,11 @@ fn the_overlays_work_as_a_remote_base_from_git() {
     let remote = kustomize(mine.to_str().unwrap());
     let local = render("overlays/newrelic-us");
     let kinds = |docs: &[Value]| docs.iter().map(|d| format!("{} {}", d["kind"], d["metadata"]["name"])).collect::<Vec<_>>();
-    assert_eq!(kinds(&remote), kinds(&local));
+    assert_eq!(kinds(&remote), kinds(&local), "the remote base (left) renders the same objects as the local overlay (right)");
     let deployment = remote.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
-    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example/dbintel:0.1.0");
+    let image = &deployment["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(image, "registry.example/dbintel:0.1.0", "the user's overlay sets the image: {deployment}");
+
     let config = remote.iter().find(|d| d["kind"] == "ConfigMap").expect("the pipelines' ConfigMap");
     validate_config(&typed::<ConfigMap>(config), "deploy-remote");
 }
@@ -364,7 +400,7 @@ fn the_targets_example_is_a_list_of_targets_without_passwords() {
 
     let file = config.data.unwrap_or_default().get("targets.yaml").cloned().expect("targets.yaml in the ConfigMap");
     let targets: Vec<serde_json::Map<String, Value>> = serde_saphyr::from_str(&file).expect("a YAML list of targets");
-    assert!(targets.len() >= 2, "an example of each way to give a DSN");
+    assert!(targets.len() >= 2, "an example of each way to give a DSN: {targets:?}");
     let parts = ["host", "port", "database", "user"];
     let overrides = ["interval", "timeout"];
     let mut names = Vec::new();
@@ -410,7 +446,11 @@ fn the_dockerfile_builds_the_stripped_dist_profile() {
     let dockerfile = std::fs::read_to_string(common::root().join("deploy/Dockerfile")).unwrap();
     let build = dockerfile.lines().find(|l| l.contains("cargo build")).expect("a cargo build step");
     assert!(build.contains("--profile dist") && build.contains("--locked"), "{build}");
-    assert!(dockerfile.contains("COPY --from=build /src/target/dist/dbintel "), "the image takes the dist binary");
+    assert!(
+        dockerfile.contains("COPY --from=build /src/target/dist/dbintel "),
+        "the image takes the dist binary: {:?}",
+        common::lines_with(&dockerfile, &["COPY"])
+    );
 
     let manifest = std::fs::read_to_string(common::root().join("Cargo.toml")).unwrap();
     let section: Vec<&str> = manifest

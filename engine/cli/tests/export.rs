@@ -70,11 +70,11 @@ fn grpc_and_http_deliver_every_point_to_the_official_decoder_with_each_compressi
         assert_eq!(compression_in_use(&run), then, "{case}: /status");
         let pts = points(&got);
         let (_, _, attributes, resource) = pts.iter().find(|p| p.1 == 42.0).expect("point 42");
-        assert_eq!(attributes["k"], "key-42");
+        assert_eq!(attributes["k"], "key-42", "{case}: {attributes:?}");
         assert_eq!(resource["deployment.environment"], "test", "OTEL_RESOURCE_ATTRIBUTES reaches the resource");
         assert_eq!(resource["team"], "db ops", "percent-decoded");
         assert!(resource.get("telemetry.sdk.name").is_none(), "dbintel is not an OpenTelemetry SDK: {resource:?}");
-        assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 3000.0);
+        assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 3000.0, "{}", run.stderr());
         assert_eq!(
             run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#),
             0.0,
@@ -111,8 +111,13 @@ fn http_415_and_a_400_before_any_success_step_down_and_resend_but_a_later_400_is
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
-    assert_eq!(seen, want);
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 10.0, "only the batch refused after gzip worked");
+    assert_eq!(seen, want, "(encoding, answer) of each request: {requests:?}");
+    assert_eq!(
+        run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#),
+        10.0,
+        "only the batch refused after gzip worked:\n{}",
+        run.stderr()
+    );
     let (_, log) = run.signal("TERM", Duration::from_secs(30));
     assert_eq!(log.matches("refused our compression; stepping down").count(), 1, "{log}");
 
@@ -127,9 +132,9 @@ fn http_415_and_a_400_before_any_success_step_down_and_resend_but_a_later_400_is
         (r.len() >= 2).then_some(r)
     });
     let seen: Vec<&str> = requests.iter().map(|r| r["encoding"].as_str().unwrap_or_default()).collect();
-    assert_eq!(seen, ["zstd", "gzip"]);
-    assert_eq!(values(&requests, "test.value").len(), 30);
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
+    assert_eq!(seen, ["zstd", "gzip"], "encodings of the requests: {requests:?}");
+    assert_eq!(values(&requests, "test.value").len(), 30, "the resent batch holds every point:\n{}", run.stderr());
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0, "{}", run.stderr());
 }
 
 #[test]
@@ -194,8 +199,16 @@ fn the_newrelic_preset_sends_the_license_key_header_and_never_logs_it() {
         let a = receiver.accepted();
         (values(&a, "test.value").len() >= 10).then_some(a)
     });
-    assert!(got.iter().all(|r| r["api_key"] == key));
-    assert!(got.iter().all(|r| r["encoding"] == "zstd"), "New Relic's preset compresses with zstd");
+    assert!(
+        got.iter().all(|r| r["api_key"] == key),
+        "requests without the license key header: {:?}",
+        got.iter().map(|r| &r["api_key"]).collect::<Vec<_>>()
+    );
+    assert!(
+        got.iter().all(|r| r["encoding"] == "zstd"),
+        "New Relic's preset compresses with zstd: {:?}",
+        got.iter().map(|r| &r["encoding"]).collect::<Vec<_>>()
+    );
     let (_, metrics) = run.get("/metrics");
     let (status, log) = run.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
@@ -255,11 +268,15 @@ fn real_postgres_statements_arrive_with_exact_deltas_and_entity_attributes() {
     assert_eq!(total, 7.0, "Δcalls for query {id}");
     let pts = points(&receiver.accepted());
     let (_, _, _, resource) = pts.iter().find(|p| p.0 == "postgresql.query.calls").expect("a calls point");
-    assert_eq!(resource["db.system.name"], "postgresql");
-    assert_eq!(resource["server.address"], "127.0.0.1");
-    assert_eq!(resource["server.port"], "5432");
-    assert_eq!(resource["service.instance.id"], "127.0.0.1:5432");
-    assert_eq!(resource["db.namespace"], "dbintel_test");
+    for (key, value) in [
+        ("db.system.name", "postgresql"),
+        ("server.address", "127.0.0.1"),
+        ("server.port", "5432"),
+        ("service.instance.id", "127.0.0.1:5432"),
+        ("db.namespace", "dbintel_test"),
+    ] {
+        assert_eq!(resource[key], value, "{key} of the resource: {resource:?}");
+    }
     let (status, log) = run.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
     assert!(!log.contains("monitor-secret-pw"), "{log}");
@@ -324,10 +341,15 @@ fn http_429_retry_after_is_honoured_and_each_permanent_refusal_is_logged_once_pe
     assert!(gap >= 1.9, "Retry-After: 2 was not honoured (retried after {gap:.2}s)");
     let gap = requests[5]["t"].as_f64().unwrap() - requests[4]["t"].as_f64().unwrap();
     assert!(gap < 1.5, "503 without Retry-After follows our own backoff (100 ms), not {gap:.2}s");
-    assert_eq!(values(&requests, "test.value").len(), 40);
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 60.0);
-    assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="failed"}"#), 3.0, "every refusal counted");
-    assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="retried"}"#), 2.0);
+    assert_eq!(values(&requests, "test.value").len(), 40, "the two batches taken, 20 points each:\n{}", run.stderr());
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 60.0, "{}", run.stderr());
+    assert_eq!(
+        run.metric(r#"dbintel_export_requests_total{sink="out",outcome="failed"}"#),
+        3.0,
+        "every refusal counted:\n{}",
+        run.stderr()
+    );
+    assert_eq!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="retried"}"#), 2.0, "{}", run.stderr());
     let (_, log) = run.signal("TERM", Duration::from_secs(30));
     let refusals: Vec<&str> = log.lines().filter(|l| l.contains("the receiver refused the data")).collect();
     assert_eq!(refusals.len(), 2, "one line per cause (400 twice, 403 once):\n{log}");
@@ -350,10 +372,10 @@ fn grpc_retry_info_is_honoured_and_invalid_argument_is_permanent() {
         (r.len() >= 4 && r.iter().any(|x| x["answer"] == "ok")).then_some(r)
     });
     let answers: Vec<&str> = requests.iter().map(|r| r["answer"].as_str().unwrap_or_default()).collect();
-    assert_eq!(answers, ["UNAVAILABLE", "INVALID_ARGUMENT", "UNAVAILABLE", "ok"]);
+    assert_eq!(answers, ["UNAVAILABLE", "INVALID_ARGUMENT", "UNAVAILABLE", "ok"], "{requests:?}\n{}", run.stderr());
     let gap = requests[1]["t"].as_f64().unwrap() - requests[0]["t"].as_f64().unwrap();
     assert!(gap >= 1.9, "RetryInfo of 2 s was not honoured (retried after {gap:.2}s)");
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0, "{}", run.stderr());
     let _ = run.signal("TERM", Duration::from_secs(30));
 }
 
@@ -381,12 +403,15 @@ fn a_payload_over_one_megabyte_is_split_and_long_values_arrive_truncated() {
     }
     let mut seen = values(&got, "test.value");
     seen.sort_unstable();
-    assert_eq!(seen, (0..=3000).collect::<Vec<_>>());
+    let missing: Vec<i64> = (0..=3000).filter(|v| seen.binary_search(v).is_err()).take(20).collect();
+    assert!(missing.is_empty() && seen.len() == 3001, "every value once; {} seen, missing (first 20): {missing:?}", seen.len());
+
     let pts = points(&got);
     let (_, _, attributes, _) = pts.iter().find(|p| p.1 == 3000.0).expect("the long row");
-    assert_eq!(attributes["text"].as_str().unwrap().chars().count(), 4095);
-    assert_eq!(attributes["dbintel.truncated"], true);
-    assert_eq!(run.metric(r#"dbintel_export_shaped_total{sink="out",change="value_truncated"}"#), 1.0);
+    let chars = attributes["text"].as_str().map(|t| t.chars().count());
+    assert_eq!(chars, Some(4095), "the long value cut to New Relic's limit");
+    assert_eq!(attributes["dbintel.truncated"], true, "the cut record is marked: {:?}", attributes.keys().collect::<Vec<_>>());
+    assert_eq!(run.metric(r#"dbintel_export_shaped_total{sink="out",change="value_truncated"}"#), 1.0, "{}", run.stderr());
 }
 
 #[test]
@@ -422,8 +447,8 @@ fn an_endpoint_down_for_a_minute_loses_nothing_and_memory_stays_at_the_bound() {
         (values(&a, "test.value").len() >= 20_000).then_some(a)
     });
     let seen: BTreeSet<i64> = values(&got, "test.value").into_iter().collect();
-    assert_eq!(seen.len(), 20_000);
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
+    assert_eq!(seen.len(), 20_000, "distinct points after the outage:\n{}", run.stderr());
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0, "{}", run.stderr());
 }
 
 #[test]
@@ -446,7 +471,7 @@ fn kill_9_with_the_disk_queue_then_restart_delivers_everything() {
         (run.metric(r#"dbintel_node_emitted_records_total{node="out",kind="sink"}"#) == 5000.0).then_some(())
     });
     let (status, _) = run.signal("KILL", Duration::from_secs(10));
-    assert!(!status.success());
+    assert!(!status.success(), "kill -9 ended it with {status}");
 
     let receiver = Receiver::start(&dir, "r", 0, port, "[]");
     let empty_arg = format!("rows.m={}", empty.display());
@@ -456,7 +481,9 @@ fn kill_9_with_the_disk_queue_then_restart_delivers_everything() {
         (values(&a, "test.value").len() >= 5000).then_some(a)
     });
     let seen: BTreeSet<i64> = values(&got, "test.value").into_iter().collect();
-    assert_eq!(seen, (0..5000).collect::<BTreeSet<_>>());
+    let missing: Vec<i64> = (0..5000).filter(|v| !seen.contains(v)).take(20).collect();
+    assert_eq!(seen.len(), 5000, "every accepted point after kill -9; missing (first 20): {missing:?}\n{}", again.stderr());
+
     let (status, log) = again.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
     assert!(log.contains("resuming requests left by an earlier run"), "{log}");
@@ -580,7 +607,7 @@ fn partial_success_is_logged_and_counted_over_both_protocols() {
         run.wait_for("the partial success to be counted", Duration::from_secs(20), || {
             (run.metric(r#"dbintel_export_items_total{sink="out",outcome="rejected"}"#) == rejected).then_some(())
         });
-        assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 10.0 - rejected);
+        assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="sent"}"#), 10.0 - rejected, "{}", run.stderr());
         let (_, log) = run.signal("TERM", Duration::from_secs(20));
         assert!(log.contains("accepted the request only in part") && log.contains(message), "{log}");
     }
@@ -611,7 +638,7 @@ fn mutual_tls_sends_the_client_certificate_and_fails_without_it() {
             (values(&a, "test.value").len() >= 20).then_some(())
         });
         let (_, log) = run.signal("TERM", Duration::from_secs(20));
-        assert!(!log.contains("PRIVATE KEY"), "the client key must never be logged");
+        assert!(!log.contains("PRIVATE KEY"), "the client key must never be logged: {:?}", common::lines_with(&log, &["PRIVATE KEY"]));
 
         let bare = dir.join(format!("{protocol}-bare.pipe"));
         let sink = format!(
@@ -678,7 +705,7 @@ fn every_resource_carries_the_entity_attributes_for_both_engines() {
         std::thread::sleep(Duration::from_secs(3));
         let got: Vec<Value> = receiver.accepted().into_iter().skip(before).collect::<Vec<_>>().into_iter().chain(got).collect();
         let all = resources(&got);
-        assert!(!all.is_empty());
+        assert!(!all.is_empty(), "no resources in what arrived: {got:?}");
         for r in &all {
             assert_eq!(r["db.system.name"], system, "{r:?}");
             assert_eq!(r["server.address"], "127.0.0.1", "{r:?}");
@@ -714,8 +741,19 @@ fn a_request_is_given_up_at_retry_elapsed_readyz_says_why_and_export_goes_on() {
     run.wait_for("the first request to be given up", Duration::from_secs(20), || (run.metric(expired) >= 1.0).then_some(()));
     let gave_up_after = started.elapsed();
     assert!(gave_up_after >= Duration::from_millis(2800), "given up after {gave_up_after:?}, before retry_elapsed = 3s");
-    assert_eq!(run.metric(expired), 1.0);
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0, "the first batch, counted");
+    // at retry_elapsed, by the exporter's own clock from the first attempt:
+    // when the next pause (at most retry_max, 400 ms) would pass it
+    let log = run.stderr();
+    let line = log.lines().find(|l| l.contains("giving up on a request")).unwrap_or_else(|| panic!("no give-up logged:\n{log}"));
+    let waited = line.split("waited=").nth(1).and_then(|w| w.split_whitespace().next()).unwrap_or_default();
+    let secs = match waited.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().ok().map(|v| v / 1000.0),
+        None => waited.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()),
+    }
+    .unwrap_or_else(|| panic!("no waited= in {line:?}"));
+    assert!((2.6..3.3).contains(&secs), "given up after {secs} s of retrying, not at retry_elapsed = 3s (retry_max 400 ms): {line}");
+    assert_eq!(run.metric(expired), 1.0, "one request given up:\n{log}");
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 50.0, "the first batch, counted:\n{log}");
     // nothing delivered for longer than retry_elapsed while the second
     // batch waits (the give-up comes just before retry_elapsed is up: the
     // next pause would have passed it)
@@ -764,7 +802,7 @@ fn drop_oldest_keeps_the_newest_within_the_bound_and_counts_the_rest_end_to_end(
     });
     let dropped = run.metric(r#"dbintel_export_items_total{sink="out",outcome="dropped_queue_full"}"#);
     assert!(dropped >= 1000.0, "a 96 KiB queue cannot hold 2,000 points of ~250 bytes: dropped {dropped}");
-    assert!(run.metric(r#"dbintel_export_queue_bytes{sink="out"}"#) <= 96.0 * 1024.0);
+    assert!(run.metric(r#"dbintel_export_queue_bytes{sink="out"}"#) <= 96.0 * 1024.0, "{}", run.stderr());
 
     let receiver = Receiver::start(&dir, "r", 0, port, "[]");
     let got = run.wait_for("the queue to drain", Duration::from_secs(30), || {
@@ -772,14 +810,21 @@ fn drop_oldest_keeps_the_newest_within_the_bound_and_counts_the_rest_end_to_end(
         (values(&a, "test.value").len() as f64 + dropped >= 2000.0).then_some(a)
     });
     let seen: BTreeSet<i64> = values(&got, "test.value").into_iter().collect();
-    assert_eq!(seen.len() as f64 + dropped, 2000.0, "every point either arrived or was counted as dropped");
-    assert!(seen.contains(&1999) && seen.contains(&1900), "the newest batch survives");
+    assert_eq!(
+        seen.len() as f64 + dropped,
+        2000.0,
+        "every point either arrived ({}) or was counted as dropped ({dropped}):\n{}",
+        seen.len(),
+        run.stderr()
+    );
+
+    assert!(seen.contains(&1999) && seen.contains(&1900), "the newest batch survives; kept from {:?} to {:?}", seen.first(), seen.last());
     // what arrived: the request being sent when the queue filled (the
     // oldest, never evicted) and the newest ones; nothing from between
     let newest: BTreeSet<i64> = seen.iter().copied().filter(|v| *v >= 100).collect();
     let first_kept = *newest.iter().next().unwrap();
     assert_eq!(newest, (first_kept..2000).collect::<BTreeSet<_>>(), "the kept points are the newest, contiguous");
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0, "{}", run.stderr());
 }
 
 #[test]
@@ -938,7 +983,9 @@ pipeline pl = rows.l -> batch -> out
             .sum();
         (m >= 20 && l >= 20).then_some(())
     });
-    assert!(metrics.accepted().iter().all(|r| r["signal"] == "metrics"), "logs went to the metrics URL");
-    assert!(logs.accepted().iter().all(|r| r["signal"] == "logs"), "metrics went to the logs URL");
-    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0);
+    let signals = |r: &Receiver| r.accepted().iter().map(|a| a["signal"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
+    assert!(metrics.accepted().iter().all(|r| r["signal"] == "metrics"), "logs went to the metrics URL: {:?}", signals(&metrics));
+    assert!(logs.accepted().iter().all(|r| r["signal"] == "logs"), "metrics went to the logs URL: {:?}", signals(&logs));
+
+    assert_eq!(run.metric(r#"dbintel_export_items_total{sink="out",outcome="failed"}"#), 0.0, "{}", run.stderr());
 }

@@ -28,7 +28,9 @@ fn cluster(action: &str) {
         .success();
     // "stop" of a stopped cluster and "start" of a running one fail harmlessly
     if !ok && action == "start" {
-        assert!(pg_ready(5433), "the restarttest cluster does not start");
+        let log = std::fs::read_to_string("/var/log/postgresql/postgresql-15-restarttest.log").unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+        assert!(pg_ready(5433), "the restarttest cluster does not start; its log ends:\n{}", tail.join("\n"));
     }
 }
 
@@ -119,13 +121,14 @@ fn a_database_down_at_start_is_retried_until_it_answers() {
     let down = run.wait_state("src", "down", Duration::from_secs(10));
     assert_eq!(down["last_error"]["class"], "connection", "{down:#}");
     assert!(down["last_error"]["message"].as_str().unwrap_or_default().contains("refused"), "the cause, precisely: {down:#}");
-    assert_eq!(down["connected_once"], false);
+    assert_eq!(down["connected_once"], false, "{down:#}");
     let (code, body) = run.get("/readyz");
     assert_eq!(code, 503, "not ready while a source has never connected: {body}");
     assert!(body.contains("src has not connected yet (down"), "{body}");
-    assert_eq!(run.metric("dbintel_source_up{node=\"src\"}"), 0.0);
+    assert_eq!(run.metric("dbintel_source_up{node=\"src\"}"), 0.0, "{}", run.stderr());
     let table = common::dbintel(&["status", "--listen", &format!("127.0.0.1:{}", run.port)], &[]);
-    assert_eq!(common::code(&table), 1, "not ready: exit 1");
+    assert_eq!(common::code(&table), 1, "not ready: exit 1; {}", common::seen(&table));
+
     let table = common::text(&table.stdout);
     assert!(table.contains("NOT READY") && table.lines().any(|l| l.starts_with("src") && l.contains("down")), "{table}");
 
@@ -133,9 +136,9 @@ fn a_database_down_at_start_is_retried_until_it_answers() {
     std::thread::sleep(Duration::from_secs(4));
     cluster("start");
     let up = run.wait_state("src", "up", Duration::from_secs(15));
-    assert_eq!(up["connected_once"], true);
+    assert_eq!(up["connected_once"], true, "{up:#}");
     run.wait_for("ready", Duration::from_secs(5), || (run.get("/readyz").0 == 200).then_some(()));
-    assert_eq!(run.metric("dbintel_source_up{node=\"src\"}"), 1.0);
+    assert_eq!(run.metric("dbintel_source_up{node=\"src\"}"), 1.0, "{}", run.stderr());
     run.wait_for("instance metrics", Duration::from_secs(10), || {
         (points(&out).get("postgresql.backends").copied() >= Some(2)).then_some(())
     });
@@ -165,7 +168,7 @@ fn a_database_restart_mid_run_reconnects_and_loses_nothing() {
     cluster("start");
     run.wait_state("src", "up", Duration::from_secs(15));
     run.wait_for("data after the restart", Duration::from_secs(10), || (total(&out) > before + 10).then_some(()));
-    assert_eq!(run.get("/readyz").0, 200);
+    assert_eq!(run.get("/readyz").0, 200, "{:?}\n{}", run.get("/readyz"), run.stderr());
     let log = stop_and_count(run, &out);
     assert!(log.contains("connection lost; reconnecting") || log.contains("cannot connect; retrying"), "{log}");
 }
@@ -204,7 +207,12 @@ fn a_database_that_hangs_opens_the_breaker_and_recovers() {
     let accepted = proxy.accepted();
     proxy.set(Mode::Forward);
     run.wait_state("src", "up", Duration::from_secs(20));
-    assert!(proxy.accepted() > accepted, "it reconnected through the proxy");
+    assert!(
+        proxy.accepted() > accepted,
+        "it reconnected through the proxy ({} connections, {accepted} before):\n{}",
+        proxy.accepted(),
+        run.stderr()
+    );
     let before = total(&out);
     run.wait_for("data after the cut", Duration::from_secs(10), || (total(&out) > before).then_some(()));
     stop_and_count(run, &out);
@@ -269,14 +277,17 @@ fn a_missing_privilege_or_a_bad_query_fails_only_that_collector() {
     // retried every second, logged once per cause, the rest keeps flowing
     let alive = points(&out).get("fault.alive").copied().unwrap_or(0);
     std::thread::sleep(Duration::from_secs(4));
-    assert!(points(&out).get("fault.alive").copied().unwrap_or(0) >= alive + 4, "the working collector carries on");
-    assert_eq!(run.metric("dbintel_collector_failing{node=\"src\",target=\"src\",collector=\"waldir\"}"), 1.0);
-    assert!(run.metric("dbintel_collector_errors_total{node=\"src\",target=\"src\",collector=\"waldir\",class=\"configuration\"}") >= 3.0);
+    let now = points(&out).get("fault.alive").copied().unwrap_or(0);
+    assert!(now >= alive + 4, "the working collector carries on: {alive} → {now} points in 4 s\n{}", run.stderr());
+
+    assert_eq!(run.metric("dbintel_collector_failing{node=\"src\",target=\"src\",collector=\"waldir\"}"), 1.0, "{:#}", run.target("src"));
+    let errors = run.metric("dbintel_collector_errors_total{node=\"src\",target=\"src\",collector=\"waldir\",class=\"configuration\"}");
+    assert!(errors >= 3.0, "retried every second, each failure counted: {errors}\n{}", run.stderr());
     let log = run.stderr();
     assert_eq!(occurrences(&log, "code=42501"), 1, "one log line per cause:\n{log}");
     assert_eq!(occurrences(&log, "code=42601"), 1, "one log line per cause:\n{log}");
     assert!(!log.contains("SELEC 1"), "the query text is not logged:\n{log}");
-    assert_eq!(run.target("src")["breaker"], "closed");
+    assert_eq!(run.target("src")["breaker"], "closed", "configuration errors never open the breaker: {:#}", run.target("src"));
 
     // someone grants the privilege: the collector recovers by itself
     psql("GRANT pg_monitor TO dbintel_nopriv");
@@ -287,7 +298,7 @@ fn a_missing_privilege_or_a_bad_query_fails_only_that_collector() {
     assert_eq!(run.target("src")["state"], "degraded", "the typo still fails");
     let log = stop_and_count(run, &out);
     assert!(points(&out).get("fault.waldir").is_some_and(|n| *n >= 1), "{log}");
-    assert!(!points(&out).contains_key("fault.typo"));
+    assert!(!points(&out).contains_key("fault.typo"), "the bad query produced points: {:?}", points(&out));
 }
 
 /// Removes the test's /etc/hosts line however the test ends.
@@ -320,11 +331,12 @@ fn a_name_that_does_not_resolve_is_retried_until_it_does() {
     let down = run.wait_state("src", "down", Duration::from_secs(10));
     assert_eq!(down["last_error"]["class"], "connection", "{down:#}");
     assert!(down["last_error"]["message"].as_str().unwrap_or_default().contains("lookup"), "the cause, precisely: {down:#}");
-    assert_eq!(run.get("/readyz").0, 503);
+    assert_eq!(run.get("/readyz").0, 503, "{:?}", run.get("/readyz"));
     line.add();
     let up = run.wait_state("src", "up", Duration::from_secs(15));
-    assert_eq!(up["connected_once"], true);
-    assert_eq!(run.get("/readyz").0, 200);
+    assert_eq!(up["connected_once"], true, "{up:#}");
+    assert_eq!(run.get("/readyz").0, 200, "{:?}\n{}", run.get("/readyz"), run.stderr());
+
     run.wait_for("data", Duration::from_secs(10), || (total(&out) > 0).then_some(()));
     stop_and_count(run, &out);
 }

@@ -107,6 +107,6 @@ fn dry_run_readable_outputs_match_their_transcripts() {
 
 #[test]
 fn the_diff_shows_what_changed() {
-    assert_eq!(diff("a\nb\nc", "a\nx\nc"), "  a\n- b\n+ x\n  c\n");
-    assert_eq!(diff("a", "a\nb"), "  a\n+ b\n");
+    assert_eq!(diff("a\nb\nc", "a\nx\nc"), "  a\n- b\n+ x\n  c\n", "a changed line");
+    assert_eq!(diff("a", "a\nb"), "  a\n+ b\n", "an added line");
 }

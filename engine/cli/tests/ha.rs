@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::otlp::Run;
+use common::server_view::{self, ServerView};
 use common::{scratch, PG_MONITOR};
 
 struct FakeApi {
@@ -55,10 +56,14 @@ impl Drop for FakeApi {
 }
 
 fn pipe(mode: &str, sources: usize) -> String {
+    pipe_querying(mode, sources, "SELECT 1 AS v")
+}
+
+fn pipe_querying(mode: &str, sources: usize, query: &str) -> String {
     let mut text = format!("cluster {{\n  mode = {mode}\n  lease = \"dbintel-ha\"\n  duration = 3s\n  renew = 2s\n  retry = 500ms\n}}\n");
     for i in 0..sources {
         text.push_str(&format!(
-            "source s{i} = sql {{\n  dsn = env(\"HA_PG_DSN\")\n  interval = 300ms\n  jitter = 0%\n  collect q {{ query = \"SELECT 1 AS v\", metric = \"ha.one\", value_column = \"v\" }}\n}}\npipeline p{i} = s{i}.q -> out\n"
+            "source s{i} = sql {{\n  dsn = env(\"HA_PG_DSN\")\n  interval = 300ms\n  jitter = 0%\n  collect q {{ query = \"{query}\", metric = \"ha.one\", value_column = \"v\" }}\n}}\npipeline p{i} = s{i}.q -> out\n"
         ));
     }
     text.push_str("sink out = stdout {}\n");
@@ -68,13 +73,19 @@ fn pipe(mode: &str, sources: usize) -> String {
 fn replicas(api: &FakeApi, dir: &Path, mode: &str, sources: usize, n: usize) -> Vec<Run> {
     let file = dir.join(format!("{mode}.pipe"));
     std::fs::write(&file, pipe(mode, sources)).unwrap();
-    (0..n)
-        .map(|i| {
+    start_replicas(api, dir, &file, &vec![PG_MONITOR.to_string(); n])
+}
+
+/// One replica per DSN, `dbintel-0`, `dbintel-1`…, in that order.
+fn start_replicas(api: &FakeApi, dir: &Path, file: &Path, dsns: &[String]) -> Vec<Run> {
+    dsns.iter()
+        .enumerate()
+        .map(|(i, dsn)| {
             let pod = format!("dbintel-{i}");
             let kubeconfig = api.kubeconfig(dir, &pod);
             Run::start(
                 &[file.to_str().unwrap(), "--no-watch"],
-                &[("HA_PG_DSN", PG_MONITOR), ("POD_NAME", &pod), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
+                &[("HA_PG_DSN", dsn.as_str()), ("POD_NAME", &pod), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
             )
         })
         .collect()
@@ -92,42 +103,173 @@ fn emitted(run: &Run) -> f64 {
     run.metric(r#"dbintel_node_emitted_records_total{node="s0",kind="source"}"#)
 }
 
-fn wait(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+/// Every replica's log, for failure messages.
+fn logs(rs: &[Run]) -> String {
+    rs.iter().enumerate().map(|(i, r)| format!("--- replica {i} ---\n{}", r.stderr())).collect::<Vec<_>>().join("\n")
+}
+
+/// Polls `f`; on a timeout, fails with every replica's log.
+fn wait(rs: &[Run], what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}; the replicas' logs:\n{}", logs(rs));
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
+/// The fake API's record of accepted Lease writes (see
+/// tests/fake_kube_api.py): server time `t`, writer `who`, `holder`…
+fn history(api: &FakeApi) -> Vec<serde_json::Value> {
+    let (code, body) = common::otlp::http(api.port, "GET", "/fake/history").expect("the fake API answers");
+    assert_eq!(code, 200, "/fake/history: {body}");
+    serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap_or_else(|e| panic!("/fake/history is not a JSON list ({e}): {body}"))
+}
+
+fn at(write: &serde_json::Value) -> f64 {
+    write["t"].as_f64().unwrap_or_else(|| panic!("a write without a time: {write}"))
+}
+
+fn history_lines(api: &FakeApi) -> String {
+    history(api)
+        .iter()
+        .map(|w| {
+            format!("  {:.3} {} {} {} holder={} duration={}", at(w), w["who"], w["method"], w["lease"], w["holder"], w["durationSeconds"])
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
-fn fake_api_only_the_leader_scrapes_and_a_clean_shutdown_hands_over_at_once() {
+fn fake_api_followers_never_query_the_server_and_a_clean_shutdown_stops_before_it_releases() {
+    let roles = ["proofs_ha_a0", "proofs_ha_a1", "proofs_ha_a2"];
+    server_view::monitoring_roles(&roles);
+    let calls_before: Vec<i64> = roles.iter().map(|r| server_view::calls_by_role(r)).collect();
+    let view = ServerView::watch("proofs_ha_a");
     let dir = scratch("ha-leader");
     let api = FakeApi::start();
-    let mut rs = replicas(&api, &dir, "leader", 1, 3);
-    wait("one leader", Duration::from_secs(20), || rs.iter().filter(|r| is_leader(r)).count() == 1);
+    let file = dir.join("leader.pipe");
+    // each query lasts 200 ms of the 300 ms interval: a shutdown almost
+    // always finds one running on the server
+    std::fs::write(&file, pipe_querying("leader", 1, "SELECT 1 AS v FROM pg_sleep(0.2)")).unwrap();
+    let mut rs = start_replicas(&api, &dir, &file, &roles.map(server_view::dsn_as));
+    wait(&rs, "one leader", Duration::from_secs(20), || rs.iter().filter(|r| is_leader(r)).count() == 1);
     std::thread::sleep(Duration::from_secs(2));
-    let leader = rs.iter().position(is_leader).expect("a leader");
+    let leader = rs.iter().position(is_leader).unwrap_or_else(|| panic!("no leader any more:\n{}", logs(&rs)));
     for (i, r) in rs.iter().enumerate() {
-        let n = emitted(r);
+        let calls = server_view::calls_by_role(roles[i]) - calls_before[i];
         if i == leader {
-            assert!(n >= 3.0, "the leader scrapes ({n})");
+            assert!(calls >= 3, "the leader's role ran {calls} statements by pg_stat_statements:\n{}", view.describe(roles[i]));
+            assert!(!view.sessions(roles[i]).is_empty(), "the watcher saw none of the leader's sessions:\n{}", logs(&rs));
         } else {
-            assert_eq!(n, 0.0, "follower {i} must not query the database");
-            assert!(series(r, "dbintel_cluster_role").iter().any(|l| l.contains("role=\"follower\"")));
-            assert_eq!(r.get("/readyz").0, 200, "a follower is ready: it knows its role");
+            // by the server: no session of the follower's own role, ever,
+            // and not one statement in pg_stat_statements
+            assert!(
+                view.sessions(roles[i]).is_empty(),
+                "follower {i} has sessions on the server:\n{}\n{}",
+                view.describe(roles[i]),
+                logs(&rs)
+            );
+            assert_eq!(calls, 0, "follower {i}'s role ran statements (pg_stat_statements):\n{}", logs(&rs));
+            assert!(
+                series(r, "dbintel_cluster_role").iter().any(|l| l.contains("role=\"follower\"")),
+                "replica {i} does not say it follows: {:?}",
+                series(r, "dbintel_cluster_role")
+            );
+            assert_eq!(r.get("/readyz").0, 200, "a follower is ready: it knows its role; {}", r.get("/readyz").1);
         }
     }
-    // SIGTERM: stop scraping, release; the next leader needs no expiry
+    // SIGTERM: stop querying, then release; the next leader needs no expiry
+    let old_role = roles[leader];
+    let leader_pod = format!("dbintel-{leader}");
     let mut old = rs.remove(leader);
     let (status, log) = old.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
     assert!(log.contains("lease released"), "{log}");
-    let released = Instant::now();
-    wait("a new leader", Duration::from_secs(10), || rs.iter().any(is_leader));
-    assert!(released.elapsed() < Duration::from_millis(2500), "took {:?}; the lease lasts 3 s", released.elapsed());
-    wait("the new leader to scrape", Duration::from_secs(10), || rs.iter().any(|r| emitted(r) > 0.0));
-    assert_eq!(rs.iter().filter(|r| emitted(r) > 0.0).count(), 1);
+    wait(&rs, "a new leader", Duration::from_secs(10), || rs.iter().any(is_leader));
+    let next = rs.iter().position(is_leader).unwrap_or_else(|| panic!("no leader:\n{}", logs(&rs)));
+    let next_role = roles[if next >= leader { next + 1 } else { next }];
+    wait(&rs, "the new leader to query the server", Duration::from_secs(10), || view.last_acting(next_role).is_some());
+    let writes = history(&api);
+    let released = writes
+        .iter()
+        .find(|w| w["who"] == leader_pod.as_str() && w["holder"].is_null())
+        .map(at)
+        .unwrap_or_else(|| panic!("the fake API recorded no release by {leader_pod}:\n{}", history_lines(&api)));
+    let taken = writes
+        .iter()
+        .find(|w| at(w) > released && w["holder"].as_str().is_some_and(|h| h != leader_pod))
+        .map(at)
+        .unwrap_or_else(|| panic!("nobody took the lease after its release:\n{}", history_lines(&api)));
+    assert!(taken - released < 2.5, "taken {:.3} s after the release; the lease lasts 3 s:\n{}", taken - released, history_lines(&api));
+    // the order, on the server's and the API's clocks (one machine): the
+    // old leader's last query ended before the release, the new one's
+    // first session began after it
+    let stopped = view.last_acting(old_role).unwrap_or_else(|| panic!("the old leader was never seen on the server:\n{log}"));
+    assert!(
+        stopped < released,
+        "the old leader acted {:.3} s after releasing its lease (last seen acting {stopped:.3}, released {released:.3}):\n{}\nlease writes:\n{}\n{log}",
+        stopped - released,
+        view.describe(old_role),
+        history_lines(&api)
+    );
+    let began = view.first_session(next_role).unwrap_or_default();
+    assert!(began > released, "the new leader connected {:.3} s before the release:\n{}", released - began, view.describe(next_role));
+    wait(&rs, "the new leader to scrape", Duration::from_secs(10), || rs.iter().any(|r| emitted(r) > 0.0));
+    let scraping: Vec<usize> = (0..rs.len()).filter(|&i| emitted(&rs[i]) > 0.0).collect();
+    assert_eq!(scraping.len(), 1, "replicas emitting after the hand-over: {scraping:?}\n{}", logs(&rs));
+}
+
+#[test]
+fn fake_api_a_replica_cut_off_from_the_api_stops_querying_before_another_can_take_over() {
+    let roles = ["proofs_ha_b0", "proofs_ha_b1"];
+    server_view::monitoring_roles(&roles);
+    let view = ServerView::watch("proofs_ha_b");
+    let dir = scratch("ha-partition");
+    let api = FakeApi::start();
+    let file = dir.join("leader.pipe");
+    std::fs::write(&file, pipe_querying("leader", 1, "SELECT 1 AS v FROM pg_sleep(0.2)")).unwrap();
+    let rs = start_replicas(&api, &dir, &file, &roles.map(server_view::dsn_as));
+    wait(&rs, "one leader", Duration::from_secs(20), || rs.iter().filter(|r| is_leader(r)).count() == 1);
+    let leader = rs.iter().position(is_leader).unwrap_or_else(|| panic!("no leader any more:\n{}", logs(&rs)));
+    let other = 1 - leader;
+    let (leader_pod, other_pod) = (format!("dbintel-{leader}"), format!("dbintel-{other}"));
+    wait(&rs, "the leader to query", Duration::from_secs(10), || view.last_acting(roles[leader]).is_some());
+    // the leader can no longer reach the API: its renewals fail from now on
+    let cut = server_view::server_now();
+    common::otlp::http(api.port, "POST", &format!("/fake/partition?who={leader_pod}")).expect("partition");
+    wait(&rs, "the other replica to take over", Duration::from_secs(20), || is_leader(&rs[other]));
+    wait(&rs, "the new leader to query the server", Duration::from_secs(10), || view.last_acting(roles[other]).is_some());
+    std::thread::sleep(Duration::from_secs(1));
+    let writes = history(&api);
+    let last_renewal = writes
+        .iter()
+        .rfind(|w| w["who"] == leader_pod.as_str() && w["holder"] == leader_pod.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("no write by the leader:\n{}", history_lines(&api)));
+    let expiry = at(&last_renewal) + last_renewal["durationSeconds"].as_f64().unwrap_or(0.0);
+    let taken = writes
+        .iter()
+        .find(|w| w["who"] == other_pod.as_str() && w["holder"] == other_pod.as_str())
+        .map(at)
+        .unwrap_or_else(|| panic!("{other_pod} never wrote the lease:\n{}", history_lines(&api)));
+    let stopped = view.last_acting(roles[leader]).unwrap_or_default();
+    let began = view.first_session(roles[other]).unwrap_or_default();
+    let picture = format!(
+        "cut off at {cut:.3}; its last renewal {:.3}, expiry {expiry:.3}; taken over at {taken:.3}\nthe server saw:\n{}\n{}\nlease writes:\n{}\n{}",
+        at(&last_renewal),
+        view.describe(roles[leader]),
+        view.describe(roles[other]),
+        history_lines(&api),
+        logs(&rs)
+    );
+    // it kept its lease (and worked) past the cut, up to its renew deadline …
+    assert!(stopped > cut, "the cut-off leader stopped before it was cut off (last acting {stopped:.3}):\n{picture}");
+    // … and stopped before the lease could expire, so before the takeover
+    assert!(stopped < expiry, "the cut-off leader still acted {:.3} s past its lease's expiry:\n{picture}", stopped - expiry);
+    assert!(stopped < taken && stopped < began, "two replicas acted at once:\n{picture}");
+    let target = rs[leader].target("s0");
+    assert_eq!(target["state"], "standby", "the cut-off replica: {target:#}");
+    assert_eq!(rs[leader].get("/healthz").0, 200, "the cut-off replica is alive:\n{}", rs[leader].stderr());
 }
 
 #[test]
@@ -135,7 +277,7 @@ fn fake_api_three_replicas_shard_six_sources_two_each() {
     let dir = scratch("ha-sharded");
     let api = FakeApi::start();
     let rs = replicas(&api, &dir, "sharded", 6, 3);
-    wait("two targets each", Duration::from_secs(30), || {
+    wait(&rs, "two targets each", Duration::from_secs(30), || {
         rs.iter().all(|r| r.metric("dbintel_cluster_owned_targets") == 2.0 && r.metric("dbintel_cluster_members") == 3.0)
     });
     let mut owners = std::collections::BTreeMap::<String, Vec<usize>>::new();
@@ -146,8 +288,8 @@ fn fake_api_three_replicas_shard_six_sources_two_each() {
             }
         }
     }
-    assert_eq!(owners.len(), 6, "{owners:?}");
-    assert!(owners.values().all(|o| o.len() == 1), "one owner per target: {owners:?}");
+    assert_eq!(owners.len(), 6, "targets owned: {owners:?}\n{}", logs(&rs));
+    assert!(owners.values().all(|o| o.len() == 1), "one owner per target: {owners:?}\n{}", logs(&rs));
     // from now on each replica scrapes exactly the sources it owns (the
     // first replica up held all six for a moment, alone)
     let count = |r: &Run, s: usize| r.metric(&format!(r#"dbintel_node_emitted_records_total{{node="s{s}",kind="source"}}"#));
@@ -157,7 +299,7 @@ fn fake_api_three_replicas_shard_six_sources_two_each() {
         for (s, prev) in before[i].iter().enumerate() {
             let scraped = count(r, s) - prev;
             let mine = owners.get(&format!("s{s}")).is_some_and(|o| o == &[i]);
-            assert_eq!(scraped > 0.0, mine, "replica {i}, source s{s}: {scraped} new points, owner: {mine}");
+            assert_eq!(scraped > 0.0, mine, "replica {i}, source s{s}: {scraped} new points, owner: {mine}\n{}", logs(&rs));
         }
     }
 }
@@ -229,7 +371,7 @@ fn fake_api_three_replicas_split_the_targets_of_a_file() {
             )
         })
         .collect();
-    wait("two targets each", Duration::from_secs(30), || rs.iter().all(|r| r.metric("dbintel_cluster_owned_targets") == 2.0));
+    wait(&rs, "two targets each", Duration::from_secs(30), || rs.iter().all(|r| r.metric("dbintel_cluster_owned_targets") == 2.0));
     // each target scrapes on its owner only: the lease is per target
     let scrapes = |r: &Run| -> std::collections::BTreeMap<String, (u64, bool)> {
         r.status()["targets"]

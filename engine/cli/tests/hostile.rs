@@ -267,6 +267,7 @@ fn planned_query_ids(exported: &str) -> Vec<String> {
 #[test]
 fn hostile_statement_texts_leave_no_marker_in_logs_or_output() {
     let (log, exported) = run_scene("info", &[]);
+    assert!(exported.contains("db.server.query_plan"), "no plans were explained; the log:\n{log}");
     assert_no_marker(&log, &exported);
     // PostgreSQL 15 explains through PREPARE: the statement whose comment
     // holds `$99999999999999` was planned with one parameter, the process
@@ -285,7 +286,8 @@ fn hostile_statement_texts_leave_no_marker_in_logs_or_output() {
 #[test]
 fn hostile_statement_texts_leave_no_marker_even_at_debug_level() {
     let (log, exported) = run_scene("debug", &[]);
-    assert!(log.contains(" DEBUG "), "the log is at debug level");
+    assert!(log.contains(" DEBUG "), "the log is not at debug level:\n{log}");
+
     assert_no_marker(&log, &exported);
 }
 

@@ -132,7 +132,8 @@ fn a_client_sending_a_byte_a_second_is_cut_off_and_healthz_keeps_answering() {
     }
     let waited = started.elapsed();
     let at = cut_off.unwrap_or_else(|| panic!("the slow client sent its whole request over {waited:?} without being cut off"));
-    assert!(at < request.len(), "cut off only after the whole request");
+    assert!(at < request.len(), "cut off only after the whole request ({at} of {} bytes)", request.len());
+
     assert!(waited < Duration::from_secs(7), "cut off after {waited:?} with a 3 s header timeout");
     healthz_within(&run, Duration::from_secs(2));
 }
@@ -167,9 +168,11 @@ fn post_reload_is_off_by_default_and_needs_the_bearer_token_when_on() {
     let (status, body) = off.post("/reload");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("--reload-token-file"), "{body}");
-    assert_eq!(off.get("/metrics").0, 200);
-    assert_eq!(off.get("/readyz").0, 200);
-    assert_eq!(off.get("/status").0, 200);
+    for path in ["/metrics", "/readyz", "/status"] {
+        let (status, body) = off.get(path);
+        assert_eq!(status, 200, "GET {path} with reload off: {body}\n{}", off.stderr());
+    }
+
     let _ = off.signal("TERM", Duration::from_secs(20));
 
     let dir = scratch("http-reload-token");

@@ -84,7 +84,7 @@ async fn digests_give_exactly_the_calls_made_between_scrapes() {
         "mysql.query.duration is {value} ms; the digest's SUM_TIMER_WAIT grew by {} ps = {server_ms} ms",
         after - before
     );
-    assert_eq!(target.resource().attributes.get("db.system.name"), Some(&Value::Str("mysql".into())));
+    assert_eq!(target.resource().attributes.get("db.system.name"), Some(&Value::Str("mysql".into())), "{:?}", target.resource());
 }
 
 /// SUM_TIMER_WAIT (picoseconds) of the digests whose text has `marker`,
@@ -167,11 +167,10 @@ async fn nulls_and_unsigned_counters_are_fine() {
         .query("nulls", "SELECT NULL AS a, CAST(NULL AS SIGNED) AS b, CAST(NULL AS DECIMAL(10,2)) AS c, CAST(NULL AS DATETIME) AS d, CAST(18446744073709551615 AS UNSIGNED) AS big")
         .await
         .expect("query");
-    assert!(rows[0].get("a").is_some_and(Value::is_nil));
-    assert!(rows[0].get("b").is_some_and(Value::is_nil));
-    assert!(rows[0].get("c").is_some_and(Value::is_nil));
-    assert!(rows[0].get("d").is_some_and(Value::is_nil));
-    assert_eq!(rows[0].get("big"), Some(&Value::Double(18446744073709551615.0)));
+    for column in ["a", "b", "c", "d"] {
+        assert!(rows[0].get(column).is_some_and(Value::is_nil), "{column} is not nil: {:?}", rows[0]);
+    }
+    assert_eq!(rows[0].get("big"), Some(&Value::Double(18446744073709551615.0)), "{:?}", rows[0]);
 }
 
 #[tokio::test]
@@ -307,7 +306,7 @@ async fn privileges_through_roles_file_and_admin_are_refused() {
                 let message = e.to_string();
                 assert!(message.contains(expect), "{message}");
                 assert!(!message.contains("secret-pw"), "{message}");
-                assert_eq!(e.class(), ErrorClass::Configuration);
+                assert_eq!(e.class(), ErrorClass::Configuration, "{message}");
             }
             Err(other) => panic!("{user}: expected a refusal, got {other}"),
             Ok(_) => panic!("{user} was accepted"),
@@ -394,14 +393,17 @@ impl TlsMariaDb {
             .spawn()
             .expect("mariadbd");
         let server = TlsMariaDb { child, port, ca: dir.join("ca.pem") };
-        common::otlp::eventually("the private MariaDB", Duration::from_secs(30), || {
-            std::process::Command::new("mariadb")
-                .arg(format!("--socket={}", socket.display()))
-                .args(["-uroot", "-e", "CREATE USER IF NOT EXISTS 'dbintel_monitor'@'%' IDENTIFIED BY 'monitor-secret-pw'; GRANT SELECT ON performance_schema.* TO 'dbintel_monitor'@'%'; GRANT PROCESS ON *.* TO 'dbintel_monitor'@'%'"])
-                .status()
-                .is_ok_and(|s| s.success())
-                .then_some(())
-        });
+        let started = Instant::now();
+        while !std::process::Command::new("mariadb")
+            .arg(format!("--socket={}", socket.display()))
+            .args(["-uroot", "-e", "CREATE USER IF NOT EXISTS 'dbintel_monitor'@'%' IDENTIFIED BY 'monitor-secret-pw'; GRANT SELECT ON performance_schema.* TO 'dbintel_monitor'@'%'; GRANT PROCESS ON *.* TO 'dbintel_monitor'@'%'"])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            assert!(started.elapsed() < Duration::from_secs(30), "the private MariaDB did not answer within 30 s; its log:\n{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
         server
     }
 }
@@ -441,5 +443,5 @@ async fn tls_modes_are_honoured_on_a_real_mariadb() {
     let target =
         MyTarget::connect("my", &with("DBINTEL_M8C_DSN", "verify-full", Some(&server.ca))).await.expect("verify-full with the CA connects");
     let rows = target.query("tls", "SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.expect("status");
-    assert!(rows.first().and_then(|r| r.get("Value")).is_some_and(|v| !v.to_string().is_empty()));
+    assert!(rows.first().and_then(|r| r.get("Value")).is_some_and(|v| !v.to_string().is_empty()), "verified, and encrypted: {rows:?}");
 }

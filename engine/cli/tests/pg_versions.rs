@@ -44,7 +44,7 @@ async fn every_major_answers_as_itself_with_readable_statement_statistics() {
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.expect("marker runs");
 
         let mut monitor = connect("dbintel_monitor", port).await;
-        assert_eq!(text(&mut monitor, "SELECT current_user::text").await, "dbintel_monitor");
+        assert_eq!(text(&mut monitor, "SELECT current_user::text").await, "dbintel_monitor", "PostgreSQL {major} on :{port}");
         let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_stat_statements")
             .fetch_one(&mut monitor)
             .await
@@ -118,7 +118,11 @@ async fn the_replica_streams_from_the_shared_server() {
     let version: u32 = text(&mut replica, "SELECT current_setting('server_version_num')").await.parse().expect("server_version_num");
     assert_eq!(version / 10000, 15, "the replica runs {version}");
     assert_eq!(text(&mut replica, "SELECT pg_is_in_recovery()::text").await, "true", "the replica is not in recovery");
-    assert_eq!(text(&mut replica, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')").await, "streaming");
+    assert_eq!(
+        text(&mut replica, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')").await,
+        "streaming",
+        "the replica's WAL receiver on :{port}"
+    );
 
     // The primary lists it, with the lag columns the replication metrics
     // read, to the monitoring role.
@@ -145,7 +149,15 @@ async fn the_replica_streams_from_the_shared_server() {
         if caught_up.0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the replica did not replay up to {target} in 30 s");
+        if started.elapsed() > Duration::from_secs(30) {
+            let at = text(
+                &mut replica,
+                "SELECT coalesce(pg_last_wal_replay_lsn()::text, 'none') || ' (paused: ' || pg_is_wal_replay_paused() || ')'",
+            )
+            .await;
+            panic!("the replica did not replay up to {target} in 30 s; it is at {at}");
+        }
+
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -96,8 +96,8 @@ async fn a_monitoring_role_sees_exactly_the_calls_made_between_scrapes() {
     assert_eq!(calls_for(&second, "marker_k7"), Some(7), "Δcalls for a statement run 7 times");
     no_negative_points(&second);
     // the resource names the server the way New Relic builds entities
-    assert_eq!(target.resource.attributes.get("service.instance.id"), Some(&Value::Str("127.0.0.1:5432".into())));
-    assert_eq!(target.resource.attributes.get("db.system.name"), Some(&Value::Str("postgresql".into())));
+    assert_eq!(target.resource.attributes.get("service.instance.id"), Some(&Value::Str("127.0.0.1:5432".into())), "{:?}", target.resource);
+    assert_eq!(target.resource.attributes.get("db.system.name"), Some(&Value::Str("postgresql".into())), "{:?}", target.resource);
 }
 
 #[tokio::test]
@@ -117,7 +117,7 @@ async fn a_stats_reset_rebaselines_instead_of_reporting_garbage() {
     run_marker(&admin, "marker_reset", 3).await;
     let next = collector.scrape_pg(&target, 3).await.expect("next scrape");
     no_negative_points(&next);
-    assert_eq!(calls_for(&next, "marker_reset"), Some(3));
+    assert_eq!(calls_for(&next, "marker_reset"), Some(3), "three calls after the new baseline: {next:#?}");
 }
 
 #[tokio::test]
@@ -135,7 +135,8 @@ async fn superusers_and_writers_are_refused_without_showing_the_password() {
     }
     let mut allowed = settings("DBINTEL_T3C_DSN", SUPERUSER, Duration::from_secs(3));
     allowed.allow_privileged = true;
-    assert!(PgTarget::connect("pg", &allowed).await.is_ok(), "allow_privileged lets it through");
+    let connected = PgTarget::connect("pg", &allowed).await.err().map(|e| e.to_string());
+    assert_eq!(connected, None, "allow_privileged lets it through");
 }
 
 #[tokio::test]
@@ -197,8 +198,8 @@ async fn nulls_in_every_column_type_are_fine() {
         )
         .await
         .expect("query with NULLs");
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].len(), 9);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].len(), 9, "every column, NULL or not: {:?}", rows[0]);
     assert!(rows[0].iter().all(|(_, v)| v.is_nil()), "{:?}", rows[0]);
 }
 
@@ -261,7 +262,8 @@ async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
             _ => None,
         })
         .collect();
-    assert_eq!(chains.len(), 2, "one blocking event per waiting session");
+    assert_eq!(chains.len(), 2, "one blocking event per waiting session: {chains:?}");
+
     for chain in chains {
         assert_eq!(chain, &Value::List(vec![Value::Int(i64::from(holder_pid))]), "blocked by the lock holder");
     }
@@ -277,7 +279,8 @@ async fn instance_health_metrics_come_from_the_server() {
         Duration::from_secs(300),
     );
     let records = instance.scrape(&target, 1).await.expect("instance scrape");
-    assert!(instance.take_soft_errors().is_empty(), "the monitoring role reads every part");
+    let soft: Vec<String> = instance.take_soft_errors().iter().map(ToString::to_string).collect();
+    assert!(soft.is_empty(), "the monitoring role reads every part: {soft:?}");
     let names: std::collections::BTreeSet<&str> =
         records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m.name.as_str()) } else { None }).collect();
     for expected in [
@@ -294,7 +297,7 @@ async fn instance_health_metrics_come_from_the_server() {
     ] {
         assert!(names.contains(expected), "missing {expected}: {names:?}");
     }
-    assert!(!names.contains("postgresql.replication.lag"), "this server is a primary");
+    assert!(!names.contains("postgresql.replication.lag"), "this server is a primary: {names:?}");
 }
 
 /// Scrapes, retrying while the pool notices connections a restart broke.
@@ -328,7 +331,7 @@ async fn a_server_restart_rebaselines() {
         .args(["--skip-systemctl-redirect", "15", "restarttest", "restart"])
         .status()
         .expect("pg_ctlcluster");
-    assert!(restarted.success());
+    assert!(restarted.success(), "pg_ctlcluster 15 restarttest restart: {restarted}");
     let admin = PgPoolOptions::new().max_connections(1).connect(RESTART_ADMIN).await.expect("back up");
     // counters survive a clean restart, so without a new identity this
     // scrape would report 3 + 2 calls against the pre-restart baseline
@@ -338,7 +341,7 @@ async fn a_server_restart_rebaselines() {
     no_negative_points(&after);
     run_marker(&admin, "marker_restart", 4).await;
     let next = scrape_retrying(&mut collector, &target, 3).await;
-    assert_eq!(calls_for(&next, "marker_restart"), Some(4));
+    assert_eq!(calls_for(&next, "marker_restart"), Some(4), "four calls after the restart's baseline: {next:#?}");
 }
 
 #[tokio::test]
@@ -374,7 +377,8 @@ async fn a_statement_that_first_runs_between_scrapes_sends_all_its_calls() {
     // a marker nobody has run before this scrape (a fresh name per run)
     let marker = format!("marker_new_{}", std::process::id());
     let first = collector.scrape_pg(&target, 1).await.expect("first scrape");
-    assert_eq!(calls_for(&first, &marker), None);
+    assert_eq!(calls_for(&first, &marker), None, "{marker} never ran before the first scrape: {first:#?}");
+
     run_marker(&admin, &marker, 3).await;
     let second = collector.scrape_pg(&target, 2).await.expect("second scrape");
     assert_eq!(calls_for(&second, &marker), Some(3), "new since the last scrape: all 3 calls are this interval's");
@@ -382,7 +386,7 @@ async fn a_statement_that_first_runs_between_scrapes_sends_all_its_calls() {
         Record::Log(l) if l.attributes.get("db.query.text").and_then(Value::as_str).is_some_and(|t| t.contains(&marker)) => Some(l),
         _ => None,
     });
-    assert!(event.is_some(), "its top_query event carries the text it was fetched for");
+    assert!(event.is_some(), "its top_query event carries the text it was fetched for: {second:#?}");
 }
 
 #[tokio::test]
@@ -412,7 +416,8 @@ async fn a_quiet_primary_does_not_look_like_replication_lag() {
         if age > 2.0 && rows.first().and_then(|r| r.get("caught_up")) == Some(&Value::Bool(true)) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(40), "the primary was never quiet for 2 s");
+        assert!(started.elapsed() < Duration::from_secs(40), "the primary was never quiet for 2 s: {rows:?}");
+
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let target = dbintel_sources::target::Target::Pg(target);

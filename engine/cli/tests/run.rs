@@ -72,7 +72,7 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
     );
     let emitted = |run: &Run| run.metric(r#"dbintel_node_emitted_records_total{node="gen",kind="source"}"#);
     run.wait_for("a few scrapes", Duration::from_secs(20), || (emitted(&run) >= 10.0).then_some(()));
-    assert!(versions(&out).is_empty(), "the batch holds everything until a flush");
+    assert!(versions(&out).is_empty(), "the batch holds everything until a flush: {:?}", versions(&out));
 
     // a valid change: the old plan drains into the file, the new one runs
     std::fs::write(&pipe, held_pipe("2", &out)).unwrap();
@@ -87,10 +87,11 @@ fn reloads_apply_without_loss_refuse_broken_files_and_sigterm_flushes() {
     let (status, body) = run.reload();
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("refused") && body.contains("nowhere") && body.contains("p.pipe"), "{body}");
-    assert_eq!(run.metric(r#"dbintel_reloads_total{result="refused"}"#), 1.0);
+    assert_eq!(run.metric(r#"dbintel_reloads_total{result="refused"}"#), 1.0, "the refusal is counted:\n{}", run.stderr());
     let before = emitted(&run);
     run.wait_for("the old plan to keep scraping", Duration::from_secs(10), || (emitted(&run) >= before + 10.0).then_some(()));
-    assert_eq!(run.get("/readyz").0, 200);
+    let (ready, why) = run.get("/readyz");
+    assert_eq!(ready, 200, "the old plan runs on, ready: {why}\n{}", run.stderr());
 
     // fixed, and applied by SIGHUP
     std::fs::write(&pipe, held_pipe("3", &out)).unwrap();
@@ -159,18 +160,18 @@ fn a_configmap_symlink_swap_is_picked_up_and_a_broken_one_refused() {
 
     swap_configmap(&cm, "2026_11_28_12_05_00.2", &stamped_rows_pipe("2", &out));
     run.wait_for("the swapped plan's rows", Duration::from_secs(20), || (versions(&out).get("2") == Some(&3)).then_some(()));
-    assert_eq!(run.metric(r#"dbintel_reloads_total{result="applied"}"#), 1.0);
+    assert_eq!(run.metric(r#"dbintel_reloads_total{result="applied"}"#), 1.0, "one reload applied:\n{}", run.stderr());
 
     swap_configmap(&cm, "2026_11_28_12_10_00.3", "source broken = {\n");
     run.wait_for("the broken swap to be refused", Duration::from_secs(20), || {
         (run.metric(r#"dbintel_reloads_total{result="refused"}"#) == 1.0).then_some(())
     });
-    assert_eq!(run.get("/readyz").0, 200, "the old plan is still running");
-    assert_eq!(run.get("/healthz").0, 200);
+    assert_eq!(run.get("/readyz").0, 200, "the old plan is still running:\n{}", run.stderr());
+    assert_eq!(run.get("/healthz").0, 200, "alive:\n{}", run.stderr());
     let (status, log) = run.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
     assert!(log.contains("reload refused"), "{log}");
-    assert_eq!(versions(&out).get("2"), Some(&3));
+    assert_eq!(versions(&out).get("2"), Some(&3), "version 2's three rows, once: {:?}\n{log}", versions(&out));
 }
 
 #[test]
@@ -184,11 +185,11 @@ fn endpoints_answer_and_a_bad_start_is_a_clear_error() {
     let input = format!("rows.m={}", empty.display());
     let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input, "--log-format", "json"], &[("ROWS_DSN", "unused")]);
     let (status, metrics) = run.get("/metrics");
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{metrics}\n{}", run.stderr());
     for family in ["dbintel_node_received_records_total", "dbintel_reloads_total", "dbintel_ready 1", "process_resident_memory_bytes"] {
         assert!(metrics.contains(family), "{family} missing:\n{metrics}");
     }
-    assert_eq!(run.get("/nope").0, 404);
+    assert_eq!(run.get("/nope").0, 404, "an unknown path: {:?}", run.get("/nope"));
     assert_eq!(run.get("/reload").0, 405, "reload takes POST only");
     let (status, log) = run.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
@@ -197,13 +198,14 @@ fn endpoints_answer_and_a_bad_start_is_a_clear_error() {
 
     // starting with an unset secret, a taken port, a broken file
     let bad = common::dbintel(&["run", pipe.to_str().unwrap(), "--listen", "127.0.0.1:1"], &[]);
-    assert_eq!(common::code(&bad), 1);
+    assert_eq!(common::code(&bad), 1, "{}", common::seen(&bad));
     let stderr = common::text(&bad.stderr);
     assert!(stderr.contains("ROWS_DSN"), "{stderr}");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let bad = common::dbintel(&["run", pipe.to_str().unwrap(), "--listen", &addr], &[("ROWS_DSN", "x")]);
-    assert_eq!(common::code(&bad), 1);
+    assert_eq!(common::code(&bad), 1, "{}", common::seen(&bad));
+
     assert!(common::text(&bad.stderr).contains("cannot listen"), "{}", common::text(&bad.stderr));
 }
 
@@ -306,7 +308,7 @@ fn a_stop_flushes_the_partial_activity_window() {
     assert!(status.success(), "{log}");
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     assert!(text.contains("postgresql.ash.active_sessions"), "the hour-long window's first samples were dropped:\n{log}");
-    assert!(text.contains("PgSleep"), "the sleeping session is in the flushed window");
+    assert!(text.contains("PgSleep"), "the sleeping session is in the flushed window:\n{text}\n{log}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 pub mod otlp;
 pub mod pg_servers;
+pub mod private_pg;
 pub mod proxy;
+pub mod server_view;
 
 /// The monitoring role tests/prepare-servers.sh creates (read-only).
 pub const PG_MONITOR: &str = "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/dbintel_test";
@@ -80,7 +82,16 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 pub fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited normally, not by a signal")
+    out.status.code().unwrap_or_else(|| panic!("killed by a signal, not exited: {}", seen(out)))
+}
+
+/// What a run of the binary showed, for failure messages: its exit status,
+/// stderr and (the start of) stdout.
+pub fn seen(out: &Output) -> String {
+    let stdout = text(&out.stdout);
+    let shown: String = stdout.chars().take(4000).collect();
+    let more = if shown.len() < stdout.len() { "\n[… stdout cut]" } else { "" };
+    format!("{}\n--- stderr ---\n{}\n--- stdout ---\n{shown}{more}", out.status, text(&out.stderr))
 }
 
 /// The delta of `metric` for the statement whose text contains `marker`
@@ -101,4 +112,9 @@ pub fn calls_for(records: &[dbintel_core::record::Record], metric: &str, marker:
         },
         _ => None,
     })
+}
+/// The first few lines of `text` holding any of `needles`, for failure
+/// messages about something that must not appear.
+pub fn lines_with<'a>(text: &'a str, needles: &[&str]) -> Vec<&'a str> {
+    text.lines().filter(|l| needles.iter().any(|n| l.contains(n))).take(5).collect()
 }

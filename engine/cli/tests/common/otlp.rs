@@ -126,10 +126,14 @@ impl Rotel {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("rotel-agent");
-        eventually("rotel-agent to listen", Duration::from_secs(20), || {
-            (std::net::TcpStream::connect(("127.0.0.1", grpc)).is_ok() && std::net::TcpStream::connect(("127.0.0.1", http)).is_ok())
-                .then_some(())
-        });
+        let started = Instant::now();
+        while !(std::net::TcpStream::connect(("127.0.0.1", grpc)).is_ok() && std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()) {
+            if started.elapsed() > Duration::from_secs(20) {
+                let log = std::fs::read_to_string(dir.join("rotel.log")).unwrap_or_default();
+                panic!("rotel-agent did not listen on {grpc} and {http} within 20 s; its log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Rotel { child, grpc, http }
     }
 }
@@ -175,13 +179,7 @@ impl Run {
     /// Starts `dbintel run` and waits until it is ready.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut run = Run::spawn(args, env);
-        let port = run.port;
-        eventually("dbintel run to be ready", Duration::from_secs(30), || {
-            if let Some(status) = run.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("dbintel run exited early ({status}):\n{}", run.stderr());
-            }
-            (http(port, "GET", "/readyz").map(|r| r.0) == Some(200)).then_some(())
-        });
+        run.until_up("/readyz", "ready");
         run
     }
 
@@ -216,13 +214,27 @@ impl Run {
             }
         });
         let mut run = Run { child: Some(child), port, stderr };
-        eventually("dbintel run to serve HTTP", Duration::from_secs(30), || {
-            if let Some(status) = run.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("dbintel run exited early ({status}):\n{}", run.stderr());
-            }
-            (http(port, "GET", "/healthz").map(|r| r.0) == Some(200)).then_some(())
-        });
+        run.until_up("/healthz", "serving HTTP");
         run
+    }
+
+    /// Waits (30 s at most) for `path` to answer 200; fails with the log
+    /// (and the last answer) if it does not, or if the process exits.
+    fn until_up(&mut self, path: &str, what: &str) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("dbintel run exited early ({status}):\n{}", self.stderr());
+            }
+            let answer = http(self.port, "GET", path);
+            if answer.as_ref().map(|r| r.0) == Some(200) {
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                panic!("dbintel run was not {what} within 30 s (GET {path}: {answer:?}); its log:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// `/status` as JSON.
