@@ -41,6 +41,9 @@ EOF
 su postgres -c "$bin/pg_ctl -D $work/data -l $work/log -w start" > /dev/null
 psql() { command psql -X -q -At -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 psql -d postgres -c "CREATE EXTENSION pg_stat_statements; CREATE ROLE dbintel_monitor LOGIN; GRANT pg_monitor TO dbintel_monitor"
+# every database gets the extension (the server-wide collectors read it
+# through the first target's database)
+psql -d template1 -c "CREATE EXTENSION pg_stat_statements"
 for i in $(seq -f %03g 0 $((n - 1))); do echo "CREATE DATABASE fleet_$i;"; done | psql -d postgres
 : > "$work/targets.yaml"
 for i in $(seq -f %03g 0 $((n - 1))); do

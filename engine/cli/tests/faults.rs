@@ -360,3 +360,53 @@ fn a_mariadb_connection_cut_reconnects() {
     run.wait_for("data after the cut", Duration::from_secs(10), || (total(&out) > before).then_some(()));
     stop_and_count(run, &out);
 }
+
+/// Drops the test's database however the test ends.
+struct DropDatabase(&'static str);
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+    }
+}
+
+#[test]
+fn pg_stat_statements_missing_in_the_database_is_named_and_recovers_when_created() {
+    // The extension exists only where CREATE EXTENSION ran: a fleet's
+    // first database often lacks it, and the server says only
+    // `relation "…" does not exist`.
+    psql("DROP DATABASE IF EXISTS fault_noext WITH (FORCE)");
+    psql("CREATE DATABASE fault_noext");
+    let _drop = DropDatabase("fault_noext");
+    let dir = scratch("fault-noext");
+    let (pipe, out) = pipe(&dir, "postgres", "", "  collect statements");
+    let run =
+        Run::start(&[pipe.to_str().unwrap()], &[("FAULT_DSN", "postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:5432/fault_noext")]);
+    let t = run.wait_for("statements to fail", Duration::from_secs(15), || {
+        let t = run.target("src");
+        (t["collectors"]["statements"]["state"] == "failing").then_some(t)
+    });
+    let error = &t["collectors"]["statements"]["last_error"];
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("pg_stat_statements is not installed in database `fault_noext`") && message.contains("CREATE EXTENSION"),
+        "what is missing, where, and what to do: {t:#}"
+    );
+    assert_eq!(error["class"], "configuration", "{t:#}");
+    assert_eq!(t["breaker"], "closed", "{t:#}");
+    let log = run.stderr();
+    assert_eq!(occurrences(&log, "pg_stat_statements is not installed"), 1, "logged once per cause:\n{log}");
+
+    // installed: the next attempt (config_retry = 1s) reads it, no restart
+    let superuser = common::PG_SUPERUSER.replace("/dbintel_test", "/fault_noext");
+    let created = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &superuser, "-c", "CREATE EXTENSION pg_stat_statements"])
+        .output()
+        .expect("psql");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    run.wait_for("statements to recover", Duration::from_secs(15), || {
+        (run.target("src")["collectors"]["statements"]["state"] == "ok").then_some(())
+    });
+    assert!(run.stderr().contains("collector recovered"), "{}", run.stderr());
+    let log = stop_and_count(run, &out);
+    assert!(!log.contains("monitor-secret-pw"), "{log}");
+}

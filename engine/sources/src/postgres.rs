@@ -261,6 +261,11 @@ impl PgTarget {
     }
 
     /// `server_version_num`, e.g. 150004.
+    /// The target's name, as errors and status give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn version(&self) -> i64 {
         self.version
     }

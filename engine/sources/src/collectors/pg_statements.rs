@@ -22,7 +22,7 @@ use crate::postgres::PgTarget;
 use crate::rows::{integer, Row};
 use crate::statement_deltas::{StatementDeltas, POSTGRES};
 use crate::target::{Engine, Target};
-use crate::SourceError;
+use crate::{ErrorClass, SourceError};
 
 pub struct PgStatements {
     deltas: StatementDeltas,
@@ -32,11 +32,47 @@ pub struct PgStatements {
     soft_errors: Vec<SourceError>,
 }
 
+/// The statements' total execution time: `total_time` before 13.
+pub fn exec_time_column(version: i64) -> &'static str {
+    if version >= 130000 {
+        "total_exec_time"
+    } else {
+        "total_time"
+    }
+}
+
+/// Fails with what to do when pg_stat_statements is not installed in the
+/// target's database: the extension's view and functions exist only in
+/// the databases where `CREATE EXTENSION` ran, and the server's own error
+/// (`relation "…" does not exist`, scrubbed) does not say so. Asked only
+/// after a configuration error, so a healthy scrape pays nothing.
+pub async fn require_extension(target: &PgTarget, collector: &str) -> Result<(), SourceError> {
+    let rows = target
+        .query(
+            "pg_stat_statements check",
+            "SELECT current_database()::text AS db,
+                    (SELECT extversion::text FROM pg_extension WHERE extname = 'pg_stat_statements') AS version",
+        )
+        .await?;
+    let row = rows.first();
+    if row.and_then(|r| r.get("version")).is_some_and(|v| !v.is_nil()) {
+        return Ok(());
+    }
+    let db = row.and_then(|r| r.get("db")).map(ToString::to_string).unwrap_or_default();
+    Err(SourceError::Setup {
+        source_name: target.name().to_string(),
+        message: format!(
+            "{collector}: pg_stat_statements is not installed in database `{db}`: run CREATE EXTENSION pg_stat_statements there \
+             (with pg_stat_statements in shared_preload_libraries), or point this target at a database where it is"
+        ),
+    })
+}
+
 /// The counters query for a server version: `total_time` became
 /// `total_exec_time` in 13 (with `total_plan_time`), `toplevel` came in 14,
 /// `stats_since` in 17.
 pub fn counters_sql(version: i64) -> String {
-    let time = if version >= 130000 { "s.total_exec_time" } else { "s.total_time" };
+    let time = format!("s.{}", exec_time_column(version));
     let plan = if version >= 130000 { "s.total_plan_time" } else { "0::float8" };
     let toplevel = if version >= 140000 { "s.toplevel" } else { "true" };
     let since = if version >= 170000 { "s.stats_since::text" } else { "NULL::text" };
@@ -128,6 +164,16 @@ impl PgStatements {
     }
 
     pub async fn scrape_pg(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+        match self.read(target, now).await {
+            Err(e) if e.class() == ErrorClass::Configuration => {
+                require_extension(target, "statements").await?;
+                Err(e)
+            }
+            result => result,
+        }
+    }
+
+    async fn read(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
         let server = target.identity().await?;
         let reset = if target.version() >= 140000 {
             let rows = target.query("stats_reset", "SELECT stats_reset::text AS reset FROM pg_stat_statements_info").await?;

@@ -106,10 +106,19 @@ impl PlansCollector {
                FROM pg_stat_statements(true) s JOIN pg_database d ON d.oid = s.dbid
               WHERE d.datname = current_database() AND s.queryid IS NOT NULL
                 AND s.userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
-              ORDER BY s.total_exec_time DESC LIMIT {}",
+              ORDER BY s.{} DESC LIMIT {}",
+            super::pg_statements::exec_time_column(target.version()),
             self.top
         );
-        let rows = target.query("plans: top statements", &sql).await?;
+        let rows = match target.query("plans: top statements", &sql).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                if e.class() == crate::ErrorClass::Configuration {
+                    super::pg_statements::require_extension(target, "plans").await?;
+                }
+                return Err(e);
+            }
+        };
         let mut out = Vec::new();
         let mut explained = 0;
         for row in rows {
