@@ -10,12 +10,14 @@
 #  3. RSS while the endpoint is down, sampled every second for 40 s, with
 #     an 8 MiB queue and `block`.
 #   benches/export.sh [ROWS]
+# DBINTEL_BIN=path runs another build (an A/B against an older commit);
+# EXPORT_SECTIONS=throughput runs only the first section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
 tests/prepare-servers.sh > /dev/null
-cargo build --release -q -p dbintel
-bin=target/release/dbintel
+if [ -z "${DBINTEL_BIN:-}" ]; then cargo build --release -q -p dbintel; fi
+bin=${DBINTEL_BIN:-target/release/dbintel}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -80,6 +82,8 @@ printf '%-34s %12s\n' "python (official) grpc gzip" "$(throughput "http://127.0.
 for c in gzip zstd; do
   printf '%-34s %12s\n' "python (official) http $c" "$(throughput "http://127.0.0.1:$ph" http $c)"
 done
+
+if [ "${EXPORT_SECTIONS:-all}" = throughput ]; then exit 0; fi
 
 echo
 echo "## idle RSS: dbintel run pipelines/postgres.pipe (real PostgreSQL, endpoint = python receiver)"

@@ -7,7 +7,8 @@
 # - queue_segment: the disk queue's segment decoder, seeded with segments
 #   of good records (and one with damage) made by seed_segments.py.
 # cargo fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable
-# toolchain on our machines build it. Crashes land in fuzz/artifacts/.
+# toolchain on our machines build it. One fork, which goes on after a crash
+# (-ignore_crashes): every crash lands in fuzz/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
@@ -26,4 +27,4 @@ case "$target" in
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
-  -dict="$dict" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -jobs=1 -workers=1
+  -dict="$dict" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -fork=1 -ignore_crashes=1

@@ -12,9 +12,10 @@ tests/prepare-servers.sh
 tests/pg-versions.sh start 12 13 14 16 17 18 replica
 # Real OTLP peers nobody here wrote: the official OTLP protobuf package and
 # grpcio (tests/otlp_receiver.py decodes with them), zstandard for zstd
-# HTTP bodies, and rotel, whose wheel ships the rotel-agent collector.
+# HTTP bodies, rotel, whose wheel ships the rotel-agent collector, and the
+# official Prometheus client, whose OpenMetrics parser reads our /metrics.
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-  'opentelemetry-proto==1.45.2' 'grpcio==1.85.3' 'zstandard==0.25.0' 'rotel==0.0.1a15'
+  'opentelemetry-proto==1.45.2' 'grpcio==1.85.3' 'zstandard==0.25.0' 'rotel==0.0.1a15' 'prometheus_client==0.21.1'
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -6,7 +6,7 @@
 //! (cycles, signal types, unused nodes), then tests.
 
 mod expr;
-mod settings;
+pub mod settings;
 
 use std::collections::{HashMap, HashSet};
 
@@ -230,9 +230,12 @@ impl Checker<'_> {
             self.unknown_kind(&decl.kind, "source", &known);
             return None;
         };
-        let settings: Vec<&Setting> = decl.settings().collect();
+        let all: Vec<&Setting> = decl.settings().collect();
+        let (targets_setting, settings): (Vec<&Setting>, Vec<&Setting>) = all.into_iter().partition(|s| s.key.name == "targets");
         let what = format!("a {} source", spec.name);
+        let dsn_given = settings.iter().any(|s| s.key.name == "dsn");
         let settings = self.settings().check(&what, span, &settings, spec.settings);
+        let (targets, targets_file) = self.targets(decl, spec, &settings, targets_setting.first().copied(), dsn_given);
         let mut collectors: IndexMap<String, Collector> = IndexMap::new();
         let mut collector_spans: HashMap<String, Span> = HashMap::new();
         for block in decl.collectors() {
@@ -286,7 +289,108 @@ impl Checker<'_> {
                     .help(help),
             );
         }
-        Some(NodeKind::Source(plan::SourceNode { kind: spec.name.to_string(), settings, collectors }))
+        Some(NodeKind::Source(plan::SourceNode { kind: spec.name.to_string(), settings, collectors, targets, targets_file }))
+    }
+
+    /// A source's targets: one named after it for a `dsn`, an inline list,
+    /// or a file to read after checking (`targets = file("…")`).
+    #[allow(clippy::type_complexity)]
+    fn targets(
+        &mut self,
+        decl: &SourceDecl,
+        spec: &schema::SourceKindSpec,
+        settings: &plan::Settings,
+        targets: Option<&Setting>,
+        dsn_given: bool,
+    ) -> (Vec<plan::TargetSpec>, Option<(String, Span)>) {
+        let source = &decl.name;
+        match (targets, settings.secret("dsn")) {
+            (None, Some(dsn)) => {
+                let target = plan::TargetSpec {
+                    name: source.name.clone(),
+                    dsn: plan::TargetDsn::Secret(dsn.clone()),
+                    attributes: IndexMap::new(),
+                    settings: settings.clone(),
+                };
+                (vec![target], None)
+            }
+            (None, None) => {
+                if !dsn_given {
+                    self.diagnostics.push(
+                        Diagnostic::new(codes::TARGETS_OR_DSN, source.span, format!("source `{}` says nowhere to connect", source.name))
+                            .label("no dsn, no targets")
+                            .help(format!(
+                                "add `dsn = env(\"PG_DSN\")`, or `targets = file(\"targets.yaml\")` / `targets = [ {{ name = \"…\", dsn = env(\"…\") }} ]` for several ({} source)",
+                                spec.name
+                            )),
+                    );
+                }
+                (Vec::new(), None)
+            }
+            (Some(t), dsn) => {
+                if dsn.is_some() || dsn_given {
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            codes::TARGETS_OR_DSN,
+                            t.key.span,
+                            format!("source `{}` has both `dsn` and `targets`", source.name),
+                        )
+                        .label("one or the other")
+                        .help("a plain `dsn` is one target; put it in the list instead"),
+                    );
+                    return (Vec::new(), None);
+                }
+                match &t.value.kind {
+                    ExprKind::Call(call) if call.name.name == "file" => match call.args.as_slice() {
+                        [arg] if arg.name.is_none() => match &arg.value.kind {
+                            ExprKind::String(path) if !path.value.is_empty() => (Vec::new(), Some((path.value.clone(), arg.value.span))),
+                            _ => {
+                                self.bad_targets(t);
+                                (Vec::new(), None)
+                            }
+                        },
+                        _ => {
+                            self.bad_targets(t);
+                            (Vec::new(), None)
+                        }
+                    },
+                    ExprKind::List(items) => {
+                        let mut found = Vec::new();
+                        for item in items {
+                            let ExprKind::Map(entries) = &item.kind else {
+                                self.bad_targets(t);
+                                continue;
+                            };
+                            let raw = entries
+                                .iter()
+                                .map(|e| crate::targets::RawEntry { key: e.key.clone(), key_span: e.key_span, value: e.value.clone() })
+                                .collect();
+                            if let Some(target) = crate::targets::target(item.span, raw, settings, &mut self.settings()) {
+                                found.push((target, item.span));
+                            }
+                        }
+                        if items.is_empty() {
+                            self.diagnostics
+                                .push(Diagnostic::new(codes::TARGETS_FILE, t.value.span, "`targets` lists no target").label("empty"));
+                        }
+                        crate::targets::check_unique(&found, &mut self.diagnostics);
+                        (found.into_iter().map(|(t, _)| t).collect(), None)
+                    }
+                    _ => {
+                        self.bad_targets(t);
+                        (Vec::new(), None)
+                    }
+                }
+            }
+        }
+    }
+
+    fn bad_targets(&mut self, t: &Setting) {
+        self.diagnostics.push(
+            Diagnostic::new(codes::SETTING_TYPE, t.value.span, "`targets` is a list of targets or file(\"…\")")
+                .label("not a targets list")
+                .help("targets = file(\"/etc/dbintel-targets/targets.yaml\"), or targets = [ { name = \"orders\", dsn = env(\"ORDERS_DSN\") } ]"),
+        );
     }
 
     fn transform(&mut self, decl: &TransformDecl, span: Span) -> NodeKind {

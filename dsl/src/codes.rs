@@ -82,6 +82,14 @@ pub const DUPLICATE_TEST: Code = error("E501");
 // deployment
 pub const DUPLICATE_CLUSTER: Code = error("E600");
 
+// 7xx: targets as data
+/// A targets file that cannot be read, is not YAML, or lists nothing.
+pub const TARGETS_FILE: Code = error("E700");
+pub const DUPLICATE_TARGET: Code = error("E701");
+pub const UNKNOWN_TARGET_KEY: Code = error("E702");
+/// A source with both `dsn` and `targets`, or neither.
+pub const TARGETS_OR_DSN: Code = error("E703");
+
 // warnings
 pub const UNUSED_NODE: Code = warning("W400");
 pub const UNSANITIZED_TEXT: Code = warning("W402");

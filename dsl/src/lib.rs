@@ -11,6 +11,8 @@
 //! - [`plan`]: the compiled DAG, the engine's only input.
 //! - [`render`]: the plan as DOT or Mermaid.
 //! - [`format`]: canonical formatting that keeps comments.
+//! - [`targets`]: the databases a source scrapes, inline or from a
+//!   targets file (YAML, read through the [`Host`]).
 //! - [`codes`]: the registry of diagnostic codes.
 
 pub mod ast;
@@ -24,6 +26,7 @@ pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod source;
+pub mod targets;
 pub mod typed;
 
 pub use check::EnvPolicy;
@@ -57,10 +60,12 @@ pub fn compile(paths: &[std::path::PathBuf], host: &dyn Host, env_policy: EnvPol
     let mut diagnostics = loaded.diagnostics;
     let modules: Vec<ast::Module> = loaded.files.into_iter().map(|f| f.parsed.module).collect();
     let env_is_set = |name: &str| host.env_is_set(name);
-    let (plan, mut found) = check::check(check::CheckInput { modules: &modules, env_is_set: &env_is_set, env_policy });
+    let (mut plan, mut found) = check::check(check::CheckInput { modules: &modules, env_is_set: &env_is_set, env_policy });
     diagnostics.append(&mut found);
+    let mut sources = loaded.sources;
+    diagnostics.extend(targets::resolve_files(&mut plan, &mut sources, host, &env_is_set, env_policy));
     diagnostics.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.code.id));
     diagnostics.dedup();
     let failed = diagnostics.iter().any(Diagnostic::is_error);
-    Compilation { sources: loaded.sources, diagnostics, plan: (!failed).then_some(plan) }
+    Compilation { sources, diagnostics, plan: (!failed).then_some(plan) }
 }

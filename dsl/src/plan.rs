@@ -213,6 +213,55 @@ pub struct SourceNode {
     pub kind: String,
     pub settings: Settings,
     pub collectors: IndexMap<String, Collector>,
+    /// The databases this source scrapes: one per entry of `targets`, or
+    /// one named after the source for a plain `dsn`. Filled by the checker
+    /// (a `dsn`, an inline list) or from a targets file (`targets =
+    /// file(...)`, read by [`crate::targets`]).
+    pub targets: Vec<TargetSpec>,
+    /// `targets = file("…")` as written, until the file is read.
+    pub targets_file: Option<(String, crate::source::Span)>,
+}
+
+impl SourceNode {
+    /// The key of each target's lease: `source` for a source's only target
+    /// named after it (a plain `dsn`), else `source/target`.
+    pub fn target_keys<'a>(&'a self, source: &'a str) -> impl Iterator<Item = String> + 'a {
+        self.targets.iter().map(move |t| target_key(source, &t.name))
+    }
+}
+
+/// `source` for the target named after its source, else `source/target`.
+pub fn target_key(source: &str, target: &str) -> String {
+    if source == target {
+        source.to_string()
+    } else {
+        format!("{source}/{target}")
+    }
+}
+
+/// One database a source scrapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    /// Unique within the source; the target's identity in status, leases
+    /// and logs.
+    pub name: String,
+    pub dsn: TargetDsn,
+    /// Extra resource attributes of this target's data.
+    pub attributes: IndexMap<String, String>,
+    /// The source's settings with this target's overrides applied.
+    pub settings: Settings,
+}
+
+/// Where a target's DSN comes from. Never holds a password: that stays a
+/// [`SecretRef`] until the engine connects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetDsn {
+    /// The whole DSN from `env()` or `file()`.
+    Secret(SecretRef),
+    /// A DSN written without its password, and where the password is.
+    Url { url: String, password: Option<SecretRef> },
+    /// The DSN's parts.
+    Parts { host: String, port: Option<u16>, database: Option<String>, user: Option<String>, password: Option<SecretRef> },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use crate::plan::{SecretRef, Signals};
+use indexmap::IndexMap;
+
+use crate::plan::{RedisState, SecretRef, Signals, Value};
+use crate::typed::QueueSetting;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SettingType {
@@ -113,9 +116,6 @@ pub const fn required(ty: SettingType) -> SettingSpec {
 pub const fn optional(ty: SettingType, default: DefaultValue) -> SettingSpec {
     SettingSpec { name: "", ty, required: false, default }
 }
-const fn req(name: &'static str, ty: SettingType) -> SettingSpec {
-    required(ty).named(name)
-}
 const fn opt(name: &'static str, ty: SettingType, default: DefaultValue) -> SettingSpec {
     optional(ty, default).named(name)
 }
@@ -157,10 +157,19 @@ crate::words! {
     } default Prefer
 }
 
+crate::words! {
+    /// Whether a source finds more targets by itself.
+    pub enum Discover {
+        None = "none",
+        Databases = "databases",
+    } default None
+}
+
 crate::settings! {
     /// Settings every database source (`postgres`, `mysql`, `sql`) shares.
     pub struct DbSettings {
-        dsn: Option<SecretRef> = required(SettingType::Secret),
+        /// One database; `targets` names several instead.
+        dsn: Option<SecretRef> = optional(SettingType::Secret, DefaultValue::None),
         interval: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
         /// Per query: the server-side limit, and (plus a margin) the client's.
         timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(3 * SEC)),
@@ -175,6 +184,12 @@ crate::settings! {
         config_retry: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
         /// Reconnecting after a failure waits from 1 s, doubling, up to this.
         reconnect_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(60 * SEC)),
+        /// `databases`: every database of each target's server becomes a
+        /// target of its own (PostgreSQL), found again every `discover_every`.
+        discover: Discover = optional(SettingType::Word(Discover::WORDS), DefaultValue::Word("none")),
+        discover_every: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// Databases discovery leaves out (the templates always are).
+        exclude_databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
         // circuit breaker (see engine/sources/src/breaker.rs)
         breaker_failures: i64 = optional(SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(5)),
         breaker_successes: i64 = optional(SettingType::Int { min: 1, max: 100 }, DefaultValue::Int(2)),
@@ -216,9 +231,58 @@ crate::settings! {
 }
 
 crate::settings! {
-    /// `collect instance { … }`: server health.
+    /// MySQL's `collect instance { … }`: server health (global status,
+    /// buffer pool, replica status).
     pub struct InstanceSettings {
         interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+    }
+}
+
+crate::settings! {
+    /// PostgreSQL's `collect instance { … }`: the server-wide views.
+    pub struct PgInstanceSettings {
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::None),
+        /// Database sizes walk every file of a database: read this often.
+        sizes_every: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+    }
+}
+
+crate::settings! {
+    /// PostgreSQL's `collect tables { … }`: per-table, per-index and
+    /// per-function statistics, read in each database.
+    pub struct PgTablesSettings {
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// Globs of the databases to read (none: every one the role may
+        /// connect to), and of those to leave out.
+        databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// Globs on `schema.table`.
+        tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// Per database: the top tables by size, with the top by activity.
+        top: i64 = optional(SettingType::Int { min: 1, max: 100_000 }, DefaultValue::Int(200)),
+        /// Across all databases, hard caps.
+        max_tables: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(1000)),
+        max_indexes: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(2000)),
+        /// Connections open at a time across the databases.
+        pool: i64 = optional(SettingType::Int { min: 1, max: 16 }, DefaultValue::Int(2)),
+    }
+}
+
+crate::settings! {
+    /// MySQL's `collect tables { … }`: per-table and per-index I/O waits
+    /// and table sizes.
+    pub struct MyTablesSettings {
+        interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// Globs of the schemas to read, and of those to leave out.
+        databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// Globs on `schema.table`.
+        tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        exclude_tables: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        top: i64 = optional(SettingType::Int { min: 1, max: 100_000 }, DefaultValue::Int(200)),
+        max_tables: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(1000)),
+        max_indexes: i64 = optional(SettingType::Int { min: 1, max: 1_000_000 }, DefaultValue::Int(2000)),
     }
 }
 
@@ -250,75 +314,137 @@ crate::settings! {
 const STATEMENTS: CollectorSpec = CollectorSpec { name: "statements", settings: StatementsSettings::SPECS, signals: Signals::BOTH };
 const ACTIVITY: CollectorSpec = CollectorSpec { name: "activity", settings: ActivitySettings::SPECS, signals: Signals::BOTH };
 const PLANS: CollectorSpec = CollectorSpec { name: "plans", settings: PlansSettings::SPECS, signals: Signals::LOGS };
-const INSTANCE: CollectorSpec = CollectorSpec { name: "instance", settings: InstanceSettings::SPECS, signals: Signals::METRICS };
+const MY_INSTANCE: CollectorSpec = CollectorSpec { name: "instance", settings: InstanceSettings::SPECS, signals: Signals::METRICS };
+const PG_INSTANCE: CollectorSpec = CollectorSpec { name: "instance", settings: PgInstanceSettings::SPECS, signals: Signals::METRICS };
+const PG_TABLES: CollectorSpec = CollectorSpec { name: "tables", settings: PgTablesSettings::SPECS, signals: Signals::METRICS };
+const MY_TABLES: CollectorSpec = CollectorSpec { name: "tables", settings: MyTablesSettings::SPECS, signals: Signals::METRICS };
 const SQL_QUERY: CollectorSpec = CollectorSpec { name: "<query>", settings: SqlQuerySettings::SPECS, signals: Signals::BOTH };
 
 pub const SOURCE_KINDS: &[SourceKindSpec] = &[
     SourceKindSpec {
         name: "postgres",
         settings: DbSettings::SPECS,
-        collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
+        collectors: &[STATEMENTS, ACTIVITY, PG_INSTANCE, PG_TABLES, PLANS],
         open_collectors: None,
     },
     SourceKindSpec {
         name: "mysql",
         settings: DbSettings::SPECS,
-        collectors: &[STATEMENTS, ACTIVITY, INSTANCE, PLANS],
+        collectors: &[STATEMENTS, ACTIVITY, MY_INSTANCE, MY_TABLES, PLANS],
         open_collectors: None,
     },
     SourceKindSpec { name: "sql", settings: DbSettings::SPECS, collectors: &[], open_collectors: Some(SQL_QUERY) },
 ];
 
-const COMPRESSION: &[&str] = &["gzip", "zstd", "none"];
+crate::words! {
+    pub enum OtlpProtocol {
+        Grpc = "grpc",
+        Http = "http",
+    } default Grpc
+}
+
+crate::words! {
+    pub enum CompressionWord {
+        Gzip = "gzip",
+        Zstd = "zstd",
+        None = "none",
+    } default Gzip
+}
+
+crate::words! {
+    pub enum TemporalityWord {
+        Delta = "delta",
+        Cumulative = "cumulative",
+    } default Delta
+}
+
+crate::words! {
+    /// What a full export queue does with a new request.
+    pub enum OnFullWord {
+        Block = "block",
+        DropOldest = "drop_oldest",
+    } default Block
+}
+
+crate::words! {
+    pub enum Region {
+        Us = "us",
+        Eu = "eu",
+    } default Us
+}
+
+crate::words! {
+    pub enum StdoutFormat {
+        OtlpJson = "otlp-json",
+        Pretty = "pretty",
+        Table = "table",
+    } default OtlpJson
+}
+
+crate::settings! {
+    /// `sink NAME = otlp { … }`. What is unset comes from the
+    /// `OTEL_EXPORTER_OTLP_*` environment, then defaults.
+    pub struct OtlpSinkSettings {
+        endpoint: Option<String> = optional(SettingType::String, DefaultValue::None),
+        protocol: Option<OtlpProtocol> = optional(SettingType::Word(OtlpProtocol::WORDS), DefaultValue::None),
+        headers: IndexMap<String, Value> = optional(SettingType::Headers, DefaultValue::None),
+        compression: Option<CompressionWord> = optional(SettingType::Word(CompressionWord::WORDS), DefaultValue::None),
+        timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(10 * SEC)),
+        insecure: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
+        ca_file: Option<String> = optional(SettingType::String, DefaultValue::None),
+        client_cert: Option<String> = optional(SettingType::String, DefaultValue::None),
+        client_key: Option<SecretRef> = optional(SettingType::Secret, DefaultValue::None),
+        temporality: TemporalityWord = optional(SettingType::Word(TemporalityWord::WORDS), DefaultValue::Word("delta")),
+        queue: QueueSetting = optional(SettingType::Queue, DefaultValue::Word("memory")),
+        queue_size: u64 = optional(SettingType::Size, DefaultValue::Size(64 * MIB)),
+        on_full: OnFullWord = optional(SettingType::Word(OnFullWord::WORDS), DefaultValue::Word("block")),
+        retry_initial: Duration = optional(SettingType::Duration, DefaultValue::Duration(5 * SEC)),
+        retry_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
+        retry_elapsed: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        resource: IndexMap<String, Value> = optional(SettingType::StringMap, DefaultValue::None),
+    }
+}
+
+crate::settings! {
+    /// `sink NAME = newrelic { … }`: the OTLP sink preset for New Relic.
+    pub struct NewRelicSinkSettings {
+        license_key: Option<SecretRef> = required(SettingType::Secret),
+        region: Region = optional(SettingType::Word(Region::WORDS), DefaultValue::Word("us")),
+        /// unset: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc
+        protocol: Option<OtlpProtocol> = optional(SettingType::Word(OtlpProtocol::WORDS), DefaultValue::None),
+        /// unset: OTEL_EXPORTER_OTLP_COMPRESSION, else zstd
+        compression: Option<CompressionWord> = optional(SettingType::Word(CompressionWord::WORDS), DefaultValue::None),
+        timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(10 * SEC)),
+        temporality: TemporalityWord = optional(SettingType::Word(TemporalityWord::WORDS), DefaultValue::Word("delta")),
+        queue: QueueSetting = optional(SettingType::Queue, DefaultValue::Word("memory")),
+        queue_size: u64 = optional(SettingType::Size, DefaultValue::Size(64 * MIB)),
+        on_full: OnFullWord = optional(SettingType::Word(OnFullWord::WORDS), DefaultValue::Word("block")),
+        retry_initial: Duration = optional(SettingType::Duration, DefaultValue::Duration(5 * SEC)),
+        retry_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
+        retry_elapsed: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        resource: IndexMap<String, Value> = optional(SettingType::StringMap, DefaultValue::None),
+    }
+}
+
+crate::settings! {
+    /// `sink NAME = stdout { … }`.
+    pub struct StdoutSinkSettings {
+        format: StdoutFormat = optional(SettingType::Word(StdoutFormat::WORDS), DefaultValue::Word("otlp-json")),
+    }
+}
+
+crate::settings! {
+    /// `sink NAME = file { … }`: OTLP/JSON lines.
+    pub struct FileSinkSettings {
+        path: String = required(SettingType::String),
+    }
+}
 
 pub const SINK_KINDS: &[SinkKindSpec] = &[
-    SinkKindSpec {
-        name: "otlp",
-        settings: &[
-            opt("endpoint", SettingType::String, DefaultValue::None),
-            opt("protocol", SettingType::Word(&["grpc", "http"]), DefaultValue::None),
-            opt("headers", SettingType::Headers, DefaultValue::None),
-            opt("compression", SettingType::Word(COMPRESSION), DefaultValue::None),
-            opt("timeout", SettingType::Duration, DefaultValue::Duration(10 * SEC)),
-            opt("insecure", SettingType::Bool, DefaultValue::Bool(false)),
-            opt("ca_file", SettingType::String, DefaultValue::None),
-            opt("client_cert", SettingType::String, DefaultValue::None),
-            opt("client_key", SettingType::Secret, DefaultValue::None),
-            opt("temporality", SettingType::Word(&["delta", "cumulative"]), DefaultValue::Word("delta")),
-            opt("queue", SettingType::Queue, DefaultValue::Word("memory")),
-            opt("queue_size", SettingType::Size, DefaultValue::Size(64 * MIB)),
-            opt("on_full", SettingType::Word(&["block", "drop_oldest"]), DefaultValue::Word("block")),
-            opt("retry_initial", SettingType::Duration, DefaultValue::Duration(5 * SEC)),
-            opt("retry_max", SettingType::Duration, DefaultValue::Duration(30 * SEC)),
-            opt("retry_elapsed", SettingType::Duration, DefaultValue::Duration(300 * SEC)),
-            opt("resource", SettingType::StringMap, DefaultValue::None),
-        ],
-    },
-    SinkKindSpec {
-        name: "newrelic",
-        settings: &[
-            req("license_key", SettingType::Secret),
-            opt("region", SettingType::Word(&["us", "eu"]), DefaultValue::Word("us")),
-            // unset: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc
-            opt("protocol", SettingType::Word(&["grpc", "http"]), DefaultValue::None),
-            // unset: OTEL_EXPORTER_OTLP_COMPRESSION, else zstd
-            opt("compression", SettingType::Word(COMPRESSION), DefaultValue::None),
-            opt("timeout", SettingType::Duration, DefaultValue::Duration(10 * SEC)),
-            opt("temporality", SettingType::Word(&["delta", "cumulative"]), DefaultValue::Word("delta")),
-            opt("queue", SettingType::Queue, DefaultValue::Word("memory")),
-            opt("queue_size", SettingType::Size, DefaultValue::Size(64 * MIB)),
-            opt("on_full", SettingType::Word(&["block", "drop_oldest"]), DefaultValue::Word("block")),
-            opt("retry_initial", SettingType::Duration, DefaultValue::Duration(5 * SEC)),
-            opt("retry_max", SettingType::Duration, DefaultValue::Duration(30 * SEC)),
-            opt("retry_elapsed", SettingType::Duration, DefaultValue::Duration(300 * SEC)),
-            opt("resource", SettingType::StringMap, DefaultValue::None),
-        ],
-    },
-    SinkKindSpec {
-        name: "stdout",
-        settings: &[opt("format", SettingType::Word(&["otlp-json", "pretty"]), DefaultValue::Word("otlp-json"))],
-    },
-    SinkKindSpec { name: "file", settings: &[req("path", SettingType::String)] },
+    SinkKindSpec { name: "otlp", settings: OtlpSinkSettings::SPECS },
+    SinkKindSpec { name: "newrelic", settings: NewRelicSinkSettings::SPECS },
+    SinkKindSpec { name: "stdout", settings: StdoutSinkSettings::SPECS },
+    SinkKindSpec { name: "file", settings: FileSinkSettings::SPECS },
 ];
 
 pub const TRANSFORM_SETTINGS: &[SettingSpec] = &[
@@ -326,15 +452,19 @@ pub const TRANSFORM_SETTINGS: &[SettingSpec] = &[
     opt("context", SettingType::Word(&["log", "datapoint", "any"]), DefaultValue::None),
 ];
 
-pub const SAMPLE_SETTINGS: &[SettingSpec] = &[
-    // local, or redis("redis://host:6379") to share budgets and dedup
-    // windows between replicas (rediss:// for TLS; credentials as
-    // username = env("…"), password = env("…") or file("…"))
-    opt("state", SettingType::SamplerState, DefaultValue::Word("local")),
-    // the target: the keep rate of records no rule decided adapts to hold it
-    opt("max_records_per_second", SettingType::Int { min: 1, max: 100_000_000 }, DefaultValue::None),
-    opt("dedup_max_keys", SettingType::Int { min: 1, max: 10_000_000 }, DefaultValue::Int(100_000)),
-];
+crate::settings! {
+    /// `sample NAME { … }` besides its rules.
+    pub struct SampleSettings {
+        /// local, or redis("redis://host:6379") to share budgets and dedup
+        /// windows between replicas (rediss:// for TLS; credentials as
+        /// username = env("…"), password = env("…") or file("…"))
+        state: Option<RedisState> = optional(SettingType::SamplerState, DefaultValue::Word("local")),
+        /// the target: the keep rate of records no rule decided adapts to hold it
+        max_records_per_second: Option<i64> = optional(SettingType::Int { min: 1, max: 100_000_000 }, DefaultValue::None),
+        dedup_max_keys: i64 = optional(SettingType::Int { min: 1, max: 10_000_000 }, DefaultValue::Int(100_000)),
+    }
+}
+pub const SAMPLE_SETTINGS: &[SettingSpec] = SampleSettings::SPECS;
 
 crate::settings! {
     /// `batch { … }`.

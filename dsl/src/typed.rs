@@ -147,6 +147,33 @@ impl FromSetting for IndexMap<String, Value> {
     }
 }
 
+/// An export queue: `memory` or `disk("/path")`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum QueueSetting {
+    #[default]
+    Memory,
+    Disk(String),
+}
+
+impl FromSetting for QueueSetting {
+    fn from_setting(value: Option<&Value>) -> QueueSetting {
+        match value {
+            Some(Value::Disk(path)) => QueueSetting::Disk(path.clone()),
+            _ => QueueSetting::Memory,
+        }
+    }
+}
+
+/// A sampler's state: local, or shared through Redis.
+impl FromSetting for Option<crate::plan::RedisState> {
+    fn from_setting(value: Option<&Value>) -> Option<crate::plan::RedisState> {
+        match value {
+            Some(Value::Redis(state)) => Some(state.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// Declares a settings struct: its fields, their specs for the checker,
 /// and `from_settings` for the engine.
 #[macro_export]
@@ -189,9 +216,16 @@ macro_rules! words {
 
         impl $crate::typed::FromSetting for $name {
             fn from_setting(value: Option<&$crate::plan::Value>) -> $name {
+                <Option<$name> as $crate::typed::FromSetting>::from_setting(value).unwrap_or($name::$default)
+            }
+        }
+
+        /// Unset (or not one of the words): `None`.
+        impl $crate::typed::FromSetting for Option<$name> {
+            fn from_setting(value: Option<&$crate::plan::Value>) -> Option<$name> {
                 match value {
-                    $( Some($crate::plan::Value::Word(w)) | Some($crate::plan::Value::String(w)) if w == $word => $name::$variant, )*
-                    _ => $name::$default,
+                    $( Some($crate::plan::Value::Word(w)) | Some($crate::plan::Value::String(w)) if w == $word => Some($name::$variant), )*
+                    _ => None,
                 }
             }
         }

@@ -14,6 +14,9 @@ struct Detector {
     replacement: &'static str,
     /// Extra check on a match (Luhn for cards); `None` accepts every match.
     validate: Option<fn(&str) -> bool>,
+    /// Only text with a non-ASCII character can match (the Unicode forms
+    /// of a detector whose ASCII form runs on everything).
+    non_ascii: bool,
 }
 
 fn detectors() -> &'static [Detector] {
@@ -24,6 +27,7 @@ fn detectors() -> &'static [Detector] {
             required: regex_syntax::Parser::new().parse(pattern).ok().and_then(|hir| crate::pattern::required_bytes(&hir)),
             replacement,
             validate,
+            non_ascii: false,
         };
         vec![
             // tokens first: they contain dots and digits the others would eat
@@ -34,9 +38,11 @@ fn detectors() -> &'static [Detector] {
                 None,
             ),
             d(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", "[EMAIL]", None),
+            // internationalised addresses (RFC 6531: `josé@exämple.com`)
+            Detector { non_ascii: true, ..d(r"(?i)\b[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.\p{L}{2,}\b", "[EMAIL]", None) },
             d(r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?\b", "[IP]", Some(looks_like_ipv6)),
             d(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "[IP]", None),
-            d(r"\b(?:\d[ -]?){12,18}\d\b", "[CARD]", Some(is_valid_luhn)),
+            d(r"\b(?:\d[ -]?){12,18}\d\b", "[CARD]", Some(card_like)),
             d(r"\b\d{3}-\d{2}-\d{4}\b", "[SSN]", Some(plausible_ssn)),
             d(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3})[ .-]?\d{3}[ .-]?\d{4}\b", "[PHONE]", None),
             d(r"\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}\b", "[PHONE]", None),
@@ -59,6 +65,9 @@ fn detectors() -> &'static [Detector] {
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut current: Cow<'_, str> = Cow::Borrowed(text);
     for detector in detectors() {
+        if detector.non_ascii && current.is_ascii() {
+            continue;
+        }
         if let Some(required) = &detector.required {
             if !crate::pattern::contains_any(&current, required) {
                 continue;
@@ -115,6 +124,15 @@ pub fn is_valid_luhn(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// A card number: Luhn-valid, or written in non-ASCII digits (`４１１１…`,
+/// which `\d` matches and the checksum cannot read: redacted unchecked).
+fn card_like(s: &str) -> bool {
+    if s.chars().any(|c| c.is_numeric() && !c.is_ascii_digit()) {
+        return true;
+    }
+    is_valid_luhn(s)
+}
+
 /// SSNs never start with 000, 666 or 9xx, and no group is all zeros.
 fn plausible_ssn(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
@@ -161,6 +179,11 @@ mod tests {
             ("v6 2001:db8:85a3::8a2e:370:7334 ok", "v6 [IP] ok"),
             ("secret Zx8Qw2Lk9Pv4Rt7Ym3Nb6Hc1Jd5Fg0", "secret [TOKEN]"),
             ("phone 555-123-4567", "phone [PHONE]"),
+            // the same secrets in non-ASCII forms
+            ("mail josé.núñez@exämple.com now", "mail [EMAIL] now"),
+            ("mail 用户@例子.公司 now", "mail [EMAIL] now"),
+            ("card ４１１１ １１１１ １１１１ １１１１", "card [CARD]"),
+            ("ssn １２３-４５-６７８９", "ssn [SSN]"),
         ];
         for (input, expected) in cases {
             assert_eq!(redact(input), expected, "{input}");

@@ -166,6 +166,10 @@ fn check(sql: &str, pieces: &[Piece], glued: bool, dialect: Dialect, cut: prop::
             // the part of the marker that made it into the (cut) text
             let present = (0..=secret.len()).rev().filter(|&n| secret.is_char_boundary(n)).find(|&n| text.contains(&secret[..n]));
             let Some(n) = present.filter(|&n| secret[..n].chars().count() >= 4) else { continue };
+            // shrinking makes markers alike: one that is also code elsewhere proves nothing
+            if pieces.iter().any(|p| p.secret.is_none() && p.text.contains(&secret[..n])) {
+                continue;
+            }
             prop_assert!(!out.contains(&secret[..n]), "leaked {:?}\n  in:  {text:?}\n  out: {out:?}", &secret[..n]);
         }
     }
@@ -208,6 +212,7 @@ fn the_oracles_find_constants_and_comments() {
 fn fuzz_findings_stay_fixed() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/normalize_sql");
     let mut checked = 0;
+    let mut failures = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/normalize_sql") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
         let Some((&selector, rest)) = bytes.split_first() else { continue };
@@ -219,9 +224,12 @@ fn fuzz_findings_stay_fixed() {
             Dialect::Unknown => &[mysql_secrets, postgres_secrets],
         };
         for secrets in oracles.iter().filter_map(|oracle| oracle(&text)) {
-            assert_eq!(overlap(&text, dialect, &secrets), None, "{text:?}");
+            if let Some(leak) = overlap(&text, dialect, &secrets) {
+                failures.push(format!("{leak} ({dialect:?})\n  in:  {text:?}"));
+            }
         }
         checked += 1;
     }
     assert!(checked > 0, "no fuzz findings in {}", dir.display());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

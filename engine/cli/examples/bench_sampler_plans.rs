@@ -82,8 +82,10 @@ fn main() {
     println!("sampler, local state:  {:>12.0} decisions/s (1,000,000 records)", decisions_per_second(&mut s, &local));
     if let Some(url) = std::env::args().nth(1) {
         let many = records(1_000_000);
-        for batch in [256, 1024, 4096] {
-            // a sampler of its own per run: its Redis keys are its own
+        for (db, batch) in [256, 1024, 4096].into_iter().enumerate() {
+            // a sampler and a Redis database of its own per run: each run
+            // starts from an empty keyspace
+            let url = format!("{}/{}", url.trim_end_matches('/'), db + 1);
             let mut s = sampler(&format!("bench{batch}"), &format!("redis(\"{url}\")"));
             let (rate, fallbacks) = batched_decisions_per_second(&mut s, &many, batch);
             assert_eq!(fallbacks, 0, "Redis must answer every batch for this to measure Redis");

@@ -48,7 +48,7 @@ fn the_readme_demo_exports_otlp_json_without_pii() {
     assert_eq!(calls["sum"]["aggregationTemporality"], 1, "a delta sum: {calls}");
     assert_eq!(calls["sum"]["isMonotonic"], true, "a monotonic sum: {calls}");
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("pg_keep_some") && stderr.contains("dropped"), "per-node counts on stderr: {stderr}");
+    assert!(stderr.contains("sanitize_pii") && stderr.contains("dropped"), "per-node counts on stderr: {stderr}");
 }
 
 #[test]
@@ -432,7 +432,7 @@ fn live_activity_sends_aas_and_sanitized_samples() {
         "no AAS for the sleeping session: {stdout}"
     );
     assert!(
-        stdout.lines().any(|l| l.contains(" log    db.server.session_sample ") && l.contains("SELECT pg_sleep(?), ?")),
+        stdout.lines().any(|l| l.contains(" log    db.server.query_sample ") && l.contains("SELECT pg_sleep(?), ?")),
         "no sanitized sample log: {stdout}"
     );
 }

@@ -280,8 +280,8 @@ fn a_missing_privilege_or_a_bad_query_fails_only_that_collector() {
     let now = points(&out).get("fault.alive").copied().unwrap_or(0);
     assert!(now >= alive + 4, "the working collector carries on: {alive} → {now} points in 4 s\n{}", run.stderr());
 
-    assert_eq!(run.metric("dbintel_collector_failing{node=\"src\",collector=\"waldir\"}"), 1.0, "{:#}", run.target("src"));
-    let errors = run.metric("dbintel_collector_errors_total{node=\"src\",collector=\"waldir\",class=\"configuration\"}");
+    assert_eq!(run.metric("dbintel_collector_failing{node=\"src\",target=\"src\",collector=\"waldir\"}"), 1.0, "{:#}", run.target("src"));
+    let errors = run.metric("dbintel_collector_errors_total{node=\"src\",target=\"src\",collector=\"waldir\",class=\"configuration\"}");
     assert!(errors >= 3.0, "retried every second, each failure counted: {errors}\n{}", run.stderr());
     let log = run.stderr();
     assert_eq!(occurrences(&log, "code=42501"), 1, "one log line per cause:\n{log}");

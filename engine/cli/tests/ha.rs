@@ -346,3 +346,56 @@ fn fake_api_a_lease_lost_mid_scrape_cancels_it_and_emits_nothing() {
     assert_eq!(sleeping_sessions("fence_sleep_marker"), 0, "a follower sends nothing");
     assert_eq!(run.target("s0")["state"], "standby", "{:#}", run.target("s0"));
 }
+
+#[test]
+fn fake_api_three_replicas_split_the_targets_of_a_file() {
+    let dir = scratch("ha-targets");
+    let api = FakeApi::start();
+    let targets: String = (0..6)
+        .map(|i| format!("- name: t{i}\n  host: 127.0.0.1\n  database: dbintel_test\n  user: dbintel_monitor\n  password_env: HA_PG_PW\n"))
+        .collect();
+    std::fs::write(dir.join("targets.yaml"), targets).unwrap();
+    let file = dir.join("fleet.pipe");
+    std::fs::write(
+        &file,
+        "cluster {\n  mode = sharded\n  lease = \"dbintel-fleet\"\n  duration = 3s\n  renew = 2s\n  retry = 500ms\n}\nsource fleet = sql {\n  targets = file(\"targets.yaml\")\n  interval = 300ms\n  jitter = 0%\n  pool = 1\n  collect q { query = \"SELECT 1 AS v\", metric = \"ha.one\", value_column = \"v\" }\n}\nsink out = stdout {}\npipeline p = fleet.q -> out\n",
+    )
+    .unwrap();
+    let rs: Vec<Run> = (0..3)
+        .map(|i| {
+            let pod = format!("dbintel-{i}");
+            let kubeconfig = api.kubeconfig(&dir, &pod);
+            Run::start(
+                &[file.to_str().unwrap(), "--no-watch"],
+                &[("HA_PG_PW", "monitor-secret-pw"), ("POD_NAME", &pod), ("KUBECONFIG", kubeconfig.to_str().unwrap())],
+            )
+        })
+        .collect();
+    wait(&rs, "two targets each", Duration::from_secs(30), || rs.iter().all(|r| r.metric("dbintel_cluster_owned_targets") == 2.0));
+    // each target scrapes on its owner only: the lease is per target
+    let scrapes = |r: &Run| -> std::collections::BTreeMap<String, (u64, bool)> {
+        r.status()["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let n = t["collectors"]["q"]["scrapes"].as_u64().unwrap_or(0);
+                (t["target"].as_str().unwrap_or_default().to_string(), (n, t["lease"] == true))
+            })
+            .collect()
+    };
+    let before: Vec<_> = rs.iter().map(scrapes).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut owners = std::collections::BTreeMap::<String, usize>::new();
+    for (i, r) in rs.iter().enumerate() {
+        for (target, (n, held)) in scrapes(r) {
+            let grew = n > before[i].get(&target).map_or(0, |b| b.0);
+            assert_eq!(grew, held, "replica {i}, target {target}: scraping {grew} while holding its lease {held}");
+            if held {
+                *owners.entry(target).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(owners.len(), 6, "every target has an owner: {owners:?}");
+    assert!(owners.values().all(|n| *n == 1), "one owner per target: {owners:?}");
+}

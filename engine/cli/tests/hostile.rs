@@ -68,16 +68,20 @@ fn prepare_postgres() {
 /// keeps text: comments, utility statements, DO blocks.
 fn postgres_statements() -> Vec<String> {
     let m = |n: u32| format!("{MARK}pg{n}");
+    // pg_stat_statements keeps the first text of each query id, and
+    // comments do not change it: `NOT IN` lists of different lengths make
+    // each statement a query of its own
+    let own = |n: usize| format!("id NOT IN ({})", vec!["0"; n].join(", "));
     vec![
-        format!("SELECT id FROM hostile_t WHERE note = 'x' /* {} */", m(1)),
-        format!("SELECT id FROM hostile_t -- {}\n WHERE id = 1", m(2)),
-        format!("SELECT id FROM hostile_t /* nested /* {} */ {} */ WHERE id = 2", m(3), m(4)),
+        format!("SELECT id FROM hostile_t WHERE note = 'x' AND {} /* {} */", own(1), m(1)),
+        format!("SELECT id FROM hostile_t -- {}\n WHERE {}", m(2), own(2)),
+        format!("SELECT id FROM hostile_t /* nested /* {} */ {} */ WHERE {}", m(3), m(4), own(3)),
         format!("SET application_name = '{}'", m(5)),
         format!("DO $é$ BEGIN PERFORM '{}'; END $é$", m(6)),
         format!("DO $тег$ BEGIN PERFORM E'a\\'{}'; END $тег$", m(7)),
         // PostgreSQL ≤ 15: a huge $N in a comment once sized PREPARE's NULL list
-        format!("SELECT id FROM hostile_t WHERE id = 3 /* $99999999999999 {} */", m(8)),
-        format!("SELECT id FROM hostile_t WHERE note = 'y' /* it's '{}' */", m(9)),
+        format!("SELECT id FROM hostile_t WHERE {} /* $99999999999999 {} */", own(8), m(8)),
+        format!("SELECT id FROM hostile_t WHERE note = 'y' AND {} /* it's '{}' */", own(9), m(9)),
         format!("SELECT pg_sleep(0) /* {} */", m(10)),
     ]
 }
@@ -243,11 +247,35 @@ fn assert_no_marker(log: &str, exported: &str) {
     );
 }
 
+/// The query ids of every `db.server.query_plan` event exported.
+fn planned_query_ids(exported: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for line in exported.lines() {
+        let Ok(request) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        for rl in request["resourceLogs"].as_array().into_iter().flatten() {
+            for sl in rl["scopeLogs"].as_array().into_iter().flatten() {
+                for l in sl["logRecords"].as_array().into_iter().flatten().filter(|l| l["eventName"] == "db.server.query_plan") {
+                    let id = l["attributes"].as_array().into_iter().flatten().find(|kv| kv["key"] == "db.query.id");
+                    ids.extend(id.and_then(|kv| kv["value"]["stringValue"].as_str()).map(str::to_string));
+                }
+            }
+        }
+    }
+    ids
+}
+
 #[test]
 fn hostile_statement_texts_leave_no_marker_in_logs_or_output() {
     let (log, exported) = run_scene("info", &[]);
     assert!(exported.contains("db.server.query_plan"), "no plans were explained; the log:\n{log}");
     assert_no_marker(&log, &exported);
+    // PostgreSQL 15 explains through PREPARE: the statement whose comment
+    // holds `$99999999999999` was planned with one parameter, the process
+    // did not try to allocate terabytes of NULLs
+    let huge = psql_in(PG_DB, "SELECT queryid FROM pg_stat_statements WHERE query LIKE '%$99999999999999%' LIMIT 1");
+    assert!(!huge.is_empty(), "the huge-$N statement is in pg_stat_statements");
+    let planned = planned_query_ids(&exported);
+    assert!(planned.contains(&huge), "the huge-$N statement {huge} was explained; planned: {planned:?}");
 }
 
 /// The same at debug level: sqlx would log every statement it runs at
@@ -261,4 +289,49 @@ fn hostile_statement_texts_leave_no_marker_even_at_debug_level() {
     assert!(log.contains(" DEBUG "), "the log is not at debug level:\n{log}");
 
     assert_no_marker(&log, &exported);
+}
+
+/// Real error messages about hostile texts, from the real servers through
+/// sqlx (what the sources see): each quotes a planted marker raw, and
+/// [`scrub_error_message`] leaves none of it.
+#[tokio::test]
+async fn real_database_errors_are_scrubbed_of_every_quoted_fragment() {
+    use dbintel_stdlib::sql::{scrub_error_message, Dialect};
+    use sqlx::Executor;
+    prepare_postgres();
+    prepare_mariadb();
+    let mark = |n: u32| format!("{MARK}err{n}");
+    let pg = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("postgres://postgres@127.0.0.1:5432/{PG_DB}"))
+        .await
+        .expect("PostgreSQL");
+    let my = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("mysql://root@127.0.0.1:3306/{MY_DB}"))
+        .await
+        .expect("MariaDB");
+    let cases: Vec<(Dialect, String)> = vec![
+        (Dialect::Postgres, format!("SELECT * FROM hostile_t WHERE note = 'a' {}", mark(1))),
+        (Dialect::Postgres, format!("SELECT '{}", mark(2))),
+        (Dialect::Postgres, format!("SELECT '{}'::int", mark(3))),
+        (Dialect::Postgres, format!("SELECT $q$ {}", mark(4))),
+        (Dialect::Postgres, format!("SELECT {} FROM hostile_t", mark(5))),
+        (Dialect::MySql, format!("SELECT * FFROM hostile_t WHERE note = '{}'", mark(6))),
+        (Dialect::MySql, format!("SELECT * FROM hostile_t WHERE note = 'x'{}' AND b = '{}'", mark(7), mark(8))),
+        (Dialect::MySql, format!("INSERT INTO hostile_t VALUES ('{}', 'a')", mark(9))),
+        (Dialect::MySql, format!("SELECT * FROM hostile_t WHERE {} = 1", mark(10))),
+    ];
+    for (dialect, sql) in cases {
+        let error = match dialect {
+            Dialect::MySql => my.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))).await.map(|_| ()),
+            _ => pg.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))).await.map(|_| ()),
+        }
+        .expect_err("a hostile statement fails")
+        .to_string();
+        assert!(error.contains(MARK), "the server quotes the marker, so the test can fail: {error}");
+        let scrubbed = scrub_error_message(&error, dialect);
+        assert!(!scrubbed.contains(MARK), "{sql}\n  error:    {error}\n  scrubbed: {scrubbed}");
+        eprintln!("{error}\n  -> {scrubbed}");
+    }
 }

@@ -217,10 +217,10 @@ async fn activity_samples_see_sleeping_sessions() {
 async fn instance_status_metrics_come_from_the_server() {
     let target = MyTarget::connect("my", &settings("DBINTEL_M6_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
     let target = Target::My(target);
-    let mut instance = dbintel_sources::collectors::my_instance::MyInstance::new(Duration::from_secs(30));
+    let mut instance = dbintel_sources::collectors::my_instance::MyInstance::new(Duration::from_secs(30), Duration::from_secs(300));
     let records = instance.scrape(&target, 1).await.expect("status");
     let names: Vec<String> = records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m.name.clone()) } else { None }).collect();
-    for expected in ["mysql.connections", "mysql.threads.running", "mysql.queries", "mysql.uptime"] {
+    for expected in ["mysql.threads", "mysql.buffer_pool.usage", "mysql.query.count", "mysql.uptime", "mysql.buffer_pool.limit"] {
         assert!(names.iter().any(|n| n == expected), "missing {expected}: {names:?}");
     }
 }

@@ -5,19 +5,15 @@
 //! tests fail, never skip, when a server is missing: run
 //! `tests/pg-versions.sh start 12 13 14 16 17 18 replica` first.
 
-mod common;
-
 use std::collections::BTreeSet;
-
-use common::{pg_port as port_of, pg_servers as servers};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
-/// The majors the suite must have besides the shared :5432 (15).
-const MAJORS: [u32; 6] = [12, 13, 14, 16, 17, 18];
-const REPLICA: &str = "15-replica";
+mod common;
+
+use common::pg_servers::{port_of, servers, MAJORS, REPLICA};
 
 async fn connect(user: &str, port: u16) -> PgConnection {
     let password = if user == "dbintel_monitor" { "monitor-secret-pw" } else { "super-secret-pw" };

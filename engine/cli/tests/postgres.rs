@@ -273,7 +273,11 @@ async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
 async fn instance_health_metrics_come_from_the_server() {
     let target = PgTarget::connect("pg", &settings("DBINTEL_T9_DSN", MONITOR, Duration::from_secs(3))).await.expect("connects");
     let target = dbintel_sources::target::Target::Pg(target);
-    let mut instance = dbintel_sources::collectors::pg_instance::PgInstance::new(Duration::from_secs(30));
+    let mut instance = dbintel_sources::collectors::pg_instance::PgInstance::new(
+        Duration::from_secs(30),
+        Duration::from_secs(300),
+        Duration::from_secs(300),
+    );
     let records = instance.scrape(&target, 1).await.expect("instance scrape");
     let soft: Vec<String> = instance.take_soft_errors().iter().map(ToString::to_string).collect();
     assert!(soft.is_empty(), "the monitoring role reads every part: {soft:?}");
@@ -283,9 +287,11 @@ async fn instance_health_metrics_come_from_the_server() {
         "postgresql.backends",
         "postgresql.commits",
         "postgresql.deadlocks",
-        "postgresql.blocks.hit",
-        "postgresql.database.size",
+        "postgresql.blks_hit",
+        "postgresql.db_size",
         "postgresql.database.xid_age",
+        "postgresql.bgwriter.checkpoint.count",
+        "postgresql.connection.max",
         "postgresql.wal.bytes",
         "postgresql.wal.checkpoint_age",
     ] {
@@ -386,7 +392,7 @@ async fn a_statement_that_first_runs_between_scrapes_sends_all_its_calls() {
 #[tokio::test]
 async fn a_quiet_primary_does_not_look_like_replication_lag() {
     // the streaming replica of this server (tests/pg-versions.sh)
-    let port = common::pg_port(&common::pg_servers(), "15-replica");
+    let port = common::pg_servers::port_of(&common::pg_servers::servers(), common::pg_servers::REPLICA);
     let mut raw = raw_settings(
         "DBINTEL_T13_DSN",
         &format!("postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:{port}/dbintel_test"),

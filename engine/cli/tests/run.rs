@@ -424,3 +424,56 @@ fn a_sink_that_fails_is_retried_with_backoff_and_loses_nothing() {
     assert!(log.contains("the sink failed; offering the batch again with backoff"), "{log}");
     assert_eq!(log.matches("the sink failed; offering the batch again").count(), 1, "logged once for the run of failures:\n{log}");
 }
+
+#[test]
+fn metrics_parse_with_the_official_openmetrics_parser_and_name_every_failure_counter() {
+    let dir = scratch("run-metrics");
+    let pipe = dir.join("p.pipe");
+    std::fs::write(
+        &pipe,
+        r#"source gen = sql {
+  dsn = env("METRICS_PG_DSN")
+  interval = 300ms
+  collect q { query = "SELECT 1 AS v", metric = "metrics.one", value_column = "v" }
+}
+sample some { probabilistic 50% }
+sink out = otlp { endpoint = "http://127.0.0.1:9", protocol = http, queue = disk("QUEUE"), retry_initial = 1s }
+pipeline p = gen.q -> some -> out
+"#
+        .replace("QUEUE", dir.join("queue").to_str().unwrap()),
+    )
+    .unwrap();
+    let run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("METRICS_PG_DSN", PG_MONITOR)]);
+    run.wait_for("a scrape", Duration::from_secs(10), || {
+        (run.metric(r#"dbintel_node_emitted_records_total{node="gen",kind="source"}"#) > 0.0).then_some(())
+    });
+    let (code, body) = run.get("/metrics");
+    assert_eq!(code, 200);
+    // the reference parser, not ours
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\nfor f in text_string_to_metric_families(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (tests/run.sh installs prometheus_client)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let parsed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "the OpenMetrics parser refused /metrics: {}\n{body}", String::from_utf8_lossy(&out.stderr));
+    for (family, kind) in [
+        ("dbintel_node_errors", "counter"),
+        ("dbintel_source_up", "gauge"),
+        ("dbintel_target_state", "gauge"),
+        ("dbintel_collector_errors", "counter"),
+        ("dbintel_export_queue_errors", "counter"),
+        ("dbintel_export_sender_events", "counter"),
+        ("dbintel_export_latency_seconds", "histogram"),
+        ("dbintel_sampler_local_fallback_decisions", "counter"),
+        ("dbintel_http_refused", "counter"),
+        ("dbintel_breaker_state", "gauge"),
+    ] {
+        assert!(parsed.lines().any(|l| l.starts_with(&format!("{family} {kind} "))), "{family} ({kind}) missing:\n{parsed}");
+    }
+}

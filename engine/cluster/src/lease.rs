@@ -98,6 +98,25 @@ pub fn rfc3339_micros(t: std::time::SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_micros())
 }
 
+/// The Lease object of one target: a valid Kubernetes name (lower case,
+/// digits, `-` and `.`; at most 253 characters). A target key that is not
+/// one already (`fleet/orders`, `Orders_DB`) is spelled with `-` and keeps
+/// a hash of the original, so two keys never share a lease.
+pub fn target_lease_name(prefix: &str, target: &str) -> String {
+    let spelled: String =
+        target.chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' { c } else { '-' }).collect();
+    let mut name = format!("{prefix}-target-{spelled}");
+    if spelled != target {
+        name = format!("{name}-{:08x}", dbintel_stdlib::functions::fnv1a(target.as_bytes()) as u32);
+    }
+    if name.len() > 253 {
+        let hash = format!("-{:016x}", dbintel_stdlib::functions::fnv1a(name.as_bytes()));
+        name.truncate(253 - hash.len());
+        name.push_str(&hash);
+    }
+    name
+}
+
 /// A lease duration as the API's whole seconds, rounded up (at least 1).
 pub fn lease_seconds(d: Duration) -> i32 {
     (d.as_secs_f64().ceil() as i64).clamp(1, i64::from(i32::MAX)) as i32
@@ -302,7 +321,7 @@ pub struct Sharder {
 impl Sharder {
     pub fn new(prefix: &str, identity: &str, targets: &[String], timing: Timing) -> Sharder {
         let mut targets: Vec<(String, Claim)> =
-            targets.iter().map(|t| (t.clone(), Claim::new(format!("{prefix}-target-{t}"), identity, timing))).collect();
+            targets.iter().map(|t| (t.clone(), Claim::new(target_lease_name(prefix, t), identity, timing))).collect();
         targets.sort_by_key(|(t, _)| std::cmp::Reverse(preference(identity, t)));
         Sharder {
             prefix: prefix.to_string(),
@@ -410,6 +429,16 @@ mod tests {
         let t = std::time::UNIX_EPOCH + Duration::from_micros(1_795_867_857_123_456);
         assert_eq!(rfc3339_micros(t), "2026-11-28T12:10:57.123456Z");
         assert_eq!(rfc3339_micros(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn target_leases_have_valid_distinct_names() {
+        assert_eq!(target_lease_name("dbintel", "orders"), "dbintel-target-orders");
+        let a = target_lease_name("dbintel", "fleet/t1");
+        let b = target_lease_name("dbintel", "fleet-t1");
+        assert!(a.starts_with("dbintel-target-fleet-t1-") && a != b, "{a} {b}");
+        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'));
+        assert!(target_lease_name("p", &"x".repeat(400)).len() <= 253);
     }
 
     #[test]

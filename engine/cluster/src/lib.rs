@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dbintel_core::fence::Fence;
+use dbintel_core::fence::{Fence, Fences, Never};
 use dbintel_dsl::plan::{NodeKind, Plan};
 use dbintel_dsl::schema::{ClusterMode, ClusterSettings};
 
@@ -63,6 +63,22 @@ fn fence(gate: Arc<Gate>, clock: Arc<dyn Clock>) -> Fence {
     Fence::new(Arc::new(LeaseGate { gate, clock }))
 }
 
+struct TargetFences {
+    mode: Mode,
+    leader: Option<Fence>,
+    per_target: HashMap<String, Fence>,
+}
+
+impl Fences for TargetFences {
+    fn fence(&self, key: &str) -> Option<Fence> {
+        match self.mode {
+            Mode::None => None,
+            Mode::Leader => self.leader.clone(),
+            Mode::Sharded => Some(self.per_target.get(key).cloned().unwrap_or_else(|| Fence::new(Arc::new(Never)))),
+        }
+    }
+}
+
 /// What `/metrics` and `/readyz` read.
 #[derive(Default)]
 pub struct Status {
@@ -97,9 +113,32 @@ impl Key {
             lease: s.lease,
             namespace: s.namespace.or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|v| !v.is_empty())),
             timing: (s.duration, s.renew, s.retry),
-            targets: plan.nodes.iter().filter(|(_, n)| matches!(n.kind, NodeKind::Source(_))).map(|(name, _)| name.clone()).collect(),
+            // one lease per target: sharded mode spreads targets, not sources
+            targets: plan
+                .nodes
+                .iter()
+                .filter_map(|(name, n)| match &n.kind {
+                    NodeKind::Source(s) => Some(s.target_keys(name).collect::<Vec<_>>()),
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
         }
     }
+    /// Whether a running election for `self` can go on for `other`: the
+    /// same mode, lease and timing — and, when sharded, the same targets
+    /// (each has its own lease). Targets come and go freely otherwise.
+    pub fn keeps(&self, other: &Key) -> bool {
+        if self.mode != other.mode {
+            return false;
+        }
+        match self.mode {
+            Mode::None => true,
+            Mode::Leader => self.lease == other.lease && self.namespace == other.namespace && self.timing == other.timing,
+            Mode::Sharded => self == other,
+        }
+    }
+
     fn timing(&self) -> Timing {
         Timing { duration: self.timing.0, renew: self.timing.1, retry: self.timing.2 }
     }
@@ -160,7 +199,6 @@ impl Coordinator {
             }
         };
         let task_status = status.clone();
-        let targets = key.targets.clone();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(timing.retry);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -172,7 +210,8 @@ impl Coordinator {
                 let owned: Vec<String> = match &mut election {
                     Election::Leader(claim) => {
                         if claim.tick(api.as_ref(), clock.as_ref()).await {
-                            targets.clone()
+                            // every target, those a reload added included
+                            task_status.targets.lock().unwrap_or_else(|p| p.into_inner()).clone()
                         } else {
                             Vec::new()
                         }
@@ -209,9 +248,18 @@ impl Coordinator {
         Ok(Coordinator::start(key, identity, Arc::new(api), clock))
     }
 
-    /// The fence of each source (none in `mode = none`).
-    pub fn fences(&self) -> Arc<HashMap<String, Fence>> {
-        Arc::new(self.fences.clone())
+    /// The fence of each target: in leader mode the one lease guards every
+    /// target (those a reload adds too); in sharded mode each has its own,
+    /// and one the election does not know waits (never holds) until the
+    /// election restarts with it.
+    pub fn fences(&self) -> Arc<dyn Fences> {
+        Arc::new(TargetFences { mode: self.key.mode, leader: self.fences.values().next().cloned(), per_target: self.fences.clone() })
+    }
+
+    /// Goes on with a reload's key (see [`Key::keeps`]): its targets.
+    pub fn update(&mut self, key: Key) {
+        *self.status.targets.lock().unwrap_or_else(|p| p.into_inner()) = key.targets.clone();
+        self.key = key;
     }
 
     /// Stops electing and releases what is held.

@@ -27,10 +27,25 @@ impl NodeCounters {
     }
 }
 
-/// Every node's counters, in plan order.
+/// Counters of one sampler's shared state (Redis).
+#[derive(Debug, Default)]
+pub struct SamplerStats {
+    /// Round trips to Redis that failed (unreachable, timeout, malformed
+    /// reply).
+    pub redis_errors: AtomicU64,
+    /// Records decided from local state because Redis could not answer.
+    pub fallback_decisions: AtomicU64,
+    /// Records decided with Redis.
+    pub redis_decisions: AtomicU64,
+}
+
+/// Every node's counters, in plan order; one registry per process (no
+/// process-wide statics), kept across reloads.
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     pub nodes: Vec<(String, &'static str, Arc<NodeCounters>)>,
+    /// Per sample node with shared state.
+    pub samplers: Vec<(String, Arc<SamplerStats>)>,
 }
 
 impl Registry {
@@ -45,6 +60,16 @@ impl Registry {
         let counters = Arc::new(NodeCounters::default());
         self.nodes.push((name.to_string(), kind, counters.clone()));
         counters
+    }
+
+    /// The Redis counters of sample node `name` (kept across reloads).
+    pub fn sampler(&mut self, name: &str) -> Arc<SamplerStats> {
+        if let Some((_, s)) = self.samplers.iter().find(|(n, _)| n == name) {
+            return s.clone();
+        }
+        let stats = Arc::new(SamplerStats::default());
+        self.samplers.push((name.to_string(), stats.clone()));
+        stats
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<NodeCounters>> {

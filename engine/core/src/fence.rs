@@ -26,3 +26,20 @@ impl std::fmt::Debug for Fence {
         write!(f, "Fence {{ holds: {} }}", self.holds())
     }
 }
+
+/// Which fence guards a target: the cluster crate's answer for each
+/// target key (`source` or `source/target`).
+pub trait Fences: Send + Sync {
+    /// The fence for `key`; `None` when nothing gates it (no cluster).
+    fn fence(&self, key: &str) -> Option<Fence>;
+}
+
+/// A gate that never holds: a target the election does not know yet
+/// waits, rather than running unfenced.
+pub struct Never;
+
+impl Gate for Never {
+    fn holds(&self) -> bool {
+        false
+    }
+}

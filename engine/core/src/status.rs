@@ -122,6 +122,8 @@ struct Inner {
     breaker: &'static str,
     lease: Option<bool>,
     collectors: BTreeMap<String, CollectorStatus>,
+    /// Found by discovery: it does not hold readiness back.
+    discovered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +156,7 @@ impl TargetStatus {
                 breaker: "closed",
                 lease: None,
                 collectors: BTreeMap::new(),
+                discovered: false,
             }),
         }
     }
@@ -274,10 +277,16 @@ impl TargetStatus {
     }
 
     /// Connected at least once since the plan started, or waiting on
-    /// purpose (another replica's lease).
+    /// purpose (another replica's lease), or found by discovery (a
+    /// database that appears later must not make a ready pod unready).
     pub fn settled(&self) -> bool {
         let inner = self.lock();
-        inner.connected_once || inner.lease == Some(false)
+        inner.connected_once || inner.lease == Some(false) || inner.discovered
+    }
+
+    /// Marks it found by discovery.
+    pub fn discovered(&self) {
+        self.lock().discovered = true;
     }
 
     /// Forgets that it ever connected: a new plan asks again.
@@ -309,6 +318,11 @@ impl StatusBoard {
     /// Drops the entries of targets no longer in the plan.
     pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
         self.lock().retain(|(s, t), _| keep(s, t));
+    }
+
+    /// Drops one target's entry (it left the plan, or its database went).
+    pub fn remove(&self, source: &str, target: &str) {
+        self.lock().remove(&(source.to_string(), target.to_string()));
     }
 
     pub fn snapshot(&self) -> Vec<TargetSnapshot> {

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dbintel_dsl::plan::{SinkNode, Value as SettingValue};
+use dbintel_dsl::schema::{NewRelicSinkSettings, OnFullWord, OtlpProtocol, OtlpSinkSettings, Region, TemporalityWord};
+use dbintel_dsl::typed::QueueSetting;
 use dbintel_stdlib::{Map, Value};
 
 use dbintel_core::secret::Secret;
@@ -146,10 +148,6 @@ fn sensitive(name: &str) -> bool {
     ["key", "auth", "token", "secret", "password", "cookie"].iter().any(|w| n.contains(w))
 }
 
-fn word<'a>(sink: &'a SinkNode, key: &str) -> Option<&'a str> {
-    sink.settings.str(key)
-}
-
 fn env_word(env: &dyn Env, name: &'static str) -> Option<(&'static str, String)> {
     env.var(name).map(|v| (name, v.trim().to_ascii_lowercase()))
 }
@@ -161,16 +159,41 @@ fn join(base: &str, path: &str) -> String {
 impl ExportConfig {
     pub fn resolve(sink: &SinkNode, env: &dyn Env) -> Result<ExportConfig, ConfigError> {
         let newrelic = sink.kind == "newrelic";
-        let s = &sink.settings;
+        let (s, nr) = if newrelic {
+            let n = NewRelicSinkSettings::from_settings(&sink.settings);
+            // the preset is an OTLP sink with New Relic's endpoint and key
+            let otlp = OtlpSinkSettings {
+                endpoint: None,
+                protocol: n.protocol,
+                headers: Default::default(),
+                compression: n.compression,
+                timeout: n.timeout,
+                insecure: false,
+                ca_file: None,
+                client_cert: None,
+                client_key: None,
+                temporality: n.temporality,
+                queue: n.queue.clone(),
+                queue_size: n.queue_size,
+                on_full: n.on_full,
+                retry_initial: n.retry_initial,
+                retry_max: n.retry_max,
+                retry_elapsed: n.retry_elapsed,
+                resource: n.resource.clone(),
+            };
+            (otlp, Some(n))
+        } else {
+            (OtlpSinkSettings::from_settings(&sink.settings), None)
+        };
 
-        let protocol = match word(sink, "protocol") {
-            Some("http") => Protocol::Http,
-            Some(_) => Protocol::Grpc,
+        let protocol = match s.protocol {
+            Some(OtlpProtocol::Http) => Protocol::Http,
+            Some(OtlpProtocol::Grpc) => Protocol::Grpc,
             None => protocol_from_env(env)?.unwrap_or(Protocol::Grpc),
         };
 
-        let region_host = match word(sink, "region") {
-            Some("eu") => "otlp.eu01.nr-data.net",
+        let region_host = match nr.as_ref().map(|n| n.region) {
+            Some(Region::Eu) => "otlp.eu01.nr-data.net",
             _ => "otlp.nr-data.net",
         };
         let default_endpoint = match (newrelic, protocol) {
@@ -179,13 +202,12 @@ impl ExportConfig {
             (false, Protocol::Grpc) => "http://localhost:4317".to_string(),
             (false, Protocol::Http) => "http://localhost:4318".to_string(),
         };
-        let endpoint = s.str("endpoint").map(str::to_string).or_else(|| env.var("OTEL_EXPORTER_OTLP_ENDPOINT")).unwrap_or(default_endpoint);
+        let endpoint = s.endpoint.clone().or_else(|| env.var("OTEL_EXPORTER_OTLP_ENDPOINT")).unwrap_or(default_endpoint);
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(ConfigError::Endpoint(endpoint));
         }
         // plaintext only when asked, or to this machine (a local agent)
-        let insecure = s.bool("insecure").unwrap_or(false)
-            || env.var("OTEL_EXPORTER_OTLP_INSECURE").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let insecure = s.insecure || env.var("OTEL_EXPORTER_OTLP_INSECURE").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         if endpoint.starts_with("http://") && !insecure && !is_loopback(&endpoint) {
             return Err(ConfigError::Plaintext(endpoint));
         }
@@ -198,8 +220,8 @@ impl ExportConfig {
         };
 
         let mut headers = Vec::new();
-        if let Some(SettingValue::Map(map)) = s.get("headers") {
-            for (name, value) in map {
+        if !s.headers.is_empty() {
+            for (name, value) in &s.headers {
                 let value = match value {
                     SettingValue::Secret(r) => Secret::resolve(r)?,
                     SettingValue::String(v) => Secret::plain(v, "headers"),
@@ -216,15 +238,15 @@ impl ExportConfig {
                 });
             }
         }
-        if newrelic {
-            if let Some(key) = s.secret("license_key") {
+        if let Some(nr) = &nr {
+            if let Some(key) = &nr.license_key {
                 headers.retain(|h| h.name != "api-key");
                 headers.push(Header { name: "api-key".into(), value: Secret::resolve(key)?, sensitive: true });
             }
         }
 
-        let compression = match word(sink, "compression") {
-            Some(w) => compression(w),
+        let compression = match s.compression {
+            Some(w) => compression(w.as_str()),
             None => match env_word(env, "OTEL_EXPORTER_OTLP_COMPRESSION") {
                 Some((name, value)) => match value.as_str() {
                     "gzip" | "zstd" | "none" => compression(&value),
@@ -242,15 +264,12 @@ impl ExportConfig {
                 resource.insert(k, Value::Str(v));
             }
         }
-        if let Some(SettingValue::Map(map)) = s.get("resource") {
-            for (k, v) in map {
-                if let SettingValue::String(v) = v {
-                    resource.insert(k.clone(), Value::Str(v.clone()));
-                }
+        for (k, v) in &s.resource {
+            if let SettingValue::String(v) = v {
+                resource.insert(k.clone(), Value::Str(v.clone()));
             }
         }
 
-        let secs = |key: &str, default: u64| s.duration(key).unwrap_or(Duration::from_secs(default));
         Ok(ExportConfig {
             protocol,
             endpoint,
@@ -258,19 +277,22 @@ impl ExportConfig {
             logs_url,
             headers,
             compression,
-            timeout: secs("timeout", 10),
+            timeout: s.timeout,
             insecure,
-            ca_file: s.str("ca_file").map(PathBuf::from),
-            client_cert: s.str("client_cert").map(PathBuf::from),
-            client_key: s.secret("client_key").map(Secret::resolve).transpose()?,
-            cumulative: s.str("temporality") == Some("cumulative"),
-            queue: match s.get("queue") {
-                Some(SettingValue::Disk(path)) => QueueKind::Disk(PathBuf::from(path)),
-                _ => QueueKind::Memory,
+            ca_file: s.ca_file.as_ref().map(PathBuf::from),
+            client_cert: s.client_cert.as_ref().map(PathBuf::from),
+            client_key: s.client_key.as_ref().map(Secret::resolve).transpose()?,
+            cumulative: s.temporality == TemporalityWord::Cumulative,
+            queue: match &s.queue {
+                QueueSetting::Disk(path) => QueueKind::Disk(PathBuf::from(path)),
+                QueueSetting::Memory => QueueKind::Memory,
             },
-            queue_bytes: s.bytes("queue_size").unwrap_or(64 << 20),
-            on_full: if s.str("on_full") == Some("drop_oldest") { OnFull::DropOldest } else { OnFull::Block },
-            retry: Retry { initial: secs("retry_initial", 5), max: secs("retry_max", 30), elapsed: secs("retry_elapsed", 300) },
+            queue_bytes: s.queue_size,
+            on_full: match s.on_full {
+                OnFullWord::DropOldest => OnFull::DropOldest,
+                OnFullWord::Block => OnFull::Block,
+            },
+            retry: Retry { initial: s.retry_initial, max: s.retry_max, elapsed: s.retry_elapsed },
             resource,
         })
     }

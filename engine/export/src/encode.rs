@@ -179,8 +179,24 @@ pub fn key_values(map: &Map) -> Vec<KeyValue> {
     map.iter().map(|(k, v)| KeyValue { key: k.to_string(), value: any_value(v), ..Default::default() }).collect()
 }
 
-fn scope() -> Option<InstrumentationScope> {
-    Some(InstrumentationScope { name: "dbintel".into(), version: env!("CARGO_PKG_VERSION").into(), ..Default::default() })
+/// The contrib receivers' scope names, by the resource's `db.system.name`.
+pub const CONTRIB_SCOPES: &[(&str, &str)] = &[
+    ("postgresql", "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/postgresqlreceiver"),
+    ("mysql", "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/mysqlreceiver"),
+];
+
+/// The instrumentation scope of a batch. The `newrelic` preset names
+/// database data as the contrib receivers do (New Relic shows it as the
+/// entity's `instrumentation.name`, and queries written for the receivers
+/// may filter on it), with dbintel's version marked `dbintel-…`; every
+/// other sink, and anything not from a database, is scope `dbintel`.
+pub fn scope(sink_kind: &str, resource: &Map) -> InstrumentationScope {
+    let version = env!("CARGO_PKG_VERSION");
+    let system = resource.get("db.system.name").and_then(Value::as_str);
+    match CONTRIB_SCOPES.iter().find(|(s, _)| Some(*s) == system).filter(|_| sink_kind == "newrelic") {
+        Some((_, name)) => InstrumentationScope { name: (*name).into(), version: format!("dbintel-{version}"), ..Default::default() },
+        None => InstrumentationScope { name: "dbintel".into(), version: version.into(), ..Default::default() },
+    }
 }
 
 fn resource(attributes: &Map) -> Option<PbResource> {
@@ -207,7 +223,7 @@ fn temporality(t: Temporality) -> i32 {
     }
 }
 
-pub fn metrics_request(resource_attributes: &Map, points: &[&MetricPoint]) -> ExportMetricsServiceRequest {
+pub fn metrics_request(resource_attributes: &Map, scope: &InstrumentationScope, points: &[&MetricPoint]) -> ExportMetricsServiceRequest {
     let mut metrics: Vec<Metric> = Vec::new();
     let mut index: HashMap<(&str, &str, u8), usize> = HashMap::new();
     for m in points {
@@ -240,7 +256,7 @@ pub fn metrics_request(resource_attributes: &Map, points: &[&MetricPoint]) -> Ex
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource(resource_attributes),
-            scope_metrics: vec![ScopeMetrics { scope: scope(), metrics, ..Default::default() }],
+            scope_metrics: vec![ScopeMetrics { scope: Some(scope.clone()), metrics, ..Default::default() }],
             ..Default::default()
         }],
     }
@@ -259,11 +275,15 @@ fn log(l: &LogRecord) -> PbLog {
     }
 }
 
-pub fn logs_request(resource_attributes: &Map, logs: &[&LogRecord]) -> ExportLogsServiceRequest {
+pub fn logs_request(resource_attributes: &Map, scope: &InstrumentationScope, logs: &[&LogRecord]) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: resource(resource_attributes),
-            scope_logs: vec![ScopeLogs { scope: scope(), log_records: logs.iter().map(|l| log(l)).collect(), ..Default::default() }],
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope.clone()),
+                log_records: logs.iter().map(|l| log(l)).collect(),
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -287,14 +307,15 @@ fn split<T>(items: &[T], max: usize, encode: &impl Fn(&[T]) -> Vec<u8>, signal: 
     split(right, max, encode, signal, out);
 }
 
-/// The export requests for a batch (logs first, then metrics). Records
-/// must already be shaped.
-pub fn requests(batch: &Batch, resource_attributes: &Map, limits: &Limits) -> Vec<Encoded> {
+/// The export requests for a batch (logs first, then metrics), under
+/// `scope`. Records must already be shaped.
+pub fn requests(batch: &Batch, resource_attributes: &Map, scope: &InstrumentationScope, limits: &Limits) -> Vec<Encoded> {
     let mut out = Vec::new();
     let logs: Vec<&LogRecord> = batch.records.iter().filter_map(|r| if let Record::Log(l) = r { Some(l) } else { None }).collect();
     let points: Vec<&MetricPoint> = batch.records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m) } else { None }).collect();
-    split(&logs, limits.max_request_bytes, &|part| logs_request(resource_attributes, part).encode_to_vec(), Signal::Logs, &mut out);
-    split(&points, limits.max_request_bytes, &|part| metrics_request(resource_attributes, part).encode_to_vec(), Signal::Metrics, &mut out);
+    let (max, resource) = (limits.max_request_bytes, resource_attributes);
+    split(&logs, max, &|part| logs_request(resource, scope, part).encode_to_vec(), Signal::Logs, &mut out);
+    split(&points, max, &|part| metrics_request(resource, scope, part).encode_to_vec(), Signal::Metrics, &mut out);
     out
 }
 
@@ -369,12 +390,23 @@ mod tests {
             })
             .collect();
         let batch = Batch::new(Resource::default(), records);
-        let requests = requests(&batch, &Map::new(), &Limits::default());
+        let requests = requests(&batch, &Map::new(), &scope("otlp", &Map::new()), &Limits::default());
         assert!(requests.len() > 1);
         assert!(requests.iter().all(|r| r.payload.len() <= 1_000_000));
         assert_eq!(requests.iter().map(|r| r.items).sum::<u32>(), 20_000);
         // points of one metric share a Metric message
         let first = ExportMetricsServiceRequest::decode(requests[0].payload.as_ref()).unwrap_or_default();
         assert_eq!(first.resource_metrics[0].scope_metrics[0].metrics.len(), 1);
+    }
+
+    #[test]
+    fn the_newrelic_preset_names_database_data_as_the_contrib_receivers_do() {
+        let mut mysql = Map::new();
+        mysql.insert("db.system.name", Value::Str("mysql".into()));
+        let nr = scope("newrelic", &mysql);
+        assert_eq!(nr.name, "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/mysqlreceiver");
+        assert!(nr.version.starts_with("dbintel-"), "{}", nr.version);
+        assert_eq!(scope("otlp", &mysql).name, "dbintel", "other sinks: dbintel's own");
+        assert_eq!(scope("newrelic", &Map::new()).name, "dbintel", "not from a database");
     }
 }

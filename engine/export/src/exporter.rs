@@ -317,7 +317,8 @@ impl Exporter {
         if self.config.cumulative {
             lock(&self.cumulative).apply(&resource, &mut batch);
         }
-        encode::requests(&batch, &resource, &self.limits)
+        let scope = encode::scope(&self.declared.kind, &resource);
+        encode::requests(&batch, &resource, &scope, &self.limits)
     }
 
     /// Closes the queue and lets the sender drain it until `deadline`.

@@ -24,28 +24,56 @@ use redis::{IntoConnectionInfo, Value};
 /// Records per script call (a pipeline carries as many calls as needed).
 const CHUNK: usize = 512;
 
-/// For each record (`ARGV`: step count, then per step kind, ttl ms,
-/// limit; `KEYS`: every step's key in order): 0 when every step let it
-/// through, else the 1-based number of the step that dropped it.
+/// For each record, 0 when every one of its steps let it through, else the
+/// 1-based number of the step that dropped it. `ARGV`: the number of step
+/// kinds, then per kind its type (`d` dedup, `r` rate), ttl in ms and
+/// limit; then runs of records whose steps have the same kinds (most of a
+/// batch is one run): the run's length, its step count and each step's
+/// kind number. `KEYS`: every step's key, record by record.
+///
+/// Rate counters are read once per key and written once per key per call
+/// (`INCRBY` with what the call counted) instead of an `INCR` per record:
+/// inside one script nothing else runs, so the answers are the same as
+/// counting one record at a time.
 const DECIDE: &str = r#"
-local out, k, a = {}, 1, 1
-while a <= #ARGV do
-  local n = tonumber(ARGV[a]); a = a + 1
-  local failed = 0
-  for i = 1, n do
-    local kind, ttl, limit = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]); a = a + 3
-    local key = KEYS[k]; k = k + 1
-    if failed == 0 then
-      if kind == 'd' then
-        if not redis.call('SET', key, '1', 'NX', 'PX', ttl) then failed = i end
-      else
-        local c = redis.call('INCR', key)
-        if c == 1 then redis.call('PEXPIRE', key, ttl) end
-        if c > limit then failed = i end
+local kinds, a = {}, 2
+for i = 1, tonumber(ARGV[1]) do
+  kinds[i] = { ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]) }
+  a = a + 3
+end
+local out, k, nargs = {}, 1, #ARGV
+local base, count, ttl = {}, {}, {}
+while a <= nargs do
+  local m, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]); a = a + 2
+  local shape = {}
+  for i = 1, n do shape[i] = kinds[tonumber(ARGV[a])]; a = a + 1 end
+  for _ = 1, m do
+    local failed = 0
+    for i = 1, n do
+      if failed == 0 then
+        local kind, key = shape[i], KEYS[k]
+        if kind[1] == 'd' then
+          if not redis.call('SET', key, '1', 'NX', 'PX', kind[2]) then failed = i end
+        else
+          local c = count[key]
+          if c == nil then
+            c = tonumber(redis.call('GET', key) or '0')
+            base[key] = c
+            ttl[key] = kind[2]
+          end
+          c = c + 1
+          count[key] = c
+          if c > kind[3] then failed = i end
+        end
       end
+      k = k + 1
     end
+    out[#out + 1] = failed
   end
-  out[#out + 1] = failed
+end
+for key, c in pairs(count) do
+  redis.call('INCRBY', key, c - base[key])
+  if base[key] == 0 then redis.call('PEXPIRE', key, ttl[key]) end
 end
 return out
 "#;
@@ -140,6 +168,22 @@ impl SharedState {
                 pipe.cmd("SCRIPT").arg("LOAD").arg(DECIDE);
             }
             for chunk in chains.chunks(CHUNK) {
+                // the step kinds this call uses, numbered from 1
+                let mut kinds: Vec<(&str, u64, u64)> = Vec::new();
+                let mut kind_of = |step: &Step| -> usize {
+                    let kind = match step {
+                        Step::Dedup { window, .. } => ("d", millis(*window), 0),
+                        Step::Rate { limit, window, .. } => ("r", millis(*window) * 2, *limit),
+                    };
+                    match kinds.iter().position(|k| *k == kind) {
+                        Some(i) => i + 1,
+                        None => {
+                            kinds.push(kind);
+                            kinds.len()
+                        }
+                    }
+                };
+                let numbers: Vec<Vec<usize>> = chunk.iter().map(|steps| steps.iter().map(&mut kind_of).collect()).collect();
                 let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash());
                 cmd.arg(chunk.iter().map(Vec::len).sum::<usize>());
                 for step in chunk.iter().flatten() {
@@ -147,14 +191,19 @@ impl SharedState {
                         Step::Dedup { key, .. } | Step::Rate { key, .. } => cmd.arg(key.as_str()),
                     };
                 }
-                for steps in chunk {
-                    cmd.arg(steps.len());
-                    for step in steps {
-                        match step {
-                            Step::Dedup { window, .. } => cmd.arg("d").arg(millis(*window)).arg(0),
-                            Step::Rate { limit, window, .. } => cmd.arg("r").arg(millis(*window) * 2).arg(*limit),
-                        };
+                cmd.arg(kinds.len());
+                for (kind, ttl, limit) in &kinds {
+                    cmd.arg(*kind).arg(*ttl).arg(*limit);
+                }
+                // runs of records with the same kinds of steps
+                let mut at = 0;
+                while at < numbers.len() {
+                    let run = numbers[at..].iter().take_while(|n| **n == numbers[at]).count();
+                    cmd.arg(run).arg(numbers[at].len());
+                    for n in &numbers[at] {
+                        cmd.arg(*n);
                     }
+                    at += run;
                 }
             }
             let replies = match tokio::time::timeout(self.timeout, pipe.query_async::<Vec<Value>>(&mut conn)).await {

@@ -16,11 +16,12 @@
 //! Redis again a few seconds later.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbintel_dsl::plan::{SampleNode, SampleRule};
+use dbintel_dsl::schema::SampleSettings;
 use dbintel_stdlib::functions::fnv1a;
 use dbintel_stdlib::Value;
 
@@ -74,22 +75,7 @@ impl Lru {
     }
 }
 
-/// Counters of one sampler's shared state.
-#[derive(Debug, Default)]
-pub struct SamplerStats {
-    /// Round trips to Redis that failed (unreachable, timeout, malformed
-    /// reply).
-    pub redis_errors: AtomicU64,
-    /// Records decided from local state because Redis could not answer.
-    pub fallback_decisions: AtomicU64,
-    /// Records decided with Redis.
-    pub redis_decisions: AtomicU64,
-}
-
-/// Process-wide sums of every sampler's [`SamplerStats`] (what `/metrics`
-/// shows today; per sampler through [`Sample::stats`]).
-pub static REDIS_ERRORS: AtomicU64 = AtomicU64::new(0);
-pub static REDIS_FALLBACK_DECISIONS: AtomicU64 = AtomicU64::new(0);
+pub use dbintel_core::counters::SamplerStats;
 
 /// Shared state in Redis, with local state as the fallback while Redis
 /// cannot be reached (retried every few seconds).
@@ -119,7 +105,6 @@ impl Shared {
 
     fn failed(&mut self, now: Instant, error: &StateError, stats: &SamplerStats) {
         stats.redis_errors.fetch_add(1, Relaxed);
-        REDIS_ERRORS.fetch_add(1, Relaxed);
         if self.down_until.is_none() {
             tracing::warn!(sampler = %self.node, %error, "Redis unavailable: deciding with local state until it is back");
         }
@@ -127,10 +112,9 @@ impl Shared {
     }
 
     /// The key of a rate limit's fixed window (aligned to wall-clock time,
-    /// so every replica shares it).
-    fn rate_key(&self, rule: usize, key: &str, per: Duration) -> String {
+    /// `now_ms`, so every replica shares it).
+    fn rate_key(&self, rule: usize, key: &str, per: Duration, now_ms: u64) -> String {
         let per_ms = per.as_millis().max(1) as u64;
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         format!("dbintel:sample:{}:{rule}:rl:{key}:{}", self.node, now_ms / per_ms)
     }
 
@@ -226,7 +210,8 @@ impl Sample {
         let compile_by = |by: &Option<dbintel_dsl::ast::Path>| {
             by.as_ref().map(|p| compile_path(p).map_err(|message| CompileError { statement: p.dotted(), message })).transpose()
         };
-        let max_keys = node.settings.int("dedup_max_keys").unwrap_or(100_000).max(1) as usize;
+        let settings = SampleSettings::from_settings(&node.settings);
+        let max_keys = settings.dedup_max_keys.max(1) as usize;
         let rules = node
             .rules
             .iter()
@@ -252,21 +237,16 @@ impl Sample {
                 })
             })
             .collect::<Result<_, CompileError>>()?;
-        let shared = match node.settings.get("state") {
-            Some(dbintel_dsl::plan::Value::Redis(state)) => Some(Shared {
+        let shared = match &settings.state {
+            Some(state) => Some(Shared {
                 redis: SharedState::new(state, REDIS_TIMEOUT)
                     .map_err(|e| CompileError { statement: "state".into(), message: e.to_string() })?,
                 node: name.to_string(),
                 down_until: None,
             }),
-            _ => None,
+            None => None,
         };
-        let target = node.settings.int("max_records_per_second").map(|n| Target {
-            per_second: n as f64,
-            ratio: 1.0,
-            window_start: None,
-            offered: 0,
-        });
+        let target = settings.max_records_per_second.map(|n| Target { per_second: n as f64, ratio: 1.0, window_start: None, offered: 0 });
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
         Ok(Sample { rules, random: seed | 1, shared, target, stats: Arc::default() })
     }
@@ -363,6 +343,13 @@ impl Sample {
         self.stats.clone()
     }
 
+    /// Counts into `stats` (the node's, kept across reloads by the
+    /// registry) instead of its own.
+    pub fn with_stats(mut self, stats: Arc<SamplerStats>) -> Sample {
+        self.stats = stats;
+        self
+    }
+
     /// The undecided end of the rules: the target throughput, or keep.
     fn undecided(&mut self, now: Instant) -> Decision {
         match self.target.as_mut() {
@@ -380,7 +367,7 @@ impl Sample {
 
     /// Walks the rules for one record, deciding what local rules decide
     /// and listing the Redis steps for the rest (see the module doc).
-    fn plan(&mut self, shared: &Shared, resource: &Resource, record: &Record, now: Instant) -> Planned {
+    fn plan(&mut self, shared: &Shared, resource: &Resource, record: &Record, now: Instant, now_ms: u64) -> Planned {
         let ctx = Ctx { resource, record };
         let mut steps = Vec::new();
         for i in 0..self.rules.len() {
@@ -411,7 +398,7 @@ impl Sample {
                 Rule::RateLimit { count, per, by, condition, .. } => {
                     if condition.as_ref().is_none_or(|c| c.eval(&ctx).is_ok_and(|v| truthy(&v))) {
                         let key = key_of(by, &ctx).unwrap_or_default();
-                        steps.push(Step::Rate { key: shared.rate_key(i, &key, *per), limit: *count, window: *per });
+                        steps.push(Step::Rate { key: shared.rate_key(i, &key, *per, now_ms), limit: *count, window: *per });
                     }
                     None
                 }
@@ -449,17 +436,17 @@ impl Sample {
     async fn decide_shared(&mut self, shared: &mut Shared, resource: &Resource, records: &[Record], now: Instant) -> Vec<Decision> {
         let local = |s: &mut Sample| -> Vec<Decision> {
             s.stats.fallback_decisions.fetch_add(records.len() as u64, Relaxed);
-            REDIS_FALLBACK_DECISIONS.fetch_add(records.len() as u64, Relaxed);
             records.iter().map(|r| s.decide(resource, r, now)).collect()
         };
         if !shared.usable(now) {
             return local(self);
         }
-        let planned: Vec<Planned> = records.iter().map(|r| self.plan(shared, resource, r, now)).collect();
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut planned: Vec<Planned> = records.iter().map(|r| self.plan(shared, resource, r, now, now_ms)).collect();
         let chains: Vec<Vec<Step>> = planned
-            .iter()
+            .iter_mut()
             .filter_map(|p| match p {
-                Planned::Steps(steps, _) => Some(steps.clone()),
+                Planned::Steps(steps, _) => Some(std::mem::take(steps)),
                 Planned::Decided(_) => None,
             })
             .collect();

@@ -99,11 +99,16 @@ pub struct Finished {
 
 /// The operator for a processing node; memory limits also hand back their
 /// budget, which sources watch for pressure.
-fn operator(name: &str, kind: &NodeKind, budgets: &mut HashMap<String, Arc<Budget>>) -> Result<Option<Box<dyn Operator>>, RunError> {
+fn operator(
+    name: &str,
+    kind: &NodeKind,
+    budgets: &mut HashMap<String, Arc<Budget>>,
+    registry: &mut Registry,
+) -> Result<Option<Box<dyn Operator>>, RunError> {
     let compile = |error| RunError::Compile { node: name.to_string(), error };
     Ok(Some(match kind {
         NodeKind::Transform(t) => Box::new(Transform::new(name, t).map_err(compile)?),
-        NodeKind::Sample(s) => Box::new(Sample::named(name, s).map_err(compile)?),
+        NodeKind::Sample(s) => Box::new(Sample::named(name, s).map_err(compile)?.with_stats(registry.sampler(name))),
         NodeKind::Batch(settings) => Box::new(Batcher::new(settings)),
         NodeKind::MemoryLimit(settings) => {
             let limit = MemoryLimit::new(settings);
@@ -132,8 +137,9 @@ impl Graph {
         let counters = self.registry.register(name, "source");
         let output = SharedOutput::new(self.outputs.get(name).cloned().unwrap_or_default());
         let (node, source) = (name.to_string(), source.clone());
-        self.tasks
-            .spawn(async move { dbintel_sources::supervisor::run(node, source, output, counters, options).await.map_err(RunError::from) });
+        self.tasks.spawn(async move {
+            dbintel_sources::fleet::run_source(node, source, output, counters, options, None).await.map_err(RunError::from)
+        });
     }
 
     /// The counters this graph adds to.
@@ -248,7 +254,7 @@ pub fn start(plan: &Plan, mut setup: Setup) -> Result<Graph, RunError> {
                 tasks.spawn(sink_task(name.clone(), sink, rx, counters));
             }
             kind => {
-                let Some(op) = operator(name, kind, &mut budgets)? else { continue };
+                let Some(op) = operator(name, kind, &mut budgets, &mut registry)? else { continue };
                 let rx = receivers.remove(name).expect("every processor has a channel");
                 let outputs = routes.remove(name).unwrap_or_default();
                 tasks.spawn(processor_task(op, rx, outputs, counters));

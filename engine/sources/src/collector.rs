@@ -11,16 +11,37 @@ use std::time::Duration;
 use dbintel_core::record::Record;
 use dbintel_core::BoxFuture;
 use dbintel_dsl::plan::{Collector as CollectorSpec, SourceNode};
-use dbintel_dsl::schema::{ActivitySettings, InstanceSettings, PlansSettings, SqlQuerySettings, StatementsSettings};
+use dbintel_dsl::schema::{
+    ActivitySettings, DbSettings, InstanceSettings, MyTablesSettings, PgInstanceSettings, PgTablesSettings, PlansSettings,
+    SqlQuerySettings, StatementsSettings,
+};
 
-use super::collectors::{activity, my_instance, my_statements, pg_instance, pg_statements, plans, sql_query};
+use super::collectors::{activity, my_instance, my_statements, my_tables, pg_instance, pg_statements, pg_tables, plans, sql_query};
 use super::rows::Row;
 use super::target::{Engine, Target};
 use super::SourceError;
 
+/// What a collector's views cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole server (pg_stat_statements, pg_stat_activity,
+    /// pg_stat_database, MySQL's global status…): read once per server,
+    /// however many of its databases are targets.
+    Server,
+    /// The database connected to (tables, indexes, plans, a `sql` query):
+    /// read once per database target.
+    Database,
+}
+
 pub trait Collector: Send {
     /// How often [`Collector::scrape`] runs.
     fn interval(&self) -> Duration;
+
+    /// What its views cover; server-wide collectors run on one target per
+    /// server only.
+    fn scope(&self) -> Scope {
+        Scope::Database
+    }
 
     /// How many scrapes make one emission (an activity window is many
     /// samples); `dry-run --scrapes N` runs N of these rounds.
@@ -71,6 +92,11 @@ impl Build<'_> {
     fn interval(&self, own: Option<Duration>) -> Duration {
         self.interval_override.or(own).unwrap_or(self.source_interval)
     }
+
+    /// How long a part that failed for a reason of configuration rests.
+    fn config_retry(&self) -> Duration {
+        DbSettings::from_settings(&self.source.settings).config_retry
+    }
 }
 
 /// One entry of the registry: a collector name, the engines it runs on,
@@ -116,12 +142,35 @@ pub const REGISTRY: &[Entry] = &[
     Entry {
         name: "instance",
         engines: &[Engine::Postgres],
-        build: |b| Box::new(pg_instance::PgInstance::new(b.interval(InstanceSettings::from_settings(&b.spec.settings).interval))),
+        build: |b| {
+            let s = PgInstanceSettings::from_settings(&b.spec.settings);
+            let sizes_every = b.interval_override.unwrap_or(s.sizes_every);
+            Box::new(pg_instance::PgInstance::new(b.interval(s.interval), sizes_every, b.config_retry()))
+        },
     },
     Entry {
         name: "instance",
         engines: &[Engine::MySql],
-        build: |b| Box::new(my_instance::MyInstance::new(b.interval(InstanceSettings::from_settings(&b.spec.settings).interval))),
+        build: |b| {
+            let s = InstanceSettings::from_settings(&b.spec.settings);
+            Box::new(my_instance::MyInstance::new(b.interval(s.interval), b.config_retry()))
+        },
+    },
+    Entry {
+        name: "tables",
+        engines: &[Engine::Postgres],
+        build: |b| {
+            let s = PgTablesSettings::from_settings(&b.spec.settings);
+            Box::new(pg_tables::PgTables::new(&s, b.interval(s.interval), b.config_retry()))
+        },
+    },
+    Entry {
+        name: "tables",
+        engines: &[Engine::MySql],
+        build: |b| {
+            let s = MyTablesSettings::from_settings(&b.spec.settings);
+            Box::new(my_tables::MyTables::new(&s, b.interval(s.interval), b.config_retry()))
+        },
     },
     Entry {
         name: "plans",

@@ -58,7 +58,11 @@ impl MyTarget {
     /// Connects, sets up every session, reads the server's flavour and
     /// version, and checks the account's privileges.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<MyTarget, SourceError> {
-        let secret = super::resolve_dsn(name, settings)?;
+        MyTarget::connect_with(name, settings, super::resolve_dsn(name, settings)?).await
+    }
+
+    /// Connects with a DSN resolved by the caller (a target's).
+    pub async fn connect_with(name: &str, settings: &DbSettings, secret: super::secret::Secret) -> Result<MyTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let mut options = MySqlConnectOptions::from_str(secret.expose())
             .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
@@ -216,8 +220,10 @@ pub fn row_to_map(row: &MySqlRow) -> DbRow {
             row.try_get::<Option<i64>, _>(i).ok().flatten().map(Value::Int)
         } else if ty == "DOUBLE" || ty == "FLOAT" {
             row.try_get::<Option<f64>, _>(i).ok().flatten().map(Value::Double)
-        } else if ty == "DECIMAL" {
-            row.try_get::<Option<String>, _>(i).ok().flatten().map(|s| s.parse().map(Value::Double).unwrap_or(Value::Str(s)))
+        } else if ty == "DECIMAL" || ty == "NEWDECIMAL" {
+            // sent as its digits; the driver only decodes it unchecked
+            // (COALESCE of an unsigned column is DECIMAL on MariaDB)
+            row.try_get_unchecked::<Option<String>, _>(i).ok().flatten().map(|s| s.parse().map(Value::Double).unwrap_or(Value::Str(s)))
         } else if ty == "BOOLEAN" {
             row.try_get::<Option<bool>, _>(i).ok().flatten().map(Value::Bool)
         } else {

@@ -32,6 +32,10 @@ pub struct PgTarget {
     pub resource: Resource,
     version: i64,
     pub breaker: super::breaker::Breaker,
+    /// How sessions are opened (the DSN's, with the safe settings), for
+    /// connections to the server's other databases.
+    options: Box<PgConnectOptions>,
+    connect_timeout: Duration,
 }
 
 fn ms(d: Duration) -> String {
@@ -43,7 +47,11 @@ impl PgTarget {
     /// is classified (see `error.rs`) so the supervisor knows whether to
     /// back off or wait for a person.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<PgTarget, SourceError> {
-        let secret = super::resolve_dsn(name, settings)?;
+        PgTarget::connect_with(name, settings, super::resolve_dsn(name, settings)?).await
+    }
+
+    /// Connects with a DSN resolved by the caller (a target's).
+    pub async fn connect_with(name: &str, settings: &DbSettings, secret: super::secret::Secret) -> Result<PgTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let mut options = PgConnectOptions::from_str(secret.expose())
             .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
@@ -79,12 +87,21 @@ impl PgTarget {
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool.clamp(1, 16) as u32)
             .acquire_timeout(connect_timeout)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
 
         let resource = super::target_resource("postgresql", &host, port, database);
         let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));
-        let mut target = PgTarget { name: name.to_string(), pool, secret, timeout, resource, version: 0, breaker };
-        target.version = version;
+        let target = PgTarget {
+            name: name.to_string(),
+            pool,
+            secret,
+            timeout,
+            resource,
+            version,
+            breaker,
+            options: Box::new(options),
+            connect_timeout,
+        };
         if !settings.allow_privileged {
             target.refuse_privileged().await?;
         }
@@ -148,11 +165,20 @@ impl PgTarget {
         what: &str,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<Vec<DbRow>, SourceError> {
+        self.send_on(&self.pool, what, query).await
+    }
+
+    async fn send_on(
+        &self,
+        pool: &PgPool,
+        what: &str,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<DbRow>, SourceError> {
         // A little past the server's statement_timeout, so the server
         // normally ends the query itself (and the backend is freed).
         let deadline = self.timeout + Duration::from_millis(500);
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await;
+        let result = tokio::time::timeout(deadline, query.fetch_all(pool)).await;
         dbintel_core::counters::record_query(&self.name, what, started.elapsed());
         match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
@@ -208,6 +234,30 @@ impl PgTarget {
         let result = tokio::time::timeout(deadline, work).await;
         dbintel_core::counters::record_query(&self.name, WHAT, started.elapsed());
         result.unwrap_or_else(|_| Err(SourceError::Timeout { source_name: self.name.clone(), what: WHAT.into(), after: self.timeout }))
+    }
+
+    /// The database the DSN names (`None`: the server's default, the
+    /// user's name).
+    pub fn database(&self) -> Option<&str> {
+        self.options.get_database()
+    }
+
+    /// A pool of at most one connection to another database of this
+    /// server, opened on first use with the same role and the same safe
+    /// session settings.
+    pub fn database_pool(&self, database: &str) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.connect_timeout)
+            .connect_lazy_with((*self.options).clone().database(database))
+    }
+
+    /// Runs `sql` on `pool` (a [`PgTarget::database_pool`]) like
+    /// [`PgTarget::query`]: through the breaker, under the deadline,
+    /// errors classified and scrubbed.
+    pub async fn query_on(&self, pool: &PgPool, what: &str, sql: &str) -> Result<Vec<DbRow>, SourceError> {
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+        super::breaker::guarded(&self.breaker, &self.name, what, self.send_on(pool, what, query)).await
     }
 
     /// `server_version_num`, e.g. 150004.

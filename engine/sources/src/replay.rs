@@ -64,7 +64,9 @@ impl Replay {
         path: PathBuf,
     ) -> Result<Replay, ReplayError> {
         let settings = DbSettings::from_settings(&source.settings);
-        let dsn = crate::resolve_dsn(source_name, &settings).ok();
+        // the resource of the source's first target, as production builds it
+        let first = source.targets.first();
+        let dsn = first.and_then(|t| crate::resolve_target_dsn(source_name, &t.dsn, Engine::of(&source.kind, None)).ok());
         let engine = Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()));
         let build = Build { source, engine, name: collector, spec, source_interval: settings.interval, interval_override: None };
         let built = collector::build(source_name, &build)?;
@@ -169,7 +171,10 @@ impl Replay {
             return;
         }
         NodeCounters::add(&counters.emitted, records.len());
-        let lost = output.send_blocking(&self.collector_name, dbintel_core::record::Batch::new(self.resource.clone(), records));
-        NodeCounters::add(&counters.dropped, lost);
+        // as a live source sends them: one batch per resource
+        for (resource, records) in crate::catalogue::by_resource(&self.resource, records) {
+            let lost = output.send_blocking(&self.collector_name, dbintel_core::record::Batch::new(resource, records));
+            NodeCounters::add(&counters.dropped, lost);
+        }
     }
 }

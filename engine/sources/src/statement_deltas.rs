@@ -28,15 +28,21 @@ use dbintel_core::record::{LogRecord, MetricKind, MetricPoint, Number, Record, T
 /// the scrape that fetched it and fetched again when next needed.
 pub const MAX_TEXT_BYTES: usize = 8 << 20;
 
-/// One cumulative counter column and the delta metric it becomes.
+/// One cumulative counter column, the delta metric it becomes (if any),
+/// and the attribute of the `db.server.top_query` event that carries its
+/// delta in the contrib receiver's shape (if any).
 pub struct Counter {
     pub column: &'static str,
-    /// Suffix after `<system>.query.`.
+    /// Suffix after `<system>.query.`; empty: no metric (an event
+    /// attribute only).
     pub metric: &'static str,
     pub unit: &'static str,
     /// Multiplies the raw delta (picoseconds to milliseconds for MySQL).
     pub scale: f64,
     pub integer: bool,
+    /// The contrib event attribute and what multiplies the raw delta for
+    /// it (the receivers send times in seconds).
+    pub event: Option<(&'static str, f64)>,
 }
 
 /// What differs between PostgreSQL and MySQL.
@@ -58,10 +64,20 @@ pub struct Flavor {
     pub calls: usize,
     pub time: usize,
     pub counters: &'static [Counter],
+    /// The contrib event attributes naming the statement's id and user.
+    pub id_attribute: &'static str,
+    pub user_attribute: Option<&'static str>,
+    /// Contrib plan attributes, empty on the event (plans come as their
+    /// own `db.server.query_plan` events).
+    pub plan_attributes: &'static [&'static str],
 }
 
 const fn c(column: &'static str, metric: &'static str, unit: &'static str, scale: f64, integer: bool) -> Counter {
-    Counter { column, metric, unit, scale, integer }
+    Counter { column, metric, unit, scale, integer, event: None }
+}
+
+const fn e(counter: Counter, attribute: &'static str, scale: f64) -> Counter {
+    Counter { event: Some((attribute, scale)), ..counter }
 }
 
 pub const POSTGRES: Flavor = Flavor {
@@ -77,17 +93,23 @@ pub const POSTGRES: Flavor = Flavor {
     calls: 0,
     time: 1,
     counters: &[
-        c("calls", "calls", "{call}", 1.0, true),
-        c("total_exec_time", "duration", "ms", 1.0, false),
-        c("rows", "rows", "{row}", 1.0, true),
-        c("shared_blks_hit", "shared_blocks.hit", "{block}", 1.0, true),
-        c("shared_blks_read", "shared_blocks.read", "{block}", 1.0, true),
-        c("shared_blks_written", "shared_blocks.written", "{block}", 1.0, true),
+        e(c("calls", "calls", "{call}", 1.0, true), "postgresql.calls", 1.0),
+        // milliseconds; the contrib event says seconds
+        e(c("total_exec_time", "duration", "ms", 1.0, false), "postgresql.total_exec_time", 1e-3),
+        e(c("rows", "rows", "{row}", 1.0, true), "postgresql.rows", 1.0),
+        e(c("shared_blks_hit", "shared_blocks.hit", "{block}", 1.0, true), "postgresql.shared_blks_hit", 1.0),
+        e(c("shared_blks_read", "shared_blocks.read", "{block}", 1.0, true), "postgresql.shared_blks_read", 1.0),
+        e(c("shared_blks_written", "shared_blocks.written", "{block}", 1.0, true), "postgresql.shared_blks_written", 1.0),
         c("local_blks_hit", "local_blocks.hit", "{block}", 1.0, true),
         c("local_blks_read", "local_blocks.read", "{block}", 1.0, true),
-        c("temp_blks_read", "temp_blocks.read", "{block}", 1.0, true),
-        c("temp_blks_written", "temp_blocks.written", "{block}", 1.0, true),
+        e(c("temp_blks_read", "temp_blocks.read", "{block}", 1.0, true), "postgresql.temp_blks_read", 1.0),
+        e(c("temp_blks_written", "temp_blocks.written", "{block}", 1.0, true), "postgresql.temp_blks_written", 1.0),
+        e(c("shared_blks_dirtied", "", "{block}", 1.0, true), "postgresql.shared_blks_dirtied", 1.0),
+        e(c("total_plan_time", "", "ms", 1.0, false), "postgresql.total_plan_time", 1e-3),
     ],
+    id_attribute: "postgresql.queryid",
+    user_attribute: Some("postgresql.rolname"),
+    plan_attributes: &["postgresql.query_plan"],
 };
 
 pub const MYSQL: Flavor = Flavor {
@@ -104,15 +126,18 @@ pub const MYSQL: Flavor = Flavor {
     calls: 0,
     time: 1,
     counters: &[
-        c("COUNT_STAR", "calls", "{call}", 1.0, true),
-        // picoseconds to milliseconds
-        c("SUM_TIMER_WAIT", "duration", "ms", 1e-9, false),
+        e(c("COUNT_STAR", "calls", "{call}", 1.0, true), "mysql.events_statements_summary_by_digest.count_star", 1.0),
+        // picoseconds to milliseconds; the contrib event says seconds
+        e(c("SUM_TIMER_WAIT", "duration", "ms", 1e-9, false), "mysql.events_statements_summary_by_digest.sum_timer_wait", 1e-12),
         c("SUM_ROWS_SENT", "rows", "{row}", 1.0, true),
         c("SUM_ROWS_EXAMINED", "rows_examined", "{row}", 1.0, true),
         c("SUM_ROWS_AFFECTED", "rows_affected", "{row}", 1.0, true),
         c("SUM_NO_INDEX_USED", "no_index_used", "{call}", 1.0, true),
         c("SUM_CREATED_TMP_DISK_TABLES", "tmp_disk_tables", "{table}", 1.0, true),
     ],
+    id_attribute: "mysql.events_statements_summary_by_digest.digest",
+    user_attribute: None,
+    plan_attributes: &["mysql.query_plan", "mysql.query_plan.hash"],
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -359,7 +384,7 @@ impl StatementDeltas {
             attributes.insert("db.query.toplevel", Value::Bool(false));
         }
         let mut out = Vec::with_capacity(delta.len() + 1);
-        for (counter, d) in self.flavor.counters.iter().zip(delta) {
+        for (counter, d) in self.flavor.counters.iter().zip(delta).filter(|(c, _)| !c.metric.is_empty()) {
             let value = d * counter.scale;
             out.push(Record::Metric(MetricPoint {
                 name: format!("{system}.query.{}", counter.metric),
@@ -379,6 +404,21 @@ impl StatementDeltas {
         event.insert("db.query.calls", Value::Int(calls as i64));
         event.insert("db.query.duration_ms", Value::Double(if calls > 0.0 { total_ms / calls } else { 0.0 }));
         event.insert("db.query.total_duration_ms", Value::Double(total_ms));
+        // the contrib receiver's names, for New Relic's views
+        event.insert("db.system.name", Value::Str(system.into()));
+        event.insert(self.flavor.id_attribute, Value::Str(key.id.clone()));
+        if let Some(user) = self.flavor.user_attribute {
+            event.insert(user, Value::Str(seen.user_name.clone()));
+        }
+        for (counter, d) in self.flavor.counters.iter().zip(delta) {
+            if let Some((name, scale)) = counter.event {
+                let value = if counter.integer { Value::Int((d * scale).round() as i64) } else { Value::Double(d * scale) };
+                event.insert(name, value);
+            }
+        }
+        for plan in self.flavor.plan_attributes {
+            event.insert(*plan, Value::Str(String::new()));
+        }
         out.push(Record::Log(LogRecord {
             time_unix_nano: now,
             observed_time_unix_nano: now,

@@ -31,11 +31,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbintel_core::counters::NodeCounters;
-use dbintel_core::fence::Fence;
+use dbintel_core::fence::{Fence, Fences};
 use dbintel_core::record::{Batch, Record, Resource};
 use dbintel_core::routing::SharedOutput;
 use dbintel_core::status::{StatusBoard, TargetState, TargetStatus};
-use dbintel_dsl::plan::SourceNode;
+use dbintel_dsl::plan::{SourceNode, TargetDsn, TargetSpec};
 use dbintel_dsl::schema::DbSettings;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -58,7 +58,7 @@ pub struct LiveOptions {
     pub stop: Option<watch::Receiver<bool>>,
     /// Per source: the lease that must be held to scrape (`cluster`
     /// leader or sharded mode); a source without one always scrapes.
-    pub fences: Option<Arc<std::collections::HashMap<String, Fence>>>,
+    pub fences: Option<Arc<dyn Fences>>,
     pub status: Arc<StatusBoard>,
     /// Give up when the first connection attempt fails (dry-run), instead
     /// of retrying forever.
@@ -160,7 +160,12 @@ async fn emit(output: &SharedOutput, counters: &NodeCounters, resource: &Resourc
         return;
     }
     let n = records.len();
-    let lost = output.current().send(collector, Batch::new(resource.clone(), records)).await;
+    let mut lost = 0;
+    // database, table and index points go out on their own resources
+    let output = output.current();
+    for (resource, records) in crate::catalogue::by_resource(resource, records) {
+        lost += output.send(collector, Batch::new(resource, records)).await;
+    }
     NodeCounters::add(&counters.emitted, n);
     if lost > 0 {
         NodeCounters::add(&counters.dropped, lost);
@@ -211,20 +216,63 @@ pub fn jittered(interval: Duration, jitter_percent: f64, round: u64) -> Duration
     Duration::from_secs_f64((interval.as_secs_f64() + spread * unit).max(0.0))
 }
 
-/// Runs one source (one target) until told to stop. Only with
-/// `fail_fast` does it return an error: the first failed connection.
-pub async fn run(
-    name: String,
-    source: SourceNode,
+/// One target, as its supervisor runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetPlan {
+    /// The source node it belongs to.
+    pub source: String,
+    pub target: TargetSpec,
+    /// The source's kind and collectors.
+    pub node: SourceNode,
+    /// Whether the server-wide collectors run here (on one target per
+    /// server).
+    pub server_scope: bool,
+    /// A discovered database: the target's DSN pointed at it.
+    pub database: Option<String>,
+    /// The key of its lease: `source` for a source's only target, else
+    /// `source/target` (a discovered database shares its parent's).
+    pub key: String,
+    /// Found by discovery (it does not hold readiness back).
+    pub discovered: bool,
+}
+
+impl TargetPlan {
+    /// Whether `other` runs the same way: same target, same collectors,
+    /// same role on its server (the rest of the source, other targets
+    /// included, does not matter).
+    pub fn runs_like(&self, other: &TargetPlan) -> bool {
+        self.target == other.target
+            && self.server_scope == other.server_scope
+            && self.database == other.database
+            && self.key == other.key
+            && self.node.kind == other.node.kind
+            && self.node.collectors == other.node.collectors
+    }
+
+    /// The key a target's lease and log lines use.
+    pub fn key_of(source: &str, target: &str) -> String {
+        dbintel_dsl::plan::target_key(source, target)
+    }
+}
+
+/// Runs one target until told to stop. Only with `fail_fast` does it
+/// return an error: the first failed connection.
+pub async fn run_target(
+    plan: TargetPlan,
     output: SharedOutput,
     counters: Arc<NodeCounters>,
     options: LiveOptions,
 ) -> Result<(), SourceError> {
-    let settings = DbSettings::from_settings(&source.settings);
-    let status = options.status.target(&name, &name);
-    let fence = options.fences.as_ref().and_then(|f| f.get(&name)).cloned();
+    let name = TargetPlan::key_of(&plan.source, &plan.target.name);
+    let settings = DbSettings::from_settings(&plan.target.settings);
+    let status = options.status.target(&plan.source, &plan.target.name);
+    if plan.discovered {
+        status.discovered();
+    }
+    let fence = options.fences.as_ref().and_then(|f| f.fence(&plan.key));
     let mut stop = options.stop.clone();
-    let mut slots = build_slots(&name, &source, &settings, &options);
+    let source = &plan.node;
+    let mut slots = build_slots(&name, source, &settings, &options, plan.server_scope);
     status.declare_collectors(slots.iter().map(|s| s.name.as_str()));
     let mut backoff = Backoff::new(settings.reconnect_max.max(Duration::from_secs(1)));
     let mut connect_cause: Option<String> = None;
@@ -252,9 +300,19 @@ pub async fn run(
         }
 
         log_transition(&name, status.connecting());
-        let engine = engine_of(&name, &source, &settings);
+        let engine = engine_of(&name, source, &plan.target.dsn);
+        let connect = async {
+            let secret = crate::resolve_target_dsn(&name, &plan.target.dsn, engine)?;
+            let secret = match &plan.database {
+                Some(database) => with_database(&secret, database),
+                None => secret,
+            };
+            let mut target = Target::connect(&name, engine, &settings, secret).await?;
+            target.add_attributes(&plan.target.attributes);
+            Ok(target)
+        };
         let attempt = tokio::select! {
-            result = Target::connect(&name, engine, &settings) => Some(result),
+            result = connect => Some(result),
             _ = stopped(&mut stop) => None,
         };
         let target = match attempt {
@@ -349,18 +407,30 @@ async fn wait_or_stop(wait: Duration, stop: &mut Option<watch::Receiver<bool>>, 
 
 /// The engine to speak: a `sql` source's DSN scheme decides (unreadable
 /// DSNs fail at connect, with their own error).
-fn engine_of(name: &str, source: &SourceNode, settings: &DbSettings) -> Engine {
-    let dsn = crate::resolve_dsn(name, settings).ok();
+pub fn engine_of(name: &str, source: &SourceNode, dsn: &TargetDsn) -> Engine {
+    let dsn = crate::resolve_target_dsn(name, dsn, Engine::of(&source.kind, None)).ok();
     Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()))
 }
 
-fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: &LiveOptions) -> Vec<Slot> {
-    let engine = engine_of(name, source, settings);
+/// A DSN pointed at another database of the same server (a discovered
+/// one).
+fn with_database(secret: &crate::secret::Secret, database: &str) -> crate::secret::Secret {
+    let url = secret.expose();
+    let Some((scheme, rest)) = url.split_once("://") else { return secret.clone() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let query = rest[authority_end..].find('?').map(|q| &rest[authority_end + q..]).unwrap_or("");
+    crate::secret::Secret::plain(&format!("{scheme}://{}/{database}{query}", &rest[..authority_end]), "a discovered database")
+}
+
+fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: &LiveOptions, server_scope: bool) -> Vec<Slot> {
+    let engine = Engine::of(&source.kind, None);
     let mut slots = Vec::new();
     for (collector_name, spec) in &source.collectors {
         let build =
             Build { source, engine, name: collector_name, spec, source_interval: settings.interval, interval_override: options.interval };
         match collector::build(name, &build) {
+            // server-wide views are read on one target per server
+            Ok(collector) if collector.scope() == collector::Scope::Server && !server_scope => {}
             Ok(collector) => {
                 let left = options.scrapes.map(|n| n * collector.scrapes_per_round());
                 slots.push(Slot {

@@ -53,11 +53,26 @@ pub enum Target {
 }
 
 impl Target {
-    pub async fn connect(name: &str, engine: Engine, settings: &DbSettings) -> Result<Target, SourceError> {
+    /// Connects with a DSN the caller has just read.
+    pub async fn connect(name: &str, engine: Engine, settings: &DbSettings, secret: super::secret::Secret) -> Result<Target, SourceError> {
         Ok(match engine {
-            Engine::MySql => Target::My(MyTarget::connect(name, settings).await?),
-            Engine::Postgres => Target::Pg(PgTarget::connect(name, settings).await?),
+            Engine::MySql => Target::My(MyTarget::connect_with(name, settings, secret).await?),
+            Engine::Postgres => Target::Pg(PgTarget::connect_with(name, settings, secret).await?),
         })
+    }
+
+    /// A target's own resource attributes (from a targets list), next to
+    /// the ones New Relic builds entities from (which they never replace).
+    pub fn add_attributes(&mut self, attributes: &indexmap::IndexMap<String, String>) {
+        let resource = match self {
+            Target::Pg(t) => &mut t.resource,
+            Target::My(t) => &mut t.resource,
+        };
+        for (k, v) in attributes {
+            if resource.attributes.get(k).is_none() {
+                resource.attributes.insert(k.clone(), dbintel_stdlib::Value::Str(v.clone()));
+            }
+        }
     }
 
     pub fn engine(&self) -> Engine {

@@ -205,13 +205,13 @@ impl<'a> Lexer<'a> {
                 self.pos += 2;
                 self.closed_at = Some(self.pos);
             }
-            b'-' if self.peek(1) == Some(b'-') && self.dash_comment() => self.line_comment(start),
-            b'-' if self.mysql() && self.peek(1) == Some(b'-') && self.sql[start + 2..].starts_with(char::is_whitespace) => {
-                // `--` and a non-ASCII space: not a comment to MySQL, a
-                // comment to other lexers. No telling what follows.
+            b'-' if self.peek(1) == Some(b'-') && self.dash_is_ambiguous() => {
+                // MySQL and other lexers disagree on `--` before a control
+                // character or a non-ASCII space: no telling what follows
                 self.out.ambiguous = true;
                 self.literal_to_end(start)
             }
+            b'-' if self.peek(1) == Some(b'-') && self.dash_comment() => self.line_comment(start),
             b'#' if self.mysql() => self.line_comment(start),
             b'/' if self.peek(1) == Some(b'*') => self.block_comment(start),
             b'\'' => self.string(start, start + 1, self.reading.backslash_single),
@@ -234,6 +234,17 @@ impl<'a> Lexer<'a> {
     /// a control character or the end of the text follows.
     fn dash_comment(&self) -> bool {
         !self.mysql() || self.peek(2).is_none_or(|c| c <= b' ' || c == 0x7f)
+    }
+
+    /// MySQL: `--` before a control character (a comment to MySQL, code
+    /// to sqlparser) or a non-ASCII space (the other way round).
+    fn dash_is_ambiguous(&self) -> bool {
+        self.mysql()
+            && match self.peek(2) {
+                Some(c) if c < b' ' || c == 0x7f => !is_space(c),
+                Some(_) => self.sql[self.pos + 2..].starts_with(|c: char| !c.is_ascii() && c.is_whitespace()),
+                None => false,
+            }
     }
 
     fn line_comment(&mut self, start: usize) {
@@ -460,6 +471,11 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+        // `1.` and `.1.`: a dot after a number goes with it (sqlparser and
+        // MySQL read `x.1..` with a `1.`); hiding a dot costs nothing
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+        }
         // `123abc` is junk to PostgreSQL and an identifier to MySQL; either
         // way no part of it comes out raw. (PostgreSQL's `1$$x$$` is `1`
         // and a dollar quote: `$` cannot start the junk.)
@@ -483,9 +499,19 @@ impl<'a> Lexer<'a> {
         if next == Some(b'\'') && word.len() == 1 {
             match word[0].to_ascii_lowercase() {
                 b'e' if !mysql => return self.string(start, end + 1, true),
-                b'n' | b'b' | b'x' => return self.string(start, end + 1, self.reading.backslash_single),
+                b'n' => return self.string(start, end + 1, self.reading.backslash_single),
+                // MySQL: sqlparser reads `X'…'` with escapes and `B'…'`
+                // without while `'…'` has them; tying both to the `"…"`
+                // setting gives every combination across the readings
+                b'b' | b'x' if mysql => return self.string(start, end + 1, self.reading.backslash_double),
+                b'b' | b'x' => return self.string(start, end + 1, self.reading.backslash_single),
                 _ => {}
             }
+        }
+        if mysql && next == Some(b'"') && word.len() == 1 && matches!(word[0].to_ascii_lowercase(), b'b' | b'x' | b'n') {
+            // `b"…"`: a byte string to some lexers, a name and a string to
+            // MySQL; the letter goes with the literal either way
+            return self.string(start, end + 1, self.reading.backslash_double);
         }
         if !mysql && word.eq_ignore_ascii_case(b"u") && self.bytes[end..].starts_with(b"&'") {
             return self.string(start, end + 2, self.reading.backslash_single);
@@ -547,7 +573,9 @@ mod tests {
     fn mysql_double_dash_needs_a_space_or_control_after_it() {
         assert_eq!(kinds("5--1", MY), [(Kind::Literal, "5"), (Kind::Punct, "-"), (Kind::Punct, "-"), (Kind::Literal, "1")]);
         assert_eq!(kinds("5-- 1", MY), [(Kind::Literal, "5")]);
-        assert_eq!(kinds("5--\u{1}1", MY), [(Kind::Literal, "5")]);
+        // MariaDB 10.11: `SELECT 5--\u{1}1` → 5 (a comment); sqlparser reads code: ambiguous
+        assert_eq!(kinds("5--\u{1}1", MY), [(Kind::Literal, "5"), (Kind::Literal, "--\u{1}1")]);
+        assert_eq!(kinds("5--\t1", MY), [(Kind::Literal, "5")]);
         assert_eq!(kinds("5--", MY), [(Kind::Literal, "5")]);
         // MariaDB 10.11: `SELECT 5--\u{3000} 1` is not a comment (a syntax error near '1');
         // sqlparser takes it as one: ambiguous, the rest is a literal
@@ -581,7 +609,14 @@ mod tests {
     /// as one number before another dot; the dot was shown.
     #[test]
     fn a_number_keeps_its_trailing_dot() {
-        assert_eq!(kinds("1...2", MY), [(Kind::Literal, "1."), (Kind::Punct, "."), (Kind::Literal, ".2")]);
+        assert_eq!(kinds("1...2", MY), [(Kind::Literal, "1.."), (Kind::Literal, ".2")]);
+        assert_eq!(kinds("se.1..", MY), [(Kind::Word, "se"), (Kind::Literal, ".1."), (Kind::Punct, ".")]);
+    }
+
+    /// Found by fuzzing: sqlparser reads MySQL's `b"…"` as one byte string.
+    #[test]
+    fn a_prefix_letter_goes_with_a_double_quoted_string() {
+        assert_eq!(kinds("b\"x\", X\"y\"", MY), [(Kind::Literal, "b\"x\""), (Kind::Punct, ","), (Kind::Literal, "X\"y\"")]);
     }
 
     #[test]

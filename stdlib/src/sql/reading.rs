@@ -93,12 +93,16 @@ pub(crate) fn redact(sql: &str, dialect: Dialect) -> Redacted {
 
 /// Whether the text has anything PostgreSQL and MySQL read differently:
 /// `"`, `#`, `` ` ``, `$`, `\\`, `/*` (nesting, executable comments), `--`
-/// (MySQL wants a space after it).
+/// but before a space (MySQL wants one after it), `&'` (PostgreSQL's
+/// `U&'…'`). One pass: this runs on every text of an unknown dialect.
 fn families_differ(bytes: &[u8]) -> bool {
-    memchr::memchr3(b'"', b'#', b'`', bytes).is_some()
-        || memchr::memchr2(b'$', b'\\', bytes).is_some()
-        || memchr::memmem::find(bytes, b"/*").is_some()
-        || memchr::memmem::find(bytes, b"--").is_some()
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'"' | b'#' | b'`' | b'$' | b'\\' => true,
+        b'/' => bytes.get(i + 1) == Some(&b'*'),
+        b'-' => bytes.get(i + 1) == Some(&b'-') && !matches!(bytes.get(i + 2), Some(b' ' | b'\t' | b'\n' | b'\r')),
+        b'&' => matches!(bytes.get(i + 1), Some(b'\'' | b'"')),
+        _ => false,
+    })
 }
 
 /// Sorted, overlapping or touching ranges merged.
@@ -124,6 +128,8 @@ mod tests {
         assert_eq!(readings("select 'a'", Dialect::MySql).len(), 1);
         assert_eq!(readings("select 'a'", Dialect::Unknown).len(), 1);
         assert_eq!(readings("select \"a\"", Dialect::Unknown).len(), 2);
+        assert_eq!(readings("select 1 -- a\n", Dialect::Unknown).len(), 1);
+        assert_eq!(readings("select 1 --a\n", Dialect::Unknown).len(), 2);
         assert_eq!(readings(r"select 'a\'", Dialect::Postgres).len(), 2);
         assert_eq!(readings(r"select 'a\'", Dialect::MySql).len(), 4);
     }

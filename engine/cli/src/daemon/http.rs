@@ -154,7 +154,7 @@ async fn handle(
         return Ok(too_large(&limits));
     }
     let response = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", super::metrics::render(&shared)),
+        (&Method::GET, "/metrics") => reply(StatusCode::OK, super::metrics::CONTENT_TYPE, super::metrics::render(&shared)),
         (&Method::GET, "/healthz") => {
             if shared.healthy() {
                 reply(StatusCode::OK, TEXT, "ok\n")

@@ -24,9 +24,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dbintel_core::fence::Fence;
+use dbintel_core::fence::Fences;
 use dbintel_core::routing::{SharedOutput, SourceOutput};
 use dbintel_dsl::plan::{NodeKind, Plan, SinkNode, SourceNode};
+use dbintel_dsl::schema::{FileSinkSettings, StdoutFormat, StdoutSinkSettings};
 use dbintel_dsl::EnvPolicy;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -140,6 +141,8 @@ struct LiveSource {
     output: SharedOutput,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// A reload's new definition of the source (its targets).
+    update: watch::Sender<SourceNode>,
 }
 
 impl LiveSource {
@@ -153,30 +156,36 @@ impl LiveSource {
     }
 }
 
-/// The `.pipe` files' contents, to notice changes. `None` when they
+/// The contents of the `.pipe` files and of the files the last plan read
+/// besides them (targets files), to notice changes. `None` when they
 /// cannot be read (which a reload then reports).
-fn fingerprint(paths: &[PathBuf]) -> Option<u64> {
+fn fingerprint(paths: &[PathBuf], read: &[PathBuf]) -> Option<u64> {
     use std::hash::{Hash, Hasher};
-    let files = crate::fs_host::expand(paths).ok()?;
+    let mut files = crate::fs_host::expand(paths).ok()?;
+    files.extend(read.iter().cloned());
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for file in files {
         file.hash(&mut h);
-        std::fs::read(&file).ok()?.hash(&mut h);
+        // a targets file that went missing is a change too
+        std::fs::read(&file).unwrap_or_default().hash(&mut h);
     }
     Some(h.finish())
 }
 
 /// Compiles for running: every `env(...)` must be set. The error is the
 /// rendered diagnostics.
-fn compile(paths: &[PathBuf]) -> Result<Plan, String> {
+fn compile(paths: &[PathBuf]) -> Result<(Plan, Vec<PathBuf>), String> {
     let files = crate::fs_host::expand(paths).map_err(|e| format!("error: {e}\n"))?;
     let compilation = dbintel_dsl::compile(&files, &crate::fs_host::FsHost, EnvPolicy::Require);
     let warnings: Vec<_> = compilation.diagnostics.iter().filter(|d| !d.is_error()).collect();
     for w in &warnings {
         tracing::warn!(code = w.code.id, message = %w.message, "pipeline warning");
     }
+    // what else was read (targets files): watched like the .pipe files
+    let read: Vec<PathBuf> =
+        compilation.sources.files().map(|(_, f)| f.path.clone()).filter(|p| p.extension().is_none_or(|e| e != "pipe")).collect();
     match compilation.plan {
-        Some(plan) => Ok(plan),
+        Some(plan) => Ok((plan, read)),
         None => Err(format!(
             "{}invalid: {}\n",
             crate::report::plain(&compilation.sources, &compilation.diagnostics),
@@ -199,6 +208,9 @@ struct Daemon {
     running: Option<Running>,
     sources: HashMap<String, LiveSource>,
     coordinator: Option<dbintel_cluster::Coordinator>,
+    /// Files the plan read besides the `.pipe` files (targets files),
+    /// watched with them.
+    watched: Vec<PathBuf>,
 }
 
 impl Daemon {
@@ -219,7 +231,8 @@ impl Daemon {
             }
             if let NodeKind::Sink(s) = &node.kind {
                 if s.kind == "file" {
-                    let path = s.settings.str("path").unwrap_or_default();
+                    let path = FileSinkSettings::from_settings(&s.settings).path;
+                    let path = path.as_str();
                     std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
@@ -275,11 +288,16 @@ impl Daemon {
                     exporter.sink()
                 }
                 "file" => {
-                    let path = sink.settings.str("path").unwrap_or_default();
+                    let path = FileSinkSettings::from_settings(&sink.settings).path;
+                    let path = path.as_str();
                     Box::new(StdoutSink::file(std::path::Path::new(path)).map_err(|e| format!("sink `{name}`: `{path}`: {e}"))?)
                 }
                 _ => {
-                    let format = if sink.settings.str("format") == Some("pretty") { Format::Pretty } else { Format::OtlpJson };
+                    let format = match StdoutSinkSettings::from_settings(&sink.settings).format {
+                        StdoutFormat::OtlpJson => Format::OtlpJson,
+                        StdoutFormat::Pretty => Format::Pretty,
+                        StdoutFormat::Table => Format::Table,
+                    };
                     Box::new(StdoutSink::new(format, self.stdout.clone()).flushing())
                 }
             };
@@ -293,7 +311,8 @@ impl Daemon {
     /// joins anew.
     async fn elect(&mut self, plan: &Plan) -> Result<(), String> {
         let key = dbintel_cluster::Key::of(plan);
-        if self.coordinator.as_ref().is_some_and(|c| c.key == key) {
+        if let Some(c) = self.coordinator.as_mut().filter(|c| c.key.keeps(&key)) {
+            c.update(key);
             return Ok(());
         }
         if let Some(old) = self.coordinator.take() {
@@ -313,7 +332,7 @@ impl Daemon {
     /// running graph, which drains once nothing feeds it.
     async fn start(&mut self, plan: Plan, previous: Option<&Plan>) -> Result<Option<Running>, String> {
         let key = dbintel_cluster::Key::of(&plan);
-        let election_kept = self.coordinator.as_ref().is_some_and(|c| c.key == key);
+        let election_kept = self.coordinator.as_ref().is_some_and(|c| c.key.keeps(&key));
         if !election_kept {
             // fences change with the election: every source restarts, and
             // must stop acting before the old leases are released
@@ -339,11 +358,26 @@ impl Daemon {
                 _ => None,
             })
             .collect();
-        self.shared.status.retain(|source, _| sources.contains_key(&source.to_string()));
+        // (a discovered database `parent/db` stays with its parent)
+        self.shared.status.retain(|source, target| {
+            sources.get(&source.to_string()).is_some_and(|node| {
+                node.targets
+                    .iter()
+                    .any(|t| t.name == target || target.strip_prefix(t.name.as_str()).is_some_and(|rest| rest.starts_with('/')))
+            })
+        });
         for (name, node) in &sources {
-            let changed = previous.and_then(|p| p.node(name)).is_none_or(|old| old.kind != NodeKind::Source((*node).clone()));
-            if changed {
-                self.shared.status.target(name, name).restart();
+            let before = previous.and_then(|p| p.node(name)).and_then(|n| match &n.kind {
+                NodeKind::Source(s) => Some(s),
+                _ => None,
+            });
+            for target in &node.targets {
+                let unchanged = before.is_some_and(|old| {
+                    old.kind == node.kind && old.collectors == node.collectors && old.targets.iter().any(|t| t == target)
+                });
+                if !unchanged {
+                    self.shared.status.target(name, &target.name).restart();
+                }
             }
         }
         let setup = Setup {
@@ -356,17 +390,22 @@ impl Daemon {
         };
         let mut graph = dbintel_runtime::start(&plan, setup).map_err(|e| e.to_string())?;
 
-        // sources the new plan changes or drops stop first (they flush
-        // into the old graph, which is still running)
-        let keep = |name: &str, node: &SourceNode| sources.get(&name.to_string()).is_some_and(|n| *n == node);
-        self.stop_sources(|name, node| !keep(name, node), Instant::now() + self.options.shutdown_timeout).await;
+        // sources the new plan drops (or turns into recorded rows) stop
+        // first: they flush into the old graph, which is still running
+        let live_in_new: Vec<String> = graph.outputs.keys().cloned().collect();
+        self.stop_sources(|name, _| !live_in_new.iter().any(|n| n == name), Instant::now() + self.options.shutdown_timeout).await;
         for (name, source) in &sources {
             let Some(output) = graph.outputs.remove(*name) else { continue };
-            match self.sources.get(*name) {
+            match self.sources.get_mut(*name) {
                 Some(live) if !live.task.is_finished() => {
-                    // kept: from now on it sends to the new graph; what it
-                    // sent before drains through the old one
+                    // kept: from now on it sends to the new graph (what it
+                    // sent before drains through the old one); its targets
+                    // whose definition is unchanged keep running
                     drop(live.output.replace(output));
+                    if live.node != **source {
+                        live.node = (*source).clone();
+                        live.update.send_replace((*source).clone());
+                    }
                 }
                 _ => {
                     let live = self.spawn_source(name, source, output, fences.clone());
@@ -386,19 +425,20 @@ impl Daemon {
         Ok(old)
     }
 
-    fn spawn_source(&self, name: &str, node: &SourceNode, output: SourceOutput, fences: Option<Arc<HashMap<String, Fence>>>) -> LiveSource {
+    fn spawn_source(&self, name: &str, node: &SourceNode, output: SourceOutput, fences: Option<Arc<dyn Fences>>) -> LiveSource {
         let (stop, stop_rx) = watch::channel(false);
         let output = SharedOutput::new(output);
         let counters = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner()).register(name, "source");
         let options = LiveOptions { stop: Some(stop_rx), fences, status: self.shared.status.clone(), ..LiveOptions::default() };
+        let (update, updates) = watch::channel(node.clone());
         let (source_name, source, out) = (name.to_string(), node.clone(), output.clone());
         let task = tokio::spawn(async move {
-            if let Err(e) = dbintel_sources::supervisor::run(source_name.clone(), source, out, counters, options).await {
+            if let Err(e) = dbintel_sources::fleet::run_source(source_name.clone(), source, out, counters, options, Some(updates)).await {
                 // only fail-fast sources return errors; the daemon's never do
                 tracing::error!(source = %source_name, error = %e, "the source ended");
             }
         });
-        LiveSource { node: node.clone(), output, stop, task }
+        LiveSource { node: node.clone(), output, stop, task, update }
     }
 
     /// Stops the live sources `which` picks, and waits for them.
@@ -430,7 +470,10 @@ impl Daemon {
     }
 
     async fn reload(&mut self, why: &str) -> ReloadReply {
-        let plan = match compile(&self.options.paths).and_then(|plan| self.preflight(&plan).map(|()| plan)) {
+        let plan = match compile(&self.options.paths).and_then(|(plan, read)| {
+            self.watched = read;
+            self.preflight(&plan).map(|()| plan)
+        }) {
             Ok(plan) => plan,
             Err(diagnostics) => {
                 self.shared.reloads_refused.fetch_add(1, Relaxed);
@@ -549,9 +592,16 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let (mut term, mut int, mut hup) =
         (signals(SignalKind::terminate())?, signals(SignalKind::interrupt())?, signals(SignalKind::hangup())?);
 
-    let plan = compile(&options.paths).map_err(DaemonError::Invalid)?;
-    let mut daemon =
-        Daemon { options, shared: shared.clone(), stdout: shared_stdout(), running: None, sources: HashMap::new(), coordinator: None };
+    let (plan, watched) = compile(&options.paths).map_err(DaemonError::Invalid)?;
+    let mut daemon = Daemon {
+        options,
+        shared: shared.clone(),
+        stdout: shared_stdout(),
+        running: None,
+        sources: HashMap::new(),
+        coordinator: None,
+        watched,
+    };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
     daemon.start(plan, None).await.map_err(DaemonError::Start)?;
     tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone()));
@@ -560,7 +610,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let poll = daemon.options.watch.unwrap_or(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen = fingerprint(&daemon.options.paths);
+    let mut seen = fingerprint(&daemon.options.paths, &daemon.watched);
     let mut pending: Option<Option<u64>> = None;
     loop {
         shared.beat();
@@ -568,17 +618,17 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                seen = fingerprint(&daemon.options.paths);
+                seen = fingerprint(&daemon.options.paths, &daemon.watched);
                 daemon.reload("SIGHUP").await;
             }
             Some(reply) = reload_rx.recv() => {
-                seen = fingerprint(&daemon.options.paths);
+                seen = fingerprint(&daemon.options.paths, &daemon.watched);
                 let result = daemon.reload("POST /reload").await;
                 let _ = reply.send(result);
             }
             _ = ticker.tick() => {
                 if daemon.options.watch.is_some() {
-                    let now = fingerprint(&daemon.options.paths);
+                    let now = fingerprint(&daemon.options.paths, &daemon.watched);
                     if now == seen {
                         pending = None;
                     } else if pending == Some(now) {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod otlp;
+pub mod pg_servers;
 pub mod private_pg;
 pub mod proxy;
 pub mod server_view;
@@ -112,40 +113,6 @@ pub fn calls_for(records: &[dbintel_core::record::Record], metric: &str, marker:
         _ => None,
     })
 }
-
-/// The "name port" lines of the servers file tests/pg-versions.sh writes
-/// (PostgreSQL 12–18 and `15-replica`): `DBINTEL_PG_SERVERS` when set,
-/// else where the script says.
-pub fn pg_servers() -> std::collections::BTreeMap<String, u16> {
-    let path = match std::env::var("DBINTEL_PG_SERVERS") {
-        Ok(path) => path,
-        Err(_) => {
-            let out = std::process::Command::new(root().join("tests/pg-versions.sh"))
-                .arg("servers-file")
-                .output()
-                .expect("run tests/pg-versions.sh servers-file");
-            assert!(out.status.success(), "tests/pg-versions.sh servers-file: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        }
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("no servers file at {path} ({e}): run tests/pg-versions.sh start 12 13 14 16 17 18 replica"));
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            let (name, port) = line.split_once(' ').unwrap_or_else(|| panic!("servers file line {line:?} is not \"name port\""));
-            (name.to_string(), port.trim().parse().unwrap_or_else(|_| panic!("servers file line {line:?}: bad port")))
-        })
-        .collect()
-}
-
-/// The port of one of those servers; fails (never skips) when it is not running.
-pub fn pg_port(servers: &std::collections::BTreeMap<String, u16>, name: &str) -> u16 {
-    *servers.get(name).unwrap_or_else(|| {
-        panic!("PostgreSQL {name} is not running (servers file: {servers:?}); run tests/pg-versions.sh start 12 13 14 16 17 18 replica")
-    })
-}
-
 /// The first few lines of `text` holding any of `needles`, for failure
 /// messages about something that must not appear.
 pub fn lines_with<'a>(text: &'a str, needles: &[&str]) -> Vec<&'a str> {

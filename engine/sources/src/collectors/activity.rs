@@ -20,6 +20,7 @@ use dbintel_core::BoxFuture;
 use dbintel_dsl::schema::ActivitySettings;
 use dbintel_stdlib::{Map, Value};
 
+use crate::catalogue::{attr, Attr, Declaration, Event, Instrument, Level, Metric, Origin};
 use crate::collector::{Collector, Unreplayable};
 use crate::rows::Row;
 use crate::target::{Engine, Target};
@@ -161,10 +162,18 @@ impl AshWindow {
 /// only when samples go out as logs; `query_id` exists from 14.
 pub fn pg_sample_sql(version: i64, with_text: bool) -> String {
     let query_id = if version >= 140000 { "a.query_id" } else { "NULL::int8" };
-    let query = if with_text { "a.query" } else { "NULL::text" };
+    let (query, details) = if with_text {
+        (
+            "a.query",
+            "a.application_name, a.query_start::text AS query_start,
+                (extract(epoch FROM clock_timestamp() - a.query_start) * 1000)::float8 AS duration_ms",
+        )
+    } else {
+        ("NULL::text", "NULL::text AS application_name, NULL::text AS query_start, NULL::float8 AS duration_ms")
+    };
     format!(
         "SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state,
-                a.wait_event_type, a.wait_event, {query_id} AS query_id, {query} AS query,
+                a.wait_event_type, a.wait_event, {query_id} AS query_id, {query} AS query, {details},
                 CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)::text END AS blocking
            FROM pg_stat_activity a
           WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.backend_type = 'client backend'"
@@ -183,6 +192,12 @@ pub const MY_SAMPLE_TEXT_CHARS: usize = 4096;
 /// so one aggregator serves both. Text only when samples go out as logs,
 /// cut in the query.
 pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String {
+    my_sample_sql_from(server, with_text, "performance_schema")
+}
+
+/// [`my_sample_sql`] reading performance_schema's tables from `schema`
+/// (tests run the MySQL 8 form against look-alike tables in MariaDB).
+pub fn my_sample_sql_from(server: crate::mysql::MyServer, with_text: bool, schema: &str) -> String {
     let query = if with_text { format!("LEFT(t.PROCESSLIST_INFO, {MY_SAMPLE_TEXT_CHARS})") } else { "NULL".to_string() };
     let blockers = if server.mariadb || server.version < 80000 {
         "SELECT r.trx_mysql_thread_id AS waiting, GROUP_CONCAT(DISTINCT h.trx_mysql_thread_id) AS blockers
@@ -190,12 +205,15 @@ pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String 
            JOIN information_schema.INNODB_TRX r ON r.trx_id = lw.requesting_trx_id
            JOIN information_schema.INNODB_TRX h ON h.trx_id = lw.blocking_trx_id
           GROUP BY r.trx_mysql_thread_id"
+            .to_string()
     } else {
-        "SELECT wt.PROCESSLIST_ID AS waiting, GROUP_CONCAT(DISTINCT bt.PROCESSLIST_ID) AS blockers
-           FROM performance_schema.data_lock_waits lw
-           JOIN performance_schema.threads wt ON wt.THREAD_ID = lw.REQUESTING_THREAD_ID
-           JOIN performance_schema.threads bt ON bt.THREAD_ID = lw.BLOCKING_THREAD_ID
+        format!(
+            "SELECT wt.PROCESSLIST_ID AS waiting, GROUP_CONCAT(DISTINCT bt.PROCESSLIST_ID) AS blockers
+           FROM {schema}.data_lock_waits lw
+           JOIN {schema}.threads wt ON wt.THREAD_ID = lw.REQUESTING_THREAD_ID
+           JOIN {schema}.threads bt ON bt.THREAD_ID = lw.BLOCKING_THREAD_ID
           GROUP BY wt.PROCESSLIST_ID"
+        )
     };
     format!(
         "SELECT t.PROCESSLIST_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
@@ -204,9 +222,10 @@ pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String 
                      WHEN w.EVENT_NAME IS NULL THEN NULL
                      ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
                 CASE WHEN b.blockers IS NOT NULL THEN 'row lock' ELSE w.EVENT_NAME END AS wait_event,
-                NULL AS query_id, {query} AS query, b.blockers AS blocking
-           FROM performance_schema.threads t
-           LEFT JOIN performance_schema.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
+                NULL AS query_id, {query} AS query, b.blockers AS blocking,
+                t.THREAD_ID AS thread_id, t.PROCESSLIST_STATE AS processlist_state, w.TIMER_WAIT / 1e12 AS wait_seconds
+           FROM {schema}.threads t
+           LEFT JOIN {schema}.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
            LEFT JOIN ({blockers}) b ON b.waiting = t.PROCESSLIST_ID
           WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')
             AND t.PROCESSLIST_ID <> CONNECTION_ID()"
@@ -234,7 +253,7 @@ impl Activity {
     /// Adds one sample; the window's records when it is complete.
     fn sample(&mut self, rows: Vec<Row>, now: u64) -> Vec<Record> {
         self.ash.add_sample(&rows);
-        let mut out = if self.samples_as_logs && !rows.is_empty() { sample_logs(&rows, now) } else { Vec::new() };
+        let mut out = if self.samples_as_logs && !rows.is_empty() { sample_logs(self.engine, &rows, now) } else { Vec::new() };
         if self.ash.samples() >= self.window_samples {
             let window = self.every * self.ash.samples() as u32;
             out.extend(self.ash.finish(window, now));
@@ -244,6 +263,10 @@ impl Activity {
 }
 
 impl Collector for Activity {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.every
     }
@@ -277,21 +300,21 @@ impl Collector for Activity {
     }
 }
 
-/// Each session of one sample as a `db.server.session_sample` log record,
-/// raw query text included: the pipeline must sanitize it (the shipped
-/// pipelines route activity through `sanitize_pii`).
-pub fn sample_logs(sessions: &[Row], now: u64) -> Vec<Record> {
+/// Each session of one sample as a `db.server.query_sample` log record in
+/// the contrib receivers' shape (and dbintel's `db.*` names), raw query
+/// text included: the pipeline must sanitize it (the shipped pipelines
+/// route activity through `sanitize_pii`).
+pub fn sample_logs(engine: Engine, sessions: &[Row], now: u64) -> Vec<Record> {
     sessions
         .iter()
         .map(|row| {
-            let mut attributes = Map::with_capacity(8);
+            let mut attributes = Map::with_capacity(20);
             let class = text(row, "wait_event_type");
-            attributes.insert("db.session.id", row.get("pid").cloned().unwrap_or_default());
+            let pid = row.get("pid").cloned().unwrap_or_default();
+            let event = if class.is_some() { text(row, "wait_event").unwrap_or_default() } else { "CPU".into() };
+            attributes.insert("db.session.id", pid.clone());
             attributes.insert("db.wait.class", Value::Str(class.clone().unwrap_or_else(|| "CPU".into())));
-            attributes.insert(
-                "db.wait.event",
-                Value::Str(if class.is_some() { text(row, "wait_event").unwrap_or_default() } else { "CPU".into() }),
-            );
+            attributes.insert("db.wait.event", Value::Str(event.clone()));
             for (column, attribute) in
                 [("query_id", "db.query.id"), ("datname", "db.namespace"), ("usename", "db.user"), ("query", "db.query.text")]
             {
@@ -299,18 +322,155 @@ pub fn sample_logs(sessions: &[Row], now: u64) -> Vec<Record> {
                     attributes.insert(attribute, Value::Str(v));
                 }
             }
+            attributes.insert("db.system.name", Value::Str(engine.system().into()));
+            if let Some(user) = text(row, "usename") {
+                attributes.insert("user.name", Value::Str(user));
+            }
+            let copy = |attributes: &mut Map, column: &str, attribute: &str| {
+                if let Some(v) = row.get(column).filter(|v| !v.is_nil()) {
+                    attributes.insert(attribute, v.clone());
+                }
+            };
+            match engine {
+                Engine::Postgres => {
+                    attributes.insert("postgresql.pid", pid);
+                    copy(&mut attributes, "state", "postgresql.state");
+                    attributes.insert("postgresql.wait_event_type", Value::Str(class.unwrap_or_default()));
+                    attributes.insert("postgresql.wait_event", Value::Str(text(row, "wait_event").unwrap_or_default()));
+                    if let Some(id) = text(row, "query_id") {
+                        attributes.insert("postgresql.query_id", Value::Str(id));
+                    }
+                    copy(&mut attributes, "application_name", "postgresql.application_name");
+                    copy(&mut attributes, "query_start", "postgresql.query_start");
+                    copy(&mut attributes, "duration_ms", "postgresql.total_exec_time");
+                    attributes.insert("postgresql.blocking.pids", Value::Str(format!("{{{}}}", blocking_list(row))));
+                }
+                Engine::MySql => {
+                    attributes.insert("mysql.session.id", pid);
+                    copy(&mut attributes, "thread_id", "mysql.threads.thread_id");
+                    copy(&mut attributes, "state", "mysql.threads.processlist_command");
+                    copy(&mut attributes, "processlist_state", "mysql.threads.processlist_state");
+                    let waiting = class.is_some();
+                    attributes.insert("mysql.session.status", Value::Str(if waiting { "waiting" } else { "running" }.into()));
+                    attributes.insert("mysql.wait_type", Value::Str(event));
+                    copy(&mut attributes, "wait_seconds", "mysql.events_waits_current.timer_wait");
+                }
+            }
             Record::Log(LogRecord {
                 time_unix_nano: now,
                 observed_time_unix_nano: now,
                 severity_number: 9,
                 severity_text: "INFO".into(),
-                event_name: "db.server.session_sample".into(),
+                event_name: "db.server.query_sample".into(),
                 body: Value::Nil,
                 attributes,
             })
         })
         .collect()
 }
+
+/// The blocking session ids of a row, comma-separated.
+fn blocking_list(row: &Row) -> String {
+    pids(text(row, "blocking")).iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+const ASH_ATTRIBUTES: &[Attr] =
+    &[attr("db.wait.class", &[]), attr("db.wait.event", &[]), attr("db.query.id", &[]), attr("db.namespace", &[]), attr("db.user", &[])];
+
+const fn ash(name: &'static str) -> Metric {
+    Metric {
+        name,
+        unit: "{session}",
+        instrument: Instrument::Gauge,
+        double: true,
+        level: Level::Instance,
+        attributes: ASH_ATTRIBUTES,
+        origin: Origin::Dbintel,
+        description: "average active sessions over the window, by wait, statement, database and user",
+    }
+}
+
+const BLOCKING: Event = Event {
+    name: "db.server.blocking",
+    attributes: &["db.session.id", "db.blocking.session.ids", "db.wait.event", "db.query.id"],
+    description: "a session waiting for a lock, and who holds it (once per window)",
+};
+
+const SAMPLE_COMMON: [&str; 9] = [
+    "db.session.id",
+    "db.wait.class",
+    "db.wait.event",
+    "db.query.id",
+    "db.namespace",
+    "db.user",
+    "db.query.text",
+    "db.system.name",
+    "user.name",
+];
+
+pub const PG_DECLARATION: Declaration = Declaration {
+    collector: "activity",
+    engine: Engine::Postgres,
+    metrics: &[ash("postgresql.ash.active_sessions")],
+    events: &[
+        BLOCKING,
+        Event {
+            name: "db.server.query_sample",
+            attributes: &[
+                SAMPLE_COMMON[0],
+                SAMPLE_COMMON[1],
+                SAMPLE_COMMON[2],
+                SAMPLE_COMMON[3],
+                SAMPLE_COMMON[4],
+                SAMPLE_COMMON[5],
+                SAMPLE_COMMON[6],
+                SAMPLE_COMMON[7],
+                SAMPLE_COMMON[8],
+                "postgresql.pid",
+                "postgresql.state",
+                "postgresql.wait_event_type",
+                "postgresql.wait_event",
+                "postgresql.query_id",
+                "postgresql.application_name",
+                "postgresql.query_start",
+                "postgresql.total_exec_time",
+                "postgresql.blocking.pids",
+            ],
+            description: "each active session of each sample (samples_as_logs = true)",
+        },
+    ],
+};
+
+pub const MY_DECLARATION: Declaration = Declaration {
+    collector: "activity",
+    engine: Engine::MySql,
+    metrics: &[ash("mysql.ash.active_sessions")],
+    events: &[
+        BLOCKING,
+        Event {
+            name: "db.server.query_sample",
+            attributes: &[
+                SAMPLE_COMMON[0],
+                SAMPLE_COMMON[1],
+                SAMPLE_COMMON[2],
+                SAMPLE_COMMON[3],
+                SAMPLE_COMMON[4],
+                SAMPLE_COMMON[5],
+                SAMPLE_COMMON[6],
+                SAMPLE_COMMON[7],
+                SAMPLE_COMMON[8],
+                "mysql.session.id",
+                "mysql.threads.thread_id",
+                "mysql.threads.processlist_command",
+                "mysql.threads.processlist_state",
+                "mysql.session.status",
+                "mysql.wait_type",
+                "mysql.events_waits_current.timer_wait",
+            ],
+            description: "each active thread of each sample (samples_as_logs = true)",
+        },
+    ],
+};
 
 #[cfg(test)]
 mod tests {
@@ -369,9 +529,16 @@ mod tests {
     fn samples_become_logs_with_their_text() {
         let mut row = session(5, None, None, None);
         row.insert("query", Value::Str("select 1".into()));
-        let logs = sample_logs(&[row], 3);
+        let logs = sample_logs(Engine::Postgres, &[row], 3);
         let Record::Log(l) = &logs[0] else { panic!("a log") };
-        assert_eq!(l.event_name, "db.server.session_sample");
+        assert_eq!(l.event_name, "db.server.query_sample");
+        assert_eq!(l.attributes.get("postgresql.pid"), Some(&Value::Int(5)));
+        assert_eq!(l.attributes.get("db.system.name"), Some(&Value::Str("postgresql".into())));
+        assert_eq!(l.attributes.get("postgresql.blocking.pids"), Some(&Value::Str("{}".into())));
+        for record in &logs {
+            let problems = crate::catalogue::conformance(Engine::Postgres, &Map::new(), record);
+            assert!(problems.is_empty(), "{problems:?}");
+        }
         assert_eq!(l.attributes.get("db.wait.class"), Some(&Value::Str("CPU".into())));
         assert_eq!(l.attributes.get("db.query.text"), Some(&Value::Str("select 1".into())));
         assert_eq!(l.attributes.get("db.session.id"), Some(&Value::Int(5)));

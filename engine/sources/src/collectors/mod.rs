@@ -5,7 +5,11 @@
 pub mod activity;
 pub mod my_instance;
 pub mod my_statements;
+pub mod my_tables;
+pub mod name_filter;
+pub mod optional;
 pub mod pg_instance;
 pub mod pg_statements;
+pub mod pg_tables;
 pub mod plans;
 pub mod sql_query;

@@ -9,10 +9,11 @@ use dbintel_core::record::Record;
 use dbintel_core::BoxFuture;
 use dbintel_dsl::schema::StatementsSettings;
 
+use crate::catalogue::{Declaration, Event};
 use crate::collector::{Collector, Unreplayable};
 use crate::rows::Row;
 use crate::statement_deltas::{StatementDeltas, MYSQL};
-use crate::target::Target;
+use crate::target::{Engine, Target};
 use crate::SourceError;
 
 pub struct MyStatements {
@@ -25,6 +26,60 @@ pub const DIGESTS_SQL: &str = "SELECT SCHEMA_NAME, DIGEST, DIGEST_TEXT, COUNT_ST
    FROM performance_schema.events_statements_summary_by_digest
   WHERE DIGEST IS NOT NULL";
 
+/// The metrics and the event of `mysql.statements` (built from
+/// [`MYSQL`]'s counters; a test holds the two together).
+pub const DECLARATION: Declaration = Declaration {
+    collector: "statements",
+    engine: Engine::MySql,
+    metrics: &[
+        delta("mysql.query.calls", "{call}", false, "calls in the interval"),
+        delta("mysql.query.duration", "ms", true, "execution time in the interval"),
+        delta("mysql.query.rows", "{row}", false, "rows sent"),
+        delta("mysql.query.rows_examined", "{row}", false, "rows examined"),
+        delta("mysql.query.rows_affected", "{row}", false, "rows affected"),
+        delta("mysql.query.no_index_used", "{call}", false, "calls that used no index"),
+        delta("mysql.query.tmp_disk_tables", "{table}", false, "temporary tables created on disk"),
+    ],
+    events: &[TOP_QUERY],
+};
+
+pub const TOP_QUERY: Event = Event {
+    name: "db.server.top_query",
+    attributes: &[
+        "db.query.id",
+        "db.namespace",
+        "db.query.text",
+        "db.query.calls",
+        "db.query.duration_ms",
+        "db.query.total_duration_ms",
+        "db.system.name",
+        "mysql.events_statements_summary_by_digest.digest",
+        "mysql.events_statements_summary_by_digest.count_star",
+        "mysql.events_statements_summary_by_digest.sum_timer_wait",
+        "mysql.query_plan",
+        "mysql.query_plan.hash",
+    ],
+    description: "one per top digest per interval, with its sanitized text; the contrib time in seconds",
+};
+
+const DIGEST_ATTRIBUTES: &[crate::catalogue::Attr] =
+    &[crate::catalogue::attr("db.query.id", &[]), crate::catalogue::attr("db.namespace", &[])];
+
+/// A digest delta metric (see `pg_statements::delta`), without a user.
+const fn delta(name: &'static str, unit: &'static str, double: bool, description: &'static str) -> crate::catalogue::Metric {
+    use crate::catalogue::{Instrument, Level, Metric, Origin};
+    Metric {
+        name,
+        unit,
+        instrument: Instrument::DeltaCounter,
+        double,
+        level: Level::Instance,
+        attributes: DIGEST_ATTRIBUTES,
+        origin: Origin::Dbintel,
+        description,
+    }
+}
+
 impl MyStatements {
     pub fn new(settings: &StatementsSettings, interval: Duration) -> MyStatements {
         MyStatements { deltas: StatementDeltas::new(&MYSQL, settings.top.max(1) as usize), interval }
@@ -32,6 +87,10 @@ impl MyStatements {
 }
 
 impl Collector for MyStatements {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.interval
     }

@@ -16,11 +16,12 @@ use dbintel_core::BoxFuture;
 use dbintel_dsl::schema::StatementsSettings;
 use dbintel_stdlib::Value;
 
+use crate::catalogue::{attr, Declaration, Event, Instrument, Level, Metric, Origin};
 use crate::collector::{Collector, Unreplayable};
 use crate::postgres::PgTarget;
 use crate::rows::{integer, Row};
 use crate::statement_deltas::{StatementDeltas, POSTGRES};
-use crate::target::Target;
+use crate::target::{Engine, Target};
 use crate::SourceError;
 
 pub struct PgStatements {
@@ -32,18 +33,87 @@ pub struct PgStatements {
 }
 
 /// The counters query for a server version: `total_time` became
-/// `total_exec_time` in 13, `toplevel` came in 14, `stats_since` in 17.
+/// `total_exec_time` in 13 (with `total_plan_time`), `toplevel` came in 14,
+/// `stats_since` in 17.
 pub fn counters_sql(version: i64) -> String {
     let time = if version >= 130000 { "s.total_exec_time" } else { "s.total_time" };
+    let plan = if version >= 130000 { "s.total_plan_time" } else { "0::float8" };
     let toplevel = if version >= 140000 { "s.toplevel" } else { "true" };
     let since = if version >= 170000 { "s.stats_since::text" } else { "NULL::text" };
     format!(
         "SELECT s.userid::int8 AS userid, s.dbid::int8 AS dbid, {toplevel} AS toplevel, s.queryid, s.calls,
-                {time} AS total_exec_time, s.rows, s.shared_blks_hit, s.shared_blks_read, s.shared_blks_written,
-                s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written, {since} AS stats_since
+                {time} AS total_exec_time, {plan} AS total_plan_time, s.rows, s.shared_blks_hit, s.shared_blks_read,
+                s.shared_blks_dirtied, s.shared_blks_written, s.local_blks_hit, s.local_blks_read, s.temp_blks_read,
+                s.temp_blks_written, {since} AS stats_since
            FROM pg_stat_statements(false) s
           WHERE s.queryid IS NOT NULL"
     )
+}
+
+/// The metrics and the event of `postgres.statements` (built from
+/// [`POSTGRES`]'s counters; a test holds the two together).
+pub const DECLARATION: Declaration = Declaration {
+    collector: "statements",
+    engine: Engine::Postgres,
+    metrics: &[
+        delta("postgresql.query.calls", "{call}", false, "calls in the interval"),
+        delta("postgresql.query.duration", "ms", true, "execution time in the interval"),
+        delta("postgresql.query.rows", "{row}", false, "rows returned or affected"),
+        delta("postgresql.query.shared_blocks.hit", "{block}", false, "shared buffer hits"),
+        delta("postgresql.query.shared_blocks.read", "{block}", false, "shared blocks read"),
+        delta("postgresql.query.shared_blocks.written", "{block}", false, "shared blocks written"),
+        delta("postgresql.query.local_blocks.hit", "{block}", false, "local buffer hits"),
+        delta("postgresql.query.local_blocks.read", "{block}", false, "local blocks read"),
+        delta("postgresql.query.temp_blocks.read", "{block}", false, "temporary blocks read"),
+        delta("postgresql.query.temp_blocks.written", "{block}", false, "temporary blocks written"),
+    ],
+    events: &[TOP_QUERY],
+};
+
+pub const TOP_QUERY: Event = Event {
+    name: "db.server.top_query",
+    attributes: &[
+        "db.query.id",
+        "db.namespace",
+        "db.user",
+        "db.query.toplevel",
+        "db.query.text",
+        "db.query.calls",
+        "db.query.duration_ms",
+        "db.query.total_duration_ms",
+        "db.system.name",
+        "postgresql.queryid",
+        "postgresql.rolname",
+        "postgresql.calls",
+        "postgresql.total_exec_time",
+        "postgresql.total_plan_time",
+        "postgresql.rows",
+        "postgresql.shared_blks_hit",
+        "postgresql.shared_blks_read",
+        "postgresql.shared_blks_dirtied",
+        "postgresql.shared_blks_written",
+        "postgresql.temp_blks_read",
+        "postgresql.temp_blks_written",
+        "postgresql.query_plan",
+    ],
+    description: "one per top statement per interval, with its sanitized text; times in the contrib attributes in seconds",
+};
+
+const STATEMENT_ATTRIBUTES: &[crate::catalogue::Attr] =
+    &[attr("db.query.id", &[]), attr("db.namespace", &[]), attr("db.user", &[]), attr("db.query.toplevel", &[])];
+
+/// A statement delta metric: on the server's resource, by statement.
+pub const fn delta(name: &'static str, unit: &'static str, double: bool, description: &'static str) -> Metric {
+    Metric {
+        name,
+        unit,
+        instrument: Instrument::DeltaCounter,
+        double,
+        level: Level::Instance,
+        attributes: STATEMENT_ATTRIBUTES,
+        origin: Origin::Dbintel,
+        description,
+    }
 }
 
 impl PgStatements {
@@ -121,6 +191,10 @@ impl PgStatements {
 }
 
 impl Collector for PgStatements {
+    fn scope(&self) -> crate::collector::Scope {
+        crate::collector::Scope::Server
+    }
+
     fn interval(&self) -> Duration {
         self.interval
     }
@@ -145,5 +219,28 @@ impl Collector for PgStatements {
 
     fn take_soft_errors(&mut self) -> Vec<SourceError> {
         std::mem::take(&mut self.soft_errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declaration_names_every_counter_metric_with_its_unit() {
+        for flavor in [&POSTGRES, &crate::statement_deltas::MYSQL] {
+            let declaration = if flavor.system == "postgresql" { &DECLARATION } else { &super::super::my_statements::DECLARATION };
+            let names: Vec<String> =
+                flavor.counters.iter().filter(|c| !c.metric.is_empty()).map(|c| format!("{}.query.{}", flavor.system, c.metric)).collect();
+            assert_eq!(declaration.metrics.iter().map(|m| m.name.to_string()).collect::<Vec<_>>(), names);
+            for (counter, metric) in flavor.counters.iter().filter(|c| !c.metric.is_empty()).zip(declaration.metrics) {
+                assert_eq!((counter.unit, !counter.integer), (metric.unit, metric.double), "{}", metric.name);
+            }
+            for counter in flavor.counters {
+                if let Some((attribute, _)) = counter.event {
+                    assert!(declaration.events[0].attributes.contains(&attribute), "{attribute} is not declared");
+                }
+            }
+        }
     }
 }

@@ -31,11 +31,42 @@ use dbintel_dsl::schema::PlansSettings;
 use dbintel_stdlib::sql::{explainable, Dialect, Refusal};
 use dbintel_stdlib::{Map, Value};
 
+use crate::catalogue::{Declaration, Event};
 use crate::collector::{Collector, Unreplayable};
 use crate::postgres::PgTarget;
 use crate::rows::Row;
-use crate::target::Target;
+use crate::target::{Engine, Target};
 use crate::SourceError;
+
+const PLAN_ATTRIBUTES: &[&str] = &[
+    "db.query.id",
+    "db.namespace",
+    "db.query.plan",
+    "db.plan.total_cost",
+    "db.plan.startup_cost",
+    "db.plan.rows",
+    "db.plan.width",
+    "db.plan.node_types",
+    "db.plan.has_seq_scan",
+    "db.plan.seq_scan_relations",
+    "db.plan.indexes",
+    "db.plan.has_nested_loop",
+    "db.plan.has_hash_join",
+    "db.plan.has_sort",
+    "db.plan.has_materialize",
+    "db.plan.depth",
+    "db.plan.node_count",
+    "db.plan.hash",
+    "db.plan.previous_hash",
+];
+
+const PLAN_EVENTS: &[Event] = &[
+    Event { name: "db.server.query_plan", attributes: PLAN_ATTRIBUTES, description: "an obfuscated generic plan of a top statement" },
+    Event { name: "db.server.plan_change", attributes: PLAN_ATTRIBUTES, description: "a statement's plan hash changed" },
+];
+
+pub const PG_DECLARATION: Declaration = Declaration { collector: "plans", engine: Engine::Postgres, metrics: &[], events: PLAN_EVENTS };
+pub const MY_DECLARATION: Declaration = Declaration { collector: "plans", engine: Engine::MySql, metrics: &[], events: PLAN_EVENTS };
 
 pub struct PlansCollector {
     interval: Duration,

@@ -1,0 +1,188 @@
+//! MySQL 8's query forms, where no MySQL 8 server can run: against
+//! look-alike tables built in the real MariaDB with MySQL 8's documented
+//! columns (performance_schema `threads`, `events_waits_current`,
+//! `data_lock_waits`, in a schema of this test's own). Every test here is
+//! a fake, and named so. What MariaDB itself accepts of MySQL 8's syntax
+//! (`SHOW REPLICA STATUS`) runs on it for real.
+
+use std::time::Duration;
+
+use dbintel_core::record::{Number, Record};
+use dbintel_sources::collectors::activity::{my_sample_sql_from, sample_logs, AshWindow, MY_SAMPLE_TEXT_CHARS};
+use dbintel_sources::collectors::my_instance::{records as status_records, replica_status_sql};
+use dbintel_sources::mysql::{row_to_map, MyServer};
+use dbintel_sources::target::Engine;
+use dbintel_stdlib::Value;
+use sqlx::mysql::MySqlPoolOptions;
+
+const ROOT: &str = "mysql://root@127.0.0.1:3306";
+const FAKE: &str = "catalogue2_fake_mysql8";
+const MYSQL8: MyServer = MyServer { mariadb: false, version: 80036 };
+
+async fn root() -> sqlx::MySqlPool {
+    MySqlPoolOptions::new().max_connections(1).connect(ROOT).await.expect("MariaDB at 127.0.0.1:3306 (run tests/prepare-servers.sh)")
+}
+
+/// MySQL 8.0's performance_schema tables the activity sample reads, with
+/// their documented columns, and one instant of a server: thread 101
+/// (session 9001) waits on a row lock held by thread 102 (session 9002,
+/// idle in its transaction), thread 103 (session 9003) is in a table I/O
+/// wait, a background thread, and a 10,000-character statement text.
+async fn build_fake(pool: &sqlx::MySqlPool) {
+    let statements = [
+        format!("DROP DATABASE IF EXISTS {FAKE}"),
+        format!("CREATE DATABASE {FAKE}"),
+        format!(
+            "CREATE TABLE {FAKE}.threads (THREAD_ID BIGINT UNSIGNED NOT NULL, NAME VARCHAR(128) NOT NULL, TYPE VARCHAR(10) NOT NULL,
+               PROCESSLIST_ID BIGINT UNSIGNED, PROCESSLIST_USER VARCHAR(32), PROCESSLIST_HOST VARCHAR(255), PROCESSLIST_DB VARCHAR(64),
+               PROCESSLIST_COMMAND VARCHAR(16), PROCESSLIST_TIME BIGINT, PROCESSLIST_STATE VARCHAR(64), PROCESSLIST_INFO LONGTEXT,
+               PARENT_THREAD_ID BIGINT UNSIGNED, ROLE VARCHAR(64), INSTRUMENTED ENUM('YES','NO') NOT NULL, HISTORY ENUM('YES','NO') NOT NULL,
+               CONNECTION_TYPE VARCHAR(16), THREAD_OS_ID BIGINT UNSIGNED, RESOURCE_GROUP VARCHAR(64), EXECUTION_ENGINE ENUM('PRIMARY','SECONDARY'),
+               CONTROLLED_MEMORY BIGINT UNSIGNED NOT NULL DEFAULT 0, MAX_CONTROLLED_MEMORY BIGINT UNSIGNED NOT NULL DEFAULT 0,
+               TOTAL_MEMORY BIGINT UNSIGNED NOT NULL DEFAULT 0, MAX_TOTAL_MEMORY BIGINT UNSIGNED NOT NULL DEFAULT 0,
+               TELEMETRY_ACTIVE ENUM('YES','NO') NOT NULL DEFAULT 'NO')"
+        ),
+        format!(
+            "CREATE TABLE {FAKE}.events_waits_current (THREAD_ID BIGINT UNSIGNED NOT NULL, EVENT_ID BIGINT UNSIGNED NOT NULL,
+               END_EVENT_ID BIGINT UNSIGNED, EVENT_NAME VARCHAR(128) NOT NULL, SOURCE VARCHAR(64), TIMER_START BIGINT UNSIGNED,
+               TIMER_END BIGINT UNSIGNED, TIMER_WAIT BIGINT UNSIGNED, SPINS INT UNSIGNED, OBJECT_SCHEMA VARCHAR(64), OBJECT_NAME VARCHAR(512),
+               INDEX_NAME VARCHAR(64), OBJECT_TYPE VARCHAR(64), OBJECT_INSTANCE_BEGIN BIGINT UNSIGNED NOT NULL, NESTING_EVENT_ID BIGINT UNSIGNED,
+               NESTING_EVENT_TYPE ENUM('TRANSACTION','STATEMENT','STAGE','WAIT'), OPERATION VARCHAR(32) NOT NULL, NUMBER_OF_BYTES BIGINT,
+               FLAGS INT UNSIGNED)"
+        ),
+        format!(
+            "CREATE TABLE {FAKE}.data_lock_waits (ENGINE VARCHAR(32) NOT NULL, REQUESTING_ENGINE_LOCK_ID VARCHAR(128) NOT NULL,
+               REQUESTING_ENGINE_TRANSACTION_ID BIGINT UNSIGNED, REQUESTING_THREAD_ID BIGINT UNSIGNED, REQUESTING_EVENT_ID BIGINT UNSIGNED,
+               REQUESTING_OBJECT_INSTANCE_BEGIN BIGINT UNSIGNED NOT NULL, BLOCKING_ENGINE_LOCK_ID VARCHAR(128) NOT NULL,
+               BLOCKING_ENGINE_TRANSACTION_ID BIGINT UNSIGNED, BLOCKING_THREAD_ID BIGINT UNSIGNED, BLOCKING_EVENT_ID BIGINT UNSIGNED,
+               BLOCKING_OBJECT_INSTANCE_BEGIN BIGINT UNSIGNED NOT NULL)"
+        ),
+        format!(
+            "INSERT INTO {FAKE}.threads (THREAD_ID, NAME, TYPE, PROCESSLIST_ID, PROCESSLIST_USER, PROCESSLIST_DB, PROCESSLIST_COMMAND,
+               PROCESSLIST_STATE, PROCESSLIST_INFO, INSTRUMENTED, HISTORY) VALUES
+             (101, 'thread/sql/one_connection', 'FOREGROUND', 9001, 'app', 'shop', 'Query', 'updating', CONCAT('UPDATE t SET v = 1 /* ', REPEAT('x', 10000), ' */'), 'YES', 'YES'),
+             (102, 'thread/sql/one_connection', 'FOREGROUND', 9002, 'app', 'shop', 'Sleep', NULL, NULL, 'YES', 'YES'),
+             (103, 'thread/sql/one_connection', 'FOREGROUND', 9003, 'etl', 'shop', 'Query', 'executing', 'SELECT * FROM big', 'YES', 'YES'),
+             (1, 'thread/innodb/io_write_thread', 'BACKGROUND', NULL, NULL, NULL, NULL, NULL, NULL, 'YES', 'YES')"
+        ),
+        format!(
+            "INSERT INTO {FAKE}.events_waits_current (THREAD_ID, EVENT_ID, END_EVENT_ID, EVENT_NAME, TIMER_WAIT, OBJECT_INSTANCE_BEGIN, OPERATION)
+             VALUES (103, 55, NULL, 'wait/io/table/sql/handler', 5000000000, 1, 'fetch'),
+                    (101, 70, NULL, 'wait/lock/table/sql/handler', 1000000, 2, 'write'),
+                    (102, 12, 12, 'wait/io/socket/sql/client_connection', 10, 3, 'recv')"
+        ),
+        format!(
+            "INSERT INTO {FAKE}.data_lock_waits VALUES ('INNODB', '1:5:4:2', 4242, 101, 70, 1, '1:5:4:1', 4241, 102, 60, 2)"
+        ),
+    ];
+    for sql in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await.expect("build the fake");
+    }
+}
+
+#[tokio::test]
+async fn fake_mysql8_activity_sample_names_row_lock_blockers_from_data_lock_waits_and_caps_text() {
+    let pool = root().await;
+    build_fake(&pool).await;
+    let sql = my_sample_sql_from(MYSQL8, true, FAKE);
+    assert!(sql.contains("data_lock_waits") && !sql.contains("INNODB_LOCK_WAITS"), "the MySQL 8 form: {sql}");
+    let rows: Vec<_> =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&pool).await.expect("the MySQL 8 sample runs").iter().map(row_to_map).collect();
+    let mut pids: Vec<i64> = rows.iter().filter_map(|r| dbintel_sources::rows::integer(r, "pid")).collect();
+    pids.sort_unstable();
+    assert_eq!(pids, [9001, 9003], "foreground threads doing something, not Sleep, not background: {rows:?}");
+
+    let mut window = AshWindow::new("mysql", Duration::from_secs(1));
+    window.add_sample(&rows);
+    let records = window.finish(Duration::from_secs(1), 7);
+    let lock = records.iter().find_map(|r| match r {
+        Record::Log(l) if l.event_name == "db.server.blocking" => Some(l),
+        _ => None,
+    });
+    let lock = lock.expect("a blocking event for the row-lock waiter");
+    assert_eq!(lock.attributes.get("db.session.id"), Some(&Value::Int(9001)));
+    assert_eq!(lock.attributes.get("db.blocking.session.ids"), Some(&Value::List(vec![Value::Int(9002)])));
+    let classes: Vec<(String, f64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Metric(m) => Some((
+                m.attributes.get("db.wait.class").map(ToString::to_string).unwrap_or_default(),
+                match m.value {
+                    Number::Double(d) => d,
+                    Number::Int(i) => i as f64,
+                },
+            )),
+            Record::Log(_) => None,
+        })
+        .collect();
+    assert!(classes.contains(&("Lock".into(), 1.0)) && classes.contains(&("io".into(), 1.0)), "{classes:?}");
+
+    // the samples as events: MySQL's contrib attributes, text cut in the query
+    let logs = sample_logs(Engine::MySql, &rows, 7);
+    let waiting = logs
+        .iter()
+        .find_map(|r| match r {
+            Record::Log(l) if l.attributes.get("mysql.session.id") == Some(&Value::Int(9001)) => Some(l),
+            _ => None,
+        })
+        .expect("the waiter's sample");
+    let text = waiting.attributes.get("db.query.text").and_then(Value::as_str).unwrap_or_default();
+    assert_eq!(text.chars().count(), MY_SAMPLE_TEXT_CHARS, "the 10,000-character text is cut in the query");
+    assert_eq!(waiting.attributes.get("mysql.threads.thread_id"), Some(&Value::Int(101)));
+    assert_eq!(waiting.attributes.get("mysql.session.status"), Some(&Value::Str("waiting".into())));
+    assert_eq!(waiting.attributes.get("mysql.wait_type"), Some(&Value::Str("row lock".into())));
+    for record in &logs {
+        let problems = dbintel_sources::catalogue::conformance(Engine::MySql, &Default::default(), record);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {FAKE}"))).execute(&pool).await.expect("drop the fake");
+}
+
+#[tokio::test]
+async fn fake_mysql8_without_text_reads_no_statement_text() {
+    let pool = root().await;
+    let schema = format!("{FAKE}_notext");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {schema}"))).execute(&pool).await.expect("drop");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {schema};
+         CREATE TABLE {schema}.threads (THREAD_ID BIGINT UNSIGNED, TYPE VARCHAR(10), PROCESSLIST_ID BIGINT UNSIGNED, PROCESSLIST_USER VARCHAR(32),
+           PROCESSLIST_DB VARCHAR(64), PROCESSLIST_COMMAND VARCHAR(16), PROCESSLIST_STATE VARCHAR(64), PROCESSLIST_INFO LONGTEXT);
+         CREATE TABLE {schema}.events_waits_current (THREAD_ID BIGINT UNSIGNED, END_EVENT_ID BIGINT UNSIGNED, EVENT_NAME VARCHAR(128), TIMER_WAIT BIGINT UNSIGNED);
+         CREATE TABLE {schema}.data_lock_waits (REQUESTING_THREAD_ID BIGINT UNSIGNED, BLOCKING_THREAD_ID BIGINT UNSIGNED);
+         INSERT INTO {schema}.threads VALUES (5, 'FOREGROUND', 77, 'u', 'd', 'Query', 'x', 'SELECT secret_literal');"
+    )))
+    .execute(&pool)
+    .await
+    .expect("build");
+    let rows: Vec<_> = sqlx::query(sqlx::AssertSqlSafe(my_sample_sql_from(MYSQL8, false, &schema)))
+        .fetch_all(&pool)
+        .await
+        .expect("runs")
+        .iter()
+        .map(row_to_map)
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get("query"), Some(&Value::Nil), "no text is read when samples are not sent");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {schema}"))).execute(&pool).await.expect("drop");
+}
+
+/// MariaDB accepts MySQL 8's `SHOW REPLICA STATUS` (with its own column
+/// names): the statement dbintel sends a MySQL 8.0.22+ server runs, and
+/// the MariaDB one too (the shipped-pipeline test runs it as the
+/// least-privilege user with SLAVE MONITOR).
+#[tokio::test]
+async fn replica_status_statements_of_both_flavours_run_on_mariadb() {
+    let pool = root().await;
+    for server in [MYSQL8, MyServer { mariadb: true, version: 101106 }] {
+        let sql = replica_status_sql(server);
+        let rows: Vec<_> = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(row_to_map)
+            .collect();
+        // not a replica: no rows, and so no points
+        assert!(status_records(&rows, 1, 2).is_empty(), "{sql}: {rows:?}");
+    }
+}

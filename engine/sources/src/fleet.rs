@@ -1,0 +1,305 @@
+//! One task per source node: its targets, each under its own supervisor.
+//!
+//! - The targets come from the plan (a `dsn`, an inline list, a targets
+//!   file) and, with `discover = databases`, from each target's server:
+//!   every database it can connect to (templates and `exclude_databases`
+//!   left out), listed again every `discover_every`. A database that
+//!   appears gets a target; one that disappears is stopped and forgotten,
+//!   without an error storm.
+//! - Server-wide collectors (statements, activity, instance) run on one
+//!   target per server — the first by name of those with the same host
+//!   and port; discovered databases run only the per-database ones. 100
+//!   databases of one server make one copy of every server-wide series.
+//! - A reload sends the new source definition: targets whose definition
+//!   is unchanged keep running (connection, baselines, windows); the
+//!   others stop (flushing) and start anew; removed ones stop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbintel_core::counters::NodeCounters;
+use dbintel_core::routing::SharedOutput;
+use dbintel_dsl::plan::{SourceNode, TargetSpec};
+use dbintel_dsl::schema::{DbSettings, Discover};
+use tokio::sync::{mpsc, watch};
+
+use crate::supervisor::{self, stopped, LiveOptions, TargetPlan};
+use crate::target::{Engine, Target};
+use crate::SourceError;
+
+struct Running {
+    plan: TargetPlan,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), SourceError>>,
+}
+
+/// The databases a discovery loop found for one parent target.
+struct Found {
+    parent: String,
+    databases: BTreeSet<String>,
+}
+
+/// The plans of a source's targets from its definition: which one runs
+/// the server-wide collectors of each server.
+pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
+    let engine = Engine::of(&node.kind, None);
+    // the server each target points at, as configured
+    let server = |t: &TargetSpec| -> String {
+        crate::resolve_target_dsn(source_name, &t.dsn, supervisor::engine_of(source_name, node, &t.dsn))
+            .ok()
+            .and_then(|s| server_of(s.expose(), engine))
+            .unwrap_or_else(|| format!("?{}", t.name))
+    };
+    let mut first: BTreeMap<String, String> = BTreeMap::new();
+    let mut names: Vec<&TargetSpec> = node.targets.iter().collect();
+    names.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in names {
+        first.entry(server(t)).or_insert_with(|| t.name.clone());
+    }
+    node.targets
+        .iter()
+        .map(|t| TargetPlan {
+            source: source_name.to_string(),
+            target: t.clone(),
+            node: node.clone(),
+            server_scope: first.get(&server(t)) == Some(&t.name),
+            database: None,
+            key: TargetPlan::key_of(source_name, &t.name),
+            discovered: false,
+        })
+        .collect()
+}
+
+/// `host:port` of a DSN.
+fn server_of(dsn: &str, engine: Engine) -> Option<String> {
+    let rest = dsn.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:{}", engine.default_port()) })
+}
+
+/// Runs a source's targets until told to stop; `updates` brings the
+/// source's new definition on a reload. With `fail_fast` (dry-run), the
+/// first target that cannot connect ends it with that error.
+pub async fn run_source(
+    name: String,
+    node: SourceNode,
+    output: SharedOutput,
+    counters: Arc<NodeCounters>,
+    options: LiveOptions,
+    mut updates: Option<watch::Receiver<SourceNode>>,
+) -> Result<(), SourceError> {
+    let mut stop = options.stop.clone();
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
+    let (found_tx, mut found_rx) = mpsc::channel::<Found>(16);
+    let mut discovery: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut node = node;
+    let mut planned = target_plans(&name, &node);
+    let start = |plan: TargetPlan, running: &mut BTreeMap<String, Running>| {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut target_options = options.clone();
+        target_options.stop = Some(stop_rx);
+        let key = plan.target.name.clone();
+        let task = tokio::spawn(supervisor::run_target(plan.clone(), output.clone(), counters.clone(), target_options));
+        running.insert(key, Running { plan, stop: stop_tx, task });
+    };
+    for plan in planned.clone() {
+        start(plan, &mut running);
+    }
+    spawn_discovery(&name, &node, &options, &found_tx, &mut discovery);
+
+    loop {
+        // a dry run ends when its targets have done their rounds
+        if options.scrapes.is_some() && running.values().all(|r| r.task.is_finished()) {
+            break;
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = tokio::time::sleep(Duration::from_millis(200)), if options.scrapes.is_some() => {}
+            changed = async {
+                match updates.as_mut() {
+                    Some(rx) => rx.changed().await.map(|()| rx.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => {
+                let Ok(new) = changed else { updates = None; continue };
+                let new_plans = target_plans(&name, &new);
+                let keep: BTreeMap<&String, &TargetPlan> = new_plans.iter().map(|p| (&p.target.name, p)).collect();
+                // unchanged targets keep running; changed and removed ones
+                // stop (and flush) first
+                let mut stale: Vec<String> = running
+                    .iter()
+                    .filter(|(n, r)| !r.plan.discovered && keep.get(n).is_none_or(|p| !p.runs_like(&r.plan)))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                // a discovered database goes with its parent
+                let orphans: Vec<String> = running
+                    .iter()
+                    .filter(|(n, r)| r.plan.discovered && n.split_once('/').is_none_or(|(parent, _)| stale.iter().any(|s| s == parent) || !keep.contains_key(&parent.to_string())))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                stale.extend(orphans);
+                for n in &stale {
+                    if let Some(r) = running.remove(n) {
+                        stop_target(&name, r).await;
+                        if !keep.contains_key(n) {
+                            options.status.remove(&name, n);
+                        }
+                    }
+                }
+                let fresh: Vec<TargetPlan> = new_plans.iter().filter(|p| !running.contains_key(&p.target.name)).cloned().collect();
+                for plan in fresh {
+                    start(plan, &mut running);
+                }
+                for d in discovery.drain(..) {
+                    d.abort();
+                }
+                node = new;
+                planned = new_plans;
+                spawn_discovery(&name, &node, &options, &found_tx, &mut discovery);
+            }
+            Some(found) = found_rx.recv() => {
+                let Some(parent) = planned.iter().find(|p| p.target.name == found.parent).cloned() else { continue };
+                let own = parent_database(&parent);
+                let prefix = format!("{}/", parent.target.name);
+                let wanted: BTreeSet<String> = found.databases.iter().filter(|d| Some(*d) != own.as_ref()).map(|d| format!("{prefix}{d}")).collect();
+                let gone: Vec<String> = running.keys().filter(|k| k.starts_with(&prefix) && !wanted.contains(*k)).cloned().collect();
+                for n in gone {
+                    if let Some(r) = running.remove(&n) {
+                        tracing::info!(source = %name, target = %n, "the database is gone; its target stops");
+                        stop_target(&name, r).await;
+                        options.status.remove(&name, &n);
+                    }
+                }
+                let fresh: Vec<String> = wanted.into_iter().filter(|c| !running.contains_key(c)).collect();
+                for child in fresh {
+                    let database = child[prefix.len()..].to_string();
+                    let mut target = parent.target.clone();
+                    target.name = child.clone();
+                    tracing::info!(source = %name, target = %child, "found a database; scraping it");
+                    let plan = TargetPlan {
+                        source: name.clone(),
+                        key: TargetPlan::key_of(&name, &parent.target.name),
+                        target,
+                        node: parent.node.clone(),
+                        server_scope: false,
+                        database: Some(database),
+                        discovered: true,
+                    };
+                    start(plan, &mut running);
+                }
+            }
+        }
+    }
+    for d in discovery {
+        d.abort();
+    }
+    let mut first_error = None;
+    for (_, r) in running {
+        r.stop.send_replace(true);
+        match r.task.await {
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(Ok(())) => {}
+            Err(e) => tracing::error!(source = %name, error = %e, "a target's task panicked"),
+        }
+    }
+    match first_error {
+        Some(e) if options.fail_fast => Err(e),
+        _ => Ok(()),
+    }
+}
+
+async fn stop_target(source: &str, r: Running) {
+    r.stop.send_replace(true);
+    match tokio::time::timeout(Duration::from_secs(30), r.task).await {
+        Ok(_) => {}
+        Err(_) => tracing::warn!(source, target = %r.plan.target.name, "the target did not stop within 30 s"),
+    }
+}
+
+/// The database a parent target's own DSN names (its children skip it).
+fn parent_database(plan: &TargetPlan) -> Option<String> {
+    let secret = crate::resolve_target_dsn(&plan.key, &plan.target.dsn, Engine::of(&plan.node.kind, None)).ok()?;
+    let rest = secret.expose().split_once("://")?.1.to_string();
+    let path = rest.split_once('/')?.1;
+    let db = path.split('?').next()?;
+    (!db.is_empty()).then(|| db.to_string())
+}
+
+/// A discovery loop per target with `discover = databases`.
+fn spawn_discovery(
+    name: &str,
+    node: &SourceNode,
+    options: &LiveOptions,
+    found: &mpsc::Sender<Found>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) {
+    for plan in target_plans(name, node) {
+        let settings = DbSettings::from_settings(&plan.target.settings);
+        if settings.discover != Discover::Databases || Engine::of(&node.kind, None) != Engine::Postgres {
+            continue;
+        }
+        let (found, options) = (found.clone(), options.clone());
+        tasks.push(tokio::spawn(async move { discover(plan, settings, options, found).await }));
+    }
+}
+
+/// Lists the parent's server's databases every `discover_every`, while the
+/// parent's lease (if any) is held. Failures are logged once per cause and
+/// the last list stands.
+async fn discover(plan: TargetPlan, settings: DbSettings, options: LiveOptions, found: mpsc::Sender<Found>) {
+    let mut cause: Option<String> = None;
+    let fence = options.fences.as_ref().and_then(|f| f.fence(&plan.key));
+    loop {
+        if fence.as_ref().is_none_or(|f| f.holds()) {
+            match list_databases(&plan, &settings).await {
+                Ok(databases) => {
+                    cause = None;
+                    if found.send(Found { parent: plan.target.name.clone(), databases }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if cause.as_deref() != Some(&e.cause()) {
+                        tracing::warn!(source = %plan.key, error = %e, "cannot list the server's databases; keeping the last list");
+                        cause = Some(e.cause());
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(settings.discover_every.max(Duration::from_secs(1))).await;
+    }
+}
+
+async fn list_databases(plan: &TargetPlan, settings: &DbSettings) -> Result<BTreeSet<String>, SourceError> {
+    let engine = Engine::Postgres;
+    let secret = crate::resolve_target_dsn(&plan.key, &plan.target.dsn, engine)?;
+    let target = Target::connect(&plan.key, engine, settings, secret).await?;
+    let rows = target
+        .query(
+            "discover databases",
+            "SELECT datname::text AS datname FROM pg_database
+              WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT')",
+        )
+        .await;
+    target.close().await;
+    Ok(rows?
+        .iter()
+        .filter_map(|r| r.get("datname").and_then(|v| v.as_str()).map(str::to_string))
+        .filter(|d| !settings.exclude_databases.contains(d))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_host_and_port() {
+        assert_eq!(server_of("postgres://u:p@db.internal/x", Engine::Postgres).as_deref(), Some("db.internal:5432"));
+        assert_eq!(server_of("mysql://u@10.0.0.1:3307/x?ssl=1", Engine::MySql).as_deref(), Some("10.0.0.1:3307"));
+    }
+}
