@@ -248,14 +248,23 @@ fn a_reload_keeps_unchanged_sources_running_with_their_baselines() {
         .unwrap()
     };
     write("1");
-    // a statement the first scrape will see (its baseline)
-    let marker = format!("keep_marker_{}", std::process::id());
+    // a statement the first scrape will see (its baseline). Its own
+    // shape, so its own query id: pg_stat_statements keys by shape (an
+    // alias or a literal changes nothing) and keeps the text it first saw,
+    // so a name in the text cannot tell this run's statement from an
+    // earlier run's.
+    let columns = 8 + (std::process::id() % 400) as usize;
+    let marker_sql = format!("SELECT 1 AS keep_marker, {}", (2..=columns).map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
     let run_marker = |times: usize| {
         for _ in 0..times {
-            common::psql(&format!("SELECT 1 AS {marker}, 2, 3, 4, 5, 6, 7"));
+            common::psql(&marker_sql);
         }
     };
     run_marker(1);
+    let query_id = common::psql(&format!(
+        "SELECT queryid FROM pg_stat_statements WHERE query LIKE 'SELECT $1 AS keep_marker,%' AND array_length(string_to_array(query, ','), 1) = {columns} AND dbid = (SELECT oid FROM pg_database WHERE datname = 'dbintel_test') LIMIT 1"
+    ));
+    assert!(!query_id.is_empty(), "the marker of {columns} columns is not in pg_stat_statements");
     let mut run = Run::start(
         &[pipe.to_str().unwrap(), "--no-watch", "--reload-token-env", RELOAD_TOKEN_ENV],
         &[("KEEP_PG_DSN", PG_MONITOR), (RELOAD_TOKEN_ENV, RELOAD_TOKEN)],
@@ -271,8 +280,8 @@ fn a_reload_keeps_unchanged_sources_running_with_their_baselines() {
     run_marker(4);
     let calls = run.wait_for("the marker's delta after the reload", Duration::from_secs(10), || {
         events(&out).into_iter().find_map(|(name, attrs)| {
-            let text = attrs.get("db.query.text").and_then(|t| t.as_str()).unwrap_or_default();
-            (name == "db.server.top_query" && text.contains(&marker)).then(|| attrs["db.query.calls"].clone())
+            let id = attrs.get("db.query.id").and_then(|t| t.as_str()).unwrap_or_default();
+            (name == "db.server.top_query" && id == query_id).then(|| attrs["db.query.calls"].clone())
         })
     });
     assert_eq!(calls, serde_json::json!("4"), "a re-baselined source would have sent nothing");
@@ -348,6 +357,7 @@ pipeline p = gen.q -> stamp -> out
     write("2");
     let (status, body) = run.reload();
     assert_eq!(status, 200, "the reload is applied even though the old plan cannot drain: {body}");
+
     std::thread::sleep(Duration::from_secs(1));
     // the endpoint comes back: everything accepted, before and after the reload, arrives
     let receiver = common::otlp::Receiver::start(&dir, "r", 0, port, "[]");

@@ -2,7 +2,8 @@
 //! directory, as the postgres user, on a free port), and a streaming
 //! replica of it (pg_basebackup -R): for tests that must do what nobody
 //! may do to the shared servers — lock a catalogue, pause replay — and
-//! count sessions nobody else opens. Stopped (immediate) on drop.
+//! count sessions nobody else opens. Stopped (immediate) on drop, and its
+//! data directory removed.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -145,5 +146,7 @@ impl Drop for PrivatePg {
                 "stop",
             ])
             .output();
+        // a cluster is tens of megabytes: the log stays, the data goes
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
