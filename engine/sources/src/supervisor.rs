@@ -222,8 +222,10 @@ pub struct TargetPlan {
     /// The source node it belongs to.
     pub source: String,
     pub target: TargetSpec,
-    /// The source's kind and collectors.
-    pub node: SourceNode,
+    /// The source's kind, settings and collectors, shared by all its
+    /// targets, without the target list (each plan has its own target:
+    /// a copy of the list per target grew with the square of the fleet).
+    pub node: Arc<SourceNode>,
     /// Whether the server-wide collectors run here (on one target per
     /// server).
     pub server_scope: bool,
