@@ -6,7 +6,7 @@
 # sessions dbintel holds, and the database time its statements took
 # (pg_stat_statements, its role only).
 #
-#   benches/fleet.sh [N=100] [CYCLES=6] [COLLECTORS="statements instance"]
+#   benches/fleet.sh [N=100] [CYCLES=6] [COLLECTORS="statements instance tables"]
 #
 # The cluster is the machine's PostgreSQL 15 binaries in a temporary
 # directory (max_connections 600), on a free port; it is removed at the end.
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100}
 cycles=${2:-6}
-collectors=${3:-statements instance}
+collectors=${3:-statements instance tables}
 interval=30
 bin=/usr/lib/postgresql/15/bin
 cargo build --release -q -p dbintel

@@ -245,3 +245,100 @@ pipeline p = srv.q -> out
     assert!(log.matches(&format!("source={child}")).filter(|_| true).count() <= 6, "no error storm for a dropped database:\n{log}");
     assert_eq!(run.get("/readyz").0, 200, "a discovered database never holds readiness back");
 }
+
+/// Drops the test's databases however the test ends.
+struct DropDatabases(Vec<String>);
+impl Drop for DropDatabases {
+    fn drop(&mut self) {
+        for db in &self.0 {
+            let _ = std::process::Command::new("psql")
+                .args(["-X", "-q", common::PG_SUPERUSER, "-c", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")])
+                .output();
+        }
+    }
+}
+
+/// Runs `sql` as the superuser in database `db` of the shared server.
+fn psql_in(db: &str, sql: &str) {
+    let url = common::PG_SUPERUSER.replace("/dbintel_test", &format!("/{db}"));
+    let out = std::process::Command::new("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]).output().expect("psql");
+    assert!(out.status.success(), "psql in {db}: {}", common::seen(&out));
+}
+
+#[test]
+fn databases_of_one_server_as_targets_are_read_once_through_one_of_them() {
+    // The server-wide collectors (instance, tables across databases) run
+    // on one target of a server. The others: each connects once (so its
+    // state says whether its DSN works), holds no session, and does not
+    // hold readiness back; the tables read are the targets' databases.
+    let pid = std::process::id();
+    let names: Vec<String> = (0..4).map(|i| format!("fleet_one_{pid}_{i}")).collect();
+    let _drop = DropDatabases(names.clone());
+    for db in &names {
+        psql(&format!("CREATE DATABASE {db}"));
+        psql_in(db, "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 10)");
+    }
+    // a database of the server that is not a target
+    let other = format!("fleet_one_{pid}_other");
+    let _drop_other = DropDatabases(vec![other.clone()]);
+    psql(&format!("CREATE DATABASE {other}"));
+    psql_in(&other, "CREATE TABLE orders (id int)");
+
+    let dir = scratch("targets-one-server");
+    let out = dir.join("out.jsonl");
+    let yaml: String = names
+        .iter()
+        .enumerate()
+        .map(|(i, db)| {
+            format!("- name: t{i}\n  host: 127.0.0.1\n  port: 5432\n  database: {db}\n  user: dbintel_monitor\n  password_env: FLEET_PW\n")
+        })
+        .collect();
+    std::fs::write(dir.join("targets.yaml"), yaml).unwrap();
+    std::fs::write(
+        dir.join("p.pipe"),
+        format!(
+            "source fleet = postgres {{\n  targets = file(\"targets.yaml\")\n  interval = 1s\n  jitter = 0%\n  collect instance\n  collect tables {{ interval = 1s }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline i = fleet.instance -> out\npipeline t = fleet.tables -> out\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    // start waits for /readyz: every target must count as connected
+    let run = Run::start(&[dir.join("p.pipe").to_str().unwrap(), "--no-watch"], &[("FLEET_PW", "monitor-secret-pw")]);
+    let status = run.status();
+    let targets: Vec<&serde_json::Value> = status["targets"].as_array().unwrap().iter().filter(|t| t["source"] == "fleet").collect();
+    assert_eq!(targets.len(), 4, "{status:#}");
+    assert!(targets.iter().all(|t| t["state"] == "up" && t["connected_once"] == true), "every target connected once: {status:#}");
+
+    // the databases whose tables arrived
+    let table_databases = || -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for line in std::fs::read_to_string(&out).unwrap_or_default().lines() {
+            let request: serde_json::Value = serde_json::from_str(line).expect("OTLP/JSON line");
+            for rm in request["resourceMetrics"].as_array().into_iter().flatten() {
+                let attrs = rm["resource"]["attributes"].as_array().cloned().unwrap_or_default();
+                let get = |k: &str| attrs.iter().find(|kv| kv["key"] == k).and_then(|kv| kv["value"]["stringValue"].as_str());
+                if let (Some(db), Some("orders")) =
+                    (get("postgresql.database.name"), get("postgresql.table.name").and_then(|t| t.strip_prefix("public.")))
+                {
+                    found.insert(db.to_string());
+                }
+            }
+        }
+        found
+    };
+    let expected: BTreeSet<String> = names.iter().cloned().collect();
+    let found = run.wait_for("the tables of every target's database", Duration::from_secs(20), || {
+        let found = table_databases();
+        expected.is_subset(&found).then_some(found)
+    });
+    assert_eq!(found, expected, "the targets' databases, not the server's others ({other})");
+
+    // sessions: the reader's pool (2) and the tables' pool across the
+    // databases (2); the other targets hold none of their own
+    std::thread::sleep(Duration::from_secs(2));
+    let sessions = dbintel_sessions(5432);
+    assert!(sessions <= 4, "four targets of one server hold {sessions} sessions");
+    let log = run.stderr();
+    assert_eq!(log.matches("read through another target").count(), 3, "{log}");
+    assert_eq!(run.get("/readyz").0, 200);
+}

@@ -86,6 +86,10 @@ pub struct Build<'a> {
     pub source_interval: Duration,
     /// `dry-run --interval`: replaces every interval (and activity's window).
     pub interval_override: Option<Duration>,
+    /// On the target that reads a server for several targets of a fleet:
+    /// the databases those targets name. `tables` reads these (not every
+    /// database of the server) unless its `databases` says otherwise.
+    pub fleet_databases: &'a [String],
 }
 
 impl Build<'_> {
@@ -160,7 +164,10 @@ pub const REGISTRY: &[Entry] = &[
         name: "tables",
         engines: &[Engine::Postgres],
         build: |b| {
-            let s = PgTablesSettings::from_settings(&b.spec.settings);
+            let mut s = PgTablesSettings::from_settings(&b.spec.settings);
+            if s.databases.is_empty() {
+                s.databases = b.fleet_databases.to_vec();
+            }
             Box::new(pg_tables::PgTables::new(&s, b.interval(s.interval), b.config_retry()))
         },
     },
@@ -168,7 +175,10 @@ pub const REGISTRY: &[Entry] = &[
         name: "tables",
         engines: &[Engine::MySql],
         build: |b| {
-            let s = MyTablesSettings::from_settings(&b.spec.settings);
+            let mut s = MyTablesSettings::from_settings(&b.spec.settings);
+            if s.databases.is_empty() {
+                s.databases = b.fleet_databases.to_vec();
+            }
             Box::new(my_tables::MyTables::new(&s, b.interval(s.interval), b.config_retry()))
         },
     },

@@ -52,10 +52,18 @@ pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
             .unwrap_or_else(|| format!("?{}", t.name))
     };
     let mut first: BTreeMap<String, String> = BTreeMap::new();
+    // the databases the targets of each server name, for its reader
+    let mut databases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut names: Vec<&TargetSpec> = node.targets.iter().collect();
     names.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut sharing: BTreeMap<String, usize> = BTreeMap::new();
     for t in names {
-        first.entry(server(t)).or_insert_with(|| t.name.clone());
+        let server = server(t);
+        first.entry(server.clone()).or_insert_with(|| t.name.clone());
+        *sharing.entry(server.clone()).or_default() += 1;
+        if let Some(db) = configured_database(source_name, node, t) {
+            databases.entry(server).or_default().insert(db);
+        }
     }
     let shared = Arc::new(SourceNode {
         kind: node.kind.clone(),
@@ -66,16 +74,44 @@ pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
     });
     node.targets
         .iter()
-        .map(|t| TargetPlan {
-            source: source_name.to_string(),
-            target: t.clone(),
-            node: shared.clone(),
-            server_scope: first.get(&server(t)) == Some(&t.name),
-            database: None,
-            key: TargetPlan::key_of(source_name, &t.name),
-            discovered: false,
+        .map(|t| {
+            let server = server(t);
+            let owner = first.get(&server);
+            let reads = owner == Some(&t.name);
+            // one target of its server: it reads every database, as a
+            // plain `dsn` does; several: the ones they name
+            let fleet_databases = match (reads, sharing.get(&server).copied().unwrap_or(0) > 1) {
+                (true, true) => databases.get(&server).map(|d| d.iter().cloned().collect()).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            TargetPlan {
+                source: source_name.to_string(),
+                target: t.clone(),
+                node: shared.clone(),
+                server_scope: reads,
+                covered_by: (!reads).then(|| owner.cloned()).flatten(),
+                fleet_databases,
+                database: None,
+                key: TargetPlan::key_of(source_name, &t.name),
+                discovered: false,
+            }
         })
         .collect()
+}
+
+/// The database a target's DSN names, if it names one.
+fn configured_database(source_name: &str, node: &SourceNode, t: &TargetSpec) -> Option<String> {
+    let engine = supervisor::engine_of(source_name, node, &t.dsn);
+    let secret = crate::resolve_target_dsn(source_name, &t.dsn, engine).ok()?;
+    database_of(secret.expose())
+}
+
+/// The database part of a DSN's path.
+fn database_of(dsn: &str) -> Option<String> {
+    let rest = dsn.split_once("://")?.1;
+    let path = rest.split_once('/')?.1;
+    let db = path.split('?').next()?;
+    (!db.is_empty()).then(|| db.to_string())
 }
 
 /// `host:port` of a DSN.
@@ -191,6 +227,8 @@ pub async fn run_source(
                         target,
                         node: parent.node.clone(),
                         server_scope: false,
+                        covered_by: Some(parent.target.name.clone()),
+                        fleet_databases: Vec::new(),
                         database: Some(database),
                         discovered: true,
                     };
@@ -230,10 +268,7 @@ async fn stop_target(source: &str, r: Running) {
 /// The database a parent target's own DSN names (its children skip it).
 fn parent_database(plan: &TargetPlan) -> Option<String> {
     let secret = crate::resolve_target_dsn(&plan.key, &plan.target.dsn, Engine::of(&plan.node.kind, None)).ok()?;
-    let rest = secret.expose().split_once("://")?.1.to_string();
-    let path = rest.split_once('/')?.1;
-    let db = path.split('?').next()?;
-    (!db.is_empty()).then(|| db.to_string())
+    database_of(secret.expose())
 }
 
 /// A discovery loop per target with `discover = databases`.
@@ -315,7 +350,7 @@ mod tests {
         use dbintel_dsl::plan::{Settings, TargetDsn};
         let target = |i: usize| TargetSpec {
             name: format!("db{i:03}"),
-            dsn: TargetDsn::Url { url: format!("postgres://u@10.0.0.{}:5432/app", i % 3), password: None },
+            dsn: TargetDsn::Url { url: format!("postgres://u@10.0.0.{}:5432/app{i:03}?sslmode=disable", i % 3), password: None },
             attributes: Default::default(),
             settings: Settings::default(),
         };
@@ -334,5 +369,13 @@ mod tests {
         // the server-wide collectors run once per server: the first by name
         let owners: Vec<&str> = plans.iter().filter(|p| p.server_scope).map(|p| p.target.name.as_str()).collect();
         assert_eq!(owners, ["db000", "db001", "db002"]);
+        // which reads the databases its server's targets name, not all
+        let first = &plans[0].fleet_databases;
+        assert_eq!((first.len(), first[0].as_str(), first[1].as_str()), (100, "app000", "app003"), "{first:?}");
+        assert!(plans[3].fleet_databases.is_empty() && plans[3].covered_by.as_deref() == Some("db000"));
+        // a server with one target reads every database, as a plain dsn does
+        let single = SourceNode { targets: vec![target(0)], ..node };
+        let plans = target_plans("fleet", &single);
+        assert!(plans[0].server_scope && plans[0].fleet_databases.is_empty() && plans[0].covered_by.is_none());
     }
 }

@@ -68,7 +68,15 @@ impl Replay {
         let first = source.targets.first();
         let dsn = first.and_then(|t| crate::resolve_target_dsn(source_name, &t.dsn, Engine::of(&source.kind, None)).ok());
         let engine = Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()));
-        let build = Build { source, engine, name: collector, spec, source_interval: settings.interval, interval_override: None };
+        let build = Build {
+            source,
+            engine,
+            name: collector,
+            spec,
+            source_interval: settings.interval,
+            interval_override: None,
+            fleet_databases: &[],
+        };
         let built = collector::build(source_name, &build)?;
         let (host, port, database) =
             dsn.and_then(|d| dsn_target(engine, d.expose())).unwrap_or_else(|| ("localhost".to_string(), engine.default_port(), None));

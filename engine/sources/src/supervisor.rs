@@ -229,6 +229,12 @@ pub struct TargetPlan {
     /// Whether the server-wide collectors run here (on one target per
     /// server).
     pub server_scope: bool,
+    /// Where they run when not here: the name of the target that reads
+    /// this one's server.
+    pub covered_by: Option<String>,
+    /// On the target that reads a server for several targets: the
+    /// databases they name (see [`collector::Build::fleet_databases`]).
+    pub fleet_databases: Vec<String>,
     /// A discovered database: the target's DSN pointed at it.
     pub database: Option<String>,
     /// The key of its lease: `source` for a source's only target, else
@@ -245,6 +251,7 @@ impl TargetPlan {
     pub fn runs_like(&self, other: &TargetPlan) -> bool {
         self.target == other.target
             && self.server_scope == other.server_scope
+            && self.fleet_databases == other.fleet_databases
             && self.database == other.database
             && self.key == other.key
             && self.node.kind == other.node.kind
@@ -274,14 +281,23 @@ pub async fn run_target(
     let fence = options.fences.as_ref().and_then(|f| f.fence(&plan.key));
     let mut stop = options.stop.clone();
     let source = &plan.node;
-    let mut slots = build_slots(&name, source, &settings, &options, plan.server_scope);
+    let mut slots = build_slots(&name, source, &settings, &options, &plan);
     status.declare_collectors(slots.iter().map(|s| s.name.as_str()));
+    // every collector of this target runs on another of its server: it
+    // connects once (DSN, password, role checked; its state in /status)
+    // and holds no session after
+    if slots.is_empty() {
+        if let Some(owner) = &plan.covered_by {
+            tracing::info!(source = %name, reader = %owner, "this target's server is read through another target; checking the connection only");
+        }
+    }
+    let done = |slots: &[Slot]| if slots.is_empty() { options.scrapes.is_some() } else { slots.iter().all(|s| s.left == Some(0)) };
     let mut backoff = Backoff::new(settings.reconnect_max.max(Duration::from_secs(1)));
     let mut connect_cause: Option<String> = None;
     let mut resource: Option<Resource> = None;
 
     loop {
-        if stop.as_ref().is_some_and(|s| *s.borrow()) || slots.iter().all(|s| s.left == Some(0)) {
+        if stop.as_ref().is_some_and(|s| *s.borrow()) || done(&slots) {
             break;
         }
         if let Some(fence) = &fence {
@@ -424,15 +440,22 @@ fn with_database(secret: &crate::secret::Secret, database: &str) -> crate::secre
     crate::secret::Secret::plain(&format!("{scheme}://{}/{database}{query}", &rest[..authority_end]), "a discovered database")
 }
 
-fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: &LiveOptions, server_scope: bool) -> Vec<Slot> {
+fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: &LiveOptions, plan: &TargetPlan) -> Vec<Slot> {
     let engine = Engine::of(&source.kind, None);
     let mut slots = Vec::new();
     for (collector_name, spec) in &source.collectors {
-        let build =
-            Build { source, engine, name: collector_name, spec, source_interval: settings.interval, interval_override: options.interval };
+        let build = Build {
+            source,
+            engine,
+            name: collector_name,
+            spec,
+            source_interval: settings.interval,
+            interval_override: options.interval,
+            fleet_databases: &plan.fleet_databases,
+        };
         match collector::build(name, &build) {
             // server-wide views are read on one target per server
-            Ok(collector) if collector.scope() == collector::Scope::Server && !server_scope => {}
+            Ok(collector) if collector.scope() == collector::Scope::Server && !plan.server_scope => {}
             Ok(collector) => {
                 let left = options.scrapes.map(|n| n * collector.scrapes_per_round());
                 slots.push(Slot {
