@@ -481,6 +481,10 @@ crate::settings! {
     pub struct MemoryLimitSettings {
         limit: u64 = optional(SettingType::Size, DefaultValue::Size(256 * MIB)),
         soft_limit: f64 = optional(SettingType::Percent, DefaultValue::Percent(80.0)),
+        /// The process's resident memory above which new batches are
+        /// dropped (none: twice `limit`). RSS holds the whole process,
+        /// not only the batches in flight `limit` counts.
+        rss_limit: Option<u64> = optional(SettingType::Size, DefaultValue::None),
         check_interval: Duration = optional(SettingType::Duration, DefaultValue::Duration(SEC)),
     }
 }

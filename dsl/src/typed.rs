@@ -83,9 +83,15 @@ impl FromSetting for f64 {
 /// Sizes, in bytes.
 impl FromSetting for u64 {
     fn from_setting(value: Option<&Value>) -> u64 {
+        Option::<u64>::from_setting(value).unwrap_or_default()
+    }
+}
+
+impl FromSetting for Option<u64> {
+    fn from_setting(value: Option<&Value>) -> Option<u64> {
         match value {
-            Some(Value::Bytes(b)) => *b,
-            _ => 0,
+            Some(Value::Bytes(b)) => Some(*b),
+            _ => None,
         }
     }
 }

@@ -76,10 +76,16 @@ fn above_the_soft_limit_sources_skip_scrapes_and_nothing_is_dropped() {
     // the batcher flushes, the budget empties, scraping resumes
     let emitted = counter(&run, EMITTED);
     run.wait_for("scraping to resume", Duration::from_secs(20), || (counter(&run, EMITTED) > emitted).then_some(()));
+    let skipped = counter(&run, SKIPPED) as usize;
     let (status, log) = run.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
     assert!(log.contains("is above the soft limit"), "the skips name the memory budget as their cause:\n{log}");
     assert!(!log.contains("downstream is full"), "skips were caused by full channels, not memory:\n{log}");
+    let (holds, resumes) = (log.matches("scrapes skipped until there is room").count(), log.matches("room downstream again").count());
+    assert!(
+        holds >= 1 && holds < skipped && resumes >= 1,
+        "a hold-back is logged when it starts and ends ({holds}, {resumes}), not per skipped scrape ({skipped}):\n{log}"
+    );
     let (_, out, _) = summary(&log, "gen").unwrap_or_else(|| panic!("no summary line for gen:\n{log}"));
     let (m_in, m_out, m_dropped) = summary(&log, "m").unwrap_or_else(|| panic!("no summary line for m:\n{log}"));
     assert_eq!((m_in, m_out, m_dropped), (out, out, 0), "nothing is dropped below the limit (in, out, dropped at m):\n{log}");
@@ -106,8 +112,14 @@ fn at_the_budget_limit_new_batches_are_dropped_and_counted_and_the_rest_arrives(
     run.wait_for("batches to pass again", Duration::from_secs(20), || (counter(&run, PASSED_BY_M) > passed).then_some(()));
     let (status, log) = run.signal("TERM", Duration::from_secs(30));
     assert!(status.success(), "{log}");
-    assert!(log.contains("memory limit reached: batch dropped"), "the drop is logged:\n{log}");
-    assert!(!log.contains("scrape skipped"), "with soft_limit = 100% the source never holds back:\n{log}");
+    let starts = log.matches("memory limit reached: dropping new batches").count();
+    let ends = log.matches("memory limit: batches pass again").count();
+    assert!(
+        starts >= 1 && (ends == starts || ends + 1 == starts),
+        "each run of drops is logged when it starts and ends ({starts}, {ends}), not per batch:\n{log}"
+    );
+    assert!(log.contains("cause=\"batches in flight\""), "{log}");
+    assert!(!log.contains("scrapes skipped"), "with soft_limit = 100% the source never holds back:\n{log}");
     let (_, out, _) = summary(&log, "gen").unwrap_or_else(|| panic!("no summary line for gen:\n{log}"));
     let (m_in, m_out, m_dropped) = summary(&log, "m").unwrap_or_else(|| panic!("no summary line for m:\n{log}"));
     assert_eq!(m_in, out, "memory_limit took in what the source sent:\n{log}");
@@ -121,8 +133,12 @@ fn resident_memory_over_the_limit_drops_batches_however_small() {
     let dir = scratch("mem-rss");
     let receiver = counting_receiver(&dir);
     // a few hundred bytes a batch never fill a 1 MiB budget, but the
-    // process itself is resident well above 1 MiB
-    std::fs::write(dir.join("p.pipe"), pipe(1, 10, "limit = 1MiB, soft_limit = 100%, check_interval = 100ms", receiver.http)).unwrap();
+    // process itself is resident well above its 1 MiB rss_limit
+    std::fs::write(
+        dir.join("p.pipe"),
+        pipe(1, 10, "limit = 1MiB, rss_limit = 1MiB, soft_limit = 100%, check_interval = 100ms", receiver.http),
+    )
+    .unwrap();
     let mut run =
         Run::start(&[dir.join("p.pipe").to_str().unwrap(), "--no-watch", "--shutdown-timeout", "5s"], &[("MEM_PG_DSN", PG_MONITOR)]);
     run.wait_for("ten scrapes", Duration::from_secs(20), || (counter(&run, EMITTED) >= 10.0).then_some(()));
@@ -134,4 +150,33 @@ fn resident_memory_over_the_limit_drops_batches_however_small() {
     assert!(m_in >= 10, "{m_in} records reached memory_limit:\n{log}");
     assert_eq!((m_out, m_dropped), (0, m_in), "with RSS above the limit every batch is dropped and counted:\n{log}");
     assert_eq!(arrived(&receiver), 0, "points got past the RSS check:\n{log}");
+    assert_eq!(log.matches("memory limit reached: dropping new batches").count(), 1, "logged once, not per batch:\n{log}");
+    assert!(log.contains("cause=\"resident memory\""), "{log}");
+}
+
+#[test]
+fn resident_memory_is_held_to_its_own_limit_not_the_budget() {
+    // these tiny batches never fill the 1 MiB budget; the process is
+    // resident above `limit` but far under its 1 GiB rss_limit: nothing
+    // drops (one limit for both dropped everything once RSS passed it)
+    let dir = scratch("mem-rss-own");
+    let receiver = counting_receiver(&dir);
+    std::fs::write(
+        dir.join("p.pipe"),
+        pipe(1, 10, "limit = 1MiB, rss_limit = 1GiB, soft_limit = 100%, check_interval = 100ms", receiver.http),
+    )
+    .unwrap();
+    let mut run =
+        Run::start(&[dir.join("p.pipe").to_str().unwrap(), "--no-watch", "--shutdown-timeout", "5s"], &[("MEM_PG_DSN", PG_MONITOR)]);
+    run.wait_for("ten scrapes", Duration::from_secs(20), || (counter(&run, EMITTED) >= 10.0).then_some(()));
+    let rss = run.metric("process_resident_memory_bytes");
+    assert!(rss > 1024.0 * 1024.0, "the process is resident at {rss} bytes, above `limit`");
+    let (status, log) = run.signal("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let (m_in, m_out, m_dropped) = summary(&log, "m").unwrap_or_else(|| panic!("no summary line for m:\n{log}"));
+    assert!(
+        m_in >= 10 && m_dropped == 0 && m_out == m_in,
+        "RSS under rss_limit drops nothing ({m_in} in, {m_out} out, {m_dropped} dropped):\n{log}"
+    );
+    assert_eq!(arrived(&receiver), m_out, "{log}");
 }

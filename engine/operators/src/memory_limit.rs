@@ -5,7 +5,10 @@
 //! travels with the batch and is released when the batch is dropped —
 //! delivered, discarded or failed. Above the soft limit the budget reports
 //! pressure, and sources skip scrapes instead of adding more; at the limit
-//! (or when RSS exceeds it) new batches are dropped and counted.
+//! new batches are dropped and counted. So are they while the process's
+//! resident memory is above `rss_limit` (twice `limit` unless set): RSS
+//! holds the whole process and what the allocator keeps, so it gets its
+//! own, higher limit. A run of drops is logged when it starts and ends.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,19 +25,23 @@ use dbintel_core::BoxFuture;
 
 pub struct MemoryLimit {
     budget: Arc<Budget>,
+    rss_limit: u64,
     check_interval: Duration,
     last_check: Option<Instant>,
     rss_over: bool,
+    /// Records dropped since the current run of drops began.
+    dropping: usize,
 }
 
 impl MemoryLimit {
     pub fn new(settings: &Settings) -> MemoryLimit {
         let s = MemoryLimitSettings::from_settings(settings);
-        MemoryLimit::with_budget(Budget::new(s.limit, s.soft_limit), s.check_interval)
+        let rss_limit = s.rss_limit.unwrap_or(s.limit.saturating_mul(2));
+        MemoryLimit::with_budget(Budget::new(s.limit, s.soft_limit), rss_limit, s.check_interval)
     }
 
-    pub fn with_budget(budget: Arc<Budget>, check_interval: Duration) -> MemoryLimit {
-        MemoryLimit { budget, check_interval, last_check: None, rss_over: false }
+    pub fn with_budget(budget: Arc<Budget>, rss_limit: u64, check_interval: Duration) -> MemoryLimit {
+        MemoryLimit { budget, rss_limit, check_interval, last_check: None, rss_over: false, dropping: 0 }
     }
 
     pub fn budget(&self) -> Arc<Budget> {
@@ -46,7 +53,7 @@ impl MemoryLimit {
             return;
         }
         self.last_check = Some(now);
-        self.rss_over = resident_bytes().is_some_and(|rss| rss > self.budget.limit);
+        self.rss_over = resident_bytes().is_some_and(|rss| rss > self.rss_limit);
     }
 }
 
@@ -58,13 +65,25 @@ impl Operator for MemoryLimit {
         let charge = if self.rss_over { None } else { self.budget.try_charge(batch.approx_bytes() as u64) };
         match charge {
             Some(charge) => {
+                if self.dropping > 0 {
+                    tracing::info!(dropped = self.dropping, "memory limit: batches pass again");
+                    self.dropping = 0;
+                }
                 batch.charges.push(charge);
                 NodeCounters::add(&counters.emitted, n);
                 out.push(batch);
             }
             None => {
                 NodeCounters::add(&counters.dropped, n);
-                tracing::warn!(used = self.budget.used(), limit = self.budget.limit, records = n, "memory limit reached: batch dropped");
+                if self.dropping == 0 {
+                    let (used, limit, what) = if self.rss_over {
+                        (resident_bytes().unwrap_or_default(), self.rss_limit, "resident memory")
+                    } else {
+                        (self.budget.used(), self.budget.limit, "batches in flight")
+                    };
+                    tracing::warn!(used, limit, cause = what, "memory limit reached: dropping new batches (counted) until there is room");
+                }
+                self.dropping += n;
             }
         }
         Box::pin(std::future::ready(()))

@@ -98,6 +98,9 @@ struct Slot {
     cause: Option<String>,
     /// Soft-failure causes already logged.
     soft_causes: HashSet<String>,
+    /// Scrapes skipped in a row for want of room downstream (logged when
+    /// the first is skipped and when scrapes resume).
+    skipped: u64,
 }
 
 /// Why a connection's run of the collectors ended.
@@ -466,6 +469,7 @@ fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: 
                     round: 0,
                     cause: None,
                     soft_causes: HashSet::new(),
+                    skipped: 0,
                 });
             }
             // the checker knows the same registry: only a mismatch between
@@ -543,8 +547,15 @@ async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
         }
         if let Err(why) = epoch.output.current().has_room() {
             NodeCounters::add(&epoch.counters.skipped_scrapes, 1);
-            tracing::warn!(source = %epoch.source, collector = %slot.name, %why, "scrape skipped");
+            if slot.skipped == 0 {
+                tracing::warn!(source = %epoch.source, collector = %slot.name, %why, "scrapes skipped until there is room downstream");
+            }
+            slot.skipped += 1;
             continue;
+        }
+        if slot.skipped > 0 {
+            tracing::info!(source = %epoch.source, collector = %slot.name, skipped = slot.skipped, "room downstream again: scraping");
+            slot.skipped = 0;
         }
         let scrape = async {
             epoch.target.check_duress().await;
