@@ -160,19 +160,36 @@ fn too_many_active_sessions_open_the_breaker_until_they_are_gone() {
 
 #[test]
 fn replication_lag_on_a_replica_opens_the_breaker_until_replay_catches_up() {
-    let primary = common::private_pg::PrivatePg::primary("brk-primary");
-    let replica = common::private_pg::PrivatePg::replica_of(&primary, "brk-replica");
-    let dir = scratch("breaker-lag");
+    replication_lag_opens_the_breaker("brk", true);
+}
+
+#[test]
+fn a_replica_that_replayed_nothing_since_it_started_still_shows_its_lag() {
+    // no transaction replayed: pg_last_xact_replay_timestamp() is NULL, and
+    // only how long replay has stood still with WAL waiting tells the lag
+    replication_lag_opens_the_breaker("brk0", false);
+}
+
+fn replication_lag_opens_the_breaker(name: &str, first_replayed: bool) {
+    let primary = common::private_pg::PrivatePg::primary(&format!("{name}-primary"));
+    let replica = common::private_pg::PrivatePg::replica_of(&primary, &format!("{name}-replica"));
+    let dir = scratch(&format!("breaker-lag-{name}"));
     let pipe = duress_pipe(&dir, "  breaker_max_replication_lag = 1s");
     let mut run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &[("BRK_DSN", &replica.dsn("proofs_mon"))]);
     settles_closed(&run);
-    // a first transaction replayed, so the replica knows how old its
-    // replay is
-    primary.sql("CREATE TABLE lagging (n int); INSERT INTO lagging SELECT generate_series(1, 1000)");
-    let started = Instant::now();
-    while replica.sql("SELECT pg_last_xact_replay_timestamp() IS NOT NULL") != "t" {
-        assert!(started.elapsed() < Duration::from_secs(20), "the replica replays nothing; its log:\n{}", replica.log());
-        std::thread::sleep(Duration::from_millis(100));
+    if first_replayed {
+        // a first transaction replayed, so the replica knows how old its
+        // replay is
+        primary.sql("CREATE TABLE lagging (n int); INSERT INTO lagging SELECT generate_series(1, 1000)");
+        let started = Instant::now();
+        while replica.sql("SELECT pg_last_xact_replay_timestamp() IS NOT NULL") != "t" {
+            assert!(started.elapsed() < Duration::from_secs(20), "the replica replays nothing; its log:\n{}", replica.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    } else {
+        assert_eq!(replica.sql("SELECT pg_last_xact_replay_timestamp() IS NULL"), "t", "the replica has replayed a transaction already");
+        replica.sql("SELECT pg_wal_replay_pause()");
+        primary.sql("CREATE TABLE lagging (n int)");
     }
 
     // replay stops on the replica while the primary goes on writing: the

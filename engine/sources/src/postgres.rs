@@ -36,6 +36,9 @@ pub struct PgTarget {
     /// connections to the server's other databases.
     options: Box<PgConnectOptions>,
     connect_timeout: Duration,
+    /// On a standby with WAL received but not replayed: the replay
+    /// position first seen, and when (see [`PgTarget::replication_lag`]).
+    replay_stall: std::sync::Mutex<Option<(String, std::time::Instant)>>,
 }
 
 fn ms(d: Duration) -> String {
@@ -101,6 +104,7 @@ impl PgTarget {
             breaker,
             options: Box::new(options),
             connect_timeout,
+            replay_stall: std::sync::Mutex::new(None),
         };
         if !settings.allow_privileged {
             target.refuse_privileged().await?;
@@ -261,6 +265,45 @@ impl PgTarget {
     }
 
     /// `server_version_num`, e.g. 150004.
+    /// A standby's replication lag in seconds from the duress probe's row
+    /// (`standby`, `pending`: bytes received and not replayed, `replayed`,
+    /// `lag`: the age of the last replayed transaction). Nothing on a
+    /// primary. None when everything received is replayed, however quiet
+    /// the primary (and a receive position behind replay, as right after
+    /// a restart, is nothing pending). With WAL pending: the larger of the
+    /// age and how long replay has stood still, which covers a standby
+    /// that has replayed no transaction since it started (the age is NULL
+    /// then) and a paused replay. Without streaming: the age alone.
+    pub fn replication_lag(&self, row: &DbRow, now: std::time::Instant) -> Option<f64> {
+        let mut stall = self.replay_stall.lock().unwrap_or_else(|p| p.into_inner());
+        if row.get("standby") != Some(&Value::Bool(true)) {
+            *stall = None;
+            return None;
+        }
+        let age = super::rows::number(row, "lag");
+        let replayed = row.get("replayed").and_then(|v| v.as_str()).map(str::to_string);
+        match (super::rows::number(row, "pending"), replayed) {
+            (Some(pending), Some(replayed)) if pending > 0.0 => {
+                let stood = match stall.as_ref() {
+                    Some((at, since)) if *at == replayed => now.duration_since(*since).as_secs_f64(),
+                    _ => {
+                        *stall = Some((replayed, now));
+                        0.0
+                    }
+                };
+                Some(age.unwrap_or(0.0).max(stood))
+            }
+            (Some(_), _) => {
+                *stall = None;
+                Some(0.0)
+            }
+            (None, _) => {
+                *stall = None;
+                age
+            }
+        }
+    }
+
     /// The target's name, as errors and status give it.
     pub fn name(&self) -> &str {
         &self.name

@@ -109,7 +109,11 @@ impl Target {
     ///
     /// Replication lag is read from positions, not only from the age of
     /// the last replayed transaction: a standby that has replayed
-    /// everything it received is not lagging, however quiet the primary.
+    /// everything it received is not lagging, however quiet the primary,
+    /// and one whose replay stands still with WAL waiting is lagging by as
+    /// long as it has stood (see [`PgTarget::replication_lag`]).
+    ///
+    /// [`PgTarget::replication_lag`]: super::postgres::PgTarget::replication_lag
     pub async fn check_duress(&self) {
         let now = Instant::now();
         if !self.breaker().probe_due(now, Duration::from_secs(5)) {
@@ -118,9 +122,10 @@ impl Target {
         let sql = match self {
             Target::Pg(_) => {
                 "SELECT (SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid())::int8 AS active,
-                        CASE WHEN NOT pg_is_in_recovery() THEN NULL
-                             WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
-                             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag"
+                        pg_is_in_recovery() AS standby,
+                        pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 AS pending,
+                        pg_last_wal_replay_lsn()::text AS replayed,
+                        extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag"
             }
             Target::My(_) => {
                 "SELECT COUNT(*) AS active FROM information_schema.processlist
@@ -131,10 +136,11 @@ impl Target {
             let took = now.elapsed();
             let row = rows.first();
             let active = row.and_then(|r| super::rows::integer(r, "active"));
-            let mut lag = row.and_then(|r| super::rows::number(r, "lag"));
-            if let (Target::My(my), true) = (self, self.breaker().policy().max_replication_lag.is_some()) {
-                lag = my.replica_lag().await;
-            }
+            let lag = match self {
+                Target::Pg(pg) => row.and_then(|r| pg.replication_lag(r, now)),
+                Target::My(my) if self.breaker().policy().max_replication_lag.is_some() => my.replica_lag().await,
+                Target::My(_) => None,
+            };
             if let Some(why) = self.breaker().duress(active, lag, took) {
                 self.breaker().trip(Instant::now(), &format!("duress: {why}"));
             }
