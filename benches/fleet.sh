@@ -7,6 +7,11 @@
 # (pg_stat_statements, its role only).
 #
 #   benches/fleet.sh [N=100] [CYCLES=6] [COLLECTORS="statements instance tables"]
+#   EVERY_CYCLE=1 benches/fleet.sh 200   # tables and sizes every cycle too
+#
+# Shipped, `tables` runs every 5 min and database sizes are read every
+# 5 min, so a 30 s cycle mostly leaves them out; EVERY_CYCLE=1 makes both
+# run every cycle (the worst case).
 #
 # The cluster is the machine's PostgreSQL 15 binaries in a temporary
 # directory (max_connections 600), on a free port; it is removed at the end.
@@ -53,7 +58,13 @@ done
   echo "source fleet = postgres {"
   echo "  targets = file(\"$work/targets.yaml\")"
   echo "  interval = ${interval}s"
-  for c in $collectors; do echo "  collect $c"; done
+  for c in $collectors; do
+    case "${EVERY_CYCLE:-}:$c" in
+      1:tables) echo "  collect tables { interval = ${interval}s }" ;;
+      1:instance) echo "  collect instance { sizes_every = ${interval}s }" ;;
+      *) echo "  collect $c" ;;
+    esac
+  done
   echo "}"
   echo "sink out = file { path = \"/dev/null\" }"
   for c in $collectors; do echo "pipeline p_$c = fleet.$c -> out"; done
@@ -76,7 +87,7 @@ hwm_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$run_pid/status")
 sessions=$(psql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbintel'")
 up=$(grep -c 'to="up"' "$work/run.log" || true)
 cpu_s=$(echo "($cpu1 - $cpu0) / $ticks" | bc -l)
-printf 'targets=%d cycles=%d collectors="%s" targets_up=%d\n' "$n" "$cycles" "$collectors" "$up"
+printf 'targets=%d cycles=%d collectors="%s" every_cycle=%s targets_up=%d\n' "$n" "$cycles" "$collectors" "${EVERY_CYCLE:-0}" "$up"
 printf 'rss=%.1f MiB peak=%.1f MiB\n' "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$hwm_kib / 1024" | bc -l)"
 printf 'cpu=%.3f s per %ds cycle (%.2f %% of one core)\n' "$(echo "$cpu_s / $cycles" | bc -l)" "$interval" "$(echo "100 * $cpu_s / ($cycles * $interval)" | bc -l)"
 printf 'sessions=%d (%.2f per target)\n' "$sessions" "$(echo "$sessions / $n" | bc -l)"

@@ -261,6 +261,15 @@ fn without_dbintel_log_run_logs_at_info_and_other_commands_at_warn() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    // something for a debug level to show: a client that sends garbage
+    // (the HTTP port logs the connection's error at debug)
+    if let Ok(mut garbage) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        use std::io::{Read, Write};
+        let _ = garbage.write_all(b"\x00\x01 not http at all\r\n\r\n");
+        let _ = garbage.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let _ = garbage.read(&mut [0u8; 256]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let run = child.wait_with_output().expect("dbintel run exits");
     assert!(ready, "dbintel run was not ready within 30 s: {}", common::seen(&run));
