@@ -12,6 +12,10 @@
 #
 #   benches/pg_catalogue.sh [scrapes]        (default 20)
 #
+# dbintel runs twice: every part each scrape (`dry-run --interval 1s`,
+# the worst case), and at the shipped cadences scaled down (`run` with a
+# 1 s interval, database sizes and `tables` every 10 s, as 30 s / 5 min).
+#
 # Needs the shared PostgreSQL 15 on 127.0.0.1:5432 (trust for postgres),
 # and `apt-get install prometheus-postgres-exporter`.
 set -euo pipefail
@@ -83,6 +87,30 @@ read -r dbintel_ms dbintel_calls dbintel_statements < <(measure catalogue2_bench
 points=$(BENCH_PG_DSN="postgres://catalogue2_bench_dbintel:bench-dbintel-pw@127.0.0.1:$PORT/$DB" \
   "$DBINTEL" dry-run "$pipe" --scrapes 1 --output table 2>/dev/null | grep -c ' postgresql\.' || true)
 rm -f "$pipe"
+# --- dbintel at the shipped cadences, scaled down: shipped, instance runs
+# every scrape and database sizes and `tables` every 5 min (every 10th
+# scrape at 30 s); here a 1 s scrape with both every 10 s, for SCRAPES s ---
+pipe=$(mktemp --suffix=.pipe)
+cat > "$pipe" <<EOF
+source pg = postgres {
+  dsn = env("BENCH_PG_DSN")
+  interval = 1s
+  collect instance { sizes_every = 10s }
+  collect tables { interval = 10s, databases = ["$DB"] }
+}
+sink out = file { path = "/dev/null" }
+pipeline i = pg.instance -> out
+pipeline t = pg.tables -> out
+EOF
+reset catalogue2_bench_dbintel
+BENCH_PG_DSN="postgres://catalogue2_bench_dbintel:bench-dbintel-pw@127.0.0.1:$PORT/$DB" \
+  "$DBINTEL" run --no-watch --listen 127.0.0.1:0 "$pipe" > /dev/null 2> /tmp/catalogue2_bench_dbintel_run.log &
+run=$!
+sleep "$SCRAPES"
+kill -TERM $run 2> /dev/null || true
+wait $run 2> /dev/null || true
+read -r cadence_ms cadence_calls cadence_statements < <(measure catalogue2_bench_dbintel)
+rm -f "$pipe"
 
 # --- prometheus-postgres-exporter: its defaults, then with the per-table
 # queries of its shipped examples/queries.yaml (pg_stat_user_tables and
@@ -111,6 +139,7 @@ echo
 echo "| tool | scrapes | database time per scrape | statements per scrape | distinct statements | series per scrape |"
 echo "| --- | --- | --- | --- | --- | --- |"
 echo "| dbintel instance + tables | $SCRAPES | $(per "$dbintel_ms") ms | $(per "$dbintel_calls") | $dbintel_statements | $points |"
+echo "| dbintel, shipped cadence (sizes and tables every 10th scrape) | $SCRAPES | $(per "$cadence_ms") ms | $(per "$cadence_calls") | $cadence_statements | $points on every 10th, fewer between |"
 exporter_run
 echo "| prometheus-postgres-exporter $version, defaults | $SCRAPES | $(per "$exporter_ms") ms | $(per "$exporter_calls") | $exporter_statements | $series |"
 exporter_run --extend.query-path="$tables_yaml"
