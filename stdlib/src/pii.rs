@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 use regex::{Captures, Regex};
 
 struct Detector {
-    regex: Regex,
+    pattern: &'static str,
+    /// Compiled on first use: the Unicode forms are large automata that
+    /// most inputs (ASCII only) never need.
+    regex: OnceLock<Regex>,
     /// Bytes of which every match has one: text without them is skipped.
     required: Option<Vec<u8>>,
     replacement: &'static str,
@@ -22,8 +25,9 @@ struct Detector {
 fn detectors() -> &'static [Detector] {
     static DETECTORS: OnceLock<Vec<Detector>> = OnceLock::new();
     DETECTORS.get_or_init(|| {
-        let d = |pattern: &str, replacement: &'static str, validate: Option<fn(&str) -> bool>| Detector {
-            regex: Regex::new(pattern).expect("built-in detector pattern"),
+        let d = |pattern: &'static str, replacement: &'static str, validate: Option<fn(&str) -> bool>| Detector {
+            pattern,
+            regex: OnceLock::new(),
             required: regex_syntax::Parser::new().parse(pattern).ok().and_then(|hir| crate::pattern::required_bytes(&hir)),
             replacement,
             validate,
@@ -73,9 +77,10 @@ pub fn redact(text: &str) -> Cow<'_, str> {
                 continue;
             }
         }
+        let regex = detector.regex.get_or_init(|| Regex::new(detector.pattern).expect("built-in detector pattern"));
         let replaced = match detector.validate {
-            None => detector.regex.replace_all(&current, detector.replacement),
-            Some(valid) => detector.regex.replace_all(&current, |caps: &Captures<'_>| {
+            None => regex.replace_all(&current, detector.replacement),
+            Some(valid) => regex.replace_all(&current, |caps: &Captures<'_>| {
                 let m = caps.get(0).map_or("", |m| m.as_str());
                 if valid(m) {
                     detector.replacement.to_string()
@@ -167,6 +172,15 @@ fn is_high_entropy(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// They compile on first use: a broken one would only show on the
+    /// first text that needs it.
+    #[test]
+    fn every_detector_pattern_compiles() {
+        for detector in detectors() {
+            assert!(Regex::new(detector.pattern).is_ok(), "{}", detector.pattern);
+        }
+    }
 
     #[test]
     fn each_detector() {

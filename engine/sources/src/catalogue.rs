@@ -220,13 +220,16 @@ pub fn all() -> Vec<&'static Declaration> {
 /// ([`RESOURCE_KEYS`]) leave its attributes and join `base` to make its
 /// resource. Order within a resource is kept.
 pub fn by_resource(base: &Resource, records: Vec<Record>) -> Vec<(Resource, Vec<Record>)> {
-    let mut out: Vec<(Resource, Vec<Record>)> = Vec::new();
+    // `None`: `base` itself, the resource of most records (instance-level
+    // ones carry none of the keys); it is cloned once per group, not once
+    // per record, and compared for free
+    let mut out: Vec<(Option<Resource>, Vec<Record>)> = Vec::new();
     for mut record in records {
-        let mut resource = None::<Resource>;
+        let mut own = None::<Resource>;
         let attributes = record.attributes_mut();
         for key in RESOURCE_KEYS {
             if let Some(value) = attributes.remove(key) {
-                let resource = resource.get_or_insert_with(|| {
+                let resource = own.get_or_insert_with(|| {
                     // the target's `db.namespace` names the database it
                     // connects to, not this one
                     let mut r = base.clone();
@@ -236,13 +239,12 @@ pub fn by_resource(base: &Resource, records: Vec<Record>) -> Vec<(Resource, Vec<
                 resource.attributes.insert(*key, value);
             }
         }
-        let resource = resource.unwrap_or_else(|| base.clone());
-        match out.iter_mut().find(|(r, _)| *r == resource) {
+        match out.iter_mut().find(|(r, _)| *r == own) {
             Some((_, group)) => group.push(record),
-            None => out.push((resource, vec![record])),
+            None => out.push((own, vec![record])),
         }
     }
-    out
+    out.into_iter().map(|(resource, group)| (resource.unwrap_or_else(|| base.clone()), group)).collect()
 }
 
 /// Problems with `records` (as they arrive at a receiver: resource-level
