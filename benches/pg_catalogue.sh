@@ -68,43 +68,37 @@ measure() {
                             FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = '$1'"
 }
 
-# --- dbintel: the catalogue collectors, every part each scrape -------------
-pipe=$(mktemp --suffix=.pipe)
-cat > "$pipe" <<EOF
+# the catalogue collectors; $1: the source's interval line, $2 and $3:
+# the settings of `collect instance` and `collect tables` (beyond databases)
+catalogue_pipe() {
+  cat <<EOF
 source pg = postgres {
   dsn = env("BENCH_PG_DSN")
-  collect instance
-  collect tables { databases = ["$DB"] }
+  $1
+  collect instance { $2 }
+  collect tables { databases = ["$DB"]$3 }
 }
 sink out = file { path = "/dev/null" }
 pipeline i = pg.instance -> out
 pipeline t = pg.tables -> out
 EOF
+}
+export BENCH_PG_DSN="postgres://catalogue2_bench_dbintel:bench-dbintel-pw@127.0.0.1:$PORT/$DB"
+pipe=$(mktemp --suffix=.pipe)
+
+# --- dbintel: every part each scrape (--interval also sets sizes_every) -----
+catalogue_pipe "" "" "" > "$pipe"
 reset catalogue2_bench_dbintel
-BENCH_PG_DSN="postgres://catalogue2_bench_dbintel:bench-dbintel-pw@127.0.0.1:$PORT/$DB" \
-  "$DBINTEL" dry-run "$pipe" --scrapes "$SCRAPES" --interval 1s > /dev/null 2> /tmp/catalogue2_bench_dbintel.log
+"$DBINTEL" dry-run "$pipe" --scrapes "$SCRAPES" --interval 1s > /dev/null 2> /tmp/catalogue2_bench_dbintel.log
 read -r dbintel_ms dbintel_calls dbintel_statements < <(measure catalogue2_bench_dbintel)
-points=$(BENCH_PG_DSN="postgres://catalogue2_bench_dbintel:bench-dbintel-pw@127.0.0.1:$PORT/$DB" \
-  "$DBINTEL" dry-run "$pipe" --scrapes 1 --output table 2>/dev/null | grep -c ' postgresql\.' || true)
-rm -f "$pipe"
+points=$("$DBINTEL" dry-run "$pipe" --scrapes 1 --output table 2>/dev/null | grep -c ' postgresql\.' || true)
+
 # --- dbintel at the shipped cadences, scaled down: shipped, instance runs
 # every scrape and database sizes and `tables` every 5 min (every 10th
 # scrape at 30 s); here a 1 s scrape with both every 10 s, for SCRAPES s ---
-pipe=$(mktemp --suffix=.pipe)
-cat > "$pipe" <<EOF
-source pg = postgres {
-  dsn = env("BENCH_PG_DSN")
-  interval = 1s
-  collect instance { sizes_every = 10s }
-  collect tables { interval = 10s, databases = ["$DB"] }
-}
-sink out = file { path = "/dev/null" }
-pipeline i = pg.instance -> out
-pipeline t = pg.tables -> out
-EOF
+catalogue_pipe "interval = 1s" "sizes_every = 10s" ", interval = 10s" > "$pipe"
 reset catalogue2_bench_dbintel
-BENCH_PG_DSN="postgres://catalogue2_bench_dbintel:bench-dbintel-pw@127.0.0.1:$PORT/$DB" \
-  "$DBINTEL" run --no-watch --listen 127.0.0.1:0 "$pipe" > /dev/null 2> /tmp/catalogue2_bench_dbintel_run.log &
+"$DBINTEL" run --no-watch --listen 127.0.0.1:0 "$pipe" > /dev/null 2> /tmp/catalogue2_bench_dbintel_run.log &
 run=$!
 sleep "$SCRAPES"
 kill -TERM $run 2> /dev/null || true
