@@ -29,8 +29,9 @@ pub struct MemoryLimit {
     check_interval: Duration,
     last_check: Option<Instant>,
     rss_over: bool,
-    /// Records dropped since the current run of drops began.
-    dropping: usize,
+    /// Records dropped since the current run of drops began (`None`: not
+    /// dropping; a run of empty batches is one run too).
+    dropping: Option<usize>,
 }
 
 impl MemoryLimit {
@@ -41,7 +42,7 @@ impl MemoryLimit {
     }
 
     pub fn with_budget(budget: Arc<Budget>, rss_limit: u64, check_interval: Duration) -> MemoryLimit {
-        MemoryLimit { budget, rss_limit, check_interval, last_check: None, rss_over: false, dropping: 0 }
+        MemoryLimit { budget, rss_limit, check_interval, last_check: None, rss_over: false, dropping: None }
     }
 
     pub fn budget(&self) -> Arc<Budget> {
@@ -65,9 +66,8 @@ impl Operator for MemoryLimit {
         let charge = if self.rss_over { None } else { self.budget.try_charge(batch.approx_bytes() as u64) };
         match charge {
             Some(charge) => {
-                if self.dropping > 0 {
-                    tracing::info!(dropped = self.dropping, "memory limit: batches pass again");
-                    self.dropping = 0;
+                if let Some(dropped) = self.dropping.take() {
+                    tracing::info!(dropped, "memory limit: batches pass again");
                 }
                 batch.charges.push(charge);
                 NodeCounters::add(&counters.emitted, n);
@@ -75,7 +75,7 @@ impl Operator for MemoryLimit {
             }
             None => {
                 NodeCounters::add(&counters.dropped, n);
-                if self.dropping == 0 {
+                if self.dropping.is_none() {
                     let (used, limit, what) = if self.rss_over {
                         (resident_bytes().unwrap_or_default(), self.rss_limit, "resident memory")
                     } else {
@@ -83,7 +83,7 @@ impl Operator for MemoryLimit {
                     };
                     tracing::warn!(used, limit, cause = what, "memory limit reached: dropping new batches (counted) until there is room");
                 }
-                self.dropping += n;
+                *self.dropping.get_or_insert(0) += n;
             }
         }
         Box::pin(std::future::ready(()))

@@ -52,8 +52,10 @@ pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
             .unwrap_or_else(|| format!("?{}", t.name))
     };
     let mut first: BTreeMap<String, String> = BTreeMap::new();
-    // the databases the targets of each server name, for its reader
-    let mut databases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // the databases the targets of each server name, for its reader; `None`
+    // once one of them discovers databases or names none we can tell (the
+    // reader then reads every database, as with one target)
+    let mut databases: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
     let mut names: Vec<&TargetSpec> = node.targets.iter().collect();
     names.sort_by(|a, b| a.name.cmp(&b.name));
     let mut sharing: BTreeMap<String, usize> = BTreeMap::new();
@@ -61,8 +63,16 @@ pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
         let server = server(t);
         first.entry(server.clone()).or_insert_with(|| t.name.clone());
         *sharing.entry(server.clone()).or_default() += 1;
-        if let Some(db) = configured_database(source_name, node, t) {
-            databases.entry(server).or_default().insert(db);
+        let named = match DbSettings::from_settings(&t.settings).discover {
+            Discover::Databases => None,
+            _ => configured_database(source_name, node, t),
+        };
+        let known = databases.entry(server).or_insert_with(|| Some(BTreeSet::new()));
+        match (known.as_mut(), named) {
+            (Some(set), Some(db)) => {
+                set.insert(db);
+            }
+            _ => *known = None,
         }
     }
     let shared = Arc::new(SourceNode {
@@ -81,7 +91,9 @@ pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
             // one target of its server: it reads every database, as a
             // plain `dsn` does; several: the ones they name
             let fleet_databases = match (reads, sharing.get(&server).copied().unwrap_or(0) > 1) {
-                (true, true) => databases.get(&server).map(|d| d.iter().cloned().collect()).unwrap_or_default(),
+                (true, true) => {
+                    databases.get(&server).cloned().flatten().map(|d| d.iter().map(|n| literal_glob(n)).collect()).unwrap_or_default()
+                }
                 _ => Vec::new(),
             };
             TargetPlan {
@@ -106,12 +118,43 @@ fn configured_database(source_name: &str, node: &SourceNode, t: &TargetSpec) -> 
     database_of(secret.expose())
 }
 
-/// The database part of a DSN's path.
+/// The database part of a DSN's path, percent-decoded; `None` when there
+/// is none (the server then picks one, e.g. the user's name) or it does not
+/// decode.
 fn database_of(dsn: &str) -> Option<String> {
     let rest = dsn.split_once("://")?.1;
     let path = rest.split_once('/')?.1;
-    let db = path.split('?').next()?;
-    (!db.is_empty()).then(|| db.to_string())
+    let db = path.split(['?', '#']).next()?;
+    if db.is_empty() {
+        return None;
+    }
+    let bytes = db.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A glob that matches exactly `name` (the `databases` setting takes
+/// globs; a database name may hold their metacharacters).
+fn literal_glob(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '*' | '?' | '[' | '{' | '}' | ',' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `host:port` of a DSN.
@@ -377,5 +420,61 @@ mod tests {
         let single = SourceNode { targets: vec![target(0)], ..node };
         let plans = target_plans("fleet", &single);
         assert!(plans[0].server_scope && plans[0].fleet_databases.is_empty() && plans[0].covered_by.is_none());
+    }
+
+    fn spec(name: &str, url: &str, settings: dbintel_dsl::plan::Settings) -> TargetSpec {
+        TargetSpec {
+            name: name.into(),
+            dsn: dbintel_dsl::plan::TargetDsn::Url { url: url.into(), password: None },
+            attributes: Default::default(),
+            settings,
+        }
+    }
+
+    fn node(targets: Vec<TargetSpec>) -> SourceNode {
+        SourceNode { kind: "postgres".into(), settings: Default::default(), collectors: Default::default(), targets, targets_file: None }
+    }
+
+    /// The reader of a shared server reads only named databases when it
+    /// knows every one: a target that discovers databases, or names none
+    /// (the server then takes the user's name), makes it read them all.
+    #[test]
+    fn a_shared_server_is_read_whole_unless_every_target_names_its_database() {
+        use dbintel_dsl::plan::{Settings, Value};
+        let discovering = Settings(indexmap::IndexMap::from_iter([("discover".to_string(), Value::Word("databases".into()))]));
+        for others in [
+            spec("b", "postgres://u@h:5432/app_b", discovering),
+            spec("b", "postgres://u@h:5432", Settings::default()),
+            spec("b", "postgres://u@h:5432/?sslmode=disable", Settings::default()),
+        ] {
+            let plans = target_plans("fleet", &node(vec![spec("a", "postgres://u@h:5432/app_a", Settings::default()), others.clone()]));
+            assert!(plans[0].server_scope, "{others:?}");
+            assert!(plans[0].fleet_databases.is_empty(), "{others:?}: {:?}", plans[0].fleet_databases);
+        }
+    }
+
+    /// Names as the server has them: percent-decoded, and matched as
+    /// themselves by the reader's glob filter.
+    #[test]
+    fn named_databases_are_decoded_and_matched_literally() {
+        use dbintel_dsl::plan::Settings;
+        let plans = target_plans(
+            "fleet",
+            &node(vec![
+                spec("a", "postgres://u@h:5432/my%20db?sslmode=disable", Settings::default()),
+                spec("b", "postgres://u@h:5432/app_*", Settings::default()),
+                spec("c", "postgres://u@h:5432/x%7Bz%7D", Settings::default()),
+                spec("d", "postgres://u@h:5432/%C3%A9t%C3%A9", Settings::default()),
+            ]),
+        );
+        let filter =
+            crate::collectors::name_filter::NameFilter::new("databases", &plans[0].fleet_databases, &[]).expect("literal globs compile");
+        for name in ["my db", "app_*", "x{z}", "été"] {
+            assert!(filter.admits(name), "{name} in {:?}", plans[0].fleet_databases);
+        }
+        for name in ["app_other", "my%20db", "x", "z", "ete"] {
+            assert!(!filter.admits(name), "{name} in {:?}", plans[0].fleet_databases);
+        }
+        assert_eq!(database_of("postgres://u@h/bad%zz"), None);
     }
 }
