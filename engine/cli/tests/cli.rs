@@ -241,42 +241,57 @@ fn without_dbintel_log_run_logs_at_info_and_other_commands_at_warn() {
     .unwrap();
     let rows = common::otlp::rows(&dir, "rows.ndjson", 3, 1);
     let input = format!("rows.m={}", rows.display());
-    let port = common::otlp::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dbintel"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--no-watch", "--input", &input, pipe.to_str().unwrap()])
-        .env_remove("DBINTEL_LOG")
-        .env_remove("DBINTEL_LOG_FORMAT")
-        .env("ROWS_DSN", "unused")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("dbintel run");
-    let started = std::time::Instant::now();
-    let ready = loop {
-        if common::otlp::http(port, "GET", "/readyz").map(|r| r.0) == Some(200) {
-            break true;
+    // `dbintel run` until ready, a garbage HTTP client (the port logs the
+    // connection's error at debug: something for a debug level to show),
+    // then SIGTERM; its stderr
+    let run_at = |level: Option<&str>| {
+        let port = common::otlp::free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dbintel"));
+        command
+            .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--no-watch", "--input", &input, pipe.to_str().unwrap()])
+            .env_remove("DBINTEL_LOG")
+            .env_remove("DBINTEL_LOG_FORMAT");
+        if let Some(level) = level {
+            command.env("DBINTEL_LOG", level);
         }
-        if started.elapsed() > std::time::Duration::from_secs(30) {
-            break false;
+        let child = command
+            .env("ROWS_DSN", "unused")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("dbintel run");
+        let started = std::time::Instant::now();
+        let ready = loop {
+            if common::otlp::http(port, "GET", "/readyz").map(|r| r.0) == Some(200) {
+                break true;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        if let Ok(mut garbage) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = garbage.write_all(b"\x00\x01 not http at all\r\n\r\n");
+            let _ = garbage.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = garbage.read(&mut [0u8; 256]);
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let run = child.wait_with_output().expect("dbintel run exits");
+        assert!(ready, "dbintel run was not ready within 30 s: {}", common::seen(&run));
+        run
     };
-    // something for a debug level to show: a client that sends garbage
-    // (the HTTP port logs the connection's error at debug)
-    if let Ok(mut garbage) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-        use std::io::{Read, Write};
-        let _ = garbage.write_all(b"\x00\x01 not http at all\r\n\r\n");
-        let _ = garbage.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-        let _ = garbage.read(&mut [0u8; 256]);
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let run = child.wait_with_output().expect("dbintel run exits");
-    assert!(ready, "dbintel run was not ready within 30 s: {}", common::seen(&run));
-
+    let level_of = |line: &str| line.split_whitespace().nth(1).unwrap_or_default().to_string();
+    // the scene has a debug line to show: at debug, it shows
+    let at_debug = text(&run_at(Some("debug")).stderr);
+    assert!(
+        at_debug.lines().any(|l| level_of(l) == "DEBUG" && l.contains("http connection ended with an error")),
+        "a garbage client is logged at debug:\n{at_debug}"
+    );
+    let run = run_at(None);
     let log = text(&run.stderr);
     assert!(run.status.success(), "{log}");
-    let level_of = |line: &str| line.split_whitespace().nth(1).unwrap_or_default().to_string();
     let levels: std::collections::BTreeSet<String> = log.lines().filter(|l| l.starts_with("20")).map(level_of).collect();
     assert!(
         log.lines().any(|l| level_of(l) == "INFO" && l.contains("running; /metrics")),

@@ -264,9 +264,12 @@ fn a_missing_privilege_or_a_bad_query_fails_only_that_collector() {
         Run::start(&[pipe.to_str().unwrap()], &[("FAULT_DSN", "postgres://dbintel_nopriv:nopriv-secret-pw@127.0.0.1:5432/dbintel_test")]);
     let degraded = run.wait_state("src", "degraded", Duration::from_secs(10));
     let c = &degraded["collectors"];
-    run.wait_for("both failures to be seen", Duration::from_secs(5), || {
+    // each collector's first scrape has happened (they run one after
+    // another: `degraded` can come before the healthy one's first scrape)
+    run.wait_for("both failures and the healthy collector's first scrape", Duration::from_secs(10), || {
         let t = run.target("src");
-        (t["collectors"]["waldir"]["state"] == "failing" && t["collectors"]["typo"]["state"] == "failing").then_some(())
+        let c = &t["collectors"];
+        (c["waldir"]["state"] == "failing" && c["typo"]["state"] == "failing" && c["alive"]["state"] != "pending").then_some(())
     });
     let t = run.target("src");
     assert_eq!(t["collectors"]["waldir"]["last_error"]["code"], "42501", "insufficient privilege: {t:#}");
