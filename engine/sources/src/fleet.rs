@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::supervisor::{self, stopped, LiveOptions, TargetPlan};
 use crate::target::{Engine, Target};
-use crate::SourceError;
+use crate::{ConnectSpec, SourceError};
 
 struct Running {
     plan: TargetPlan,
@@ -43,13 +43,9 @@ struct Found {
 /// The plans of a source's targets from its definition: which one runs
 /// the server-wide collectors of each server.
 pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
-    let engine = Engine::of(&node.kind, None);
     // the server each target points at, as configured
     let server = |t: &TargetSpec| -> String {
-        crate::resolve_target_dsn(source_name, &t.dsn, supervisor::engine_of(source_name, node, &t.dsn))
-            .ok()
-            .and_then(|s| server_of(s.expose(), engine))
-            .unwrap_or_else(|| format!("?{}", t.name))
+        ConnectSpec::resolve(source_name, &node.kind, &t.dsn).map(|s| s.server()).unwrap_or_else(|_| format!("?{}", t.name))
     };
     let mut first: BTreeMap<String, String> = BTreeMap::new();
     // the databases the targets of each server name, for its reader; `None`
@@ -113,35 +109,7 @@ pub fn target_plans(source_name: &str, node: &SourceNode) -> Vec<TargetPlan> {
 
 /// The database a target's DSN names, if it names one.
 fn configured_database(source_name: &str, node: &SourceNode, t: &TargetSpec) -> Option<String> {
-    let engine = supervisor::engine_of(source_name, node, &t.dsn);
-    let secret = crate::resolve_target_dsn(source_name, &t.dsn, engine).ok()?;
-    database_of(secret.expose())
-}
-
-/// The database part of a DSN's path, percent-decoded; `None` when there
-/// is none (the server then picks one, e.g. the user's name) or it does not
-/// decode.
-fn database_of(dsn: &str) -> Option<String> {
-    let rest = dsn.split_once("://")?.1;
-    let path = rest.split_once('/')?.1;
-    let db = path.split(['?', '#']).next()?;
-    if db.is_empty() {
-        return None;
-    }
-    let bytes = db.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    ConnectSpec::resolve(source_name, &node.kind, &t.dsn).ok()?.database().map(str::to_string)
 }
 
 /// A glob that matches exactly `name` (the `databases` setting takes
@@ -155,14 +123,6 @@ fn literal_glob(name: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// `host:port` of a DSN.
-fn server_of(dsn: &str, engine: Engine) -> Option<String> {
-    let rest = dsn.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    Some(if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:{}", engine.default_port()) })
 }
 
 /// Runs a source's targets until told to stop; `updates` brings the
@@ -310,8 +270,7 @@ async fn stop_target(source: &str, r: Running) {
 
 /// The database a parent target's own DSN names (its children skip it).
 fn parent_database(plan: &TargetPlan) -> Option<String> {
-    let secret = crate::resolve_target_dsn(&plan.key, &plan.target.dsn, Engine::of(&plan.node.kind, None)).ok()?;
-    database_of(secret.expose())
+    plan.connect_spec().ok()?.database().map(str::to_string)
 }
 
 /// A discovery loop per target with `discover = databases`.
@@ -360,9 +319,7 @@ async fn discover(plan: TargetPlan, settings: DbSettings, options: LiveOptions, 
 }
 
 async fn list_databases(plan: &TargetPlan, settings: &DbSettings) -> Result<BTreeSet<String>, SourceError> {
-    let engine = Engine::Postgres;
-    let secret = crate::resolve_target_dsn(&plan.key, &plan.target.dsn, engine)?;
-    let target = Target::connect(&plan.key, engine, settings, secret).await?;
+    let target = Target::connect(&plan.key, settings, &plan.connect_spec()?).await?;
     let rows = target
         .query(
             "discover databases",
@@ -384,8 +341,11 @@ mod tests {
 
     #[test]
     fn servers_are_host_and_port() {
-        assert_eq!(server_of("postgres://u:p@db.internal/x", Engine::Postgres).as_deref(), Some("db.internal:5432"));
-        assert_eq!(server_of("mysql://u@10.0.0.1:3307/x?ssl=1", Engine::MySql).as_deref(), Some("10.0.0.1:3307"));
+        let server = |kind: &str, url: &str| {
+            ConnectSpec::resolve("t", kind, &dbintel_dsl::plan::TargetDsn::Url { url: url.into(), password: None }).unwrap().server()
+        };
+        assert_eq!(server("postgres", "postgres://u:p@db.internal/x"), "db.internal:5432");
+        assert_eq!(server("mysql", "mysql://u@10.0.0.1:3307/x?ssl=1"), "10.0.0.1:3307");
     }
 
     #[test]
@@ -475,6 +435,5 @@ mod tests {
         for name in ["app_other", "my%20db", "x", "z", "ete"] {
             assert!(!filter.admits(name), "{name} in {:?}", plans[0].fleet_databases);
         }
-        assert_eq!(database_of("postgres://u@h/bad%zz"), None);
     }
 }

@@ -10,6 +10,9 @@
 //! - [`catalogue`]: the declarations' types, the README's catalogue
 //!   tables, and the move of database/table/index attributes onto their
 //!   resources.
+//! - [`connect`]: how to reach a target — the driver's typed options,
+//!   never a URL pasted together (a database's name cannot redirect a
+//!   connection).
 //! - [`target`]: a connected database of either engine; [`postgres`] and
 //!   [`mysql`] hold what is particular to each (safe sessions, the role
 //!   check, queries under a deadline).
@@ -33,6 +36,7 @@ pub mod breaker;
 pub mod catalogue;
 pub mod collector;
 pub mod collectors;
+pub mod connect;
 pub mod error;
 pub mod fleet;
 pub mod mysql;
@@ -44,70 +48,9 @@ pub mod supervisor;
 pub mod target;
 
 pub use collector::Collector;
+pub use connect::ConnectSpec;
 pub use dbintel_core::secret;
 pub use error::{ErrorClass, SourceError};
-
-use dbintel_dsl::plan::{SecretRef, TargetDsn};
-use dbintel_dsl::schema::DbSettings;
-
-/// The DSN of a plain `dsn = …` source, read now (a `file(...)` secret
-/// may have been rotated since the last attempt).
-pub fn resolve_dsn(name: &str, settings: &DbSettings) -> Result<secret::Secret, SourceError> {
-    let reference = settings.dsn.as_ref().ok_or_else(|| setup_error(name, "no dsn".into()))?;
-    secret::Secret::resolve(reference).map_err(|e| setup_error(name, e.to_string()))
-}
-
-/// A target's DSN, read now: the whole DSN from its secret, or the URL or
-/// the parts of a targets list with the password read from its file or
-/// variable (percent-encoded into the URL).
-pub fn resolve_target_dsn(name: &str, dsn: &TargetDsn, engine: target::Engine) -> Result<secret::Secret, SourceError> {
-    let password = |reference: &Option<SecretRef>| -> Result<Option<secret::Secret>, SourceError> {
-        reference.as_ref().map(|r| secret::Secret::resolve(r).map_err(|e| setup_error(name, e.to_string()))).transpose()
-    };
-    match dsn {
-        TargetDsn::Secret(reference) => secret::Secret::resolve(reference).map_err(|e| setup_error(name, e.to_string())),
-        TargetDsn::Url { url, password: reference } => Ok(match password(reference)? {
-            None => secret::Secret::plain(url, "the targets list"),
-            Some(p) => {
-                let (scheme, rest) = url.split_once("://").ok_or_else(|| setup_error(name, "the target's dsn is not a URL".into()))?;
-                let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-                let with_password = match rest[..authority_end].rfind('@') {
-                    Some(at) => format!("{scheme}://{}:{}{}", &rest[..at], userinfo(p.expose()), &rest[at..]),
-                    None => format!("{scheme}://:{}@{rest}", userinfo(p.expose())),
-                };
-                secret::Secret::plain(&with_password, "the targets list and its password")
-            }
-        }),
-        TargetDsn::Parts { host, port, database, user, password: reference } => {
-            let scheme = match engine {
-                target::Engine::Postgres => "postgres",
-                target::Engine::MySql => "mysql",
-            };
-            let auth = match (user, password(reference)?) {
-                (Some(u), Some(p)) => format!("{}:{}@", userinfo(u), userinfo(p.expose())),
-                (Some(u), None) => format!("{}@", userinfo(u)),
-                (None, Some(p)) => format!(":{}@", userinfo(p.expose())),
-                (None, None) => String::new(),
-            };
-            let port = port.unwrap_or_else(|| engine.default_port());
-            let database = database.as_deref().map(|d| format!("/{}", userinfo(d))).unwrap_or_default();
-            Ok(secret::Secret::plain(&format!("{scheme}://{auth}{host}:{port}{database}"), "the targets list and its password"))
-        }
-    }
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-fn userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// Opens one connection, before a pool is made: a pool only says that no
 /// connection became available in time, this says exactly why (refused,
@@ -169,38 +112,4 @@ pub fn target_resource(system: &str, host: &str, port: u16, database: Option<Str
         attrs.insert("db.namespace", Value::Str(db));
     }
     resource
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn target_dsns_get_their_password_encoded() {
-        std::env::set_var("DBINTEL_TEST_TARGET_PW", "p@ss:/w rd");
-        let password = Some(SecretRef::Env("DBINTEL_TEST_TARGET_PW".into()));
-        let parts = TargetDsn::Parts {
-            host: "db.internal".into(),
-            port: None,
-            database: Some("orders".into()),
-            user: Some("mon".into()),
-            password: password.clone(),
-        };
-        let dsn = resolve_target_dsn("t", &parts, target::Engine::Postgres).expect("resolves");
-        assert_eq!(dsn.expose(), "postgres://mon:p%40ss%3A%2Fw%20rd@db.internal:5432/orders");
-        assert!(!format!("{dsn:?} {dsn}").contains("p@ss"), "never printed");
-        let url = TargetDsn::Url { url: "mysql://mon@h:3306/db?ssl-mode=REQUIRED".into(), password };
-        assert_eq!(
-            resolve_target_dsn("t", &url, target::Engine::MySql).expect("resolves").expose(),
-            "mysql://mon:p%40ss%3A%2Fw%20rd@h:3306/db?ssl-mode=REQUIRED"
-        );
-        let missing = TargetDsn::Parts {
-            host: "h".into(),
-            port: None,
-            database: None,
-            user: None,
-            password: Some(SecretRef::Env("DBINTEL_TEST_NOT_SET".into())),
-        };
-        assert!(resolve_target_dsn("t", &missing, target::Engine::Postgres).is_err());
-    }
 }

@@ -7,18 +7,18 @@
 //! each query also has a client deadline. Roles with SUPER, ALL PRIVILEGES
 //! or any write privilege are refused unless `allow_privileged = true`.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use dbintel_dsl::schema::{DbSettings, SslMode};
 use dbintel_stdlib::{Map, Value};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
 use sqlx::{Column, ConnectOptions, Executor, Row, TypeInfo};
 
 use super::error::from_sqlx;
 use super::rows::{integer, Row as DbRow};
 use super::secret::Secret;
+use super::ConnectSpec;
 use super::SourceError;
 use dbintel_core::record::Resource;
 
@@ -58,14 +58,15 @@ impl MyTarget {
     /// Connects, sets up every session, reads the server's flavour and
     /// version, and checks the account's privileges.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<MyTarget, SourceError> {
-        MyTarget::connect_with(name, settings, super::resolve_dsn(name, settings)?).await
+        MyTarget::connect_with(name, settings, &ConnectSpec::for_source(name, "mysql", settings)?).await
     }
 
-    /// Connects with a DSN resolved by the caller (a target's).
-    pub async fn connect_with(name: &str, settings: &DbSettings, secret: super::secret::Secret) -> Result<MyTarget, SourceError> {
+    /// Connects to a target resolved by the caller.
+    pub async fn connect_with(name: &str, settings: &DbSettings, spec: &ConnectSpec) -> Result<MyTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
-        let mut options = MySqlConnectOptions::from_str(secret.expose())
-            .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
+        let secret = spec.secret().clone();
+        let mut options =
+            spec.my_options().cloned().ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a MySQL DSN")))?;
         // never log statements: a `sql` collector's query or an EXPLAIN of
         // a captured statement can carry literals
         options = options.disable_statement_logging();

@@ -9,7 +9,6 @@
 //! superusers and roles that can write are refused unless the source says
 //! `allow_privileged = true`.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use dbintel_dsl::schema::{DbSettings, SslMode};
@@ -20,6 +19,7 @@ use sqlx::{Column, ConnectOptions, Row, TypeInfo};
 use super::error::from_sqlx;
 use super::rows::Row as DbRow;
 use super::secret::Secret;
+use super::ConnectSpec;
 use super::SourceError;
 use dbintel_core::record::Resource;
 
@@ -50,14 +50,15 @@ impl PgTarget {
     /// is classified (see `error.rs`) so the supervisor knows whether to
     /// back off or wait for a person.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<PgTarget, SourceError> {
-        PgTarget::connect_with(name, settings, super::resolve_dsn(name, settings)?).await
+        PgTarget::connect_with(name, settings, &ConnectSpec::for_source(name, "postgres", settings)?).await
     }
 
-    /// Connects with a DSN resolved by the caller (a target's).
-    pub async fn connect_with(name: &str, settings: &DbSettings, secret: super::secret::Secret) -> Result<PgTarget, SourceError> {
+    /// Connects to a target resolved by the caller.
+    pub async fn connect_with(name: &str, settings: &DbSettings, spec: &ConnectSpec) -> Result<PgTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
-        let mut options = PgConnectOptions::from_str(secret.expose())
-            .map_err(|e| super::setup_error(name, format!("the DSN from {secret} is not valid: {}", secret.scrub(&e.to_string()))))?;
+        let secret = spec.secret().clone();
+        let mut options =
+            spec.pg_options().cloned().ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a PostgreSQL DSN")))?;
         // never log statements: a `sql` collector's query or an EXPLAIN of
         // a captured statement can carry literals
         options = options.disable_statement_logging().application_name("dbintel").options([

@@ -6,7 +6,6 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use dbintel_dsl::plan::{Collector as CollectorSpec, SourceNode};
 use dbintel_dsl::schema::DbSettings;
@@ -43,18 +42,6 @@ pub enum ReplayError {
     Unreplayable { node: String, error: collector::Unreplayable },
 }
 
-/// Where a DSN points: host, port and database, without connecting.
-fn dsn_target(engine: Engine, dsn: &str) -> Option<(String, u16, Option<String>)> {
-    match engine {
-        Engine::Postgres => sqlx::postgres::PgConnectOptions::from_str(dsn)
-            .ok()
-            .map(|o| (o.get_host().to_string(), o.get_port(), o.get_database().map(str::to_string))),
-        Engine::MySql => sqlx::mysql::MySqlConnectOptions::from_str(dsn)
-            .ok()
-            .map(|o| (o.get_host().to_string(), o.get_port(), o.get_database().map(str::to_string))),
-    }
-}
-
 impl Replay {
     pub fn new(
         source_name: &str,
@@ -66,8 +53,8 @@ impl Replay {
         let settings = DbSettings::from_settings(&source.settings);
         // the resource of the source's first target, as production builds it
         let first = source.targets.first();
-        let dsn = first.and_then(|t| crate::resolve_target_dsn(source_name, &t.dsn, Engine::of(&source.kind, None)).ok());
-        let engine = Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()));
+        let connect = first.and_then(|t| crate::ConnectSpec::resolve(source_name, &source.kind, &t.dsn).ok());
+        let engine = connect.as_ref().map_or(Engine::of(&source.kind, None), |s| s.engine());
         let build = Build {
             source,
             engine,
@@ -78,15 +65,14 @@ impl Replay {
             fleet_databases: &[],
         };
         let built = collector::build(source_name, &build)?;
-        let (host, port, database) =
-            dsn.and_then(|d| dsn_target(engine, d.expose())).unwrap_or_else(|| ("localhost".to_string(), engine.default_port(), None));
         Ok(Replay {
             source: source_name.to_string(),
             collector_name: collector.to_string(),
             path,
             collector: built,
             engine,
-            resource: super::target_resource(engine.system(), &host, port, database),
+            resource: connect
+                .map_or_else(|| super::target_resource(engine.system(), "localhost", engine.default_port(), None), |s| s.resource()),
         })
     }
 

@@ -35,7 +35,7 @@ use dbintel_core::fence::{Fence, Fences};
 use dbintel_core::record::{Batch, Record, Resource};
 use dbintel_core::routing::SharedOutput;
 use dbintel_core::status::{StatusBoard, TargetState, TargetStatus};
-use dbintel_dsl::plan::{SourceNode, TargetDsn, TargetSpec};
+use dbintel_dsl::plan::{SourceNode, TargetSpec};
 use dbintel_dsl::schema::DbSettings;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use crate::collector::{self, Build, Collector};
 use crate::rows::now_nanos;
 use crate::target::{Engine, Target};
-use crate::{ErrorClass, SourceError};
+use crate::{ConnectSpec, ErrorClass, SourceError};
 
 /// How a source runs: forever as configured (`dbintel run`), or a fixed
 /// number of rounds (`dry-run --scrapes`).
@@ -261,6 +261,19 @@ impl TargetPlan {
             && self.node.collectors == other.node.collectors
     }
 
+    /// How to reach it, read now (a mounted secret may have been rotated
+    /// since the last attempt): a discovered database is its parent's
+    /// options with that database set — a field, never a URL pasted
+    /// together, so no name can send the connection elsewhere.
+    pub fn connect_spec(&self) -> Result<ConnectSpec, SourceError> {
+        let name = TargetPlan::key_of(&self.source, &self.target.name);
+        let spec = ConnectSpec::resolve(&name, &self.node.kind, &self.target.dsn)?;
+        Ok(match &self.database {
+            Some(database) => spec.with_database(database),
+            None => spec,
+        })
+    }
+
     /// The key a target's lease and log lines use.
     pub fn key_of(source: &str, target: &str) -> String {
         dbintel_dsl::plan::target_key(source, target)
@@ -321,14 +334,9 @@ pub async fn run_target(
         }
 
         log_transition(&name, status.connecting());
-        let engine = engine_of(&name, source, &plan.target.dsn);
         let connect = async {
-            let secret = crate::resolve_target_dsn(&name, &plan.target.dsn, engine)?;
-            let secret = match &plan.database {
-                Some(database) => with_database(&secret, database),
-                None => secret,
-            };
-            let mut target = Target::connect(&name, engine, &settings, secret).await?;
+            let spec = plan.connect_spec()?;
+            let mut target = Target::connect(&name, &settings, &spec).await?;
             target.add_attributes(&plan.target.attributes);
             Ok(target)
         };
@@ -424,23 +432,6 @@ async fn wait_or_stop(wait: Duration, stop: &mut Option<watch::Receiver<bool>>, 
         _ = stopped(stop) => false,
         _ = lease_lost => false,
     }
-}
-
-/// The engine to speak: a `sql` source's DSN scheme decides (unreadable
-/// DSNs fail at connect, with their own error).
-pub fn engine_of(name: &str, source: &SourceNode, dsn: &TargetDsn) -> Engine {
-    let dsn = crate::resolve_target_dsn(name, dsn, Engine::of(&source.kind, None)).ok();
-    Engine::of(&source.kind, dsn.as_ref().map(|s| s.expose()))
-}
-
-/// A DSN pointed at another database of the same server (a discovered
-/// one).
-fn with_database(secret: &crate::secret::Secret, database: &str) -> crate::secret::Secret {
-    let url = secret.expose();
-    let Some((scheme, rest)) = url.split_once("://") else { return secret.clone() };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let query = rest[authority_end..].find('?').map(|q| &rest[authority_end + q..]).unwrap_or("");
-    crate::secret::Secret::plain(&format!("{scheme}://{}/{database}{query}", &rest[..authority_end]), "a discovered database")
 }
 
 fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: &LiveOptions, plan: &TargetPlan) -> Vec<Slot> {

@@ -53,11 +53,11 @@ pub enum Target {
 }
 
 impl Target {
-    /// Connects with a DSN the caller has just read.
-    pub async fn connect(name: &str, engine: Engine, settings: &DbSettings, secret: super::secret::Secret) -> Result<Target, SourceError> {
-        Ok(match engine {
-            Engine::MySql => Target::My(MyTarget::connect_with(name, settings, secret).await?),
-            Engine::Postgres => Target::Pg(PgTarget::connect_with(name, settings, secret).await?),
+    /// Connects to a target the caller has just resolved.
+    pub async fn connect(name: &str, settings: &DbSettings, spec: &super::ConnectSpec) -> Result<Target, SourceError> {
+        Ok(match spec.engine() {
+            Engine::MySql => Target::My(MyTarget::connect_with(name, settings, spec).await?),
+            Engine::Postgres => Target::Pg(PgTarget::connect_with(name, settings, spec).await?),
         })
     }
 
