@@ -227,6 +227,14 @@ crate::settings! {
         every: Duration = optional(SettingType::Duration, DefaultValue::Duration(3600 * SEC)),
         cache_ttl: Duration = optional(SettingType::Duration, DefaultValue::Duration(24 * 3600 * SEC)),
         interval: Option<Duration> = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
+        /// PostgreSQL: a `SECURITY DEFINER` function (`[schema.]name`,
+        /// taking the statement's text, returning its generic plan as
+        /// JSON, as New Relic documents it) for statements the role may
+        /// not plan itself (writes, `FOR UPDATE`, tables it cannot read).
+        /// `dbintel doctor
+        /// --print-setup-sql` prints it; "" never calls one. Used only
+        /// where it exists and the role may execute it.
+        explain_function_name: String = optional(SettingType::String, DefaultValue::String("otel.explain_statement")),
     }
 }
 
