@@ -175,6 +175,11 @@ crate::settings! {
         timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(3 * SEC)),
         connect_timeout: Duration = optional(SettingType::Duration, DefaultValue::Duration(5 * SEC)),
         pool: i64 = optional(SettingType::Int { min: 1, max: 16 }, DefaultValue::Int(2)),
+        /// Sessions this process opens on one server at most, across every
+        /// source, target and collector reaching it (`host:port` as
+        /// configured): discovered databases and other databases' tables
+        /// share what the server's reader (`pool`) leaves.
+        server_sessions: i64 = optional(SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(8)),
         allow_privileged: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
         sslmode: SslMode = optional(SettingType::Word(SslMode::WORDS), DefaultValue::Word("prefer")),
         sslrootcert: Option<String> = optional(SettingType::String, DefaultValue::None),

@@ -111,6 +111,10 @@ pub enum SourceError {
     Database { source_name: String, what: String, class: ErrorClass, code: String, message: String },
     #[error("source `{source_name}`: {what} not sent: the circuit breaker is open ({why})")]
     BreakerOpen { source_name: String, what: String, why: String },
+    /// Every session this process may open on the server is in use
+    /// (`server_sessions`), and none was freed in time.
+    #[error("source `{source_name}`: all {cap} sessions this process may hold on {server} are in use (server_sessions); none was free within {waited:?}")]
+    NoSession { source_name: String, server: String, cap: u32, waited: Duration },
 }
 
 impl SourceError {
@@ -120,6 +124,8 @@ impl SourceError {
             SourceError::Timeout { .. } => ErrorClass::Distress,
             SourceError::Database { class, .. } => *class,
             SourceError::BreakerOpen { .. } => ErrorClass::Distress,
+            // our own limit, not the server's distress: never the breaker
+            SourceError::NoSession { .. } => ErrorClass::Other,
         }
     }
 
@@ -131,6 +137,7 @@ impl SourceError {
             SourceError::Timeout { .. } => "timeout".into(),
             SourceError::Database { code, .. } => code.clone(),
             SourceError::BreakerOpen { .. } => "breaker_open".into(),
+            SourceError::NoSession { .. } => "server_sessions".into(),
         }
     }
 

@@ -319,7 +319,7 @@ async fn discover(plan: TargetPlan, settings: DbSettings, options: LiveOptions, 
 }
 
 async fn list_databases(plan: &TargetPlan, settings: &DbSettings) -> Result<BTreeSet<String>, SourceError> {
-    let target = Target::connect(&plan.key, settings, &plan.connect_spec()?).await?;
+    let target = Target::connect(&plan.key, settings, &plan.connect_spec()?, crate::sessions::Sessions::Shared).await?;
     let rows = target
         .query(
             "discover databases",

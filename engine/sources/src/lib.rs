@@ -13,6 +13,8 @@
 //! - [`connect`]: how to reach a target — the driver's typed options,
 //!   never a URL pasted together (a database's name cannot redirect a
 //!   connection).
+//! - [`sessions`]: at most `server_sessions` sessions per server across
+//!   everything this process runs; idle shared pools lend their session.
 //! - [`target`]: a connected database of either engine; [`postgres`] and
 //!   [`mysql`] hold what is particular to each (safe sessions, the role
 //!   check, queries under a deadline).
@@ -43,6 +45,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod replay;
 pub mod rows;
+pub mod sessions;
 pub mod statement_deltas;
 pub mod supervisor;
 pub mod target;

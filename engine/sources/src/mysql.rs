@@ -12,19 +12,22 @@ use std::time::Duration;
 
 use dbintel_dsl::schema::{DbSettings, SslMode};
 use dbintel_stdlib::{Map, Value};
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::mysql::{MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::MySql;
 use sqlx::{Column, ConnectOptions, Executor, Row, TypeInfo};
 
 use super::error::from_sqlx;
 use super::rows::{integer, Row as DbRow};
 use super::secret::Secret;
+use super::sessions::{ServerSessions, SessionPool, Sessions};
 use super::ConnectSpec;
 use super::SourceError;
 use dbintel_core::record::Resource;
 
 pub struct MyTarget {
     name: String,
-    pool: MySqlPool,
+    /// Sessions counted against the server's budget (see `sessions.rs`).
+    pool: SessionPool<MySql>,
     secret: Secret,
     timeout: Duration,
     pub resource: Resource,
@@ -58,11 +61,13 @@ impl MyTarget {
     /// Connects, sets up every session, reads the server's flavour and
     /// version, and checks the account's privileges.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<MyTarget, SourceError> {
-        MyTarget::connect_with(name, settings, &ConnectSpec::for_source(name, "mysql", settings)?).await
+        MyTarget::connect_with(name, settings, &ConnectSpec::for_source(name, "mysql", settings)?, Sessions::Pinned).await
     }
 
     /// Connects to a target resolved by the caller.
-    pub async fn connect_with(name: &str, settings: &DbSettings, spec: &ConnectSpec) -> Result<MyTarget, SourceError> {
+    /// `sessions`: whether its pool keeps its sessions (the server's
+    /// reader) or lends them out when idle (see `sessions.rs`).
+    pub async fn connect_with(name: &str, settings: &DbSettings, spec: &ConnectSpec, sessions: Sessions) -> Result<MyTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let secret = spec.secret().clone();
         let mut options =
@@ -84,28 +89,27 @@ impl MyTarget {
         let seconds = timeout.as_secs_f64().max(0.001);
         let lock_seconds = (timeout.as_secs() / 2).max(1);
         let what = format!("connecting to {host}:{port}");
+        let server = ServerSessions::of(&spec.server(), settings.server_sessions as u32);
+        let permit = server.transient(name, connect_timeout).await?;
         let probe = super::probe_connection::<sqlx::MySqlConnection>(name, &what, &secret, connect_timeout, &options).await?;
         super::close_probe(name, probe).await;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(settings.pool.clamp(1, 16) as u32)
-            .acquire_timeout(connect_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    // MariaDB and MySQL name the statement limit differently;
-                    // one of the two exists.
-                    let limit = format!("SET SESSION max_statement_time = {seconds}");
-                    if conn.execute(sqlx::AssertSqlSafe(limit)).await.is_err() {
-                        let limit = format!("SET SESSION max_execution_time = {}", (seconds * 1000.0) as u64);
-                        conn.execute(sqlx::AssertSqlSafe(limit)).await?;
-                    }
-                    let locks =
-                        format!("SET SESSION innodb_lock_wait_timeout = {lock_seconds}, SESSION lock_wait_timeout = {lock_seconds}");
-                    conn.execute(sqlx::AssertSqlSafe(locks)).await?;
-                    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-                    Ok(())
-                })
+        drop(permit);
+        let pool_options = MySqlPoolOptions::new().acquire_timeout(connect_timeout).after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                // MariaDB and MySQL name the statement limit differently;
+                // one of the two exists.
+                let limit = format!("SET SESSION max_statement_time = {seconds}");
+                if conn.execute(sqlx::AssertSqlSafe(limit)).await.is_err() {
+                    let limit = format!("SET SESSION max_execution_time = {}", (seconds * 1000.0) as u64);
+                    conn.execute(sqlx::AssertSqlSafe(limit)).await?;
+                }
+                let locks = format!("SET SESSION innodb_lock_wait_timeout = {lock_seconds}, SESSION lock_wait_timeout = {lock_seconds}");
+                conn.execute(sqlx::AssertSqlSafe(locks)).await?;
+                conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                Ok(())
             })
-            .connect_lazy_with(options);
+        });
+        let pool = SessionPool::new(name, server, sessions, settings.pool.clamp(1, 16) as u32, pool_options, options, connect_timeout);
 
         let resource = super::target_resource("mysql", &host, port, database);
         let mut target = MyTarget {
@@ -174,7 +178,8 @@ impl MyTarget {
         let deadline = self.timeout + Duration::from_millis(500);
         let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(deadline, query.fetch_all(&self.pool)).await;
+        let session = self.pool.enter().await?;
+        let result = tokio::time::timeout(deadline, query.fetch_all(&session.pool)).await;
         dbintel_core::counters::record_query(&self.name, what, started.elapsed());
         match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),

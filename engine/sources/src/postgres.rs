@@ -14,19 +14,24 @@ use std::time::Duration;
 use dbintel_dsl::schema::{DbSettings, SslMode};
 use dbintel_stdlib::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::Postgres;
 use sqlx::{Column, ConnectOptions, Row, TypeInfo};
 
 use super::error::from_sqlx;
 use super::rows::Row as DbRow;
 use super::secret::Secret;
+use super::sessions::{ServerSessions, SessionPool, Sessions};
 use super::ConnectSpec;
 use super::SourceError;
 use dbintel_core::record::Resource;
+use std::sync::Arc;
 
 /// One PostgreSQL server as dbintel sees it.
 pub struct PgTarget {
     name: String,
-    pool: PgPool,
+    /// Sessions counted against the server's budget (see `sessions.rs`).
+    pool: SessionPool<Postgres>,
+    sessions: Arc<ServerSessions>,
     secret: Secret,
     timeout: Duration,
     pub resource: Resource,
@@ -50,11 +55,13 @@ impl PgTarget {
     /// is classified (see `error.rs`) so the supervisor knows whether to
     /// back off or wait for a person.
     pub async fn connect(name: &str, settings: &DbSettings) -> Result<PgTarget, SourceError> {
-        PgTarget::connect_with(name, settings, &ConnectSpec::for_source(name, "postgres", settings)?).await
+        PgTarget::connect_with(name, settings, &ConnectSpec::for_source(name, "postgres", settings)?, Sessions::Pinned).await
     }
 
     /// Connects to a target resolved by the caller.
-    pub async fn connect_with(name: &str, settings: &DbSettings, spec: &ConnectSpec) -> Result<PgTarget, SourceError> {
+    /// `sessions`: whether its pool keeps its sessions (the server's
+    /// reader) or lends them out when idle (see `sessions.rs`).
+    pub async fn connect_with(name: &str, settings: &DbSettings, spec: &ConnectSpec, sessions: Sessions) -> Result<PgTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let secret = spec.secret().clone();
         let mut options =
@@ -79,25 +86,35 @@ impl PgTarget {
         }
         let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
         let what = format!("connecting to {host}:{port}");
+        let server = ServerSessions::of(&spec.server(), settings.server_sessions as u32);
+        let permit = server.transient(name, connect_timeout).await?;
         let mut probe = super::probe_connection::<sqlx::PgConnection>(name, &what, &secret, connect_timeout, &options).await?;
         let version = sqlx::query_scalar::<_, i64>("SELECT current_setting('server_version_num')::int8").fetch_one(&mut probe).await;
         super::close_probe(name, probe).await;
+        drop(permit);
         let version = version.map_err(|e| from_sqlx(name, "server version", &secret, &e))?;
         if version >= 140000 {
             // a query we stop waiting for (a deadline, a lost lease) ends on
             // the server within a second instead of running to its limit
             options = options.options([("client_connection_check_interval", "1000")]);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.pool.clamp(1, 16) as u32)
-            .acquire_timeout(connect_timeout)
-            .connect_lazy_with(options.clone());
+        let pool_options = PgPoolOptions::new().acquire_timeout(connect_timeout);
+        let pool = SessionPool::new(
+            name,
+            server.clone(),
+            sessions,
+            settings.pool.clamp(1, 16) as u32,
+            pool_options,
+            options.clone(),
+            connect_timeout,
+        );
 
         let resource = super::target_resource("postgresql", &host, port, database);
         let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));
         let target = PgTarget {
             name: name.to_string(),
             pool,
+            sessions: server,
             secret,
             timeout,
             resource,
@@ -170,7 +187,8 @@ impl PgTarget {
         what: &str,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<Vec<DbRow>, SourceError> {
-        self.send_on(&self.pool, what, query).await
+        let session = self.pool.enter().await?;
+        self.send_on(&session.pool, what, query).await
     }
 
     async fn send_on(
@@ -209,7 +227,8 @@ impl PgTarget {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         const WHAT: &str = "plans: explain";
         let work = async {
-            let mut conn = self.pool.acquire().await.map_err(|e| self.error(WHAT, &e))?;
+            let session = self.pool.enter().await?;
+            let mut conn = session.pool.acquire().await.map_err(|e| self.error(WHAT, &e))?;
             let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
             let row = if self.version >= 160000 {
                 run(format!("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}")).fetch_one(&mut *conn).await
@@ -247,22 +266,26 @@ impl PgTarget {
         self.options.get_database()
     }
 
-    /// A pool of at most one connection to another database of this
-    /// server, opened on first use with the same role and the same safe
-    /// session settings.
-    pub fn database_pool(&self, database: &str) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(self.connect_timeout)
-            .connect_lazy_with((*self.options).clone().database(database))
+    /// A pool of one connection to another database of this server,
+    /// opened on first use with the same role and the same safe session
+    /// settings, its session counted against the server's budget (and
+    /// lent out when idle).
+    pub fn database_pool(&self, database: &str) -> SessionPool<Postgres> {
+        let options = PgPoolOptions::new().acquire_timeout(self.connect_timeout);
+        let connect = (*self.options).clone().database(database);
+        SessionPool::new(&self.name, self.sessions.clone(), Sessions::Shared, 1, options, connect, self.connect_timeout)
     }
 
     /// Runs `sql` on `pool` (a [`PgTarget::database_pool`]) like
     /// [`PgTarget::query`]: through the breaker, under the deadline,
     /// errors classified and scrubbed.
-    pub async fn query_on(&self, pool: &PgPool, what: &str, sql: &str) -> Result<Vec<DbRow>, SourceError> {
+    pub async fn query_on(&self, pool: &SessionPool<Postgres>, what: &str, sql: &str) -> Result<Vec<DbRow>, SourceError> {
         let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        super::breaker::guarded(&self.breaker, &self.name, what, self.send_on(pool, what, query)).await
+        let send = async {
+            let session = pool.enter().await?;
+            self.send_on(&session.pool, what, query).await
+        };
+        super::breaker::guarded(&self.breaker, &self.name, what, send).await
     }
 
     /// `server_version_num`, e.g. 150004.

@@ -42,6 +42,7 @@ use tokio::time::Instant;
 
 use crate::collector::{self, Build, Collector};
 use crate::rows::now_nanos;
+use crate::sessions::Sessions;
 use crate::target::{Engine, Target};
 use crate::{ConnectSpec, ErrorClass, SourceError};
 
@@ -336,7 +337,10 @@ pub async fn run_target(
         log_transition(&name, status.connecting());
         let connect = async {
             let spec = plan.connect_spec()?;
-            let mut target = Target::connect(&name, &settings, &spec).await?;
+            // the server's reader keeps its sessions; every other target
+            // lends its one session out when idle
+            let sessions = if plan.server_scope { Sessions::Pinned } else { Sessions::Shared };
+            let mut target = Target::connect(&name, &settings, &spec, sessions).await?;
             target.add_attributes(&plan.target.attributes);
             Ok(target)
         };

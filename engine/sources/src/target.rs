@@ -8,6 +8,7 @@ use dbintel_dsl::schema::DbSettings;
 use super::mysql::MyTarget;
 use super::postgres::PgTarget;
 use super::rows::Row;
+use super::sessions::Sessions;
 use super::SourceError;
 
 /// Which engine a source talks to: from its kind, or for a generic `sql`
@@ -53,11 +54,13 @@ pub enum Target {
 }
 
 impl Target {
-    /// Connects to a target the caller has just resolved.
-    pub async fn connect(name: &str, settings: &DbSettings, spec: &super::ConnectSpec) -> Result<Target, SourceError> {
+    /// Connects to a target the caller has just resolved. `sessions`:
+    /// whether its pool keeps its sessions (the server's reader) or lends
+    /// them out when idle (see `sessions.rs`).
+    pub async fn connect(name: &str, settings: &DbSettings, spec: &super::ConnectSpec, sessions: Sessions) -> Result<Target, SourceError> {
         Ok(match spec.engine() {
-            Engine::MySql => Target::My(MyTarget::connect_with(name, settings, spec).await?),
-            Engine::Postgres => Target::Pg(PgTarget::connect_with(name, settings, spec).await?),
+            Engine::MySql => Target::My(MyTarget::connect_with(name, settings, spec, sessions).await?),
+            Engine::Postgres => Target::Pg(PgTarget::connect_with(name, settings, spec, sessions).await?),
         })
     }
 

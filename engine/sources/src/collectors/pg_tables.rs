@@ -22,13 +22,14 @@
 //!   behind a rewrite.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dbintel_core::record::Record;
 use dbintel_core::BoxFuture;
 use dbintel_dsl::schema::PgTablesSettings;
 use dbintel_stdlib::{Map, Value};
-use sqlx::postgres::PgPool;
+use sqlx::Postgres;
 
 use super::name_filter::NameFilter;
 use super::optional::OptionalParts;
@@ -37,6 +38,7 @@ use crate::catalogue::{DATABASE_NAME, INDEX_NAME, SCHEMA_NAME, TABLE_NAME};
 use crate::collector::{Collector, Unreplayable};
 use crate::postgres::PgTarget;
 use crate::rows::{integer, number, Row};
+use crate::sessions::SessionPool;
 use crate::target::{Engine, Target};
 use crate::SourceError;
 
@@ -173,13 +175,13 @@ pub const FUNCTIONS_SQL: &str = "SELECT s.schemaname::text AS schema,
 /// Connections to the server's databases, at most `capacity` open.
 struct DatabasePools {
     capacity: usize,
-    open: HashMap<String, PgPool>,
+    open: HashMap<String, Arc<SessionPool<Postgres>>>,
     /// Least recently used first.
     order: VecDeque<String>,
 }
 
 impl DatabasePools {
-    async fn get(&mut self, target: &PgTarget, database: &str) -> PgPool {
+    async fn get(&mut self, target: &PgTarget, database: &str) -> Arc<SessionPool<Postgres>> {
         if let Some(pool) = self.open.get(database) {
             self.order.retain(|d| d != database);
             self.order.push_back(database.to_string());
@@ -191,7 +193,7 @@ impl DatabasePools {
                 pool.close().await;
             }
         }
-        let pool = target.database_pool(database);
+        let pool = Arc::new(target.database_pool(database));
         self.open.insert(database.to_string(), pool.clone());
         self.order.push_back(database.to_string());
         pool
