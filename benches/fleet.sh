@@ -8,6 +8,12 @@
 #
 #   benches/fleet.sh [N=100] [CYCLES=6] [COLLECTORS="statements instance tables"]
 #   EVERY_CYCLE=1 benches/fleet.sh 200   # tables and sizes every cycle too
+#   BLOCKS=1 INTERVAL=10 benches/fleet.sh 100 6 "statements activity instance tables"
+#       # the same databases as N `source` blocks (one per database, a
+#       # generated config) instead of one source with a targets file
+#
+# Also printed: records the sources emitted per cycle and WARN/ERROR log
+# lines per minute.
 #
 # Shipped, `tables` runs every 5 min and database sizes are read every
 # 5 min, so a 30 s cycle mostly leaves them out; EVERY_CYCLE=1 makes both
@@ -20,7 +26,7 @@ cd "$(dirname "$0")/.."
 n=${1:-100}
 cycles=${2:-6}
 collectors=${3:-statements instance tables}
-interval=30
+interval=${INTERVAL:-30}
 bin=/usr/lib/postgresql/15/bin
 cargo build --release -q -p dbintel
 dbintel=$PWD/target/release/dbintel
@@ -54,10 +60,7 @@ for i in $(seq -f %03g 0 $((n - 1))); do echo "CREATE DATABASE fleet_$i;"; done 
 for i in $(seq -f %03g 0 $((n - 1))); do
   printf -- '- name: db%s\n  host: 127.0.0.1\n  port: %s\n  database: fleet_%s\n  user: dbintel_monitor\n' "$i" "$port" "$i" >> "$work/targets.yaml"
 done
-{
-  echo "source fleet = postgres {"
-  echo "  targets = file(\"$work/targets.yaml\")"
-  echo "  interval = ${interval}s"
+collect_lines() {
   for c in $collectors; do
     case "${EVERY_CYCLE:-}:$c" in
       1:tables) echo "  collect tables { interval = ${interval}s }" ;;
@@ -65,13 +68,41 @@ done
       *) echo "  collect $c" ;;
     esac
   done
-  echo "}"
-  echo "sink out = file { path = \"/dev/null\" }"
-  for c in $collectors; do echo "pipeline p_$c = fleet.$c -> out"; done
-} > "$work/fleet.pipe"
+}
+if [[ -n ${BLOCKS:-} ]]; then
+  # one source block per database, each with its own DSN variable
+  {
+    for i in $(seq -f %03g 0 $((n - 1))); do
+      echo "source db$i = postgres {"
+      echo "  dsn = env(\"DSN_$i\")"
+      echo "  interval = ${interval}s"
+      collect_lines
+      echo "}"
+      export "DSN_$i=postgres://dbintel_monitor@127.0.0.1:$port/fleet_$i?sslmode=disable"
+    done
+    echo "sink out = file { path = \"/dev/null\" }"
+    for i in $(seq -f %03g 0 $((n - 1))); do
+      for c in $collectors; do echo "pipeline p_${i}_$c = db$i.$c -> out"; done
+    done
+  } > "$work/fleet.pipe"
+else
+  {
+    echo "source fleet = postgres {"
+    echo "  targets = file(\"$work/targets.yaml\")"
+    echo "  interval = ${interval}s"
+    collect_lines
+    echo "}"
+    echo "sink out = file { path = \"/dev/null\" }"
+    for c in $collectors; do echo "pipeline p_$c = fleet.$c -> out"; done
+  } > "$work/fleet.pipe"
+fi
 
-"$dbintel" run --listen "127.0.0.1:0" --no-watch "$work/fleet.pipe" 2> "$work/run.log" &
+listen=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$dbintel" run --listen "$listen" --no-watch "$work/fleet.pipe" 2> "$work/run.log" &
 run_pid=$!
+# records every source emitted so far (from /metrics)
+records() { curl -s "http://$listen/metrics" | awk '/^dbintel_node_emitted_records_total\{.*kind="source"/ { s += $2 } END { printf "%d", s }'; }
+log_lines() { grep -cE 'WARN|ERROR' "$work/run.log" || true; }
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{ print $14 + $15 }' "/proc/$run_pid/stat"; }
 db_ms() { psql -d postgres -c "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'dbintel_monitor'"; }
@@ -79,15 +110,20 @@ db_ms() { psql -d postgres -c "SELECT coalesce(sum(total_exec_time), 0) FROM pg_
 sleep $((interval + 5))
 cpu0=$(cpu)
 ms0=$(db_ms)
+rec0=$(records)
+warn0=$(log_lines)
 sleep $((interval * cycles))
 cpu1=$(cpu)
 ms1=$(db_ms)
+rec1=$(records)
+warn1=$(log_lines)
 rss_kib=$(awk '/VmRSS/ { print $2 }' "/proc/$run_pid/status")
 hwm_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$run_pid/status")
 sessions=$(psql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbintel'")
 up=$(grep -c 'to="up"' "$work/run.log" || true)
 cpu_s=$(echo "($cpu1 - $cpu0) / $ticks" | bc -l)
-printf 'targets=%d cycles=%d collectors="%s" every_cycle=%s targets_up=%d\n' "$n" "$cycles" "$collectors" "${EVERY_CYCLE:-0}" "$up"
+printf 'targets=%d as=%s interval=%ds cycles=%d collectors="%s" every_cycle=%s targets_up=%d\n' "$n" "${BLOCKS:+source-blocks}${BLOCKS:-targets-file}" "$interval" "$cycles" "$collectors" "${EVERY_CYCLE:-0}" "$up"
+printf 'records=%d per cycle; WARN/ERROR lines=%.1f per minute\n' "$(((rec1 - rec0) / cycles))" "$(echo "($warn1 - $warn0) * 60 / ($interval * $cycles)" | bc -l)"
 printf 'rss=%.1f MiB peak=%.1f MiB\n' "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$hwm_kib / 1024" | bc -l)"
 printf 'cpu=%.3f s per %ds cycle (%.2f %% of one core)\n' "$(echo "$cpu_s / $cycles" | bc -l)" "$interval" "$(echo "100 * $cpu_s / ($cycles * $interval)" | bc -l)"
 printf 'sessions=%d (%.2f per target)\n' "$sessions" "$(echo "$sessions / $n" | bc -l)"

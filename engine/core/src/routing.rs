@@ -13,6 +13,9 @@ use crate::record::Batch;
 #[derive(Clone, Default)]
 pub struct SourceOutput {
     pub routes: Vec<(usize, Option<String>, mpsc::Sender<Batch>)>,
+    /// Per route: the collector it takes (`None`: all) and the nodes its
+    /// batches pass after the source, by name.
+    pub paths: Vec<(Option<String>, Vec<String>)>,
     pub tap: Option<mpsc::Sender<Batch>>,
     /// The memory budgets downstream: above their soft limit, sources
     /// hold back (skip a scrape and count it) instead of adding more.
@@ -20,6 +23,20 @@ pub struct SourceOutput {
 }
 
 impl SourceOutput {
+    /// Where a collector's batches go, as text: two sources whose
+    /// collectors have the same signature send their records through the
+    /// same nodes (see the sources' `readers.rs`).
+    pub fn route_signature(&self, collector: &str) -> String {
+        let mut paths: Vec<String> = self
+            .paths
+            .iter()
+            .filter(|(port, _)| port.as_deref().is_none_or(|p| p == collector))
+            .map(|(_, nodes)| nodes.join(" -> "))
+            .collect();
+        paths.sort();
+        paths.join(" | ")
+    }
+
     /// The copies to send for a batch of `collector`: one per pipeline that
     /// takes it (the last one the batch itself), each marked with its
     /// pipeline, plus one for the tap.

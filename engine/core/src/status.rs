@@ -52,6 +52,9 @@ pub enum CollectorState {
     Failing,
     /// The last scrape failed for a passing reason (timeout, connection).
     Retrying,
+    /// A server-wide view another source reads for this one (the same
+    /// records, the same paths): see `read_by`.
+    ReadElsewhere,
 }
 
 impl CollectorState {
@@ -61,6 +64,7 @@ impl CollectorState {
             CollectorState::Ok => "ok",
             CollectorState::Failing => "failing",
             CollectorState::Retrying => "retrying",
+            CollectorState::ReadElsewhere => "read_elsewhere",
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Failure {
 #[derive(Debug, Clone)]
 pub struct CollectorStatus {
     pub state: CollectorState,
+    /// With `ReadElsewhere`: the source/target that reads for it.
+    pub read_by: Option<String>,
     pub last_success: Option<SystemTime>,
     pub last_error: Option<Failure>,
     pub scrapes: u64,
@@ -89,7 +95,14 @@ pub struct CollectorStatus {
 
 impl Default for CollectorStatus {
     fn default() -> CollectorStatus {
-        CollectorStatus { state: CollectorState::Pending, last_success: None, last_error: None, scrapes: 0, errors: BTreeMap::new() }
+        CollectorStatus {
+            state: CollectorState::Pending,
+            read_by: None,
+            last_success: None,
+            last_error: None,
+            scrapes: 0,
+            errors: BTreeMap::new(),
+        }
     }
 }
 
@@ -234,6 +247,20 @@ impl TargetStatus {
         for name in names {
             inner.collectors.entry(name.to_string()).or_default();
         }
+    }
+
+    /// A server-wide collector another source reads for (`by`), or reads
+    /// itself again (`None`).
+    pub fn read_elsewhere(&self, collector: &str, by: Option<&str>) -> Option<(TargetState, TargetState)> {
+        self.update(|i| {
+            let c = i.collectors.entry(collector.to_string()).or_default();
+            c.read_by = by.map(str::to_string);
+            if by.is_some() {
+                c.state = CollectorState::ReadElsewhere;
+            } else if c.state == CollectorState::ReadElsewhere {
+                c.state = CollectorState::Pending;
+            }
+        })
     }
 
     pub fn scrape_ok(&self, collector: &str) -> Option<(TargetState, TargetState)> {

@@ -203,7 +203,9 @@ pub fn start(plan: &Plan, mut setup: Setup) -> Result<Graph, RunError> {
     for (index, path) in plan.pipelines.values().enumerate() {
         let Some(first) = path.nodes.first() else { continue };
         if let Some(next) = path.nodes.get(1).and_then(|n| senders.get(n)) {
-            source_outputs.entry(first.clone()).or_default().routes.push((index, path.collector.clone(), next.clone()));
+            let output = source_outputs.entry(first.clone()).or_default();
+            output.routes.push((index, path.collector.clone(), next.clone()));
+            output.paths.push((path.collector.clone(), path.nodes[1..].to_vec()));
         }
         for pair in path.nodes.windows(2).skip(1) {
             if let Some(next) = senders.get(&pair[1]) {

@@ -21,6 +21,8 @@
 //! - [`fleet`]: one task per source: its targets (listed, from a file,
 //!   discovered), server-wide collectors on one target per server, and
 //!   the targets a reload changes.
+//! - [`readers`]: server-wide views read once per server identity across
+//!   source blocks.
 //! - [`supervisor`]: one task per target: connects lazily and retries
 //!   forever with backoff, runs the collectors, fences every scrape,
 //!   reports state to the status board. Nothing ends on a database error.
@@ -43,6 +45,7 @@ pub mod error;
 pub mod fleet;
 pub mod mysql;
 pub mod postgres;
+pub mod readers;
 pub mod replay;
 pub mod rows;
 pub mod sessions;

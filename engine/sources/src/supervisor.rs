@@ -41,6 +41,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::collector::{self, Build, Collector};
+use crate::readers::{Claim, Role};
 use crate::rows::now_nanos;
 use crate::sessions::Sessions;
 use crate::target::{Engine, Target};
@@ -102,6 +103,22 @@ struct Slot {
     /// Scrapes skipped in a row for want of room downstream (logged when
     /// the first is skipped and when scrapes resume).
     skipped: u64,
+    /// A server-wide collector: what its records look like and where they
+    /// go besides (see `readers.rs`), its claim on the server's view, and
+    /// its role the last round.
+    reader: Option<ReaderSlot>,
+}
+
+/// A server-wide collector's place among the readers of its server.
+struct ReaderSlot {
+    /// The source's kind and the collector's settings.
+    settings: String,
+    claim: Option<Claim>,
+    role: Option<Role>,
+    /// It has been covered since it last read: its state (baselines,
+    /// windows) is stale and is rebuilt before it reads again.
+    stale: bool,
+    rebuild: Box<dyn Fn() -> Option<Box<dyn Collector>> + Send>,
 }
 
 /// Why a connection's run of the collectors ended.
@@ -123,6 +140,9 @@ struct Epoch {
     fence: Option<Fence>,
     config_retry: Duration,
     jitter: f64,
+    /// The server's identity (server-wide collectors claim their view
+    /// by it; see `readers.rs`).
+    identity: Option<String>,
     /// Set once, by whoever ends the connection first.
     end_reason: std::sync::Mutex<Option<End>>,
     end: watch::Sender<bool>,
@@ -372,6 +392,11 @@ pub async fn run_target(
         }
         log_transition(&name, status.connected());
         resource = Some(target.resource().clone());
+        let reads_server = slots.iter().any(|s| s.reader.is_some());
+        let identity = match reads_server {
+            true => target.server_identity().await.ok(),
+            false => None,
+        };
 
         let (end_tx, _) = watch::channel(false);
         let epoch = Arc::new(Epoch {
@@ -383,6 +408,7 @@ pub async fn run_target(
             fence: fence.clone(),
             config_retry: settings.config_retry,
             jitter: settings.jitter,
+            identity,
             end_reason: std::sync::Mutex::new(None),
             end: end_tx,
         });
@@ -392,6 +418,10 @@ pub async fn run_target(
         match end {
             End::Stopped => break,
             End::LeaseLost => {
+                // another replica reads now: so may another source here
+                for reader in slots.iter_mut().filter_map(|s| s.reader.as_mut()) {
+                    reader.claim = None;
+                }
                 tracing::info!(source = %name, "lease lost: stopped scraping; scrapes in flight were cancelled");
                 log_transition(&name, status.lease(Some(false)));
             }
@@ -456,6 +486,29 @@ fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: 
             Ok(collector) if collector.scope() == collector::Scope::Server && !plan.server_scope => {}
             Ok(collector) => {
                 let left = options.scrapes.map(|n| n * collector.scrapes_per_round());
+                let reader = (collector.scope() == collector::Scope::Server).then(|| {
+                    let (node, target, spec, collector_name) = (plan.node.clone(), name.to_string(), spec.clone(), collector_name.clone());
+                    let (interval, fleet) = (options.interval, plan.fleet_databases.clone());
+                    ReaderSlot {
+                        settings: format!("{}|{:?}", source.kind, spec.settings),
+                        claim: None,
+                        role: None,
+                        stale: false,
+                        rebuild: Box::new(move || {
+                            let settings = DbSettings::from_settings(&node.settings);
+                            let build = Build {
+                                source: &node,
+                                engine: Engine::of(&node.kind, None),
+                                name: &collector_name,
+                                spec: &spec,
+                                source_interval: settings.interval,
+                                interval_override: interval,
+                                fleet_databases: &fleet,
+                            };
+                            collector::build(&target, &build).ok()
+                        }),
+                    }
+                });
                 slots.push(Slot {
                     name: collector_name.clone(),
                     collector,
@@ -465,6 +518,7 @@ fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: 
                     cause: None,
                     soft_causes: HashSet::new(),
                     skipped: 0,
+                    reader,
                 });
             }
             // the checker knows the same registry: only a mismatch between
@@ -521,6 +575,57 @@ async fn run_epoch(epoch: Arc<Epoch>, slots: Vec<Slot>, stop: &mut Option<watch:
     (slots, epoch.take_end())
 }
 
+/// Whether a server-wide collector reads its server this round, or another
+/// source's collector reads the same records for it (see `readers.rs`).
+/// Logs and shows each change of role.
+fn claim_the_view(epoch: &Epoch, slot: &mut Slot) -> bool {
+    let (Some(reader), Some(identity)) = (slot.reader.as_mut(), epoch.identity.as_deref()) else { return true };
+    let signature = format!("{}|{}", reader.settings, epoch.output.current().route_signature(&slot.name));
+    let (role, claim) = Claim::take(identity, &slot.name, &signature, &epoch.source, reader.claim.take());
+    reader.claim = claim;
+    if reader.role.as_ref() != Some(&role) {
+        match &role {
+            Role::Reads if reader.role.is_some() => {
+                tracing::info!(source = %epoch.source, collector = %slot.name, "reading the server's view now (its reader went)")
+            }
+            Role::Reads => {}
+            Role::Covered { by } => tracing::info!(
+                source = %epoch.source, collector = %slot.name, reader = %by,
+                "the server's view is read once, by another source with the same settings and paths; not reading it twice"
+            ),
+            // the one that finds the other warns; the other only notes it
+            Role::ReadsToo { with } if reader.role != Some(Role::Reads) => tracing::warn!(
+                source = %epoch.source, collector = %slot.name, other = %with,
+                "another source reads this server's view with other settings or paths: both read, and its series leave twice; make them one source (a targets list) or give them the same settings and pipelines"
+            ),
+            Role::ReadsToo { with } => tracing::info!(
+                source = %epoch.source, collector = %slot.name, other = %with,
+                "another source with other settings or paths reads this server's view too"
+            ),
+        }
+        let by = match &role {
+            Role::Covered { by } => Some(by.as_str()),
+            _ => None,
+        };
+        log_transition(&epoch.source, epoch.status.read_elsewhere(&slot.name, by));
+        reader.role = Some(role.clone());
+    }
+    match role {
+        Role::Covered { .. } => {
+            reader.stale = true;
+            false
+        }
+        Role::Reads | Role::ReadsToo { .. } => {
+            if std::mem::take(&mut reader.stale) {
+                if let Some(fresh) = (reader.rebuild)() {
+                    slot.collector = fresh;
+                }
+            }
+            true
+        }
+    }
+}
+
 async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
     loop {
         if slot.left == Some(0) {
@@ -551,6 +656,9 @@ async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
         if slot.skipped > 0 {
             tracing::info!(source = %epoch.source, collector = %slot.name, skipped = slot.skipped, "room downstream again: scraping");
             slot.skipped = 0;
+        }
+        if !claim_the_view(&epoch, &mut slot) {
+            continue;
         }
         let scrape = async {
             epoch.target.check_duress().await;

@@ -93,6 +93,40 @@ impl Target {
         }
     }
 
+    /// Which server this is, whatever name it was reached by: PostgreSQL's
+    /// system identifier and postmaster start (a standby differs from its
+    /// primary); MySQL's `server_uuid`, MariaDB's host name, port and
+    /// server id. Server-wide views are claimed by it (`readers.rs`).
+    pub async fn server_identity(&self) -> Result<String, SourceError> {
+        match self {
+            Target::Pg(t) => t.identity().await,
+            Target::My(t) => {
+                let rows = t
+                    .query(
+                        "server identity",
+                        "SELECT LOWER(VARIABLE_NAME) AS name, VARIABLE_VALUE AS value FROM performance_schema.global_variables
+                          WHERE VARIABLE_NAME IN ('server_uuid', 'hostname', 'port', 'server_id')",
+                    )
+                    .await?;
+                let get = |name: &str| {
+                    rows.iter()
+                        .find(|r| r.get("name").and_then(|v| v.as_str()) == Some(name))
+                        .and_then(|r| r.get("value"))
+                        .map(ToString::to_string)
+                };
+                Ok(match get("server_uuid") {
+                    Some(uuid) if !uuid.is_empty() => uuid,
+                    _ => format!(
+                        "{}:{}#{}",
+                        get("hostname").unwrap_or_default(),
+                        get("port").unwrap_or_default(),
+                        get("server_id").unwrap_or_default()
+                    ),
+                })
+            }
+        }
+    }
+
     pub fn resource(&self) -> &Resource {
         match self {
             Target::Pg(t) => &t.resource,

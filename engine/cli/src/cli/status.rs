@@ -93,7 +93,10 @@ pub fn table(status: &Value) -> String {
                 ago(&c["last_success_seconds_ago"]),
                 "",
                 "",
-                error_text(&c["last_error"])
+                match c["read_by"].as_str() {
+                    Some(by) => format!("read by {by}"),
+                    None => error_text(&c["last_error"]),
+                }
             ));
         }
     }

@@ -37,6 +37,7 @@ fn collector(c: &CollectorStatus) -> Value {
     let (last_success, ago) = time(c.last_success);
     json!({
         "state": c.state.as_str(),
+        "read_by": c.read_by,
         "last_success": last_success,
         "last_success_seconds_ago": ago,
         "last_error": failure(&c.last_error),
