@@ -158,6 +158,16 @@ crate::words! {
 }
 
 crate::words! {
+    /// How `service.instance.id` (the PostgreSQL entity's key) is made.
+    pub enum ServiceInstanceId {
+        /// New Relic's collector's: a UUIDv5 of the endpoint.
+        Semconv = "semconv",
+        /// dbintel's before: the DSN's `host:port`.
+        Endpoint = "endpoint",
+    } default Semconv
+}
+
+crate::words! {
     /// Whether a source finds more targets by itself.
     pub enum Discover {
         None = "none",
@@ -181,6 +191,10 @@ crate::settings! {
         /// share what the server's reader (`pool`) leaves.
         server_sessions: i64 = optional(SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(8)),
         allow_privileged: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
+        /// `semconv`: New Relic's collector's UUIDv5 of the endpoint (the
+        /// same entity whichever collector sends); `endpoint`: the DSN's
+        /// `host:port`, as dbintel made it before (keeps existing entities).
+        service_instance_id: ServiceInstanceId = optional(SettingType::Word(ServiceInstanceId::WORDS), DefaultValue::Word("semconv")),
         sslmode: SslMode = optional(SettingType::Word(SslMode::WORDS), DefaultValue::Word("prefer")),
         sslrootcert: Option<String> = optional(SettingType::String, DefaultValue::None),
         jitter: f64 = optional(SettingType::Percent, DefaultValue::Percent(10.0)),

@@ -11,17 +11,17 @@
 //! README and the declarations disagree).
 //!
 //! The data model is the OpenTelemetry Collector contrib receivers'
-//! (`postgresqlreceiver`, `mysqlreceiver`, default mode): that is what New
-//! Relic's entity rules, golden metrics and dashboards query. Resource
-//! levels follow the PostgreSQL receiver: one resource per server, per
-//! database, per table, per index and per function. A collector puts the
-//! resource-level attributes (`postgresql.database.name`, …) on its points;
-//! [`by_resource`] moves them onto the batch's resource when the records
-//! leave the source, grouping the points by resource (and drops the
-//! target's `db.namespace` there: it names the database the source
-//! connects to, not the one the point is about).
+//! (`postgresqlreceiver`, `mysqlreceiver`): that is what New Relic's entity
+//! rules, golden metrics and dashboards query — in the receivers'
+//! semantic-conventions resource model, which New Relic requires: one
+//! resource per server (see `entity.rs`). The receiver's levels (server,
+//! database, table, index, function) say which of its legacy attributes
+//! (`postgresql.database.name`, …) a point carries; they stay on the
+//! point, where the entity dashboards find them (New Relic flattens
+//! resource and point into one row), and [`name_databases`] adds the
+//! database as `db.namespace` when the records leave the source.
 
-use dbintel_core::record::{MetricKind, MetricPoint, Number, Record, Resource, Temporality};
+use dbintel_core::record::{MetricKind, MetricPoint, Number, Record, Temporality};
 use dbintel_stdlib::Map;
 
 use crate::target::Engine;
@@ -216,35 +216,24 @@ pub fn all() -> Vec<&'static Declaration> {
     ]
 }
 
-/// Groups records by resource: each record's resource-level attributes
-/// ([`RESOURCE_KEYS`]) leave its attributes and join `base` to make its
-/// resource. Order within a resource is kept.
-pub fn by_resource(base: &Resource, records: Vec<Record>) -> Vec<(Resource, Vec<Record>)> {
-    // `None`: `base` itself, the resource of most records (instance-level
-    // ones carry none of the keys); it is cloned once per group, not once
-    // per record, and compared for free
-    let mut out: Vec<(Option<Resource>, Vec<Record>)> = Vec::new();
-    for mut record in records {
-        let mut own = None::<Resource>;
+/// Names each record's database, as records leave a source: all of a
+/// server's records share its resource (the semantic-conventions model New
+/// Relic requires), so a point about a database carries it as
+/// `db.namespace`, beside the receiver's `postgresql.database.name` that
+/// the entity dashboards facet on (New Relic flattens both into one row);
+/// records of a collector that reads the database it connects to (a `sql`
+/// query) carry that one, `connected`.
+pub fn name_databases(records: &mut [Record], connected: Option<&str>) {
+    for record in records {
         let attributes = record.attributes_mut();
-        for key in RESOURCE_KEYS {
-            if let Some(value) = attributes.remove(key) {
-                let resource = own.get_or_insert_with(|| {
-                    // the target's `db.namespace` names the database it
-                    // connects to, not this one
-                    let mut r = base.clone();
-                    r.attributes.remove("db.namespace");
-                    r
-                });
-                resource.attributes.insert(*key, value);
-            }
+        if attributes.get("db.namespace").is_some() {
+            continue;
         }
-        match out.iter_mut().find(|(r, _)| *r == own) {
-            Some((_, group)) => group.push(record),
-            None => out.push((own, vec![record])),
+        let database = attributes.get(DATABASE_NAME).cloned().or_else(|| connected.map(|d| dbintel_stdlib::Value::Str(d.to_string())));
+        if let Some(database) = database {
+            attributes.insert("db.namespace", database);
         }
     }
-    out.into_iter().map(|(resource, group)| (resource.unwrap_or_else(|| base.clone()), group)).collect()
 }
 
 /// Problems with `records` (as they arrive at a receiver: resource-level
@@ -270,6 +259,9 @@ pub fn conformance(engine: Engine, resource: &Map, record: &Record) -> Vec<Strin
                 problems.push(format!("{}: value type differs from the declaration", m.name));
             }
             for (key, value) in m.attributes.iter() {
+                if RESOURCE_KEYS.contains(&key) || key == "db.namespace" {
+                    continue;
+                }
                 match declared.attributes.iter().find(|a| a.name == key) {
                     None => problems.push(format!("{}: attribute {key} is not declared", m.name)),
                     Some(a) if !a.values.is_empty() && !a.values.iter().any(|v| value.as_str() == Some(v)) => {
@@ -278,11 +270,19 @@ pub fn conformance(engine: Engine, resource: &Map, record: &Record) -> Vec<Strin
                     Some(_) => {}
                 }
             }
+            // one resource per server: a level's attributes are on the
+            // point (New Relic flattens point and resource alike)
             for key in RESOURCE_KEYS {
                 let wanted = declared.level.resource_attributes().contains(key);
-                if resource.get(key).is_some() != wanted {
-                    problems.push(format!("{}: resource attribute {key} present = {}, level {:?}", m.name, !wanted, declared.level));
+                if resource.get(key).is_some() {
+                    problems.push(format!("{}: {key} on the resource (one resource per server)", m.name));
                 }
+                if m.attributes.get(key).is_some() != wanted {
+                    problems.push(format!("{}: attribute {key} present = {}, level {:?}", m.name, !wanted, declared.level));
+                }
+            }
+            if declared.level != Level::Instance && m.attributes.get("db.namespace") != m.attributes.get(DATABASE_NAME) {
+                problems.push(format!("{}: db.namespace differs from {DATABASE_NAME}", m.name));
             }
         }
         Record::Log(l) => {
@@ -346,33 +346,23 @@ mod tests {
     use dbintel_stdlib::Value;
 
     #[test]
-    fn resource_level_attributes_move_onto_their_resource_and_group_points() {
-        let mut base = Resource::default();
-        base.attributes.insert("service.instance.id", Value::Str("db:5432".into()));
-        base.attributes.insert("db.namespace", Value::Str("postgres".into()));
-        let point = |db: Option<&str>, table: Option<&str>| {
+    fn points_name_their_database_and_a_connected_database_names_the_rest() {
+        let point = |db: Option<&str>| {
             let mut attributes = Map::new();
             if let Some(db) = db {
                 attributes.insert(DATABASE_NAME, Value::Str(db.into()));
+                attributes.insert(TABLE_NAME, Value::Str("public.t".into()));
             }
-            if let Some(table) = table {
-                attributes.insert(TABLE_NAME, Value::Str(table.into()));
-            }
-            attributes.insert("state", Value::Str("live".into()));
             Record::Metric(MetricPoint::new("postgresql.rows", "1", MetricKind::Gauge, Number::Int(1), 1, attributes))
         };
-        let groups = by_resource(
-            &base,
-            vec![point(None, None), point(Some("app"), Some("public.t")), point(Some("app"), None), point(Some("app"), Some("public.t"))],
-        );
-        assert_eq!(groups.len(), 3, "server, table, database: {groups:?}");
-        assert_eq!(groups[1].1.len(), 2, "two points of one table share its resource");
-        let table = &groups[1].0.attributes;
-        assert_eq!(table.get(DATABASE_NAME), Some(&Value::Str("app".into())));
-        assert_eq!(table.get("service.instance.id"), Some(&Value::Str("db:5432".into())), "every resource keeps the server's");
-        assert_eq!(table.get("db.namespace"), None, "the connection's database is not this one");
-        assert!(groups[1].1.iter().all(|r| r.attributes().get(TABLE_NAME).is_none() && r.attributes().get("state").is_some()));
-        assert_eq!(groups[0].0, base);
+        let mut records = vec![point(Some("app")), point(None)];
+        name_databases(&mut records, None);
+        assert_eq!(records[0].attributes().get("db.namespace"), Some(&Value::Str("app".into())));
+        assert_eq!(records[0].attributes().get(TABLE_NAME), Some(&Value::Str("public.t".into())), "legacy names stay on the point");
+        assert_eq!(records[1].attributes().get("db.namespace"), None, "a server-level point names no database");
+        let mut records = vec![point(None)];
+        name_databases(&mut records, Some("orders"));
+        assert_eq!(records[0].attributes().get("db.namespace"), Some(&Value::Str("orders".into())));
     }
 
     #[test]

@@ -176,9 +176,9 @@ impl ConnectSpec {
     }
 
     /// The resource every record of this target carries, without
-    /// connecting (see [`crate::target_resource`]).
-    pub fn resource(&self) -> Resource {
-        crate::target_resource(self.engine.system(), &self.host(), self.port(), self.database().map(str::to_string))
+    /// connecting (see [`crate::entity`]).
+    pub fn resource(&self, identity: dbintel_dsl::schema::ServiceInstanceId) -> Resource {
+        crate::target_resource(self.engine.system(), &self.host(), self.port(), identity)
     }
 
     /// What driver messages are scrubbed of.

@@ -26,6 +26,9 @@
 //! - [`supervisor`]: one task per target: connects lazily and retries
 //!   forever with backoff, runs the collectors, fences every scrape,
 //!   reports state to the status board. Nothing ends on a database error.
+//! - [`entity`]: the resource New Relic builds entities from (one per
+//!   server, `service.instance.id` as its collector computes it).
+//! - [`db360`]: New Relic's Database 360 event contract, as data.
 //! - [`error`]: errors classified by SQLSTATE / MySQL error number.
 //! - [`breaker`]: the circuit breaker in front of every statement.
 //! - [`statement_deltas`]: cumulative statement statistics as deltas.
@@ -41,6 +44,8 @@ pub mod catalogue;
 pub mod collector;
 pub mod collectors;
 pub mod connect;
+pub mod db360;
+pub mod entity;
 pub mod error;
 pub mod fleet;
 pub mod mysql;
@@ -94,28 +99,12 @@ pub fn setup_error(name: &str, message: String) -> SourceError {
     SourceError::Setup { source_name: name.to_string(), message }
 }
 
-/// The resource every batch from a database carries: what New Relic builds
-/// its database entities from. PostgreSQL entities are keyed by
-/// `service.instance.id`, MySQL ones by `mysql.instance.endpoint`; both are
-/// `host:port` as the DSN writes them, and every resource of a server (its
-/// databases, tables, indexes, its events) carries the same value, or the
-/// data lands on no entity. No `telemetry.sdk.name`: that names an
-/// OpenTelemetry SDK (New Relic turns it into the entity's
-/// `instrumentation.provider`); dbintel is named by its scope.
-pub fn target_resource(system: &str, host: &str, port: u16, database: Option<String>) -> dbintel_core::record::Resource {
-    use dbintel_stdlib::Value;
-    let mut resource = dbintel_core::record::Resource::default();
-    let attrs = &mut resource.attributes;
-    let endpoint = format!("{host}:{port}");
-    attrs.insert("db.system.name", Value::Str(system.into()));
-    attrs.insert("server.address", Value::Str(host.into()));
-    attrs.insert("server.port", Value::Int(i64::from(port)));
-    attrs.insert("service.instance.id", Value::Str(endpoint.clone()));
-    if system == "mysql" {
-        attrs.insert("mysql.instance.endpoint", Value::Str(endpoint));
-    }
-    if let Some(db) = database {
-        attrs.insert("db.namespace", Value::Str(db));
-    }
-    resource
+/// The resource every record of a server carries (see [`entity`]).
+pub fn target_resource(
+    system: &str,
+    host: &str,
+    port: u16,
+    identity: dbintel_dsl::schema::ServiceInstanceId,
+) -> dbintel_core::record::Resource {
+    entity::server_resource(system, host, port, identity)
 }

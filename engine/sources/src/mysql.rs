@@ -31,6 +31,7 @@ pub struct MyTarget {
     secret: Secret,
     timeout: Duration,
     pub resource: Resource,
+    database: Option<String>,
     /// Bumped when the server's uptime goes backwards (a restart), so deltas
     /// re-baseline.
     generation: AtomicU64,
@@ -85,7 +86,7 @@ impl MyTarget {
         if let Some(ca) = &settings.sslrootcert {
             options = options.ssl_ca(ca.as_str());
         }
-        let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
+        let (host, port) = (spec.host(), options.get_port());
         let seconds = timeout.as_secs_f64().max(0.001);
         let lock_seconds = (timeout.as_secs() / 2).max(1);
         let what = format!("connecting to {host}:{port}");
@@ -111,13 +112,14 @@ impl MyTarget {
         });
         let pool = SessionPool::new(name, server, sessions, settings.pool.clamp(1, 16) as u32, pool_options, options, connect_timeout);
 
-        let resource = super::target_resource("mysql", &host, port, database);
+        let resource = super::target_resource("mysql", &host, port, settings.service_instance_id);
         let mut target = MyTarget {
             name: name.to_string(),
             pool,
             secret,
             timeout,
             resource,
+            database: spec.database().map(str::to_string),
             generation: AtomicU64::new(0),
             last_uptime: AtomicI64::new(0),
             breaker: super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings)),
@@ -195,6 +197,11 @@ impl MyTarget {
         let rows = self.query("replica status", statement).await.ok()?;
         let row = rows.first()?;
         super::rows::number(row, "Seconds_Behind_Master").or_else(|| super::rows::number(row, "Seconds_Behind_Source"))
+    }
+
+    /// The database the DSN names (`None`: none selected).
+    pub fn database(&self) -> Option<&str> {
+        self.database.as_deref()
     }
 
     pub async fn close(&self) {

@@ -84,7 +84,7 @@ impl PgTarget {
         if let Some(ca) = &settings.sslrootcert {
             options = options.ssl_root_cert(ca.as_str());
         }
-        let (host, port, database) = (options.get_host().to_string(), options.get_port(), options.get_database().map(str::to_string));
+        let (host, port) = (spec.host(), options.get_port());
         let what = format!("connecting to {host}:{port}");
         let server = ServerSessions::of(&spec.server(), settings.server_sessions as u32);
         let permit = server.transient(name, connect_timeout).await?;
@@ -109,7 +109,7 @@ impl PgTarget {
             connect_timeout,
         );
 
-        let resource = super::target_resource("postgresql", &host, port, database);
+        let resource = super::target_resource("postgresql", &host, port, settings.service_instance_id);
         let breaker = super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings));
         let target = PgTarget {
             name: name.to_string(),

@@ -30,6 +30,9 @@ pub struct Replay {
     /// From the DSN when it can be read; else from a `_target` line; else
     /// the engine's defaults.
     resource: Resource,
+    /// The database the DSN (or a `_target` line) names.
+    database: Option<String>,
+    identity: dbintel_dsl::schema::ServiceInstanceId,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +74,12 @@ impl Replay {
             path,
             collector: built,
             engine,
-            resource: connect
-                .map_or_else(|| super::target_resource(engine.system(), "localhost", engine.default_port(), None), |s| s.resource()),
+            resource: connect.as_ref().map_or_else(
+                || super::target_resource(engine.system(), "localhost", engine.default_port(), settings.service_instance_id),
+                |s| s.resource(settings.service_instance_id),
+            ),
+            database: connect.as_ref().and_then(|s| s.database().map(str::to_string)),
+            identity: settings.service_instance_id,
         })
     }
 
@@ -82,8 +89,8 @@ impl Replay {
         let Some(Value::Map(target)) = row.get("_target") else { return false };
         let host = target.get("host").map(ToString::to_string).unwrap_or_else(|| "localhost".into());
         let port = integer(target, "port").and_then(|p| u16::try_from(p).ok()).unwrap_or(self.engine.default_port());
-        let database = target.get("database").filter(|v| !v.is_nil()).map(ToString::to_string);
-        self.resource = super::target_resource(self.engine.system(), &host, port, database);
+        self.database = target.get("database").filter(|v| !v.is_nil()).map(ToString::to_string);
+        self.resource = super::target_resource(self.engine.system(), &host, port, self.identity);
         true
     }
 
@@ -165,10 +172,12 @@ impl Replay {
             return;
         }
         NodeCounters::add(&counters.emitted, records.len());
-        // as a live source sends them: one batch per resource
-        for (resource, records) in crate::catalogue::by_resource(&self.resource, records) {
-            let lost = output.send_blocking(&self.collector_name, dbintel_core::record::Batch::new(resource, records));
-            NodeCounters::add(&counters.dropped, lost);
-        }
+        // as a live source sends them: on the server's resource, each
+        // point saying which database it is about
+        let mut records = records;
+        let connected = (self.collector.scope() == crate::collector::Scope::Database).then_some(self.database.as_deref()).flatten();
+        crate::catalogue::name_databases(&mut records, connected);
+        let lost = output.send_blocking(&self.collector_name, dbintel_core::record::Batch::new(self.resource.clone(), records));
+        NodeCounters::add(&counters.dropped, lost);
     }
 }

@@ -174,22 +174,28 @@ impl Epoch {
         log_transition(&self.source, self.status.breaker(self.target.breaker().label()));
     }
 
-    async fn emit(&self, collector: &str, records: Vec<Record>) {
-        emit(&self.output, &self.counters, self.target.resource(), collector, records).await;
+    async fn emit(&self, collector: &str, scope: collector::Scope, records: Vec<Record>) {
+        let connected = (scope == collector::Scope::Database).then(|| self.target.database()).flatten();
+        emit(&self.output, &self.counters, self.target.resource(), connected, collector, records).await;
     }
 }
 
-async fn emit(output: &SharedOutput, counters: &NodeCounters, resource: &Resource, collector: &str, records: Vec<Record>) {
+/// Sends a scrape's records on the server's resource, each point naming
+/// its database (`connected`: the one a database-scope collector reads).
+async fn emit(
+    output: &SharedOutput,
+    counters: &NodeCounters,
+    resource: &Resource,
+    connected: Option<&str>,
+    collector: &str,
+    mut records: Vec<Record>,
+) {
     if records.is_empty() {
         return;
     }
     let n = records.len();
-    let mut lost = 0;
-    // database, table and index points go out on their own resources
-    let output = output.current();
-    for (resource, records) in crate::catalogue::by_resource(resource, records) {
-        lost += output.send(collector, Batch::new(resource, records)).await;
-    }
+    crate::catalogue::name_databases(&mut records, connected);
+    let lost = output.current().send(collector, Batch::new(resource.clone(), records)).await;
     NodeCounters::add(&counters.emitted, n);
     if lost > 0 {
         NodeCounters::add(&counters.dropped, lost);
@@ -332,6 +338,7 @@ pub async fn run_target(
     let mut backoff = Backoff::new(settings.reconnect_max.max(Duration::from_secs(1)));
     let mut connect_cause: Option<String> = None;
     let mut resource: Option<Resource> = None;
+    let mut database: Option<String> = None;
 
     loop {
         if stop.as_ref().is_some_and(|s| *s.borrow()) || done(&slots) {
@@ -392,6 +399,7 @@ pub async fn run_target(
         }
         log_transition(&name, status.connected());
         resource = Some(target.resource().clone());
+        database = target.database().map(str::to_string);
         let reads_server = slots.iter().any(|s| s.reader.is_some());
         let identity = match reads_server {
             true => target.server_identity().await.ok(),
@@ -442,7 +450,8 @@ pub async fn run_target(
         let now = now_nanos();
         for slot in &mut slots {
             let records = slot.collector.flush(now);
-            emit(&output, &counters, &resource, &slot.name, records).await;
+            let connected = (slot.collector.scope() == collector::Scope::Database).then_some(database.as_deref()).flatten();
+            emit(&output, &counters, &resource, connected, &slot.name, records).await;
         }
     }
     Ok(())
@@ -691,7 +700,7 @@ async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
                     tracing::info!(source = %epoch.source, collector = %slot.name, "collector recovered");
                 }
                 log_transition(&epoch.source, epoch.status.scrape_ok(&slot.name));
-                epoch.emit(&slot.name, records).await;
+                epoch.emit(&slot.name, slot.collector.scope(), records).await;
             }
             // expected while open; the breaker logs its own transitions
             Err(SourceError::BreakerOpen { .. }) => {}

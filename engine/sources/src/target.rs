@@ -127,6 +127,14 @@ impl Target {
         }
     }
 
+    /// The database the DSN names (`None`: the server's default).
+    pub fn database(&self) -> Option<&str> {
+        match self {
+            Target::Pg(t) => t.database(),
+            Target::My(t) => t.database(),
+        }
+    }
+
     pub fn resource(&self) -> &Resource {
         match self {
             Target::Pg(t) => &t.resource,

@@ -548,11 +548,11 @@ mod tests {
                 ("retained", Value::Double(8.0)),
             ]),
         ];
-        for record in crate::catalogue::by_resource(&Default::default(), records(&rows, 1, 2)) {
-            for r in &record.1 {
-                let problems = crate::catalogue::conformance(Engine::Postgres, &record.0.attributes, r);
-                assert!(problems.is_empty(), "{problems:?}");
-            }
+        let mut records = records(&rows, 1, 2);
+        crate::catalogue::name_databases(&mut records, None);
+        for r in &records {
+            let problems = crate::catalogue::conformance(Engine::Postgres, &Default::default(), r);
+            assert!(problems.is_empty(), "{problems:?}");
         }
     }
 }
