@@ -17,11 +17,10 @@ use dbintel_core::counters::NodeCounters;
 use dbintel_core::status::{CollectorState, TargetState};
 use dbintel_export::LATENCY_BUCKETS;
 
-/// Resident set size from /proc (Linux), in bytes.
+/// Resident set size from /proc (Linux), in bytes, at the system's page
+/// size (what `memory_limit`'s `rss_limit` compares too).
 pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    dbintel_core::budget::resident_bytes()
 }
 
 type Labels = Vec<(String, String)>;
