@@ -430,6 +430,9 @@ impl Sharder {
         let prefix = format!("{}-member-", self.prefix);
         let leases = api.list(&prefix).await?;
         let now = clock.now();
+        // replicas come and go under new names (each rollout): remember
+        // only the membership leases that still exist
+        self.members_seen.retain(|name, _| leases.iter().any(|(n, _)| n == name));
         let mut live = 0;
         for (name, record) in leases {
             let entry = self.members_seen.entry(name).or_insert_with(|| (record.resource_version.clone(), now));

@@ -196,6 +196,8 @@ struct Daemon {
     coordinator: Option<dbintel_cluster::Coordinator>,
     /// Every file the plan was compiled from, polled for changes.
     watch: watch::Watch,
+    /// Prunes per-target series when their targets go.
+    janitor: metrics::SeriesJanitor,
 }
 
 impl Daemon {
@@ -330,6 +332,13 @@ impl Daemon {
             let mut registry = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner());
             for (name, node) in &plan.nodes {
                 registry.register(name, node.kind.label());
+                // the graph gets a copy: a sampler's counters must exist
+                // here first, or /metrics would never see them
+                if let NodeKind::Sample(sample) = &node.kind {
+                    if dbintel_dsl::schema::SampleSettings::from_settings(&sample.settings).state.is_some() {
+                        registry.sampler(name);
+                    }
+                }
             }
             registry.clone()
         };
@@ -498,6 +507,10 @@ impl Daemon {
                     Self::drain(old, deadline).await;
                 }
                 Self::retire(retiring).await;
+                // nodes that left the plan leave /metrics
+                if let Some(running) = &self.running {
+                    self.shared.registry.lock().unwrap_or_else(|p| p.into_inner()).retain(|n| running.plan.node(n).is_some());
+                }
                 self.shared.reloads_applied.fetch_add(1, Relaxed);
                 tracing::info!(trigger = why, %summary, "reloaded");
                 ReloadReply::Applied(summary)
@@ -591,6 +604,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         sources: HashMap::new(),
         coordinator: None,
         watch,
+        janitor: metrics::SeriesJanitor::default(),
     };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
     daemon.start(plan, None).await.map_err(DaemonError::Start)?;
@@ -616,6 +630,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
                 if daemon.options.watch.is_some() && daemon.watch.poll() {
                     daemon.reload("file change").await;
                 }
+                daemon.janitor.sweep(&shared.status);
             }
         }
     }
