@@ -43,6 +43,8 @@ use dbintel_sources::supervisor::LiveOptions;
 pub struct Options {
     pub paths: Vec<PathBuf>,
     pub listen: std::net::SocketAddr,
+    /// Where `/status` and `POST /reload` are served instead of `listen`.
+    pub admin_listen: Option<std::net::SocketAddr>,
     pub shutdown_timeout: Duration,
     /// Poll the files this often for changes; `None`: do not watch.
     pub watch: Option<Duration>,
@@ -576,6 +578,10 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let listener =
         tokio::net::TcpListener::bind(options.listen).await.map_err(|error| DaemonError::Listen { addr: options.listen, error })?;
     let listen = listener.local_addr().unwrap_or(options.listen);
+    let admin = match options.admin_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|error| DaemonError::Listen { addr, error })?),
+        None => None,
+    };
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
     let shared = Arc::new(Shared {
         registry: Mutex::default(),
@@ -608,8 +614,18 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
     daemon.start(plan, None).await.map_err(DaemonError::Start)?;
-    tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone()));
-    tracing::info!(%listen, "running; /metrics, /healthz, /readyz, /status and POST /reload on this address");
+    match admin {
+        Some(admin) => {
+            let admin_listen = admin.local_addr().ok();
+            tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone(), http::Exposure::Public));
+            tokio::spawn(http::serve(admin, shared.clone(), daemon.options.http.clone(), http::Exposure::All));
+            tracing::info!(%listen, admin = ?admin_listen, "running; /metrics, /healthz and /readyz on the first address, /status and POST /reload on the admin one");
+        }
+        None => {
+            tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone(), http::Exposure::All));
+            tracing::info!(%listen, "running; /metrics, /healthz, /readyz, /status and POST /reload on this address");
+        }
+    }
 
     let poll = daemon.options.watch.unwrap_or(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(poll);
