@@ -54,11 +54,9 @@ pipeline p = srv.q -> out
     });
     psql(&format!("DROP DATABASE {db} WITH (FORCE)"));
     drop(dropped);
-    let left = run.wait_for("every series of the dropped database to go", Duration::from_secs(30), || {
-        let lines = lines_mentioning(&run, &db);
-        lines.is_empty().then_some(())
+    run.wait_for("every series of the dropped database to go", Duration::from_secs(30), || {
+        lines_mentioning(&run, &db).is_empty().then_some(())
     });
-    let _ = left;
     // and they stay gone (a late sweep or scrape does not bring them back)
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(lines_mentioning(&run, &db), Vec::<String>::new(), "{}", run.stderr());

@@ -94,7 +94,7 @@ fn a_password_in_a_targets_file_dsn_parameter_or_host_is_refused_with_e307_and_n
     for (what, out) in [("validate --format json", &json), ("validate", &pretty), ("run", &run)] {
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(!all.contains("hunter2"), "{what} echoed a secret: {all}");
-        assert_ne!(code(&out), 0, "{what} refuses: {all}");
+        assert_ne!(code(out), 0, "{what} refuses: {all}");
         assert!(all.contains("E307"), "{what}: {all}");
     }
     let found: Vec<serde_json::Value> =
