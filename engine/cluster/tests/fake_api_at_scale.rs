@@ -194,3 +194,37 @@ async fn fake_api_a_follower_stamps_a_lease_after_its_slow_get_so_two_never_hold
     }
     assert!(follower.held(clock.now()), "the follower takes over in the end");
 }
+
+/// One replica's passes over 200 target leases at 25 ms per call, timed
+/// on tokio's paused clock (the latency is simulated; the time is exact):
+/// taking them all, renewing them all, and a pass with none due. One
+/// lease after another, a renewal pass took 200 × (GET + PUT) = 10 s —
+/// all of the default `renew`. (BENCHMARKS.md, "Sharded leases".)
+#[tokio::test(start_paused = true)]
+async fn fake_api_a_pass_over_200_leases_at_25ms_per_call_fits_well_inside_renew() {
+    use dbintel_cluster::lease::Sharder;
+    let server = FakeLeaseServer::default();
+    server.set_latency(LATENCY);
+    let timing = Timing::default();
+    let targets: Vec<String> = (0..200).map(|i| format!("fleet/db{i:03}")).collect();
+    let clock = TokioClock::default();
+    let api = server.client("dbintel-0");
+    let mut sharder = Sharder::new("dbintel", "dbintel-0", &targets, timing);
+    async fn pass(sharder: &mut Sharder, server: &FakeLeaseServer, api: &FakeLeaseClient, clock: &TokioClock) -> (Duration, u64) {
+        let (started, calls) = (tokio::time::Instant::now(), server.calls_from("dbintel-0"));
+        sharder.tick(api, clock).await;
+        (started.elapsed(), server.calls_from("dbintel-0") - calls)
+    }
+    let (took_all, calls_taking) = pass(&mut sharder, &server, &api, &clock).await;
+    assert_eq!(sharder.owned(clock.now()).len(), 200, "one pass takes every free lease");
+    tokio::time::sleep(timing.renew / 2).await;
+    let (renewing, calls_renewing) = pass(&mut sharder, &server, &api, &clock).await;
+    let (idle, calls_idle) = pass(&mut sharder, &server, &api, &clock).await;
+    eprintln!(
+        "200 leases at {LATENCY:?} per call: taking {took_all:?} ({calls_taking} calls), renewing {renewing:?} ({calls_renewing} calls), none due {idle:?} ({calls_idle} calls)"
+    );
+    assert!(took_all < timing.renew / 4 && renewing < timing.renew / 4, "taking {took_all:?}, renewing {renewing:?}");
+    assert_eq!(calls_renewing, 4 + 2 * 200, "a GET and a PUT per lease, and the pass's own four");
+    assert_eq!(calls_idle, 4, "a lease renewed a moment ago waits");
+    assert_eq!(sharder.owned(clock.now()).len(), 200);
+}
