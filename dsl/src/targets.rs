@@ -136,7 +136,20 @@ pub fn target(at: Span, entries: Vec<RawEntry>, base: &Settings, checker: &mut S
                 }
             }
             "database" => database = text(checker, &entry.value),
-            "user" => user = text(checker, &entry.value),
+            "user" => {
+                user = text(checker, &entry.value);
+                // `user: mon:pw` would send the password as the user's
+                // name, into the server's log and its error messages
+                if user.as_deref().is_some_and(|u| u.contains(':')) {
+                    checker.diagnostics.push(
+                        Diagnostic::new(codes::INLINE_SECRET, entry.value.span, "this user carries a secret after its `:`; secrets must not be written in a targets list")
+                            .label("inline secret")
+                            .help("write the user alone and the password in `password_file` (a mounted Secret) or `password_env`; the value is not shown here")
+                            .hide_source(),
+                    );
+                    ok = false;
+                }
+            }
             "port" => {
                 port = match checker.value("port", crate::schema::SettingType::Int { min: 1, max: 65535 }, &entry.value) {
                     Some(crate::plan::Value::Int(p)) => u16::try_from(p).ok(),
