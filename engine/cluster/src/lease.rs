@@ -450,7 +450,11 @@ impl Sharder {
     pub async fn tick(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) {
         self.member.tick(api, clock).await;
         // what went wrong this pass, logged once per cause at its end
+        // (a lease not tried this pass has nothing to say about the API)
         let mut failure = None;
+        for (_, claim) in self.targets.iter_mut() {
+            claim.failing = None;
+        }
         match self.count_members(api, clock).await {
             Ok(n) => self.live_members = n,
             Err(e) => failure = Some(format!("cannot list the membership leases: {e}")),
