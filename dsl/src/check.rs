@@ -6,6 +6,7 @@
 //! (cycles, signal types, unused nodes), then tests.
 
 mod expr;
+pub mod secrets;
 pub mod settings;
 
 use std::collections::{HashMap, HashSet};

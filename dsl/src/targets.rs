@@ -23,6 +23,7 @@
 use indexmap::IndexMap;
 
 use crate::ast::{Expr, ExprKind, StringLit};
+use crate::check::secrets::secret_in_connection_string;
 use crate::check::settings::SettingsChecker;
 use crate::codes;
 use crate::diagnostic::{did_you_mean, Diagnostic};
@@ -84,13 +85,14 @@ pub fn target(at: Span, entries: Vec<RawEntry>, base: &Settings, checker: &mut S
                         crate::plan::Value::Secret(s) => Some(DsnForm::Secret(s)),
                         _ => None,
                     }),
-                    ExprKind::String(s) if url_has_password(&s.value) => {
+                    ExprKind::String(s) if secret_in_connection_string(&s.value).is_some() => {
                         ok = false;
                         refused_dsn = true;
+                        let where_ = secret_in_connection_string(&s.value).unwrap_or_default();
                         checker.diagnostics.push(
-                            Diagnostic::new(codes::INLINE_SECRET, entry.value.span, "this DSN carries a password; secrets must not be written in a targets list")
-                                .label("inline password")
-                                .help("write the DSN without its password and add `password_file` (a mounted Secret) or `password_env`; the value is not shown here")
+                            Diagnostic::new(codes::INLINE_SECRET, entry.value.span, format!("this DSN carries a secret in {where_}; secrets must not be written in a targets list"))
+                                .label("inline secret")
+                                .help("write the DSN without it and add `password_file` (a mounted Secret) or `password_env`; the value is not shown here")
                                 .hide_source(),
                         );
                         None
@@ -121,9 +123,33 @@ pub fn target(at: Span, entries: Vec<RawEntry>, base: &Settings, checker: &mut S
                     SecretRef::Env(var)
                 })
             }
-            "host" => host = text(checker, &entry.value),
+            "host" => {
+                host = text(checker, &entry.value);
+                if let Some(where_) = host.as_deref().and_then(secret_in_connection_string) {
+                    checker.diagnostics.push(
+                        Diagnostic::new(codes::INLINE_SECRET, entry.value.span, format!("this host carries a secret in {where_}; secrets must not be written in a targets list"))
+                            .label("inline secret")
+                            .help("write the host alone, the user as `user`, and the password in `password_file` (a mounted Secret) or `password_env`; the value is not shown here")
+                            .hide_source(),
+                    );
+                    ok = false;
+                }
+            }
             "database" => database = text(checker, &entry.value),
-            "user" => user = text(checker, &entry.value),
+            "user" => {
+                user = text(checker, &entry.value);
+                // `user: mon:pw` would send the password as the user's
+                // name, into the server's log and its error messages
+                if user.as_deref().is_some_and(|u| u.contains(':')) {
+                    checker.diagnostics.push(
+                        Diagnostic::new(codes::INLINE_SECRET, entry.value.span, "this user carries a secret after its `:`; secrets must not be written in a targets list")
+                            .label("inline secret")
+                            .help("write the user alone and the password in `password_file` (a mounted Secret) or `password_env`; the value is not shown here")
+                            .hide_source(),
+                    );
+                    ok = false;
+                }
+            }
             "port" => {
                 port = match checker.value("port", crate::schema::SettingType::Int { min: 1, max: 65535 }, &entry.value) {
                     Some(crate::plan::Value::Int(p)) => u16::try_from(p).ok(),
@@ -200,11 +226,6 @@ pub fn target(at: Span, entries: Vec<RawEntry>, base: &Settings, checker: &mut S
 enum DsnForm {
     Secret(SecretRef),
     Url(String),
-}
-
-/// Whether a `scheme://user:password@…` URL carries a password.
-fn url_has_password(url: &str) -> bool {
-    url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// Reports names given to more than one target.
@@ -394,8 +415,9 @@ mod tests {
 
     #[test]
     fn passwords_in_urls_are_found() {
-        assert!(url_has_password("postgres://u:pw@h/db"));
-        assert!(!url_has_password("postgres://u@h/db"));
-        assert!(!url_has_password("postgres://h:5432/db"));
+        assert!(secret_in_connection_string("postgres://u:pw@h/db").is_some());
+        assert!(secret_in_connection_string("postgres://u@h/db").is_none());
+        assert!(secret_in_connection_string("postgres://h:5432/db").is_none());
+        assert!(secret_in_connection_string("postgres://u@h/db?password=pw").is_some());
     }
 }

@@ -178,6 +178,19 @@ impl SettingsChecker<'_> {
                     for arg in &call.args {
                         match (arg.name.as_ref().map(|n| n.name.as_str()), &arg.value.kind) {
                             (None, ExprKind::String(s)) if s.value.starts_with("redis://") || s.value.starts_with("rediss://") => {
+                                if let Some(where_) = super::secrets::secret_in_connection_string(&s.value) {
+                                    self.diagnostics.push(
+                                        Diagnostic::new(
+                                            codes::INLINE_SECRET,
+                                            arg.value.span,
+                                            format!("this Redis URL carries a secret in {where_}; secrets must come from env() or file()"),
+                                        )
+                                        .label("inline secret")
+                                        .help("write the URL without it and add `password = env(\"REDIS_PASSWORD\")` (or file(…)) to redis(…); the value is not shown here")
+                                        .hide_source(),
+                                    );
+                                    return None;
+                                }
                                 state = Some(s.value.clone());
                             }
                             (Some("username"), _) => username = Some(self.secret("username", &arg.value)?),

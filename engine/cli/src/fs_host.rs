@@ -1,6 +1,10 @@
-//! The real file system and environment, as the compiler sees them.
+//! The real file system and environment, as the compiler sees them; and
+//! a [`RecordingHost`] that notes every file a compile read (what `dbintel
+//! run` then watches).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use dbintel_dsl::Host;
 
@@ -20,6 +24,48 @@ impl Host for FsHost {
 
     fn env_is_set(&self, name: &str) -> bool {
         std::env::var_os(name).is_some_and(|v| !v.is_empty())
+    }
+}
+
+/// Every file a compile asked for — the `.pipe` files named, those they
+/// `use`, targets files — with a hash of the contents it got (`None`: it
+/// could not be read, which is worth watching too: the file may appear).
+pub type Reads = BTreeMap<PathBuf, Option<u64>>;
+
+/// A hash of a file's contents, to notice a change.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// [`FsHost`], noting what it reads.
+#[derive(Default)]
+pub struct RecordingHost {
+    reads: Mutex<Reads>,
+}
+
+impl RecordingHost {
+    pub fn reads(self) -> Reads {
+        self.reads.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Host for RecordingHost {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let result = FsHost.read(path);
+        let seen = result.as_ref().ok().map(|bytes| content_hash(bytes));
+        self.reads.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_path_buf(), seen);
+        result
+    }
+
+    fn canonicalize(&self, path: &Path) -> PathBuf {
+        FsHost.canonicalize(path)
+    }
+
+    fn env_is_set(&self, name: &str) -> bool {
+        FsHost.env_is_set(name)
     }
 }
 

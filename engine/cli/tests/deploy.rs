@@ -2,8 +2,10 @@
 //! kustomize` (the preinstalled client, offline, no flags) — also as a
 //! remote base cloned from git — every object parses into its k8s-openapi
 //! type with nothing left over, and the invariants hold: replicas, RBAC
-//! limited to leases, probes, a locked-down securityContext, memory
-//! headroom, the NetworkPolicy's ports, and a ConfigMap whose pipelines are
+//! limited to leases and to the verbs engine/cluster calls, probes, a
+//! locked-down securityContext, memory headroom, the admin endpoints off
+//! the port the NetworkPolicy opens, ingress only from what scrapes,
+//! egress only to listed addresses, and a ConfigMap whose pipelines are
 //! the shipped ones and validate. The examples (Secret, targets file) and
 //! the Dockerfile's stripped build are checked too.
 
@@ -55,7 +57,7 @@ fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
 struct Rendered {
     deployment: Deployment,
     role: Role,
-    policy: NetworkPolicy,
+    policies: Vec<NetworkPolicy>,
     pdb: PodDisruptionBudget,
     config: ConfigMap,
     service: Service,
@@ -63,7 +65,8 @@ struct Rendered {
 
 fn check_all(overlay: &str) -> Rendered {
     let docs = render(overlay);
-    let (mut deployment, mut role, mut policy, mut pdb, mut config, mut service) = (None, None, None, None, None, None);
+    let (mut deployment, mut role, mut pdb, mut config, mut service) = (None, None, None, None, None);
+    let mut policies = Vec::new();
     for doc in &docs {
         match doc["kind"].as_str().unwrap_or_default() {
             "Namespace" => drop(typed::<Namespace>(doc)),
@@ -75,7 +78,7 @@ fn check_all(overlay: &str) -> Rendered {
             }
             "Role" => role = Some(typed::<Role>(doc)),
             "Deployment" => deployment = Some(typed::<Deployment>(doc)),
-            "NetworkPolicy" => policy = Some(typed::<NetworkPolicy>(doc)),
+            "NetworkPolicy" => policies.push(typed::<NetworkPolicy>(doc)),
             "PodDisruptionBudget" => pdb = Some(typed::<PodDisruptionBudget>(doc)),
             "ConfigMap" => config = Some(typed::<ConfigMap>(doc)),
             "Service" => service = Some(typed::<Service>(doc)),
@@ -90,7 +93,7 @@ fn check_all(overlay: &str) -> Rendered {
     let r = Rendered {
         deployment: deployment.expect("Deployment"),
         role: role.expect("Role"),
-        policy: policy.expect("NetworkPolicy"),
+        policies,
         pdb: pdb.expect("PodDisruptionBudget"),
         config: config.expect("ConfigMap"),
         service: service.expect("Service"),
@@ -101,7 +104,9 @@ fn check_all(overlay: &str) -> Rendered {
     assert_eq!(rules.len(), 1, "{overlay}: one rule: {rules:?}");
     assert_eq!(rules[0].api_groups.clone().unwrap_or_default(), ["coordination.k8s.io"], "{overlay}: {rules:?}");
     assert_eq!(rules[0].resources.clone().unwrap_or_default(), ["leases"], "{overlay}: {rules:?}");
-    assert_eq!(rules[0].verbs, ["get", "list", "watch", "create", "update", "patch"], "{overlay}: leases, these verbs only");
+    let mut verbs = rules[0].verbs.clone();
+    verbs.sort();
+    assert_eq!(verbs, lease_verbs_the_code_calls(), "{overlay}: the Role grants exactly the verbs engine/cluster calls");
 
     let spec = r.deployment.spec.clone();
     let pod = spec.template.spec.clone().expect("pod spec");
@@ -150,32 +155,7 @@ fn check_all(overlay: &str) -> Rendered {
         common::lines_with(&manifest.to_lowercase(), &["password"])
     );
 
-    // NetworkPolicy: in only to metrics; out to DNS, API, databases, OTLP
-    let np = r.policy.spec.clone().expect("policy spec");
-    assert_eq!(np.policy_types.clone().unwrap_or_default(), ["Ingress", "Egress"], "{overlay}");
-    let ports = |rules: Vec<Vec<k8s_openapi::api::networking::v1::NetworkPolicyPort>>| -> Vec<i32> {
-        let mut p: Vec<i32> = rules
-            .into_iter()
-            .flatten()
-            .filter_map(|p| match p.port {
-                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => Some(n),
-                _ => None,
-            })
-            .collect();
-        p.sort_unstable();
-        p.dedup();
-        p
-    };
-    assert_eq!(
-        ports(np.ingress.unwrap_or_default().into_iter().map(|r| r.ports.unwrap_or_default()).collect()),
-        [9464],
-        "{overlay}: in: the metrics port only"
-    );
-    assert_eq!(
-        ports(np.egress.unwrap_or_default().into_iter().map(|r| r.ports.unwrap_or_default()).collect()),
-        [53, 443, 3306, 4317, 4318, 5432, 6443],
-        "{overlay}: out: DNS, the API, the databases, OTLP"
-    );
+    check_network(overlay, &r.policies, c);
     assert_eq!(
         r.service.spec.clone().and_then(|s| s.selector).unwrap_or_default().get("app.kubernetes.io/name").map(String::as_str),
         Some("dbintel"),
@@ -187,6 +167,117 @@ fn check_all(overlay: &str) -> Rendered {
         r.pdb.spec
     );
     r
+}
+
+/// The Lease verbs engine/cluster calls: each `self.api.<method>(` of the
+/// kube client in kube_api.rs, as RBAC names it. A new call the Role does
+/// not grant (or a grant nothing calls) fails the deploy tests.
+fn lease_verbs_the_code_calls() -> Vec<String> {
+    let code = std::fs::read_to_string(common::root().join("engine/cluster/src/kube_api.rs")).expect("kube_api.rs");
+    let mut verbs: Vec<String> = code
+        .split("self.api.")
+        .skip(1)
+        .map(|rest| rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or_default())
+        .map(|method| {
+            match method {
+                "get" | "get_opt" => "get",
+                "list" => "list",
+                "create" => "create",
+                "replace" => "update",
+                "patch" => "patch",
+                "delete" => "delete",
+                "watch" => "watch",
+                other => panic!("kube_api.rs calls Api::{other}: add its RBAC verb here"),
+            }
+            .to_string()
+        })
+        .collect();
+    verbs.sort();
+    verbs.dedup();
+    assert!(verbs.len() >= 3, "found the calls in kube_api.rs: {verbs:?}");
+    verbs
+}
+
+/// The network invariants: the admin endpoints on loopback only; in, the
+/// metrics port only, and only from listed peers (the probes come from the
+/// pod's node, which NetworkPolicy always lets through); out, DNS to
+/// kube-dns and otherwise only to listed addresses, never to "anywhere".
+fn check_network(overlay: &str, policies: &[NetworkPolicy], c: &k8s_openapi::api::core::v1::Container) {
+    use k8s_openapi::api::networking::v1::NetworkPolicyPort;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let args = c.args.clone().unwrap_or_default();
+    let admin = args.iter().position(|a| a == "--admin-listen").and_then(|i| args.get(i + 1)).cloned();
+    let admin = admin.unwrap_or_else(|| panic!("{overlay}: /status and POST /reload on an admin listener: {args:?}"));
+    assert!(admin.starts_with("127.0.0.1:"), "{overlay}: the admin listener is loopback only: {admin}");
+    let admin_port: i32 = admin.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the admin port");
+    let container_ports: Vec<i32> = c.ports.clone().unwrap_or_default().iter().map(|p| p.container_port).collect();
+    assert_eq!(container_ports, [9464], "{overlay}: the pod exposes the metrics port only");
+    let listen = args.iter().position(|a| a == "--listen").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
+    assert!(listen.ends_with(":9464"), "{overlay}: --listen {listen}");
+    for probe in [&c.liveness_probe, &c.readiness_probe] {
+        let port = probe.clone().and_then(|p| p.http_get).map(|h| h.port);
+        assert_eq!(port, Some(IntOrString::String("metrics".into())), "{overlay}: probes on the metrics port");
+    }
+
+    assert!(policies.len() >= 2, "{overlay}: the policy and the egress list: {}", policies.len());
+    let ports = |ports: &[NetworkPolicyPort]| -> Vec<i32> {
+        let mut p: Vec<i32> = ports
+            .iter()
+            .map(|p| match p.port {
+                Some(IntOrString::Int(n)) => n,
+                ref other => panic!("{overlay}: a numbered port, not {other:?}"),
+            })
+            .collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    let (mut ingress_ports, mut egress_ports) = (Vec::new(), Vec::new());
+    for policy in policies {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let spec = policy.spec.clone().expect("policy spec");
+        let selects = spec.pod_selector.as_ref().and_then(|s| s.match_labels.clone()).unwrap_or_default();
+        assert_eq!(selects.get("app.kubernetes.io/name").map(String::as_str), Some("dbintel"), "{overlay}: {name} selects the pods");
+        let types = spec.policy_types.clone().unwrap_or_default();
+        for rule in spec.ingress.clone().unwrap_or_default() {
+            assert!(types.iter().any(|t| t == "Ingress"), "{overlay}: {name}");
+            let from = rule.from.clone().unwrap_or_default();
+            assert!(!from.is_empty(), "{overlay}: {name} lets in only listed peers (a rule without `from` admits every pod)");
+            let p = ports(&rule.ports.clone().unwrap_or_default());
+            assert!(!p.is_empty(), "{overlay}: {name}: an ingress rule names its port");
+            ingress_ports.extend(p);
+        }
+        for rule in spec.egress.clone().unwrap_or_default() {
+            assert!(types.iter().any(|t| t == "Egress"), "{overlay}: {name}");
+            let to = rule.to.clone().unwrap_or_default();
+            assert!(!to.is_empty(), "{overlay}: {name}: an egress rule without `to` reaches every address");
+            let p = ports(&rule.ports.clone().unwrap_or_default());
+            assert!(!p.is_empty(), "{overlay}: {name}: an egress rule without ports reaches every port");
+            for peer in &to {
+                match (&peer.ip_block, &peer.pod_selector) {
+                    (Some(block), None) => {
+                        let prefix: u32 = block.cidr.rsplit('/').next().and_then(|n| n.parse().ok()).expect("a CIDR");
+                        assert!(prefix > 0, "{overlay}: {name}: egress to anywhere ({})", block.cidr);
+                        assert!(block.except.is_none(), "{overlay}: {name}: an ipBlock with exceptions is a wide one: {block:?}");
+                    }
+                    (None, Some(pods)) => {
+                        let labels = pods.match_labels.clone().unwrap_or_default();
+                        assert_eq!(labels.get("k8s-app").map(String::as_str), Some("kube-dns"), "{overlay}: {name}: pods other than DNS");
+                        assert_eq!(p, [53], "{overlay}: {name}: DNS only to kube-dns");
+                    }
+                    other => panic!("{overlay}: {name}: egress to a peer that is neither an address block nor kube-dns: {other:?}"),
+                }
+            }
+            egress_ports.extend(p);
+        }
+    }
+    ingress_ports.sort_unstable();
+    ingress_ports.dedup();
+    egress_ports.sort_unstable();
+    egress_ports.dedup();
+    assert_eq!(ingress_ports, [9464], "{overlay}: in: the metrics port only");
+    assert!(!ingress_ports.contains(&admin_port), "{overlay}: the admin port is never opened");
+    assert_eq!(egress_ports, [53, 443, 3306, 4317, 4318, 5432, 6443], "{overlay}: out: DNS, the API, the databases, OTLP");
 }
 
 /// A Kubernetes memory quantity in bytes (`384Mi`, `1Gi`, `500M`).

@@ -201,3 +201,61 @@ fn post_reload_is_off_by_default_and_needs_the_bearer_token_when_on() {
     assert_eq!(common::code(&bad), 2, "{}", common::text(&bad.stderr));
     assert!(common::text(&bad.stderr).contains("--reload-token-env HTTP_UNSET_TOKEN"), "{}", common::text(&bad.stderr));
 }
+
+/// Issue 21, finding 7: `/status` and `POST /reload` shared the port of
+/// `/metrics` and the probes, and a NetworkPolicy cannot tell paths apart.
+/// With `--admin-listen` they answer only there; the first port keeps
+/// `/metrics`, `/healthz` and `/readyz` (what scrapes and probes need).
+#[test]
+fn with_an_admin_listener_status_and_reload_leave_the_metrics_port() {
+    let admin = common::otlp::free_port();
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let run = idle_run(
+        "http-admin-listener",
+        &["--admin-listen", &admin_addr, "--reload-token-env", common::otlp::RELOAD_TOKEN_ENV],
+        &[(common::otlp::RELOAD_TOKEN_ENV, common::otlp::RELOAD_TOKEN)],
+    );
+    let auth = format!("Bearer {}", common::otlp::RELOAD_TOKEN);
+    // the port the NetworkPolicy opens
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(http(run.port, "GET", path).map(|a| a.0), Some(200), "GET {path} on the metrics port:\n{}", run.stderr());
+    }
+    let status = http(run.port, "GET", "/status").expect("an answer");
+    assert_eq!(status.0, 404, "/status is not on the metrics port: {status:?}");
+    assert!(status.1.contains("admin listener"), "{status:?}");
+    let reload = http_with(run.port, "POST", "/reload", &[("Authorization", &auth)]).expect("an answer");
+    assert_eq!(reload.0, 404, "POST /reload is not on the metrics port, token or not: {reload:?}");
+    // the admin port
+    let status = http(admin, "GET", "/status").expect("the admin port answers");
+    assert_eq!(status.0, 200, "{status:?}");
+    assert!(serde_json::from_str::<serde_json::Value>(&status.1).is_ok_and(|v| v["targets"].is_array()), "{status:?}");
+    let reload = http_with(admin, "POST", "/reload", &[("Authorization", &auth)]).expect("an answer");
+    assert_eq!(reload.0, 200, "{reload:?}");
+    assert_eq!(http(admin, "POST", "/reload").map(|a| a.0), Some(401), "still behind the token");
+    assert_eq!(
+        run.metric(r#"dbintel_reloads_total{result="applied"}"#) + run.metric(r#"dbintel_reloads_total{result="refused"}"#),
+        0.0,
+        "the refused paths on the metrics port reloaded nothing (an unchanged plan counts neither)"
+    );
+    // `dbintel status` reads the admin port
+    let out = common::dbintel(&["status", "--listen", &admin_addr], &[]);
+    assert_eq!(common::code(&out), 0, "{}", common::seen(&out));
+}
+
+/// Issue 21, finding 8: `process_resident_memory_bytes` is the process's
+/// RSS as the kernel reports it in /proc/<pid>/status (VmRSS), at the
+/// system's page size.
+#[test]
+fn the_resident_memory_in_metrics_is_the_kernels_vm_rss() {
+    let run = idle_run("http-rss", &[], &[]);
+    let closest = (0..5)
+        .map(|_| {
+            let ours = run.metric("process_resident_memory_bytes") as u64;
+            let kernel = rss_kib(run.pid()) * 1024;
+            ours.abs_diff(kernel)
+        })
+        .min()
+        .unwrap_or(u64::MAX);
+    // a scrape allocates between the two reads: a few pages at most
+    assert!(closest <= 256 * 1024, "process_resident_memory_bytes is {closest} bytes away from VmRSS");
+}

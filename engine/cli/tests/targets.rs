@@ -68,6 +68,48 @@ fn a_targets_file_is_checked_with_diagnostics_pointing_into_it() {
     assert!(all.contains("E703") && all.contains("both `dsn` and `targets`"), "{all}");
 }
 
+/// Issue 21, finding 5: a password in a target's DSN parameters
+/// (`?password=`, `?sslpassword=`) or in its host (`user:pw@host`) was
+/// accepted from a targets file — and only `user:pw@` in the DSN was
+/// refused. Each is now E307, in `validate` (pretty and JSON) and `run`,
+/// and no output ever shows the value.
+#[test]
+fn a_password_in_a_targets_file_dsn_parameter_or_host_is_refused_with_e307_and_never_echoed() {
+    let dir = scratch("targets-secret-parameters");
+    std::fs::write(dir.join("p.pipe"), format!("{SQL_SOURCE}sink out = stdout {{}}\npipeline p = fleet.q -> out\n")).unwrap();
+    std::fs::write(
+        dir.join("targets.yaml"),
+        "- name: a\n  dsn: postgres://mon@db/a?sslmode=require&password=hunter2-query\n  password_env: FLEET_PW\n\
+         - name: b\n  dsn: postgres://mon@db/b?SSLPassword=hunter2-sslkey\n  password_env: FLEET_PW\n\
+         - name: c\n  host: mon:hunter2-host@db\n  database: c\n  password_env: FLEET_PW\n\
+         - name: d\n  dsn: postgres://mon:hunter2-userinfo@db/d\n\
+         - name: e\n  dsn: postgres://mon@db/e?sslmode=verify-full&sslrootcert=/etc/ca.pem\n  password_env: FLEET_PW\n",
+    )
+    .unwrap();
+    let pipe = dir.join("p.pipe");
+    let env = [("FLEET_PW", "x")];
+    let json = dbintel(&["validate", "--format", "json", pipe.to_str().unwrap()], &env);
+    let pretty = dbintel(&["validate", pipe.to_str().unwrap()], &env);
+    let run = dbintel(&["run", "--no-watch", "--listen", "127.0.0.1:0", pipe.to_str().unwrap()], &env);
+    for (what, out) in [("validate --format json", &json), ("validate", &pretty), ("run", &run)] {
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!all.contains("hunter2"), "{what} echoed a secret: {all}");
+        assert_ne!(code(out), 0, "{what} refuses: {all}");
+        assert!(all.contains("E307"), "{what}: {all}");
+    }
+    let found: Vec<serde_json::Value> =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {}", text(&json.stdout)));
+    let at: Vec<String> = found.iter().map(|d| format!("{} {}", d["code"].as_str().unwrap_or_default(), d["line"])).collect();
+    assert_eq!(
+        at,
+        ["E307 2", "E307 5", "E307 8", "E307 12"],
+        "the parameter, the SSL key's password, the host, the userinfo; not the CA path"
+    );
+    let messages: Vec<&str> = found.iter().filter_map(|d| d["message"].as_str()).collect();
+    assert!(messages[0].contains("`password` parameter") && messages[1].contains("`SSLPassword` parameter"), "{messages:?}");
+    assert!(messages[2].contains("host") && messages[3].contains("userinfo"), "{messages:?}");
+}
+
 /// The resource attribute `fleet.index` of every request in a file sink's
 /// OTLP/JSON lines, with how many points each sent.
 fn points_by_target(file: &Path) -> BTreeMap<String, usize> {

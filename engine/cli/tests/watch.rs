@@ -1,7 +1,8 @@
 //! The file watch of `dbintel run` (README: "polled every
 //! `--watch-interval`; a change must be seen twice in a row"): a file
 //! rewritten in two steps within one poll interval is applied once, in its
-//! final form — the half-written state in between is never compiled.
+//! final form — the half-written state in between is never compiled; and
+//! every file a plan was compiled from is watched, those it `use`s too.
 
 mod common;
 
@@ -91,4 +92,81 @@ fn a_file_rewritten_in_two_steps_within_the_poll_interval_is_applied_once_in_its
     assert!(!log.contains("reload refused"), "a half-written file was compiled:\n{log}");
     let seen = versions(&out);
     assert_eq!(seen, [("1", 3), ("2", 3), ("3", 3), ("4", 3)].map(|(v, n)| (v.to_string(), n)).into(), "the rows of each final form, once");
+}
+
+/// The pipeline of [`stamped`] with its transform in a file of its own,
+/// `use`d from the main file (as the shipped pipelines use
+/// sanitize_pii.pipe).
+fn stamped_using(used: &str, out: &Path) -> String {
+    format!(
+        r#"use "{used}"
+source rows = sql {{
+  dsn = env("ROWS_DSN")
+  collect m {{ query = "select 1", kind = gauge, metric = "test.value", value_column = "v" }}
+}}
+sink out = file {{ path = "{}" }}
+pipeline p = rows.m -> stamp -> batch -> out
+"#,
+        out.display()
+    )
+}
+
+fn stamp(version: &str) -> String {
+    format!("transform stamp {{\n  set(attributes[\"version\"], \"{version}\")\n}}\n")
+}
+
+/// Issue 21, finding 4: an edit to a `use`d file (a tightened PII rule in
+/// sanitize_pii.pipe) was not watched — silently not applied until a
+/// restart or SIGHUP. Here the main file is untouched; the used file's
+/// edit alone reloads.
+#[test]
+fn an_edit_to_a_used_file_reloads_without_touching_the_main_file() {
+    let dir = scratch("watch-use");
+    let (main, used, out) = (dir.join("main.pipe"), dir.join("sanitize_pii.pipe"), dir.join("out.jsonl"));
+    let rows = common::otlp::rows(&dir, "rows.ndjson", 3, 1);
+    std::fs::write(&main, stamped_using("sanitize_pii.pipe", &out)).unwrap();
+    std::fs::write(&used, stamp("1")).unwrap();
+    let input = format!("rows.m={}", rows.display());
+    let run = Run::start(&[main.to_str().unwrap(), "--input", &input, "--watch-interval", "300ms"], &[("ROWS_DSN", "unused")]);
+    run.wait_for("the first plan's rows", Duration::from_secs(20), || (versions(&out).get("1") == Some(&3)).then_some(()));
+    std::fs::write(&used, stamp("2")).unwrap();
+    run.wait_for("the used file's edit to apply", Duration::from_secs(20), || (versions(&out).get("2") == Some(&3)).then_some(()));
+    assert_eq!(run.metric(r#"dbintel_reloads_total{result="applied"}"#), 1.0, "{}", run.stderr());
+    assert!(run.stderr().contains("trigger=\"file change\"") || run.stderr().contains("file change"), "{}", run.stderr());
+}
+
+/// `dbintel run DIR`: the `.pipe` files directly in DIR are the plan; a
+/// file they `use` from a folder under DIR is watched like them, and so is
+/// a `use`d file that does not exist yet — the refused plan is applied as
+/// soon as the file appears, with no other edit.
+#[test]
+fn files_used_from_under_a_directory_given_as_the_path_are_watched_even_before_they_exist() {
+    let dir = scratch("watch-dir");
+    let (config, out) = (dir.join("config"), dir.join("out.jsonl"));
+    std::fs::create_dir_all(config.join("rules")).unwrap();
+    let rows = common::otlp::rows(&dir, "rows.ndjson", 3, 1);
+    let (main, used) = (config.join("main.pipe"), config.join("rules/stamp.pipe"));
+    std::fs::write(&main, stamped_using("rules/stamp.pipe", &out)).unwrap();
+    std::fs::write(&used, stamp("1")).unwrap();
+    let input = format!("rows.m={}", rows.display());
+    let run = Run::start(&[config.to_str().unwrap(), "--input", &input, "--watch-interval", "300ms"], &[("ROWS_DSN", "unused")]);
+    let applied = |run: &Run| run.metric_opt(r#"dbintel_reloads_total{result="applied"}"#).unwrap_or(0.0);
+    let refused = |run: &Run| run.metric_opt(r#"dbintel_reloads_total{result="refused"}"#).unwrap_or(0.0);
+    run.wait_for("the first plan's rows", Duration::from_secs(20), || (versions(&out).get("1") == Some(&3)).then_some(()));
+
+    std::fs::write(&used, stamp("2")).unwrap();
+    run.wait_for("rules/stamp.pipe's edit to apply", Duration::from_secs(20), || (versions(&out).get("2") == Some(&3)).then_some(()));
+    assert_eq!(applied(&run), 1.0);
+
+    // the main file now uses a file not written yet: refused, once
+    let later = config.join("rules/later.pipe");
+    std::fs::write(&main, format!("use \"rules/later.pipe\"\n{}", stamped_using("rules/stamp.pipe", &out))).unwrap();
+    run.wait_for("the refusal", Duration::from_secs(20), || (refused(&run) == 1.0).then_some(()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(refused(&run), 1.0, "a refused file is not compiled again until something changes:\n{}", run.stderr());
+    // it appears: applied, though no file the running plan read changed
+    std::fs::write(&later, "transform unused_yet {\n  set(attributes[\"x\"], \"y\")\n}\nsink spare = stdout {}\npipeline spare = rows.m -> unused_yet -> spare\n")
+        .unwrap();
+    run.wait_for("the file that appeared to apply", Duration::from_secs(20), || (applied(&run) == 2.0).then_some(()));
+    assert_eq!(refused(&run), 1.0, "{}", run.stderr());
 }

@@ -1,8 +1,10 @@
 //! FAKE Kubernetes Lease API, in process, for tests: it keeps Leases in a
 //! map, bumps `resourceVersion` on every write and answers a write that
 //! carries a stale version with a conflict, as the API server does. It can
-//! be cut off per replica (a network partition) and driven by a
-//! [`ManualClock`].
+//! be cut off per replica (a network partition), answer with a latency
+//! (half on the way in, half on the way out: the server reads and writes
+//! in the middle of a call, as a real one does), and be driven by a
+//! [`ManualClock`] or, under tokio's paused time, a [`TokioClock`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,10 @@ struct Store {
 pub struct FakeLeaseServer {
     store: Arc<Mutex<Store>>,
     cut_off: Arc<Mutex<HashSet<String>>>,
+    /// Each call's round trip (tokio time; zero: answered at once).
+    latency: Arc<Mutex<Duration>>,
+    /// Calls answered, per replica.
+    calls: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl FakeLeaseServer {
@@ -38,6 +44,15 @@ impl FakeLeaseServer {
     pub fn lease(&self, name: &str) -> Option<LeaseRecord> {
         self.store.lock().unwrap_or_else(|p| p.into_inner()).leases.get(name).cloned()
     }
+    /// Every call from now on takes `latency` (needs a tokio runtime with
+    /// time enabled).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+    /// Calls `replica` made so far (any verb, answered or refused).
+    pub fn calls_from(&self, replica: &str) -> u64 {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).get(replica).copied().unwrap_or(0)
+    }
 }
 
 pub struct FakeLeaseClient {
@@ -52,19 +67,33 @@ impl FakeLeaseClient {
         }
         Ok(())
     }
-    fn with<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, ApiError>) -> Result<T, ApiError> {
-        self.reachable()?;
-        f(&mut self.server.store.lock().unwrap_or_else(|p| p.into_inner()))
+    /// One call: half the latency on the way in, the server's work, half
+    /// on the way out.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'a,
+    ) -> BoxFuture<'a, Result<T, ApiError>> {
+        let half = *self.server.latency.lock().unwrap_or_else(|p| p.into_inner()) / 2;
+        Box::pin(async move {
+            if !half.is_zero() {
+                tokio::time::sleep(half).await;
+            }
+            *self.server.calls.lock().unwrap_or_else(|p| p.into_inner()).entry(self.replica.clone()).or_default() += 1;
+            let result = self.reachable().and_then(|()| f(&mut self.server.store.lock().unwrap_or_else(|p| p.into_inner())));
+            if !half.is_zero() {
+                tokio::time::sleep(half).await;
+            }
+            result
+        })
     }
 }
 
 impl LeaseApi for FakeLeaseClient {
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<LeaseRecord>, ApiError>> {
-        let result = self.with(|s| Ok(s.leases.get(name).cloned()));
-        Box::pin(async move { result })
+        self.call(move |s| Ok(s.leases.get(name).cloned()))
     }
     fn create<'a>(&'a self, name: &'a str, mut record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>> {
-        let result = self.with(|s| {
+        self.call(move |s| {
             if s.leases.contains_key(name) {
                 return Err(ApiError::Conflict);
             }
@@ -72,11 +101,10 @@ impl LeaseApi for FakeLeaseClient {
             record.resource_version = s.version.to_string();
             s.leases.insert(name.to_string(), record.clone());
             Ok(record)
-        });
-        Box::pin(async move { result })
+        })
     }
     fn replace<'a>(&'a self, name: &'a str, mut record: LeaseRecord) -> BoxFuture<'a, Result<LeaseRecord, ApiError>> {
-        let result = self.with(|s| {
+        self.call(move |s| {
             let Some(current) = s.leases.get(name) else { return Err(ApiError::Other(format!("lease {name} not found"))) };
             if current.resource_version != record.resource_version {
                 return Err(ApiError::Conflict);
@@ -85,13 +113,10 @@ impl LeaseApi for FakeLeaseClient {
             record.resource_version = s.version.to_string();
             s.leases.insert(name.to_string(), record.clone());
             Ok(record)
-        });
-        Box::pin(async move { result })
+        })
     }
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, LeaseRecord)>, ApiError>> {
-        let result =
-            self.with(|s| Ok(s.leases.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, r)| (n.clone(), r.clone())).collect()));
-        Box::pin(async move { result })
+        self.call(move |s| Ok(s.leases.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, r)| (n.clone(), r.clone())).collect()))
     }
 }
 
@@ -110,6 +135,28 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
         *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn wall(&self) -> String {
+        super::lease::rfc3339_micros(std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000) + self.now())
+    }
+}
+
+/// Tokio's clock, for tests under paused time (`start_paused`): time
+/// moves when every task waits, so long spans run in moments.
+#[derive(Clone)]
+pub struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Default for TokioClock {
+    fn default() -> TokioClock {
+        TokioClock { start: tokio::time::Instant::now() }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
     }
     fn wall(&self) -> String {
         super::lease::rfc3339_micros(std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000) + self.now())

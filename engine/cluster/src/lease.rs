@@ -13,6 +13,18 @@
 //! So a holder cut off from the API stops (its [`Gate`] closes) at
 //! `last renew + renew`, while anyone else can take over at
 //! `last renew + duration` at the earliest: never two at once.
+//!
+//! Each side errs its own safe way about when a call happened: the holder
+//! dates its hold from *before* its GET (it stops early), and an observer
+//! dates a version from *after* the call that returned it (it waits
+//! long), as client-go does. A version first seen in the answer to a slow
+//! GET may have been written at any moment of that GET; dated from when
+//! the GET was sent, it would expire early by as much as the GET took.
+//!
+//! At fleet scale (one lease per target, hundreds of targets) a pass must
+//! fit well inside `renew` whatever the API server's latency: a replica
+//! keeps up to [`CALLS_IN_FLIGHT`] leases' calls in flight at once, and
+//! leaves a lease it renewed less than `renew / 3` ago for a later pass.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,6 +32,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbintel_core::BoxFuture;
+use futures_util::stream::{self, StreamExt};
+
+/// Leases a sharding replica works on at once (each a GET then a PUT).
+/// At 25 ms per call, 200 leases take 200 × 50 ms / 16 ≈ 0.6 s a pass,
+/// where one after another took 10 s — all of the default `renew`.
+pub const CALLS_IN_FLIGHT: usize = 16;
+
+/// Runs the calls, at most [`CALLS_IN_FLIGHT`] at once; the results in no
+/// particular order. (Each starts when first polled: an attempt waiting
+/// for a slot dates nothing before it runs.)
+async fn bounded<R>(calls: Vec<BoxFuture<'_, R>>) -> Vec<R> {
+    stream::iter(calls).buffer_unordered(CALLS_IN_FLIGHT).collect().await
+}
 
 /// What a Lease holds (the fields of `LeaseSpec` we use) and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -167,15 +192,52 @@ pub struct Claim {
     /// When the last successful acquire/renew was sent.
     last_renew: Option<Duration>,
     pub gate: Arc<Gate>,
+    /// The API's error while its calls fail (logged when it starts, not
+    /// on every try).
+    failing: Option<String>,
+    /// Leave logging API failures to the owner (a sharder sums up
+    /// hundreds of leases in one line).
+    quiet: bool,
 }
 
 impl Claim {
     pub fn new(name: impl Into<String>, identity: impl Into<String>, timing: Timing) -> Claim {
-        Claim { name: name.into(), identity: identity.into(), timing, observed: None, last_renew: None, gate: Arc::default() }
+        Claim {
+            name: name.into(),
+            identity: identity.into(),
+            timing,
+            observed: None,
+            last_renew: None,
+            gate: Arc::default(),
+            failing: None,
+            quiet: false,
+        }
+    }
+
+    /// The API's error while this lease's calls fail.
+    pub fn failing(&self) -> Option<&str> {
+        self.failing.as_deref()
     }
 
     pub fn held(&self, now: Duration) -> bool {
         self.gate.holds_at(now)
+    }
+
+    /// Whether a held lease should be renewed now: not while its last
+    /// renewal is younger than a third of `renew` (two more tries remain
+    /// before the holder must stop).
+    pub fn renewal_due(&self, now: Duration) -> bool {
+        self.last_renew.is_none_or(|r| now >= r + self.timing.renew / 3)
+    }
+
+    /// Whether the last version seen (by a GET or a LIST) is another
+    /// replica's and has not had time to expire: an attempt would only
+    /// read it again and give up.
+    pub fn surely_taken(&self, now: Duration) -> bool {
+        self.observed.as_ref().is_some_and(|(seen, at)| {
+            let other = seen.holder.as_deref().is_some_and(|h| !h.is_empty() && h != self.identity);
+            other && now < *at + Duration::from_secs(seen.duration_secs.max(1) as u64)
+        })
     }
 
     /// Notes a version of the lease seen some other way (a LIST), so the
@@ -200,7 +262,11 @@ impl Claim {
             tracing::warn!(lease = %self.name, "lease not renewed in time: stopped acting for it");
             self.lost();
         }
-        match self.try_acquire_or_renew(api, clock, sent).await {
+        let result = self.try_acquire_or_renew(api, clock).await;
+        if result.is_ok() && self.failing.take().is_some() && !self.quiet {
+            tracing::info!(lease = %self.name, "the lease API answers again");
+        }
+        match result {
             Ok(true) => {
                 if self.last_renew.is_none() {
                     tracing::info!(lease = %self.name, identity = %self.identity, "lease acquired");
@@ -217,14 +283,19 @@ impl Claim {
                 false
             }
             Err(e) => {
-                tracing::warn!(lease = %self.name, error = %e, "lease API call failed");
+                if self.failing.is_none() && !self.quiet {
+                    tracing::warn!(lease = %self.name, error = %e, "lease API call failed; retrying every retry period");
+                }
+                self.failing = Some(e.to_string());
                 // keep acting until the renew deadline passes (checked above)
                 self.held(clock.now())
             }
         }
     }
 
-    async fn try_acquire_or_renew(&mut self, api: &dyn LeaseApi, clock: &dyn Clock, now: Duration) -> Result<bool, ApiError> {
+    /// What the calls return is dated from when they returned (the
+    /// caller dates its hold from before: see the module's safety note).
+    async fn try_acquire_or_renew(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) -> Result<bool, ApiError> {
         let wall = clock.wall();
         let fresh = |transitions: i32| LeaseRecord {
             holder: Some(self.identity.clone()),
@@ -239,13 +310,16 @@ impl Claim {
         let Some(current) = api.get(&self.name).await? else {
             return match api.create(&self.name, fresh(0)).await {
                 Ok(created) => {
-                    self.observed = Some((created, now));
+                    self.observed = Some((created, clock.now()));
                     Ok(true)
                 }
                 Err(ApiError::Conflict) => Ok(false),
                 Err(e) => Err(e),
             };
         };
+        // after the GET: the version it returned may have been written at
+        // any moment while it was in flight
+        let now = clock.now();
         if self.observed.as_ref().is_none_or(|(seen, _)| seen.resource_version != current.resource_version) {
             self.observed = Some((current.clone(), now));
         }
@@ -264,7 +338,7 @@ impl Claim {
         next.resource_version = current.resource_version.clone();
         match api.replace(&self.name, next).await {
             Ok(updated) => {
-                self.observed = Some((updated, now));
+                self.observed = Some((updated, clock.now()));
                 Ok(true)
             }
             Err(ApiError::Conflict) => Ok(false),
@@ -316,12 +390,20 @@ pub struct Sharder {
     /// Membership leases and when each last changed (monotonic).
     members_seen: HashMap<String, (String, Duration)>,
     pub live_members: usize,
+    /// Why the last pass's calls failed, if they did (logged once).
+    failing: Option<String>,
 }
 
 impl Sharder {
     pub fn new(prefix: &str, identity: &str, targets: &[String], timing: Timing) -> Sharder {
-        let mut targets: Vec<(String, Claim)> =
-            targets.iter().map(|t| (t.clone(), Claim::new(target_lease_name(prefix, t), identity, timing))).collect();
+        let mut targets: Vec<(String, Claim)> = targets
+            .iter()
+            .map(|t| {
+                let mut claim = Claim::new(target_lease_name(prefix, t), identity, timing);
+                claim.quiet = true;
+                (t.clone(), claim)
+            })
+            .collect();
         targets.sort_by_key(|(t, _)| std::cmp::Reverse(preference(identity, t)));
         Sharder {
             prefix: prefix.to_string(),
@@ -330,6 +412,7 @@ impl Sharder {
             targets,
             members_seen: HashMap::new(),
             live_members: 1,
+            failing: None,
         }
     }
 
@@ -344,9 +427,12 @@ impl Sharder {
     /// Live replicas: membership leases that changed within `duration`,
     /// by this replica's own clock.
     async fn count_members(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) -> Result<usize, ApiError> {
-        let now = clock.now();
         let prefix = format!("{}-member-", self.prefix);
         let leases = api.list(&prefix).await?;
+        let now = clock.now();
+        // replicas come and go under new names (each rollout): remember
+        // only the membership leases that still exist
+        self.members_seen.retain(|name, _| leases.iter().any(|(n, _)| n == name));
         let mut live = 0;
         for (name, record) in leases {
             let entry = self.members_seen.entry(name).or_insert_with(|| (record.resource_version.clone(), now));
@@ -363,31 +449,45 @@ impl Sharder {
 
     pub async fn tick(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) {
         self.member.tick(api, clock).await;
+        // what went wrong this pass, logged once per cause at its end
+        // (a lease not tried this pass has nothing to say about the API)
+        let mut failure = None;
+        for (_, claim) in self.targets.iter_mut() {
+            claim.failing = None;
+        }
         match self.count_members(api, clock).await {
             Ok(n) => self.live_members = n,
-            Err(e) => tracing::warn!(error = %e, "cannot list the membership leases"),
+            Err(e) => failure = Some(format!("cannot list the membership leases: {e}")),
         }
         // one LIST keeps every target lease observed, so a dead replica's
         // targets can be taken one lease duration after its last renewal
-        match api.list(&format!("{}-target-", self.prefix)).await {
+        let listed = match api.list(&format!("{}-target-", self.prefix)).await {
             Ok(leases) => {
                 let now = clock.now();
+                let by_name: HashMap<String, usize> = self.targets.iter().enumerate().map(|(i, (_, c))| (c.name.clone(), i)).collect();
                 for (name, record) in leases {
-                    if let Some((_, claim)) = self.targets.iter_mut().find(|(_, c)| c.name == name) {
-                        claim.observe(&record, now);
+                    if let Some(&i) = by_name.get(&name) {
+                        self.targets[i].1.observe(&record, now);
                     }
                 }
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list the target leases"),
-        }
+            Err(e) => {
+                failure = failure.or(Some(format!("cannot list the target leases: {e}")));
+                false
+            }
+        };
         let share = self.targets.len().div_ceil(self.live_members.max(1));
-        // renew what is held (highest preference first)
-        let mut held = 0;
+        // renew what is held and due, many at once
+        let now = clock.now();
+        let mut renewals: Vec<BoxFuture<'_, bool>> = Vec::new();
         for (_, claim) in self.targets.iter_mut() {
-            if claim.held(clock.now()) && claim.tick(api, clock).await {
-                held += 1;
+            if claim.held(now) && claim.renewal_due(now) {
+                renewals.push(Box::pin(claim.tick(api, clock)));
             }
         }
+        bounded(renewals).await;
+        let mut held = self.targets.iter().filter(|(_, c)| c.held(clock.now())).count();
         // shed the excess, least preferred first
         if held > share {
             for (target, claim) in self.targets.iter_mut().rev() {
@@ -401,21 +501,63 @@ impl Sharder {
                 }
             }
         }
-        // take free ones up to the share, most preferred first
-        for (_, claim) in self.targets.iter_mut() {
-            if held >= share {
-                break;
+        // take free ones up to the share, most preferred first: as many at
+        // once as are missing, then more if some were lost to others. Not
+        // while the leases cannot be listed: the API is out of reach, and
+        // hundreds of attempts would only add to its load
+        let now = clock.now();
+        let mut candidates = Vec::new();
+        for (i, (_, claim)) in self.targets.iter().enumerate() {
+            if listed && !claim.held(now) && !claim.surely_taken(now) {
+                candidates.push(i);
             }
-            if !claim.held(clock.now()) && claim.tick(api, clock).await {
-                held += 1;
+        }
+        let mut next = 0;
+        while held < share && next < candidates.len() {
+            let wave = &candidates[next..(next + share - held).min(candidates.len())];
+            next += wave.len();
+            let mut attempts: Vec<BoxFuture<'_, bool>> = Vec::new();
+            for (i, (_, claim)) in self.targets.iter_mut().enumerate() {
+                if wave.contains(&i) {
+                    attempts.push(Box::pin(claim.tick(api, clock)));
+                }
             }
+            held += bounded(attempts).await.into_iter().filter(|&won| won).count();
+        }
+        let failing = self.targets.iter().filter(|(_, c)| c.failing().is_some()).count();
+        let first = self.targets.iter().find_map(|(_, c)| c.failing());
+        let failure = failure.or_else(|| first.map(|e| format!("{failing} target leases' calls failed, e.g. {e}")));
+        self.note_failure(failure);
+    }
+
+    /// Logs a pass's failure when its cause changes, and the recovery.
+    fn note_failure(&mut self, failure: Option<String>) {
+        let cause = |f: &str| f.split(", e.g. ").last().unwrap_or(f).to_string();
+        match (&self.failing, failure) {
+            (None, Some(f)) => {
+                tracing::warn!(error = %f, "the lease API fails; holders keep acting until their renew deadline");
+                self.failing = Some(f);
+            }
+            (Some(old), Some(f)) => {
+                if cause(old) != cause(&f) {
+                    tracing::warn!(error = %f, "the lease API fails differently");
+                }
+                self.failing = Some(f);
+            }
+            (Some(_), None) => {
+                tracing::info!("the lease API answers again");
+                self.failing = None;
+            }
+            (None, None) => {}
         }
     }
 
     pub async fn release_all(&mut self, api: &dyn LeaseApi, clock: &dyn Clock) {
+        let mut releases: Vec<BoxFuture<'_, ()>> = Vec::new();
         for (_, claim) in self.targets.iter_mut() {
-            claim.release(api, clock).await;
+            releases.push(Box::pin(claim.release(api, clock)));
         }
+        bounded(releases).await;
         self.member.release(api, clock).await;
     }
 }

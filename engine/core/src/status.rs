@@ -5,7 +5,10 @@
 //! One [`StatusBoard`] per process (the daemon keeps it across reloads, so
 //! a target that keeps its definition keeps its history). Entries are
 //! keyed by source node and target name; a reload that drops a source
-//! drops its entries ([`StatusBoard::retain_sources`]).
+//! drops its entries ([`StatusBoard::retain`]), and a target that goes (a
+//! dropped database) drops its own ([`StatusBoard::remove`]): the board
+//! holds the live targets, no more. The daemon prunes the other
+//! per-target series (breakers, query times) by it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -350,6 +353,22 @@ impl StatusBoard {
     /// Drops one target's entry (it left the plan, or its database went).
     pub fn remove(&self, source: &str, target: &str) {
         self.lock().remove(&(source.to_string(), target.to_string()));
+    }
+
+    /// The key of every target on the board (`source` or
+    /// `source/target`, as [`dbintel_dsl::plan::target_key`] spells it):
+    /// what the per-target series elsewhere are keyed by.
+    pub fn target_keys(&self) -> std::collections::BTreeSet<String> {
+        self.lock().keys().map(|(s, t)| dbintel_dsl::plan::target_key(s, t)).collect()
+    }
+
+    /// Targets on the board.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     pub fn snapshot(&self) -> Vec<TargetSnapshot> {

@@ -262,9 +262,43 @@ pub async fn guarded<T>(
 type Breakers = std::collections::BTreeMap<String, Arc<BreakerStats>>;
 static BREAKERS: std::sync::Mutex<Breakers> = std::sync::Mutex::new(Breakers::new());
 
-/// The breaker counters of a source (kept across reconnects and reloads).
+/// Breakers whose series `/metrics` shows at most; past it a breaker
+/// still works, unlisted, and is counted ([`breakers_overflow`]).
+pub const MAX_BREAKER_SERIES: usize = 4096;
+static BREAKERS_OVERFLOW: AtomicU64 = AtomicU64::new(0);
+
+/// The breaker counters of a source (kept across reconnects and reloads,
+/// until the target goes: [`forget_breaker`]).
 pub fn breaker_stats(source: &str) -> Arc<BreakerStats> {
-    BREAKERS.lock().unwrap_or_else(|p| p.into_inner()).entry(source.to_string()).or_default().clone()
+    let mut breakers = BREAKERS.lock().unwrap_or_else(|p| p.into_inner());
+    if breakers.len() >= MAX_BREAKER_SERIES && !breakers.contains_key(source) {
+        if BREAKERS_OVERFLOW.fetch_add(1, Relaxed) == 0 {
+            tracing::warn!(
+                max = MAX_BREAKER_SERIES,
+                "too many breaker series: new ones are not listed in /metrics (counted in dbintel_series_overflow_total)"
+            );
+        }
+        return Arc::default();
+    }
+    breakers.entry(source.to_string()).or_default().clone()
+}
+
+/// Forgets the series of a target that went. False (and nothing done)
+/// while a breaker still counts into them: the caller tries again later.
+pub fn forget_breaker(source: &str) -> bool {
+    let mut breakers = BREAKERS.lock().unwrap_or_else(|p| p.into_inner());
+    match breakers.get(source) {
+        Some(stats) if Arc::strong_count(stats) > 1 => false,
+        _ => {
+            breakers.remove(source);
+            true
+        }
+    }
+}
+
+/// Breakers left out of the listing since the start.
+pub fn breakers_overflow() -> u64 {
+    BREAKERS_OVERFLOW.load(Relaxed)
 }
 
 pub fn breakers() -> Breakers {

@@ -20,8 +20,13 @@ pub enum LogFormat {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Address for /metrics, /healthz, /readyz, /status and POST /reload
+    /// (without /status and POST /reload when --admin-listen is given)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464", env = "DBINTEL_LISTEN")]
     listen: std::net::SocketAddr,
+    /// Serve /status and POST /reload on this address instead of --listen
+    /// (e.g. 127.0.0.1:9465: a NetworkPolicy cannot tell paths apart)
+    #[arg(long, value_name = "ADDR:PORT", env = "DBINTEL_ADMIN_LISTEN")]
+    admin_listen: Option<std::net::SocketAddr>,
     /// How long SIGTERM waits for data in flight and queued to be delivered
     #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = parse_duration)]
     shutdown_timeout: Seconds,
@@ -110,6 +115,7 @@ pub fn run(args: Args) -> ExitCode {
     let options = crate::daemon::Options {
         paths: args.paths.paths,
         listen: args.listen,
+        admin_listen: args.admin_listen,
         shutdown_timeout: Duration::from(args.shutdown_timeout),
         watch: (!args.no_watch).then(|| Duration::from(args.watch_interval)),
         replays,

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Where `dbintel run` listens (its --listen)
+    /// Where `dbintel run` serves /status (its --admin-listen if it has
+    /// one, else its --listen)
     #[arg(long, default_value = "127.0.0.1:9464")]
     listen: SocketAddr,
     /// Print the JSON as served instead of a table

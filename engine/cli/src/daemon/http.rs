@@ -1,5 +1,9 @@
-//! The one HTTP port: `/metrics`, `/healthz`, `/readyz`, `/status` and
-//! `POST /reload`.
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/status` and
+//! `POST /reload` — on one port, or, with `--admin-listen`, `/status` and
+//! `POST /reload` on a port of their own ([`Exposure`]): a NetworkPolicy
+//! cannot tell paths apart, so what scrapes `/metrics` and the kubelet's
+//! probes reach one port, and the admin endpoints another (loopback in
+//! deploy/, reached with `kubectl port-forward`).
 //!
 //! The port faces whatever the NetworkPolicy lets in, so it defends
 //! itself ([`Limits`]): request headers must arrive within a timeout (a
@@ -52,6 +56,16 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits { max_body: 1 << 20, header_timeout: Duration::from_secs(10), max_connections: 256, reload: ReloadToken::Off }
     }
+}
+
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Every endpoint (one port, or the admin port).
+    All,
+    /// `/metrics`, `/healthz` and `/readyz` only: the admin endpoints are
+    /// on their own listener.
+    Public,
 }
 
 /// Counters of what the port refused (for `/metrics`).
@@ -148,10 +162,18 @@ fn too_large(limits: &Limits) -> Response<Full<Bytes>> {
 async fn handle(
     shared: Arc<Shared>,
     limits: Arc<Limits>,
+    exposure: Exposure,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if declared_length(&request).is_some_and(|n| n > limits.max_body) {
         return Ok(too_large(&limits));
+    }
+    if exposure == Exposure::Public && matches!(request.uri().path(), "/status" | "/reload") {
+        return Ok(reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found here: /status and POST /reload are on the admin listener (--admin-listen)\n",
+        ));
     }
     let response = match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => reply(StatusCode::OK, super::metrics::CONTENT_TYPE, super::metrics::render(&shared)),
@@ -195,6 +217,7 @@ async fn handle(
         (_, "/metrics" | "/healthz" | "/readyz" | "/status" | "/reload") => {
             reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "method not allowed\n")
         }
+        _ if exposure == Exposure::Public => reply(StatusCode::NOT_FOUND, TEXT, "not found: try /metrics, /healthz or /readyz\n"),
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found: try /metrics, /healthz, /readyz, /status or POST /reload\n"),
     };
     Ok(response)
@@ -245,8 +268,8 @@ impl Connections {
     }
 }
 
-/// Serves until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, limits: Limits) {
+/// Serves `exposure`'s endpoints until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, limits: Limits, exposure: Exposure) {
     let limits = Arc::new(limits);
     let connections = Arc::new(Connections::default());
     let mut refused_logged: Option<Instant> = None;
@@ -276,7 +299,7 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, limit
                     let (shared, limits, busy) = (shared.clone(), limits.clone(), busy.clone());
                     async move {
                         busy.store(true, Relaxed);
-                        let response = handle(shared, limits, req).await;
+                        let response = handle(shared, limits, exposure, req).await;
                         busy.store(false, Relaxed);
                         response
                     }

@@ -17,11 +17,39 @@ use dbintel_core::counters::NodeCounters;
 use dbintel_core::status::{CollectorState, TargetState};
 use dbintel_export::LATENCY_BUCKETS;
 
-/// Resident set size from /proc (Linux), in bytes.
+/// Resident set size from /proc (Linux), in bytes, at the system's page
+/// size (what `memory_limit`'s `rss_limit` compares too).
 pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    dbintel_core::budget::resident_bytes()
+}
+
+/// Prunes the per-target series kept process-wide — breakers' and query
+/// times' — once their target has left the status board (a dropped
+/// database, a target removed from the targets file, a source removed by
+/// a reload): the board holds the live targets, and what is keyed by a
+/// target goes with it. A breaker still counting (its target stopping)
+/// is tried again at the next sweep.
+#[derive(Default)]
+pub struct SeriesJanitor {
+    /// Target keys seen on the board at the last sweep.
+    known: std::collections::BTreeSet<String>,
+    /// Gone, but their breaker was still in use.
+    pending: std::collections::BTreeSet<String>,
+}
+
+impl SeriesJanitor {
+    pub fn sweep(&mut self, board: &dbintel_core::status::StatusBoard) {
+        let live = board.target_keys();
+        let gone: Vec<String> = self.known.difference(&live).chain(self.pending.iter()).cloned().collect();
+        self.pending.clear();
+        for key in gone.into_iter().filter(|k| !live.contains(k)) {
+            dbintel_core::counters::forget_query_times(&key);
+            if !dbintel_sources::breaker::forget_breaker(&key) {
+                self.pending.insert(key);
+            }
+        }
+        self.known = live;
+    }
 }
 
 type Labels = Vec<(String, String)>;
@@ -390,6 +418,25 @@ fn snapshot(shared: &Shared) -> Snapshot {
         "dbintel_sampler_redis_decisions",
         "Sampling decisions made with Redis.",
         registry.samplers.iter().map(|(node, st)| (labels(&[("node", node)]), n(&st.redis_decisions))).collect(),
+    );
+
+    s.counter(
+        "dbintel_series_overflow",
+        "Recordings folded into an `other` series (query times) or left unlisted (breakers) because a process-wide map was at its bound.",
+        vec![
+            (labels(&[("map", "query_times")]), dbintel_core::counters::query_times_overflow() as f64),
+            (labels(&[("map", "breakers")]), dbintel_sources::breaker::breakers_overflow() as f64),
+        ],
+    );
+    s.gauge(
+        "dbintel_series_tracked",
+        "Entries in each process-wide map (pruned with their targets; bounded).",
+        vec![
+            (labels(&[("map", "query_times")]), times.len() as f64),
+            (labels(&[("map", "breakers")]), breakers.len() as f64),
+            (labels(&[("map", "targets")]), targets.len() as f64),
+            (labels(&[("map", "nodes")]), registry.nodes.len() as f64),
+        ],
     );
 
     let port = super::http::stats();

@@ -1,10 +1,9 @@
 //! `dbintel run`: the long-running service.
 //!
 //! One control loop owns the running plan. It starts the plan, and
-//! reloads it on SIGHUP, on `POST /reload` and when a watched file changes
-//! (a ConfigMap mount swapping its `..data` symlink shows up as changed
-//! contents; a change must be seen on two polls in a row before it is
-//! applied, which debounces editors and partial writes). A reload compiles
+//! reloads it on SIGHUP, on `POST /reload` and when a file the plan was
+//! compiled from changes ([`watch`]: the `.pipe` files, those they `use`,
+//! targets files). A reload compiles
 //! first: a file with errors leaves the running plan as it is and the
 //! diagnostics go back to whoever asked. A good plan replaces the old one
 //! with nothing lost: the old plan's sources stop, everything in flight
@@ -17,6 +16,7 @@
 pub mod http;
 pub mod metrics;
 pub mod status;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ use dbintel_core::routing::{SharedOutput, SourceOutput};
 use dbintel_dsl::plan::{NodeKind, Plan, SinkNode, SourceNode};
 use dbintel_dsl::schema::{FileSinkSettings, StdoutFormat, StdoutSinkSettings};
 use dbintel_dsl::EnvPolicy;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use dbintel_core::counters::Registry;
 use dbintel_core::sink::Sink;
@@ -43,6 +43,8 @@ use dbintel_sources::supervisor::LiveOptions;
 pub struct Options {
     pub paths: Vec<PathBuf>,
     pub listen: std::net::SocketAddr,
+    /// Where `/status` and `POST /reload` are served instead of `listen`.
+    pub admin_listen: Option<std::net::SocketAddr>,
     pub shutdown_timeout: Duration,
     /// Poll the files this often for changes; `None`: do not watch.
     pub watch: Option<Duration>,
@@ -139,10 +141,10 @@ struct Running {
 struct LiveSource {
     node: SourceNode,
     output: SharedOutput,
-    stop: watch::Sender<bool>,
+    stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     /// A reload's new definition of the source (its targets).
-    update: watch::Sender<SourceNode>,
+    update: tokio::sync::watch::Sender<SourceNode>,
 }
 
 impl LiveSource {
@@ -156,42 +158,28 @@ impl LiveSource {
     }
 }
 
-/// The contents of the `.pipe` files and of the files the last plan read
-/// besides them (targets files), to notice changes. `None` when they
-/// cannot be read (which a reload then reports).
-fn fingerprint(paths: &[PathBuf], read: &[PathBuf]) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut files = crate::fs_host::expand(paths).ok()?;
-    files.extend(read.iter().cloned());
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for file in files {
-        file.hash(&mut h);
-        // a targets file that went missing is a change too
-        std::fs::read(&file).unwrap_or_default().hash(&mut h);
-    }
-    Some(h.finish())
-}
-
 /// Compiles for running: every `env(...)` must be set. The error is the
-/// rendered diagnostics.
-fn compile(paths: &[PathBuf]) -> Result<(Plan, Vec<PathBuf>), String> {
-    let files = crate::fs_host::expand(paths).map_err(|e| format!("error: {e}\n"))?;
-    let compilation = dbintel_dsl::compile(&files, &crate::fs_host::FsHost, EnvPolicy::Require);
+/// rendered diagnostics. Either way, what the compile read (to watch).
+fn compile(paths: &[PathBuf]) -> (Result<Plan, String>, crate::fs_host::Reads) {
+    let files = match crate::fs_host::expand(paths) {
+        Ok(files) => files,
+        Err(e) => return (Err(format!("error: {e}\n")), Default::default()),
+    };
+    let host = crate::fs_host::RecordingHost::default();
+    let compilation = dbintel_dsl::compile(&files, &host, EnvPolicy::Require);
     let warnings: Vec<_> = compilation.diagnostics.iter().filter(|d| !d.is_error()).collect();
     for w in &warnings {
         tracing::warn!(code = w.code.id, message = %w.message, "pipeline warning");
     }
-    // what else was read (targets files): watched like the .pipe files
-    let read: Vec<PathBuf> =
-        compilation.sources.files().map(|(_, f)| f.path.clone()).filter(|p| p.extension().is_none_or(|e| e != "pipe")).collect();
-    match compilation.plan {
-        Some(plan) => Ok((plan, read)),
+    let result = match compilation.plan {
+        Some(plan) => Ok(plan),
         None => Err(format!(
             "{}invalid: {}\n",
             crate::report::plain(&compilation.sources, &compilation.diagnostics),
             crate::report::summary(&compilation.diagnostics)
         )),
-    }
+    };
+    (result, host.reads())
 }
 
 fn export_sink(node: &NodeKind) -> Option<&SinkNode> {
@@ -208,9 +196,10 @@ struct Daemon {
     running: Option<Running>,
     sources: HashMap<String, LiveSource>,
     coordinator: Option<dbintel_cluster::Coordinator>,
-    /// Files the plan read besides the `.pipe` files (targets files),
-    /// watched with them.
-    watched: Vec<PathBuf>,
+    /// Every file the plan was compiled from, polled for changes.
+    watch: watch::Watch,
+    /// Prunes per-target series when their targets go.
+    janitor: metrics::SeriesJanitor,
 }
 
 impl Daemon {
@@ -345,6 +334,13 @@ impl Daemon {
             let mut registry = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner());
             for (name, node) in &plan.nodes {
                 registry.register(name, node.kind.label());
+                // the graph gets a copy: a sampler's counters must exist
+                // here first, or /metrics would never see them
+                if let NodeKind::Sample(sample) = &node.kind {
+                    if dbintel_dsl::schema::SampleSettings::from_settings(&sample.settings).state.is_some() {
+                        registry.sampler(name);
+                    }
+                }
             }
             registry.clone()
         };
@@ -426,11 +422,11 @@ impl Daemon {
     }
 
     fn spawn_source(&self, name: &str, node: &SourceNode, output: SourceOutput, fences: Option<Arc<dyn Fences>>) -> LiveSource {
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let output = SharedOutput::new(output);
         let counters = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner()).register(name, "source");
         let options = LiveOptions { stop: Some(stop_rx), fences, status: self.shared.status.clone(), ..LiveOptions::default() };
-        let (update, updates) = watch::channel(node.clone());
+        let (update, updates) = tokio::sync::watch::channel(node.clone());
         let (source_name, source, out) = (name.to_string(), node.clone(), output.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = dbintel_sources::fleet::run_source(source_name.clone(), source, out, counters, options, Some(updates)).await {
@@ -470,21 +466,24 @@ impl Daemon {
     }
 
     async fn reload(&mut self, why: &str) -> ReloadReply {
-        let plan = match compile(&self.options.paths).and_then(|(plan, read)| {
-            self.watched = read;
-            self.preflight(&plan).map(|()| plan)
-        }) {
+        let (compiled, reads) = compile(&self.options.paths);
+        let plan = match compiled.and_then(|plan| self.preflight(&plan).map(|()| plan)) {
             Ok(plan) => plan,
             Err(diagnostics) => {
+                self.watch.refused(reads);
                 self.shared.reloads_refused.fetch_add(1, Relaxed);
                 tracing::error!(trigger = why, "reload refused; the running plan is unchanged:\n{diagnostics}");
                 return ReloadReply::Refused(diagnostics);
             }
         };
         if self.running.as_ref().is_some_and(|r| r.plan == plan) {
+            self.watch.applied(reads);
             tracing::info!(trigger = why, "reload: the plan is unchanged");
             return ReloadReply::Unchanged;
         }
+        // from here the new plan runs, or the old one goes on after a
+        // failed start (reported below): either way these files made it
+        self.watch.applied(reads);
         let summary = format!("{} nodes, {} pipelines", plan.nodes.len(), plan.pipelines.len());
         let previous = self.running.as_ref().map(|r| r.plan.clone());
         let retired = self.take_retired_exporters(&plan);
@@ -510,6 +509,10 @@ impl Daemon {
                     Self::drain(old, deadline).await;
                 }
                 Self::retire(retiring).await;
+                // nodes that left the plan leave /metrics
+                if let Some(running) = &self.running {
+                    self.shared.registry.lock().unwrap_or_else(|p| p.into_inner()).retain(|n| running.plan.node(n).is_some());
+                }
                 self.shared.reloads_applied.fetch_add(1, Relaxed);
                 tracing::info!(trigger = why, %summary, "reloaded");
                 ReloadReply::Applied(summary)
@@ -575,6 +578,10 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let listener =
         tokio::net::TcpListener::bind(options.listen).await.map_err(|error| DaemonError::Listen { addr: options.listen, error })?;
     let listen = listener.local_addr().unwrap_or(options.listen);
+    let admin = match options.admin_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|error| DaemonError::Listen { addr, error })?),
+        None => None,
+    };
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
     let shared = Arc::new(Shared {
         registry: Mutex::default(),
@@ -592,7 +599,9 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let (mut term, mut int, mut hup) =
         (signals(SignalKind::terminate())?, signals(SignalKind::interrupt())?, signals(SignalKind::hangup())?);
 
-    let (plan, watched) = compile(&options.paths).map_err(DaemonError::Invalid)?;
+    let (compiled, reads) = compile(&options.paths);
+    let plan = compiled.map_err(DaemonError::Invalid)?;
+    let watch = watch::Watch::new(options.paths.clone(), reads);
     let mut daemon = Daemon {
         options,
         shared: shared.clone(),
@@ -600,46 +609,44 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         running: None,
         sources: HashMap::new(),
         coordinator: None,
-        watched,
+        watch,
+        janitor: metrics::SeriesJanitor::default(),
     };
     daemon.preflight(&plan).map_err(DaemonError::Start)?;
     daemon.start(plan, None).await.map_err(DaemonError::Start)?;
-    tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone()));
-    tracing::info!(%listen, "running; /metrics, /healthz, /readyz, /status and POST /reload on this address");
+    match admin {
+        Some(admin) => {
+            let admin_listen = admin.local_addr().ok();
+            tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone(), http::Exposure::Public));
+            tokio::spawn(http::serve(admin, shared.clone(), daemon.options.http.clone(), http::Exposure::All));
+            tracing::info!(%listen, admin = ?admin_listen, "running; /metrics, /healthz and /readyz on the first address, /status and POST /reload on the admin one");
+        }
+        None => {
+            tokio::spawn(http::serve(listener, shared.clone(), daemon.options.http.clone(), http::Exposure::All));
+            tracing::info!(%listen, "running; /metrics, /healthz, /readyz, /status and POST /reload on this address");
+        }
+    }
 
     let poll = daemon.options.watch.unwrap_or(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen = fingerprint(&daemon.options.paths, &daemon.watched);
-    let mut pending: Option<Option<u64>> = None;
     loop {
         shared.beat();
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                seen = fingerprint(&daemon.options.paths, &daemon.watched);
                 daemon.reload("SIGHUP").await;
             }
             Some(reply) = reload_rx.recv() => {
-                seen = fingerprint(&daemon.options.paths, &daemon.watched);
                 let result = daemon.reload("POST /reload").await;
                 let _ = reply.send(result);
             }
             _ = ticker.tick() => {
-                if daemon.options.watch.is_some() {
-                    let now = fingerprint(&daemon.options.paths, &daemon.watched);
-                    if now == seen {
-                        pending = None;
-                    } else if pending == Some(now) {
-                        // the same new contents twice in a row: settled
-                        seen = now;
-                        pending = None;
-                        daemon.reload("file change").await;
-                    } else {
-                        pending = Some(now);
-                    }
+                if daemon.options.watch.is_some() && daemon.watch.poll() {
+                    daemon.reload("file change").await;
                 }
+                daemon.janitor.sweep(&shared.status);
             }
         }
     }
