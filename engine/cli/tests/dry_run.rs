@@ -345,7 +345,8 @@ fn dry_run_scrapes_the_real_postgres_and_sanitizes_what_it_finds() {
     let resource = lines.iter().find_map(|l| l.get("resourceMetrics")).map(|r| r[0]["resource"]["attributes"].clone()).expect("metrics");
     let attrs: Vec<(String, serde_json::Value)> =
         resource.as_array().unwrap().iter().map(|a| (a["key"].as_str().unwrap_or("").to_string(), a["value"].clone())).collect();
-    assert!(attrs.iter().any(|(k, v)| k == "service.instance.id" && v["stringValue"] == "127.0.0.1:5432"), "{attrs:?}");
+    let id = common::nr_service_instance_id("127.0.0.1", 5432);
+    assert!(attrs.iter().any(|(k, v)| k == "service.instance.id" && v["stringValue"] == id.as_str()), "{attrs:?}");
     assert!(attrs.iter().any(|(k, v)| k == "server.port" && v["intValue"] == "5432"), "{attrs:?}");
 }
 
@@ -474,8 +475,13 @@ fn replay_builds_the_resource_and_records_production_sends() {
     assert_eq!(live_resources.len(), 1, "{}", text(&live.stdout));
     assert_eq!(live_resources, replayed_resources, "replay must build the resource production sends");
     let keys: Vec<&str> = live_resources[0].as_array().unwrap().iter().filter_map(|kv| kv["key"].as_str()).collect();
-    for expected in ["db.system.name", "server.address", "server.port", "service.instance.id", "db.namespace"] {
+    for expected in ["db.system.name", "server.address", "server.port", "service.instance.id"] {
         assert!(keys.contains(&expected), "{expected} missing: {keys:?}");
+    }
+    // one resource per server: the database is on the points
+    assert!(!keys.contains(&"db.namespace"), "{keys:?}");
+    for out in [&live.stdout, &replayed.stdout] {
+        assert!(text(out).contains(r#""key":"db.namespace","value":{"stringValue":"dbintel_test"}"#), "{}", text(out));
     }
     assert!(!keys.contains(&"dbintel.source"), "{keys:?}");
     // and the records: the same point, the same attributes

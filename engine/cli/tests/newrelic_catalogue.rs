@@ -483,7 +483,8 @@ fn postgresql_12_15_17_18_and_a_standby_feed_every_new_relic_view_from_the_shipp
         .iter()
         .map(|(name, port)| {
             let dsn = format!("postgres://dbintel_monitor:monitor-secret-pw@127.0.0.1:{port}/dbintel_test");
-            (*name, format!("127.0.0.1:{port}"), shipped("pipelines/postgres.pipe", "PG_DSN", &dsn, &receiver))
+            // New Relic's entity key for the server
+            (*name, common::nr_service_instance_id("127.0.0.1", *port), shipped("pipelines/postgres.pipe", "PG_DSN", &dsn, &receiver))
         })
         .collect();
     // statements for the second statements scrape to find
@@ -514,7 +515,7 @@ fn postgresql_12_15_17_18_and_a_standby_feed_every_new_relic_view_from_the_shipp
     assert!(failures.is_empty(), "what New Relic would miss, by server: {failures:#?}");
 
     // the standby: its own lag, and no primary-only series
-    let standby = format!("127.0.0.1:{}", pg_servers::port_of(&servers, pg_servers::REPLICA));
+    let standby = common::nr_service_instance_id("127.0.0.1", pg_servers::port_of(&servers, pg_servers::REPLICA));
     let names = |endpoint: &str| -> BTreeSet<String> {
         done.points
             .iter()
@@ -525,7 +526,7 @@ fn postgresql_12_15_17_18_and_a_standby_feed_every_new_relic_view_from_the_shipp
     let on_standby = names(&standby);
     assert!(on_standby.contains("postgresql.replication.lag") && !on_standby.contains("postgresql.wal.bytes"), "{on_standby:?}");
     // the primary: its standby's delays
-    let on_primary = names("127.0.0.1:5432");
+    let on_primary = names(&common::nr_service_instance_id("127.0.0.1", 5432));
     for metric in ["postgresql.replication.data_delay", "postgresql.wal.delay"] {
         assert!(on_primary.contains(metric), "{metric} on the primary of the standby: {on_primary:?}");
     }

@@ -356,13 +356,22 @@ fn databases_of_one_server_as_targets_are_read_once_through_one_of_them() {
         let mut found = BTreeSet::new();
         for line in std::fs::read_to_string(&out).unwrap_or_default().lines() {
             let request: serde_json::Value = serde_json::from_str(line).expect("OTLP/JSON line");
+            // one resource per server: a table's names are on its points
             for rm in request["resourceMetrics"].as_array().into_iter().flatten() {
-                let attrs = rm["resource"]["attributes"].as_array().cloned().unwrap_or_default();
-                let get = |k: &str| attrs.iter().find(|kv| kv["key"] == k).and_then(|kv| kv["value"]["stringValue"].as_str());
-                if let (Some(db), Some("orders")) =
-                    (get("postgresql.database.name"), get("postgresql.table.name").and_then(|t| t.strip_prefix("public.")))
+                for m in
+                    rm["scopeMetrics"].as_array().into_iter().flatten().flat_map(|sm| sm["metrics"].as_array().cloned().unwrap_or_default())
                 {
-                    found.insert(db.to_string());
+                    let data =
+                        m["sum"]["dataPoints"].as_array().or_else(|| m["gauge"]["dataPoints"].as_array()).cloned().unwrap_or_default();
+                    for p in data {
+                        let attrs = p["attributes"].as_array().cloned().unwrap_or_default();
+                        let get = |k: &str| attrs.iter().find(|kv| kv["key"] == k).and_then(|kv| kv["value"]["stringValue"].as_str());
+                        if let (Some(db), Some("orders")) =
+                            (get("postgresql.database.name"), get("postgresql.table.name").and_then(|t| t.strip_prefix("public.")))
+                        {
+                            found.insert(db.to_string());
+                        }
+                    }
                 }
             }
         }

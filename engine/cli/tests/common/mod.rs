@@ -118,3 +118,24 @@ pub fn calls_for(records: &[dbintel_core::record::Record], metric: &str, marker:
 pub fn lines_with<'a>(text: &'a str, needles: &[&str]) -> Vec<&'a str> {
     text.lines().filter(|l| needles.iter().any(|n| l.contains(n))).take(5).collect()
 }
+
+/// New Relic's `service.instance.id` for `host:port`, computed by Python's
+/// own uuid5 (a second implementation of New Relic's rule: UUIDv5 in the
+/// OpenTelemetry namespace of the endpoint, a loopback host replaced by
+/// the machine's name).
+pub fn nr_service_instance_id(host: &str, port: u16) -> String {
+    let script = r#"
+import ipaddress, socket, sys, uuid
+host, port = sys.argv[1], sys.argv[2]
+try:
+    loopback = host.lower() == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+except ValueError:
+    loopback = False
+if loopback:
+    host = socket.gethostname()
+print(uuid.uuid5(uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320"), f"{host}:{port}"))
+"#;
+    let out = Command::new("python3").args(["-c", script, host, &port.to_string()]).output().expect("python3");
+    assert!(out.status.success(), "python3 uuid5: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
