@@ -18,6 +18,7 @@
 //! default) reads the text both ways and redacts the union, so `"…"` is a
 //! string, `#` starts a comment and `$$…$$` is a literal.
 
+pub mod apm_hash;
 mod error_message;
 mod explain;
 mod keywords;
