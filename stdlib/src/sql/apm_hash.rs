@@ -130,15 +130,7 @@ fn upper_case_without_format_characters(text: &str) -> String {
     if text.is_ascii() {
         return text.to_ascii_uppercase();
     }
-    let mut out = String::with_capacity(text.len() + text.len() / 2);
-    for c in text.chars() {
-        if c.is_ascii() {
-            out.push(c.to_ascii_uppercase());
-        } else if !is_format_character(c) {
-            out.push(simple_upper_case(c));
-        }
-    }
-    out
+    text.chars().filter_map(phase0_character).collect()
 }
 
 /// Unicode general category Cf, as of Unicode 15.0 (the tables of the Go
@@ -183,12 +175,21 @@ fn is_format_character(c: char) -> bool {
         .is_ok()
 }
 
-/// Go's `unicode.ToUpper`: the simple (one character) mapping of
-/// UnicodeData.txt. Rust's `to_uppercase` is the full mapping, which
-/// differs exactly where SpecialCasing.txt gives several characters; for
-/// those the simple mapping is the character itself except for the Greek
-/// letters with iota subscript, which map to their title-case forms.
+/// Go's `unicode.ToUpper` with Unicode 15.0's tables: the simple (one
+/// character) mapping of UnicodeData.txt.
+///
+/// Rust's `to_uppercase` is the full mapping, which differs exactly where
+/// SpecialCasing.txt gives several characters; for those the simple mapping
+/// is the character itself except for the Greek letters with iota
+/// subscript, which map to their title-case forms. Rust's tables are also
+/// newer (Unicode 17): the lower-case letters given an upper case since 15.0
+/// keep their form, as in Go. Checked for every code point against Python's
+/// tables of Unicode 13.0 to 15.1 (stdlib/tests/apm_hash_oracle.rs), and
+/// by hand against Python 3.12 (Unicode 15.0, Go's version).
 fn simple_upper_case(c: char) -> char {
+    if UPPER_CASE_SINCE_UNICODE_15.iter().any(|&(lo, hi)| (lo..=hi).contains(&u32::from(c))) {
+        return c;
+    }
     let mut full = c.to_uppercase();
     if let (Some(only), None) = (full.next(), full.next()) {
         return only;
@@ -201,6 +202,35 @@ fn simple_upper_case(c: char) -> char {
         _ => return c,
     };
     char::from_u32(simple).unwrap_or(c)
+}
+
+/// Lower-case letters whose upper case Unicode 16.0 and 17.0 added (Rust
+/// 1.95's tables are 17.0): `ƛ`, `ɤ`, Cyrillic, Latin, Garay and Beria Erfe.
+const UPPER_CASE_SINCE_UNICODE_15: &[(u32, u32)] = &[
+    (0x019B, 0x019B),
+    (0x0264, 0x0264),
+    (0x1C8A, 0x1C8A),
+    (0xA7CD, 0xA7CD),
+    (0xA7CF, 0xA7CF),
+    (0xA7D3, 0xA7D3),
+    (0xA7D5, 0xA7D5),
+    (0xA7DB, 0xA7DB),
+    (0x10D70, 0x10D85),
+    (0x16EBB, 0x16ED3),
+];
+
+/// What phase 0 makes of one character: `None` when it is removed (Cf),
+/// else its upper case. For the oracle test, which compares every code
+/// point with an independent implementation.
+#[doc(hidden)]
+pub fn phase0_character(c: char) -> Option<char> {
+    if is_format_character(c) {
+        None
+    } else if c.is_ascii() {
+        Some(c.to_ascii_uppercase())
+    } else {
+        Some(simple_upper_case(c))
+    }
 }
 
 fn is_identifier_byte(b: u8) -> bool {
@@ -719,6 +749,20 @@ mod tests {
         // dotless i and long s become ASCII letters, so they make keywords
         assert_eq!(normalize("x ın (1, 2) and ſ = nulL"), "XIN(?)ANDS=?");
         assert_eq!(normalize("ǆ ǅ"), "ǄǄ");
+        // upper cases that came after Go's Unicode 15.0 are not used
+        assert_eq!(normalize("ƛ ɤ \u{10D70}"), "ƛɤ\u{10D70}");
+        assert_eq!(normalize("\u{A7DC}"), "\u{A7DC}");
+    }
+
+    /// The exceptions above were found by comparing Rust's tables of
+    /// Unicode 17.0 with Unicode 15.0's: a newer toolchain may bring more.
+    #[test]
+    fn case_tables_were_compared_up_to_unicode_17() {
+        assert!(
+            char::UNICODE_VERSION <= (17, 0, 0),
+            "Rust's Unicode tables are now {:?}: compare every code point's upper case with Unicode 15.0's again (python3.12 and nr_normalizer.py, see simple_upper_case) and extend UPPER_CASE_SINCE_UNICODE_15",
+            char::UNICODE_VERSION
+        );
     }
 
     #[test]
