@@ -17,9 +17,9 @@
 //! the sanitizer never sees the tags. So every value must look like what its
 //! key says, or it is dropped (and counted in [`CommentTags::rejected`]):
 //! - `nr_service_guid`: an entity GUID, base64 of
-//!   `account|DOMAIN|TYPE|id`. Characters `[A-Za-z0-9+/=_-]`; a value that
-//!   decodes to text must decode to that shape; one that does not decode
-//!   to text is held to the rule for other keys;
+//!   `account|DOMAIN|TYPE|id` (characters `[A-Za-z0-9+/=_-]`) that decodes
+//!   to exactly that shape, with an id that is no card number and nothing
+//!   RedactPII would mask;
 //! - `traceparent`: a valid W3C traceparent ([`crate::trace_context`]);
 //! - any other key: at most [`MAX_VALUE_BYTES`] of `[A-Za-z0-9_.:/+=-]`,
 //!   no run of more than six digits (cards, phones, account numbers,
@@ -183,9 +183,10 @@ fn value_fits_key(key: &str, value: &str) -> bool {
 
 /// A New Relic entity GUID: base64 (either alphabet, padding optional) of
 /// `account|DOMAIN|TYPE|id`, e.g. `MTE2MDAzMTl8QVBNfEFQUExJQ0FUSU9OfDI5MjMzNDQwNw`
-/// = `11600319|APM|APPLICATION|292334407`. A value that does not decode to
-/// text (New Relic's own tests use `abc-123`) is an opaque token, held to
-/// the rule for other keys: base64 of an email is text, and not a GUID.
+/// = `11600319|APM|APPLICATION|292334407`. Nearly every string of the
+/// base64 alphabet decodes to *some* bytes, so a value is a GUID only when
+/// those bytes are one: New Relic's own tests use `abc-123`, which is not,
+/// and base64 of an email is not either.
 fn is_entity_guid(value: &str) -> bool {
     let b = value.as_bytes();
     if b.is_empty()
@@ -198,32 +199,45 @@ fn is_entity_guid(value: &str) -> bool {
     if data.contains('=') || value.len() - data.len() > 2 {
         return false;
     }
-    match base64_decode(data.as_bytes()) {
-        Some(decoded) if !decoded.is_empty() && decoded.iter().all(|c| (0x20..0x7f).contains(c)) => is_guid_text(&decoded),
-        _ => is_plain_token(value),
-    }
+    base64_decode(data.as_bytes()).is_some_and(|decoded| is_guid_text(&decoded))
 }
 
 /// `account|DOMAIN|TYPE|id`: an account number, an upper-case domain
 /// (`APM`, `INFRA`, `NR1`), an upper-case type (`APPLICATION`,
-/// `SERVICE_LEVEL`) and an id (a number, possibly negative, or a token).
+/// `SERVICE_LEVEL`) and an entity id.
 fn is_guid_text(text: &[u8]) -> bool {
-    let mut parts = text.splitn(4, |&c| c == b'|');
+    let Ok(text) = std::str::from_utf8(text) else { return false };
+    let mut parts = text.splitn(4, '|');
     let (Some(account), Some(domain), Some(kind), Some(id)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    let upper = |s: &[u8], max: usize| {
-        !s.is_empty() && s.len() <= max && s.iter().all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+    let upper = |s: &str, max: usize| {
+        s.len() <= max
+            && s.starts_with(|c: char| c.is_ascii_uppercase())
+            && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
     };
-    (1..=12).contains(&account.len())
-        && account.iter().all(u8::is_ascii_digit)
+    // accounts are up to eight digits today; ten would be a phone number
+    (1..=9).contains(&account.len())
+        && account.bytes().all(|c| c.is_ascii_digit())
         && upper(domain, 16)
-        && domain[0].is_ascii_uppercase()
         && upper(kind, 48)
-        && kind[0].is_ascii_uppercase()
-        && !id.is_empty()
-        && id.len() <= 64
-        && id.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'+' | b'/'))
+        && is_entity_id(id)
+}
+
+/// An entity id: an integer (APM application ids; other entities use signed
+/// 64-bit hashes) or a short token. Never a card number (a Luhn-valid 13 to
+/// 19 digits), nothing RedactPII would mask. A bare 10-digit id looks like
+/// a phone number and is still let through: APM application ids have that
+/// many digits, and it is only read under the GUID key, inside base64.
+fn is_entity_id(id: &str) -> bool {
+    if id.is_empty() || id.len() > 64 {
+        return false;
+    }
+    let digits = id.strip_prefix('-').unwrap_or(id);
+    if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+        return digits.len() <= 20 && !((13..=19).contains(&digits.len()) && crate::pii::is_valid_luhn(digits));
+    }
+    id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'+' | b'/')) && crate::pii::redact(id) == id
 }
 
 /// Base64 in either alphabet without padding; `None` when it is not.
@@ -306,39 +320,42 @@ mod tests {
             ("/* key=first,key=second */ SELECT * FROM t", &["key"], "key=first"),
             ("/* key=first */ /* key=second */ SELECT * FROM t", &["key"], "key=first"),
             ("/* a=1 */ SELECT /* b=2 */ FROM t", &["a", "b"], "a=1"),
-            // New Relic: "nr_service_guid=abc-123,traceparent=xyz"; `xyz` is no traceparent
-            (
-                "/*\n nr_service_guid=abc-123,\n traceparent=xyz \n*/ SELECT * FROM t",
-                &["nr_service_guid", "traceparent"],
-                "nr_service_guid=abc-123",
-            ),
+            // New Relic: "nr_service_guid=abc-123,traceparent=xyz"; neither
+            // value is what its key says (see the GUID vectors below)
+            ("/*\n nr_service_guid=abc-123,\n traceparent=xyz \n*/ SELECT * FROM t", &["nr_service_guid", "traceparent"], ""),
         ];
         for (sql, allowed, expected) in cases {
             assert_eq!(tags(sql, allowed), *expected, "{sql:?} {allowed:?}");
         }
     }
 
-    /// `ExtractValueForKey` vectors, through [`extract`]: New Relic's
-    /// value for the well-formed ones; the malformed ones are dropped.
+    /// `ExtractValueForKey` vectors, through [`extract`]. New Relic's tests
+    /// use `abc-123`, which is no GUID and is dropped here; with a real
+    /// GUID in its place each gives New Relic's value, and the malformed
+    /// ones are dropped.
     #[test]
     fn new_relic_guid_value_vectors() {
-        let guid = |sql: &str| extract(sql, DEFAULT_ALLOWED_KEYS);
-        for (comment, value) in [
-            ("nr_service_guid=abc-123", "abc-123"),
-            ("app_id=xyz,nr_service_guid=abc-123,other=1", "abc-123"),
-            (" nr_service_guid = abc-123 ", "abc-123"),
-            ("invalid,nr_service_guid=abc-123", "abc-123"),
-            ("nr_service_guid=first,nr_service_guid=second", "first"),
-            ("nr_service_guid=\"abc-123\"", "abc-123"),
-            ("nr_service_guid='abc-123'", "abc-123"),
-            ("app_id=xyz,nr_service_guid=\"abc-123\"", "abc-123"),
+        const GUID: &str = "MTE2MDAzMTl8QVBNfEFQUExJQ0FUSU9OfDI5MjMzNDQwNw";
+        const OTHER: &str = "MXxOUjF8V09SS0xPQUR8MTIzNDU";
+        let guid = |comment: &str| extract(&format!("/* {comment} */ SELECT 1"), DEFAULT_ALLOWED_KEYS);
+        let t = guid("nr_service_guid=abc-123");
+        assert_eq!((t.tags.as_str(), t.nr_service_guid.as_str(), t.rejected), ("", "", 1));
+        for comment in [
+            "nr_service_guid=abc-123",
+            "app_id=xyz,nr_service_guid=abc-123,other=1",
+            " nr_service_guid = abc-123 ",
+            "invalid,nr_service_guid=abc-123",
+            "nr_service_guid=\"abc-123\"",
+            "nr_service_guid='abc-123'",
+            "app_id=xyz,nr_service_guid=\"abc-123\"",
         ] {
-            assert_eq!(guid(&format!("/* {comment} */ SELECT 1")).nr_service_guid, value, "{comment}");
+            assert_eq!(guid(&comment.replace("abc-123", GUID)).nr_service_guid, GUID, "{comment}");
         }
-        assert_eq!(guid("/* app_id=xyz */ SELECT 1"), CommentTags::default());
+        assert_eq!(guid(&format!("nr_service_guid={GUID},nr_service_guid={OTHER}")).nr_service_guid, GUID);
+        assert_eq!(guid("app_id=xyz"), CommentTags::default());
         // New Relic gives `"abc-123'`, `ab"c-123` and `"`: quotes are no GUID
         for comment in ["nr_service_guid=\"abc-123'", "nr_service_guid=\"ab\"c-123\"", "nr_service_guid=\""] {
-            let t = guid(&format!("/* {comment} */ SELECT 1"));
+            let t = guid(&comment.replace("abc-123", GUID));
             assert_eq!((t.tags.as_str(), t.nr_service_guid.as_str(), t.rejected), ("", "", 1), "{comment}");
         }
     }
@@ -371,12 +388,18 @@ mod tests {
     #[test]
     fn a_guid_that_decodes_to_anything_else_is_dropped() {
         for bad in [
-            "am9obkBleGFtcGxlLmNvbQ",                       // john@example.com
-            "NDExMTExMTExMTExMTExMQ",                       // 4111111111111111
-            "MXxhcG18YXBwbGljYXRpb258MQ",                   // 1|apm|application|1
-            "eDF8QVBNfEFQUExJQ0FUSU9OfDE",                  // x1|APM|APPLICATION|1
-            "MXxBUE18QVBQTElDQVRJT058",                     // 1|APM|APPLICATION|
-            "MXxBUE18QVBQTElDQVRJT058Ym9iQGV4YW1wbGUuY29t", // id bob@example.com
+            "am9obkBleGFtcGxlLmNvbQ",                         // john@example.com
+            "NDExMTExMTExMTExMTExMQ",                         // 4111111111111111
+            "MXxhcG18YXBwbGljYXRpb258MQ",                     // 1|apm|application|1
+            "eDF8QVBNfEFQUExJQ0FUSU9OfDE",                    // x1|APM|APPLICATION|1
+            "MXxBUE18QVBQTElDQVRJT058",                       // 1|APM|APPLICATION|
+            "MXxBUE18QVBQTElDQVRJT058Ym9iQGV4YW1wbGUuY29t",   // id bob@example.com
+            "abc-123",                                        // New Relic's test value
+            "cHcxN0FiQ2RFZjIzNDU2Nw",                         // base64 of a password
+            "pw17AbCdEf234567",                               // decodes to 12 bytes of noise
+            "MXxBUE18QVBQTElDQVRJT058NDExMTExMTExMTExMTExMQ", // id 4111111111111111 (Luhn)
+            "MXxBUE18QVBQTElDQVRJT058MTIzLTQ1LTY3ODk",        // id 123-45-6789
+            "NTU1MTIzNDU2N3xBUE18QVBQTElDQVRJT058MQ",         // account 5551234567
             "abc==x",
             "abc===",
             "ab c",
