@@ -18,8 +18,7 @@
 //! key says, or it is dropped (and counted in [`CommentTags::rejected`]):
 //! - `nr_service_guid`: an entity GUID, base64 of
 //!   `account|DOMAIN|TYPE|id` (characters `[A-Za-z0-9+/=_-]`) that decodes
-//!   to exactly that shape, with an id that is no card number and nothing
-//!   RedactPII would mask;
+//!   to exactly that shape, its id an integer that is no card number;
 //! - `traceparent`: a valid W3C traceparent ([`crate::trace_context`]);
 //! - any other key: at most [`MAX_VALUE_BYTES`] of `[A-Za-z0-9_.:/+=-]`,
 //!   no run of more than six digits (cards, phones, account numbers,
@@ -203,8 +202,8 @@ fn is_entity_guid(value: &str) -> bool {
 }
 
 /// `account|DOMAIN|TYPE|id`: an account number, an upper-case domain
-/// (`APM`, `INFRA`, `NR1`), an upper-case type (`APPLICATION`,
-/// `SERVICE_LEVEL`) and an entity id.
+/// (`APM`, `EXT`, `NR1`), an upper-case type (`APPLICATION`, `SERVICE`)
+/// and an entity id.
 fn is_guid_text(text: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(text) else { return false };
     let mut parts = text.splitn(4, '|');
@@ -224,20 +223,18 @@ fn is_guid_text(text: &[u8]) -> bool {
         && is_entity_id(id)
 }
 
-/// An entity id: an integer (APM application ids; other entities use signed
-/// 64-bit hashes) or a short token. Never a card number (a Luhn-valid 13 to
-/// 19 digits), nothing RedactPII would mask. A bare 10-digit id looks like
-/// a phone number and is still let through: APM application ids have that
-/// many digits, and it is only read under the GUID key, inside base64.
+/// An entity id: an integer, as every entity that can be a service has
+/// (APM application ids; OpenTelemetry services' signed 64-bit hashes),
+/// never a card number (a Luhn-valid 13 to 19 digits). A token there
+/// (synthetics monitors have UUIDs) is no service, and could be anything.
+/// A bare 10-digit id looks like a phone number and is still let through:
+/// APM application ids have that many digits, and it is only read under the
+/// GUID key, inside base64.
 fn is_entity_id(id: &str) -> bool {
-    if id.is_empty() || id.len() > 64 {
-        return false;
-    }
     let digits = id.strip_prefix('-').unwrap_or(id);
-    if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
-        return digits.len() <= 20 && !((13..=19).contains(&digits.len()) && crate::pii::is_valid_luhn(digits));
-    }
-    id.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'+' | b'/')) && crate::pii::redact(id) == id
+    (1..=20).contains(&digits.len())
+        && digits.bytes().all(|c| c.is_ascii_digit())
+        && !((13..=19).contains(&digits.len()) && crate::pii::is_valid_luhn(digits))
 }
 
 /// Base64 in either alphabet without padding; `None` when it is not.
