@@ -127,3 +127,67 @@ fn no_planted_secret_leaves_sanitize_pii_in_any_hostile_form() {
     assert!(leaks.is_empty(), "{} of {planted_count} secrets leaked:\n{}", leaks.len(), leaks.join("\n"));
     eprintln!("hostile corpus: {planted_count} secrets planted, 0 leaked");
 }
+
+/// Base64 (standard or url-safe alphabet), without padding.
+fn base64(bytes: &[u8], url_safe: bool) -> String {
+    let alphabet: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
+        for k in 0..=chunk.len() {
+            out.push(char::from(alphabet[(n >> (18 - 6 * k) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// Comment tags are read from the raw text, before sanitize_pii runs, and
+/// never pass through it: a secret in a tag value, in every way a value
+/// can carry it — plain, quoted, as an `nr_service_guid`, base64 of it, a
+/// GUID wrapped round it, as a `traceparent`, after a good pair, repeated
+/// — yields no tag, and is seen and counted as dropped.
+#[test]
+fn no_planted_secret_becomes_a_comment_tag() {
+    use dbintel_stdlib::sql::comment_tags::extract;
+    let allowed = ["nr_service_guid", "traceparent", "app", "route"];
+    let mut rng = Rng(0x7a95_c0de_0bad_f00d);
+    let mut planted_count = 0;
+    let mut leaks = Vec::new();
+    for i in 0..900 {
+        let s = secret(i, i, &mut rng);
+        let guid_around = |account: &str| format!("{account}|APM|APPLICATION|{s}");
+        let mut forms = vec![
+            (format!("/*nr_service_guid=\"{s}\"*/ SELECT 1"), ""),
+            (format!("/* nr_service_guid={} */ SELECT 1", base64(s.as_bytes(), false)), ""),
+            (format!("/* nr_service_guid={} */ SELECT 1", base64(s.as_bytes(), true)), ""),
+            (format!("/* nr_service_guid='{}' */ SELECT 1", base64(guid_around("1").as_bytes(), true)), ""),
+            (format!("/* nr_service_guid={}== */ SELECT 1", base64(guid_around("11600319").as_bytes(), false)), ""),
+            (format!("/* traceparent='{s}' */ SELECT 1"), ""),
+        ];
+        // A password-like token ("pw…", kind 8) in a key the user allows
+        // with no form of its own cannot be told from a legitimate value
+        // (`checkout-v2`): only the user's allow-list keeps those keys out.
+        if i % 9 != 8 {
+            forms.extend([
+                (format!("/* app={s} */ SELECT 1"), ""),
+                (format!("/* route='{s}' */ SELECT 1"), ""),
+                (format!("  /* other=1 */\n/*\tapp = \"{s}\" , route=checkout */ SELECT 1"), "route=checkout"),
+                (format!("/* app={s}, app=fine */ /* app=fine */ SELECT 1"), ""),
+            ]);
+        }
+        for (sql, expected) in forms {
+            planted_count += 1;
+            let tags = extract(&sql, &allowed);
+            if tags.tags != expected || !tags.nr_service_guid.is_empty() || tags.rejected != 1 {
+                leaks.push(format!("{s:?}\n  in:  {sql}\n  out: {tags:?}"));
+            }
+        }
+    }
+    assert!(planted_count >= 7000, "only {planted_count} secrets planted");
+    assert!(leaks.is_empty(), "{} of {planted_count} tags leaked or were not seen:\n{}", leaks.len(), leaks.join("\n"));
+    eprintln!("comment tags: {planted_count} secrets planted, 0 leaked");
+}

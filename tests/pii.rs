@@ -82,3 +82,55 @@ fn no_planted_secret_leaves_sanitize_pii() {
     assert!(planted_count >= 1000, "only {planted_count} secrets planted");
     assert!(leaks.is_empty(), "{} of {planted_count} secrets leaked:\n{}", leaks.len(), leaks.join("\n"));
 }
+
+/// `db.query.text.normalized.hash` is New Relic's normalizer and MD5 over
+/// the sanitized text: the same query with two different secrets of the
+/// same kind, in every literal and comment form above, gives the same
+/// hash, so the hash tells nothing of the secret (no dictionary can find
+/// it), and the normalized text shows none of it.
+#[test]
+fn the_query_hash_carries_nothing_of_a_planted_secret() {
+    use dbintel_stdlib::sql::apm_hash::normalize_and_hash;
+    let host = GoldenHost { set: GOLDEN_ENV };
+    let compilation = compile(&[workspace_root().join("pipelines/sanitize_pii.pipe")], &host, EnvPolicy::Warn);
+    let plan = compilation.plan.expect("the shipped sanitize rules compile");
+    let NodeKind::Transform(node) = &plan.node("sanitize_pii").expect("sanitize_pii exists").kind else { panic!("not a transform") };
+    let mut transform = Transform::new("sanitize_pii", node).expect("compiles to executable form");
+    let mut sanitized = |query: &str, system: &str| {
+        let mut resource = Resource::default();
+        resource.attributes.insert("db.system.name", Value::Str(system.into()));
+        let mut log = LogRecord::default();
+        log.attributes.insert("db.query.text", Value::Str(query.to_string()));
+        let mut record = Record::Log(log);
+        let outcome = transform.apply(&mut resource, &mut record, &mut |_, _| {});
+        assert!(matches!(outcome, RecordOutcome::Kept { errors: 0 }), "{query}: {outcome:?}");
+        match record.attributes().get("db.query.text") {
+            Some(Value::Str(text)) => text.clone(),
+            other => panic!("{query}: db.query.text is {other:?}"),
+        }
+    };
+
+    let (mut rng, mut other_rng) = (Rng(0x4a5b_0c1d_2e3f_4051), Rng(0x9e37_79b9_7f4a_7c15));
+    let mut differ = Vec::new();
+    for i in 0..1300 {
+        let (secret_text, other) = (secret(i, i, &mut rng), secret(i, i + 1, &mut other_rng));
+        let form = i / 9 + i;
+        if form % 13 == 12 && secret_text.chars().filter(char::is_ascii_digit).count() < 4 {
+            continue; // the numeric form needs digits to plant
+        }
+        let (query, system) = planted(form, &secret_text);
+        let (other_query, _) = planted(form, &other);
+        let (normalized, hash) = normalize_and_hash(&sanitized(&query, system));
+        let (_, other_hash) = normalize_and_hash(&sanitized(&other_query, system));
+        assert_eq!(hash.len(), 32, "{query}: {normalized:?}");
+        let chars: Vec<char> = secret_text.chars().collect();
+        let piece = chars
+            .windows(6.min(chars.len()))
+            .map(|w| w.iter().collect::<String>().to_uppercase())
+            .find(|p| normalized.contains(p.as_str()));
+        if hash != other_hash || piece.is_some() {
+            differ.push(format!("{query}\n  {other_query}\n  normalized {normalized:?}, hashes {hash} {other_hash}, piece {piece:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "{} queries:\n{}", differ.len(), differ.join("\n"));
+}

@@ -11,7 +11,11 @@
 //!   the linear-time engine unless look-around or backreferences need
 //!   bounded backtracking.
 //! - [`sql`]: the SQL lexer behind NormalizeSQL, the EXPLAIN safety
-//!   decision and the error-message scrubber.
+//!   decision and the error-message scrubber; New Relic's query hash
+//!   (`sql::apm_hash`) and the tags of a leading comment
+//!   (`sql::comment_tags`), for APM correlation.
+//! - [`trace_context`]: a W3C `traceparent` (from `application_name`, a
+//!   MySQL user variable or a comment tag) as trace and span ids.
 //! - [`pii`]: the detectors behind RedactPII.
 //! - [`value`]: the values functions take and return.
 //!
@@ -23,6 +27,7 @@ pub mod pii;
 pub mod plan;
 pub mod signature;
 pub mod sql;
+pub mod trace_context;
 pub mod value;
 
 pub use functions::{all, lookup};

@@ -13,11 +13,17 @@
 //!   from tokens, with a typed reason when not.
 //! - `error_message`: a database error message made safe to log.
 //! - `keywords`: the keyword list the last two share.
+//! - [`apm_hash`]: `db.query.text.normalized.hash`, New Relic's own
+//!   normalizer and MD5 (not a sanitizer: the key APM traces join on).
+//! - [`comment_tags`]: the allowed `key=value` tags of a raw text's leading
+//!   comments, each value checked, before the sanitizer removes comments.
 //!
 //! The dialect is a hint about the server: [`Dialect::Unknown`] (the
 //! default) reads the text both ways and redacts the union, so `"…"` is a
 //! string, `#` starts a comment and `$$…$$` is a literal.
 
+pub mod apm_hash;
+pub mod comment_tags;
 mod error_message;
 mod explain;
 mod keywords;
