@@ -22,6 +22,8 @@
 //! - [`supervisor`]: one task per target: connects lazily and retries
 //!   forever with backoff, runs the collectors, fences every scrape,
 //!   reports state to the status board. Nothing ends on a database error.
+//! - [`checks`]: the hook through which `run` checks a connected
+//!   target's setup (dbintel doctor's checks) on its own session.
 //! - [`error`]: errors classified by SQLSTATE / MySQL error number.
 //! - [`breaker`]: the circuit breaker in front of every statement.
 //! - [`statement_deltas`]: cumulative statement statistics as deltas.
@@ -34,6 +36,7 @@
 
 pub mod breaker;
 pub mod catalogue;
+pub mod checks;
 pub mod collector;
 pub mod collectors;
 pub mod connect;
