@@ -34,7 +34,7 @@ pub async fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
         Target::My(_) => "SELECT UNIX_TIMESTAMP(NOW(6)) AS now",
     };
     let before = now();
-    let rows = match ctx.target.query("doctor: clock", sql).await {
+    let rows = match ctx.target.query(crate::WHAT, sql).await {
         Ok(rows) => rows,
         Err(e) => return vec![Finding::skip(&SKEW, format!("cannot read the server's time ({})", e.code()))],
     };

@@ -67,7 +67,7 @@ pub async fn connect(plan: &TargetPlan, settings: &DbSettings) -> Result<Connect
         }
         Err(SourceError::Privileged { message, .. }) => {
             let status = if settings.allow_privileged { Status::Warn } else { Status::Fail };
-            let mut fix = least_privilege_fix(spec.engine(), spec.username());
+            let mut fix = least_privilege_fix(spec.engine(), spec.username(), None);
             if settings.allow_privileged {
                 let note =
                     format!("{} The source says allow_privileged = true, so `run` uses it anyway.", fix.note.clone().unwrap_or_default());
@@ -259,8 +259,25 @@ async fn diagnose(e: &SourceError, spec: &ConnectSpec, settings: &DbSettings) ->
     }
 }
 
+/// Once the server is known, the privileged role's fix names what the
+/// collectors that run need on this flavour (MySQL's replica privilege).
+pub fn refine_role_fix(findings: &mut [Finding], facts: &crate::facts::Facts, collectors: &crate::facts::Collectors) {
+    if facts.engine != Engine::MySql || !collectors.runs("instance") {
+        return;
+    }
+    for f in findings.iter_mut().filter(|f| f.check.id == ROLE.id && f.status != Status::Ok) {
+        let user = facts.role.rsplit_once('@').map(|(u, _)| u).unwrap_or(&facts.role);
+        let privilege = crate::privileges::replica_privilege(facts.flavour, facts.version);
+        let note = f.fix.as_ref().and_then(|fix| fix.note.clone());
+        let mut fix = least_privilege_fix(Engine::MySql, user, Some(privilege));
+        fix.note = note;
+        f.fix = Some(fix);
+    }
+}
+
 /// A role with only what dbintel needs, to use instead.
-pub fn least_privilege_fix(engine: Engine, current: &str) -> Fix {
+/// `replica`: MySQL's privilege for replica status, when it is read.
+pub fn least_privilege_fix(engine: Engine, current: &str, replica: Option<&str>) -> Fix {
     let name = if current == "dbintel" { "dbintel_monitor" } else { "dbintel" };
     match engine {
         Engine::Postgres => Fix::sql(format!(
@@ -273,8 +290,9 @@ pub fn least_privilege_fix(engine: Engine, current: &str) -> Fix {
         )),
         Engine::MySql => {
             let account = format!("{}@'%'", my_literal(name));
+            let replica = replica.map(|p| format!("\nGRANT {p} ON *.* TO {account};")).unwrap_or_default();
             Fix::sql(format!(
-                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '<a password>';\nGRANT SELECT ON performance_schema.* TO {account};\nGRANT PROCESS ON *.* TO {account};"
+                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '<a password>';\nGRANT SELECT ON performance_schema.* TO {account};\nGRANT PROCESS ON *.* TO {account};{replica}"
             ))
             .with_note(format!("Then point the DSN at it: mysql://{name}@host:3306/performance_schema."))
         }

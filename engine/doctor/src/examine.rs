@@ -160,6 +160,7 @@ async fn examine(
     let summary = ServerSummary { description: facts.describe(), version_text: facts.version_text.clone(), role: facts.role.clone() };
     findings.extend(version::check(&facts));
     let collectors = Collectors::of(plan);
+    connection::refine_role_fix(findings, &facts, &collectors);
     let databases = databases(target, &facts, plan, &collectors, options, settings, discover).await;
     let ctx = Ctx { target, facts: &facts, plan, collectors: &collectors, databases: &databases, options, pools: Default::default() };
     match target.engine() {
@@ -209,7 +210,7 @@ async fn databases(
     // as discovery lists them (fleet.rs)
     let rows = target
         .query(
-            "doctor: databases",
+            crate::WHAT,
             "SELECT datname::text AS datname FROM pg_database
               WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT') ORDER BY datname",
         )

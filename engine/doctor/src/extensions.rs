@@ -53,7 +53,7 @@ pub fn preload_fix(ctx: &Ctx<'_>, library: &str) -> Fix {
             Some("This role may not read the current shared_preload_libraries (pg_read_all_settings, part of pg_monitor): keep the libraries already listed there.".to_string()),
         ),
     };
-    let mut fix = Fix::sql(format!("ALTER SYSTEM SET shared_preload_libraries = {};", pg_literal(&value)))
+    let mut fix = Fix::sql(format!("ALTER SYSTEM SET shared_preload_libraries = {};", crate::quote::pg_list(&value)))
         .with_config("postgresql.conf", format!("shared_preload_libraries = {}", pg_literal(&value)), false)
         .restart(true);
     if let Some(note) = note {
@@ -95,7 +95,7 @@ pub async fn pgss_created(ctx: &Ctx<'_>) -> Vec<Finding> {
     let (mut missing, mut outdated, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
     let mut available = None;
     for db in &databases {
-        let rows = match ctx.query_in(db, "doctor: pg_stat_statements", SQL).await {
+        let rows = match ctx.query_in(db, crate::WHAT, SQL).await {
             Ok(rows) => rows,
             Err(e) => {
                 unknown.push(format!("{db} ({})", e.code()));

@@ -104,7 +104,7 @@ impl Facts {
             Target::Pg(pg) => {
                 let rows = target
                     .query(
-                        "doctor: server",
+                        crate::WHAT,
                         "SELECT current_setting('server_version') AS version_text, current_user::text AS role,
                                 current_database()::text AS db, pg_is_in_recovery() AS standby",
                     )
@@ -116,7 +116,7 @@ impl Facts {
                 // and what no loaded library defines
                 let sql = format!("SELECT name, setting, unit, context FROM pg_settings WHERE name IN ({})", names.join(", "));
                 let mut settings = BTreeMap::new();
-                for r in target.query("doctor: settings", &sql).await? {
+                for r in target.query(crate::WHAT, &sql).await? {
                     settings.insert(
                         text(&r, "name"),
                         Setting { value: text(&r, "setting"), unit: opt_text(&r, "unit"), context: opt_text(&r, "context") },
@@ -134,12 +134,12 @@ impl Facts {
                 })
             }
             Target::My(my) => {
-                let rows = target.query("doctor: server", "SELECT VERSION() AS v, CURRENT_USER() AS u, DATABASE() AS db").await?;
+                let rows = target.query(crate::WHAT, "SELECT VERSION() AS v, CURRENT_USER() AS u, DATABASE() AS db").await?;
                 let row = rows.first().cloned().unwrap_or_default();
                 let names: Vec<String> = MY_SETTINGS.iter().map(|n| crate::quote::my_literal(n)).collect();
                 let sql = format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({})", names.join(", "));
                 let mut settings = BTreeMap::new();
-                for r in target.query("doctor: settings", &sql).await? {
+                for r in target.query(crate::WHAT, &sql).await? {
                     settings.insert(text(&r, "Variable_name"), Setting { value: text(&r, "Value"), unit: None, context: None });
                 }
                 // a replica, seen without the privilege SHOW REPLICA
@@ -151,7 +151,7 @@ impl Facts {
                     "SELECT COUNT(*) AS Value FROM performance_schema.replication_connection_status"
                 };
                 let standby = target
-                    .query("doctor: replica", replica_sql)
+                    .query(crate::WHAT, replica_sql)
                     .await
                     .ok()
                     .and_then(|rows| rows.first().map(|r| text(r, "Value")))

@@ -49,6 +49,10 @@ use dbintel_dsl::plan::{NodeKind, Plan};
 use dbintel_sources::supervisor::TargetPlan;
 
 pub use board::ChecksBoard;
+
+/// What every query of the checks is counted as (one series per target
+/// in `/metrics`, however many queries the checks send).
+pub(crate) const WHAT: &str = "setup checks";
 pub use check::{Check, Finding, Fix, Status};
 pub use examine::{check_connected, check_target, Options};
 pub use report::{Report, TargetReport};
@@ -140,6 +144,28 @@ pub async fn check_all(targets: &[TargetPlan], options: &Options) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's table is [`catalogue_markdown`]'s output: regenerate
+    /// it with `DBINTEL_BLESS=1 cargo test -p dbintel-doctor --lib readme`
+    /// after declaring a check.
+    #[test]
+    fn the_readme_checks_table_follows_the_declarations() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let (begin, end) = ("<!-- doctor-checks:begin (generated; see engine/doctor/src/lib.rs) -->\n", "<!-- doctor-checks:end -->");
+        let start = readme.find(begin).expect("the begin marker in README.md") + begin.len();
+        let stop = readme[start..].find(end).expect("the end marker in README.md") + start;
+        let table = catalogue_markdown();
+        if std::env::var_os("DBINTEL_BLESS").is_some() {
+            std::fs::write(&path, format!("{}{table}{}", &readme[..start], &readme[stop..])).expect("write README.md");
+            return;
+        }
+        assert_eq!(
+            &readme[start..stop],
+            table,
+            "README.md's table of checks is stale: DBINTEL_BLESS=1 cargo test -p dbintel-doctor --lib readme"
+        );
+    }
 
     #[test]
     fn every_check_is_declared_once() {

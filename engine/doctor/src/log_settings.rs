@@ -18,7 +18,7 @@ use dbintel_sources::target::Target;
 
 use crate::check::{Check, Family, Finding, Fix, Status, MY, PG};
 use crate::extensions::with_library;
-use crate::facts::{opt_text, text, Facts, Flavour};
+use crate::facts::{opt_text, text, Facts, Flavour, Setting};
 use crate::quote::{my_literal, pg_literal};
 
 /// What a setting must be.
@@ -261,27 +261,21 @@ pub fn declared() -> Vec<&'static Check> {
     out
 }
 
-/// A setting as read: its value and (PostgreSQL) context.
-struct Read {
-    value: String,
-    context: Option<String>,
-}
-
-async fn read(target: &Target, names: &[&str]) -> Result<BTreeMap<String, Read>, dbintel_sources::SourceError> {
+async fn read(target: &Target, names: &[&str]) -> Result<BTreeMap<String, Setting>, dbintel_sources::SourceError> {
     let mut out = BTreeMap::new();
     match target {
         Target::Pg(_) => {
             let list: Vec<String> = names.iter().map(|n| pg_literal(n)).collect();
             let sql = format!("SELECT name, setting, context FROM pg_settings WHERE name IN ({})", list.join(", "));
-            for r in target.query("doctor: log settings", &sql).await? {
-                out.insert(text(&r, "name"), Read { value: text(&r, "setting"), context: opt_text(&r, "context") });
+            for r in target.query(crate::WHAT, &sql).await? {
+                out.insert(text(&r, "name"), Setting { value: text(&r, "setting"), unit: None, context: opt_text(&r, "context") });
             }
         }
         Target::My(_) => {
             let list: Vec<String> = names.iter().map(|n| my_literal(n)).collect();
             let sql = format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({})", list.join(", "));
-            for r in target.query("doctor: log settings", &sql).await? {
-                out.insert(text(&r, "Variable_name"), Read { value: text(&r, "Value"), context: None });
+            for r in target.query(crate::WHAT, &sql).await? {
+                out.insert(text(&r, "Variable_name"), Setting { value: text(&r, "Value"), unit: None, context: None });
             }
         }
     }
@@ -300,16 +294,19 @@ fn contains(list: &str, word: &str) -> bool {
 /// above, or any other). Settings the session may not read are skipped
 /// with the reason.
 pub async fn check(target: &Target, facts: &Facts, expected: &'static [Expected]) -> Vec<Finding> {
-    let applies: Vec<&Expected> =
-        expected.iter().filter(|e| e.since <= facts.version && (e.until == 0 || facts.version < e.until)).collect();
-    let mut names: Vec<&str> = applies.iter().map(|e| e.setting).collect();
+    let mut names: Vec<&str> = expected.iter().map(|e| e.setting).collect();
     names.extend(["shared_preload_libraries", "session_preload_libraries", "pg_stat_statements.max", "auto_explain.log_min_duration"]);
-    let settings = match read(target, &names).await {
-        Ok(s) => s,
-        Err(e) => {
-            return applies.iter().map(|x| Finding::skip(&x.check, format!("cannot read the server's settings ({})", e.code()))).collect()
-        }
-    };
+    match read(target, &names).await {
+        Ok(settings) => evaluate(facts.flavour, facts.version, expected, &settings),
+        Err(e) => expected.iter().map(|x| Finding::skip(&x.check, format!("cannot read the server's settings ({})", e.code()))).collect(),
+    }
+}
+
+/// What `settings` (as the server shows them: PostgreSQL's pg_settings,
+/// MySQL's global variables) mean against `expected`, for a server of
+/// this flavour and version.
+pub fn evaluate(flavour: Flavour, version: i64, expected: &'static [Expected], settings: &BTreeMap<String, Setting>) -> Vec<Finding> {
+    let applies: Vec<&Expected> = expected.iter().filter(|e| e.since <= version && (e.until == 0 || version < e.until)).collect();
     let auto_explain_loaded = settings.contains_key("auto_explain.log_min_duration");
     let mut out = Vec::new();
     for e in applies {
@@ -355,11 +352,11 @@ pub async fn check(target: &Target, facts: &Facts, expected: &'static [Expected]
             out.push(Finding::ok(&e.check, observed));
             continue;
         }
-        let fix = match (facts.flavour, e.want) {
+        let fix = match (flavour, e.want) {
             (Flavour::PostgreSql, Want::Preloaded(library)) => {
                 let now = settings.get("shared_preload_libraries").map(|r| r.value.clone());
                 let value = with_library(now.as_deref().unwrap_or(""), library);
-                let fix = Fix::sql(format!("ALTER SYSTEM SET shared_preload_libraries = {};", pg_literal(&value)))
+                let fix = Fix::sql(format!("ALTER SYSTEM SET shared_preload_libraries = {};", crate::quote::pg_list(&value)))
                     .with_config("postgresql.conf", format!("shared_preload_libraries = {}", pg_literal(&value)), false)
                     .restart(true);
                 match now {
@@ -372,7 +369,7 @@ pub async fn check(target: &Target, facts: &Facts, expected: &'static [Expected]
                 let target_value = match want {
                     Want::Contains(word) => value.map(|v| format!("{v},{word}")).unwrap_or_else(|| word.to_string()),
                     Want::StructuredLog => {
-                        let word = if facts.version >= 150000 { "jsonlog" } else { "csvlog" };
+                        let word = if version >= 150000 { "jsonlog" } else { "csvlog" };
                         value.map(|v| format!("{v},{word}")).unwrap_or_else(|| word.to_string())
                     }
                     _ => e.suggest.to_string(),

@@ -209,7 +209,7 @@ pub async fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     let mut troubles: Vec<(String, Trouble)> = Vec::new();
     let mut fine = Vec::new();
     for db in ctx.databases {
-        let rows = match ctx.query_in(db, "doctor: explain helper", &lookup_sql(&function)).await {
+        let rows = match ctx.query_in(db, crate::WHAT, &lookup_sql(&function)).await {
             Ok(rows) => rows,
             Err(e) => {
                 troubles.push((db.clone(), Trouble::ProbeFailed(format!("cannot look ({})", e.code()))));
@@ -246,7 +246,7 @@ pub async fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
             continue;
         }
         let probe = format!("SELECT {}({}::text)::text AS plan", pg_qualified(&function), pg_literal(PROBE_STATEMENT));
-        match ctx.query_in(db, "doctor: explain helper probe", &probe).await {
+        match ctx.query_in(db, crate::WHAT, &probe).await {
             Ok(rows) => {
                 let plan = rows.first().and_then(|r| opt_text(r, "plan")).unwrap_or_default();
                 let parsed: Option<serde_json::Value> = serde_json::from_str(&plan).ok();

@@ -87,7 +87,7 @@ async fn statistics(ctx: &Ctx<'_>, role: &str) -> Finding {
     let member = ctx
         .target
         .query(
-            "doctor: pg_monitor",
+            crate::WHAT,
             "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS stats, pg_has_role(current_user, 'pg_monitor', 'USAGE') AS monitor,
                     (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser",
         )
@@ -103,7 +103,7 @@ async fn statistics(ctx: &Ctx<'_>, role: &str) -> Finding {
         if let Ok(rows) = ctx
             .target
             .query(
-                "doctor: statements seen",
+                crate::WHAT,
                 "SELECT count(*) FILTER (WHERE queryid IS NULL)::int8 AS hidden, count(*)::int8 AS total FROM pg_stat_statements(false)",
             )
             .await
@@ -121,18 +121,19 @@ async fn statistics(ctx: &Ctx<'_>, role: &str) -> Finding {
         if let Ok(rows) = ctx
             .target
             .query(
-                "doctor: sessions seen",
+                crate::WHAT,
                 "SELECT count(*) FILTER (WHERE query = '<insufficient privilege>')::int8 AS hidden, count(*)::int8 AS total
-                   FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                   FROM pg_stat_activity
+                  WHERE backend_type = 'client backend' AND usesysid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)",
             )
             .await
         {
             let row = rows.first().cloned().unwrap_or_default();
             let (h, t) = (count(&row, "hidden"), count(&row, "total"));
             if h > 0 {
-                hidden.push(format!("{h} of {t} other sessions"));
+                hidden.push(format!("{h} of {t} sessions of other roles"));
             } else {
-                seen.push(plural(t, "other session", "other sessions"));
+                seen.push(plural(t, "session of other roles", "sessions of other roles"));
             }
         }
     }
@@ -141,7 +142,7 @@ async fn statistics(ctx: &Ctx<'_>, role: &str) -> Finding {
         match ctx
             .target
             .query(
-                "doctor: database sizes",
+                crate::WHAT,
                 "SELECT count(*)::int8 AS total FROM pg_database WHERE NOT datistemplate AND datallowconn AND pg_database_size(datname) >= 0",
             )
             .await
@@ -176,7 +177,7 @@ async fn pg_replication(ctx: &Ctx<'_>, role: &str) -> Finding {
     let rows = ctx
         .target
         .query(
-            "doctor: replication seen",
+            crate::WHAT,
             "SELECT count(*)::int8 AS standbys, count(*) FILTER (WHERE sent_lsn IS NULL)::int8 AS hidden,
                     pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS allowed
                FROM pg_stat_replication",
@@ -192,6 +193,9 @@ async fn pg_replication(ctx: &Ctx<'_>, role: &str) -> Finding {
     }
     if text(&row, "allowed") != "true" {
         return Finding::warn(&REPLICATION, "no standby now, and the role could not see one's positions", grant_pg_monitor(role));
+    }
+    if standbys == 0 {
+        return Finding::ok(&REPLICATION, "no standby now; may see their positions");
     }
     Finding::ok(&REPLICATION, format!("sees the positions of {}", plural(standbys, "standby", "standbys")))
 }
@@ -211,7 +215,7 @@ async fn connect(ctx: &Ctx<'_>, role: &str) -> Vec<Finding> {
     let rows = match ctx
         .target
         .query(
-            "doctor: connect privileges",
+            crate::WHAT,
             "SELECT datname::text AS datname, has_database_privilege(datname, 'CONNECT') AS allowed
                FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
         )
@@ -249,9 +253,7 @@ pub async fn mysql(ctx: &Ctx<'_>) -> Vec<Finding> {
         } else {
             let mut refused = Vec::new();
             for table in ["events_statements_summary_by_digest", "threads", "setup_consumers", "global_status"] {
-                if let Err(e) =
-                    ctx.target.query("doctor: performance_schema", &format!("SELECT 1 AS ok FROM performance_schema.{table} LIMIT 1")).await
-                {
+                if let Err(e) = ctx.target.query(crate::WHAT, &format!("SELECT 1 AS ok FROM performance_schema.{table} LIMIT 1")).await {
                     refused.push(format!("{table} ({})", e.code()));
                 }
             }
@@ -267,7 +269,7 @@ pub async fn mysql(ctx: &Ctx<'_>) -> Vec<Finding> {
         }
     }
     if ctx.collectors.any(&["activity", "statements"]) {
-        out.push(match ctx.target.query("doctor: process", "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX").await {
+        out.push(match ctx.target.query(crate::WHAT, "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX").await {
             Ok(_) => Finding::ok(&PROCESS, "granted"),
             Err(e) => {
                 let status = if ctx.collectors.runs("activity") { Status::Fail } else { Status::Warn };
@@ -283,7 +285,7 @@ pub async fn mysql(ctx: &Ctx<'_>) -> Vec<Finding> {
     if ctx.collectors.runs("instance") {
         let server = ctx.facts.my_server();
         let statement = if server.mariadb || server.version < 80022 { "SHOW SLAVE STATUS" } else { "SHOW REPLICA STATUS" };
-        out.push(match ctx.target.query("doctor: replica status", statement).await {
+        out.push(match ctx.target.query(crate::WHAT, statement).await {
             Ok(rows) => Finding::ok(&REPLICATION, if rows.is_empty() { "granted (not a replica)" } else { "granted (a replica)" }),
             Err(e) => {
                 let privilege = replica_privilege(ctx.facts.flavour, ctx.facts.version);

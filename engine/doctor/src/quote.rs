@@ -29,6 +29,12 @@ pub fn pg_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// A list setting's value for `ALTER SYSTEM` (`'a', 'b'`: one literal
+/// per element; a single `'a, b'` would be one library named "a, b").
+pub fn pg_list(list: &str) -> String {
+    list.split(',').map(str::trim).filter(|e| !e.is_empty()).map(pg_literal).collect::<Vec<_>>().join(", ")
+}
+
 /// A MySQL string literal (also an account's user or host part).
 pub fn my_literal(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
@@ -138,6 +144,7 @@ mod tests {
         assert_eq!(pg_qualified("otel.explain_statement"), "otel.explain_statement");
         assert_eq!(pg_qualified("Ops.explain"), "\"Ops\".explain");
         assert_eq!(pg_literal("it's"), "'it''s'");
+        assert_eq!(pg_list("pg_stat_statements, auto_explain"), "'pg_stat_statements', 'auto_explain'");
         assert_eq!(my_account("mon@%"), "'mon'@'%'");
         assert_eq!(my_account("o'brien@10.0.0.%"), "'o''brien'@'10.0.0.%'");
         assert_eq!(my_account("a@b@localhost"), "'a@b'@'localhost'");

@@ -311,11 +311,11 @@ pub async fn mysql(ctx: &Ctx<'_>) -> Vec<Finding> {
         }
         return out;
     }
-    let mut out = match ctx.target.query("doctor: consumers", &consumers_sql("performance_schema")).await {
+    let mut out = match ctx.target.query(crate::WHAT, &consumers_sql("performance_schema")).await {
         Ok(rows) => consumer_findings(ctx.facts.my_server(), ctx.collectors, &rows),
         Err(e) => vec![Finding::skip(&CONSUMERS, format!("cannot read setup_consumers ({}): see privileges.performance_schema", e.code()))],
     };
-    out.extend(match ctx.target.query("doctor: instruments", &instruments_sql("performance_schema")).await {
+    out.extend(match ctx.target.query(crate::WHAT, &instruments_sql("performance_schema")).await {
         Ok(rows) => instrument_findings(ctx.collectors, &rows),
         Err(e) => {
             vec![Finding::skip(&INSTRUMENTS, format!("cannot read setup_instruments ({}): see privileges.performance_schema", e.code()))]

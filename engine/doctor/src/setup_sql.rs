@@ -122,8 +122,11 @@ fn postgres(server: &Server<'_>, options: &Options) -> String {
     } else {
         out.push_str("-- (doctor could not reach this server: these are what the collectors need; keep what is already set)\n");
         if any("statements") || any("plans") {
+            // ALTER SYSTEM replaces the list, and cannot run in a DO block
+            // that would read it first: the DBA writes it
             out.push_str(
-                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';  -- keep the libraries already listed; then restart\n",
+                "-- shared_preload_libraries must hold pg_stat_statements (then restart), next to the libraries listed now:\n\
+                 --   ALTER SYSTEM SET shared_preload_libraries = '<the libraries listed now>, pg_stat_statements';\n",
             );
         }
         if any("statements") {

@@ -52,7 +52,7 @@ pub async fn postgres(ctx: &Ctx<'_>) -> Vec<Finding> {
         ""
     };
     let sql = format!("SELECT (SELECT count(*) FROM pg_stat_statements(false))::int8 AS entries{info}");
-    let row = match ctx.target.query("doctor: statement fill", &sql).await {
+    let row = match ctx.target.query(crate::WHAT, &sql).await {
         Ok(rows) => rows.first().cloned().unwrap_or_default(),
         Err(e) => {
             return vec![Finding::skip(&PGSS_FILL, format!("cannot count the entries ({}): see pg_stat_statements.created", e.code()))]
@@ -91,8 +91,8 @@ pub async fn mysql(ctx: &Ctx<'_>) -> Vec<Finding> {
     if !ctx.facts.setting("performance_schema").is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1") {
         return vec![Finding::skip(&DIGEST_FILL, "performance_schema is off")];
     }
-    let rows = ctx.target.query("doctor: digest rows", &digest_count_sql("performance_schema")).await;
-    let lost = ctx.target.query("doctor: digests lost", "SHOW GLOBAL STATUS WHERE Variable_name = 'Performance_schema_digest_lost'").await;
+    let rows = ctx.target.query(crate::WHAT, &digest_count_sql("performance_schema")).await;
+    let lost = ctx.target.query(crate::WHAT, "SHOW GLOBAL STATUS WHERE Variable_name = 'Performance_schema_digest_lost'").await;
     let (Ok(rows), Ok(lost)) = (rows, lost) else {
         return vec![Finding::skip(&DIGEST_FILL, "cannot read the digest table: see privileges.performance_schema")];
     };

@@ -29,7 +29,7 @@ pub async fn check(ctx: &Ctx<'_>, host: &str, sslmode: SslMode) -> Vec<Finding> 
         }
         Target::My(_) => ("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')", "my"),
     };
-    let rows = match ctx.target.query("doctor: tls", sql).await {
+    let rows = match ctx.target.query(crate::WHAT, sql).await {
         Ok(rows) => rows,
         Err(e) => return vec![Finding::skip(&TLS, format!("cannot read the session's TLS state ({})", e.code()))],
     };

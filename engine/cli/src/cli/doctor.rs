@@ -76,6 +76,13 @@ pub fn run(args: Args) -> ExitCode {
     };
     let found: Report = runtime.block_on(dbintel_doctor::check_all(&targets, &options));
     if args.print_setup_sql {
+        for t in found.targets.iter().filter(|t| t.summary.is_none()) {
+            let why = t.findings.first().map(|f| f.observed.clone()).unwrap_or_default();
+            eprintln!(
+                "note: {} not reached ({why}): its part of the script is what its collectors need, not what its server lacks",
+                t.name()
+            );
+        }
         print!("{}", dbintel_doctor::setup_sql::script(&targets, &found.targets, &options));
         return ExitCode::SUCCESS;
     }
