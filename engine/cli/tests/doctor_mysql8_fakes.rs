@@ -104,15 +104,20 @@ async fn fake_mysql8_consumers_instruments_and_digests_read_as_mysql_8_needs_the
     assert_eq!(found[0].status, Status::Warn, "MySQL 8's defaults miss only the wait consumer: {:?}", found[0]);
     assert_eq!(found[0].observed, "off: events_waits_current (for activity)");
     let fix = found[0].fix.clone().expect("a fix");
-    assert_eq!(fix.sql.as_deref(), Some("UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME IN ('events_waits_current');"));
+    assert_eq!(
+        fix.sql.as_deref(),
+        Some("UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME IN ('events_waits_current');")
+    );
     assert_eq!(fix.config.map(|c| (c.lines, c.also)), Some(("performance_schema_consumer_events_waits_current = ON".to_string(), true)));
 
     // the statement history off: MySQL 8's plans read the digests' own
     // sample text and do not care; MariaDB's read the history
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("UPDATE {fake}.setup_consumers SET ENABLED = 'NO' WHERE NAME = 'events_statements_history'")))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE {fake}.setup_consumers SET ENABLED = 'NO' WHERE NAME = 'events_statements_history'"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     let consumers = rows(&pool, settings::consumers_sql(fake)).await;
     assert_eq!(settings::consumer_findings(MYSQL8, &all, &consumers)[0].status, Status::Warn);
     let mariadb = &settings::consumer_findings(MARIADB, &all, &consumers)[0];
@@ -124,10 +129,12 @@ async fn fake_mysql8_consumers_instruments_and_digests_read_as_mysql_8_needs_the
     assert!(off.is_empty(), "{off:?}");
     let instruments = settings::instrument_findings(&all, &off);
     assert_eq!(instruments[0].status, Status::Ok, "{:?}", instruments[0]);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("UPDATE {fake}.setup_instruments SET TIMED = 'NO' WHERE NAME = 'wait/io/table/sql/handler'")))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE {fake}.setup_instruments SET TIMED = 'NO' WHERE NAME = 'wait/io/table/sql/handler'"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     let off = rows(&pool, settings::instruments_sql(fake)).await;
     let instruments = settings::instrument_findings(&Collectors::from_names(&["tables"]), &off);
     assert_eq!((instruments[0].status, instruments[0].observed.as_str()), (Status::Fail, "wait/io/table/sql/handler (1 off or untimed)"));
@@ -146,7 +153,8 @@ async fn fake_mysql8_slow_log_fixes_persist_with_set_persist() {
     let pool = root().await;
     let fake = "doctor_fake_mysql8_variables";
     build_fake(&pool, fake).await;
-    let variables = rows(&pool, format!("SELECT VARIABLE_NAME AS Variable_name, VARIABLE_VALUE AS Value FROM {fake}.global_variables")).await;
+    let variables =
+        rows(&pool, format!("SELECT VARIABLE_NAME AS Variable_name, VARIABLE_VALUE AS Value FROM {fake}.global_variables")).await;
     let settings: BTreeMap<String, Setting> = variables
         .iter()
         .map(|r| {
@@ -198,7 +206,9 @@ async fn fake_mysql8_replica_privilege_version_support_and_the_user_to_create_in
         standby: false,
         settings: BTreeMap::new(),
     };
-    for (version, text, status) in [(80036, "8.0.36", Status::Ok), (80400, "8.4.0", Status::Ok), (50744, "5.7.44", Status::Fail), (90100, "9.1.0", Status::Warn)] {
+    for (version, text, status) in
+        [(80036, "8.0.36", Status::Ok), (80400, "8.4.0", Status::Ok), (50744, "5.7.44", Status::Fail), (90100, "9.1.0", Status::Warn)]
+    {
         let found = version::check(&facts(Flavour::MySql, version, text));
         assert_eq!(found[0].status, status, "MySQL {text}: {:?}", found[0]);
     }

@@ -231,7 +231,7 @@ fn doctor_sends_no_write_and_the_log_settings_family_fixes_a_server_for_a_log_so
     std::env::set_var("DOCTOR_LOGS_PG_DSN", &dsn);
     let text = std::fs::read_to_string(&pipe).unwrap().replace("DOCTOR_PG_DSN", "DOCTOR_LOGS_PG_DSN");
     std::fs::write(&pipe, text).unwrap();
-    let compiled = dbintel_dsl::compile(&[pipe.clone()], &dbintel::fs_host::FsHost, dbintel_dsl::EnvPolicy::Require);
+    let compiled = dbintel_dsl::compile(std::slice::from_ref(&pipe), &dbintel::fs_host::FsHost, dbintel_dsl::EnvPolicy::Require);
     let plan = compiled.plan.expect("the pipe compiles");
     let targets = dbintel_doctor::target_plans(&plan);
     let options = dbintel_doctor::Options { logged_sources: ["pg".to_string()].into(), ..Default::default() };
@@ -315,4 +315,29 @@ fn run_checks_each_target_on_its_own_session_and_status_follows_a_change() {
     let log = run.stderr();
     assert!(log.contains("setup check") && log.contains("privileges.statistics"), "logged when it appeared: {log}");
     assert!(log.contains("setup check passes again"), "and when it was gone: {log}");
+}
+
+#[test]
+fn the_setup_script_doctor_printed_sets_a_fresh_server_up_and_running_it_twice_changes_nothing() {
+    let pg = PrivatePg::primary("doctor-setup");
+    let dir = scratch("doctor-setup");
+    let pipe = pipe(&dir, ALL, "");
+    let dsn = pg.dsn("proofs_mon");
+    let env = [("DOCTOR_PG_DSN", dsn.as_str())];
+    let out = dbintel(&["doctor", "--print-setup-sql", pipe.to_str().unwrap()], &env);
+    assert_eq!(code(&out), 0, "{}", seen(&out));
+    let script = text(&out.stdout);
+    // tailored: what this server lacks, for its version, with its role
+    assert!(script.contains("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';"), "{script}");
+    assert!(script.contains("ALTER SYSTEM SET track_io_timing = on;"), "{script}");
+    assert!(script.contains("GRANT pg_read_all_data TO dbintel_explain;"), "PostgreSQL 15: {script}");
+    assert!(script.contains("GRANT EXECUTE ON FUNCTION otel.explain_statement(text) TO proofs_mon;"), "{script}");
+    assert!(!script.contains("-- before 14"), "the version is known: {script}");
+    pg.script("postgres", &script);
+    pg.restart();
+    let (code, report) = doctor::json(&pipe, &[], &env);
+    assert_clean(code, &report, "running the setup script doctor printed");
+    pg.script("postgres", &script);
+    let (code, report) = doctor::json(&pipe, &[], &env);
+    assert_clean(code, &report, "running the same script a second time");
 }

@@ -238,6 +238,12 @@ async fn diagnose(e: &SourceError, spec: &ConnectSpec, settings: &DbSettings) ->
             observed,
             Fix::note("The server is starting, shutting down, or a standby that does not accept reads (hot_standby = off)."),
         ),
+        (_, "connect_timeout") => fail(
+            format!("{host}:{port} took the connection but did not answer within {:?}", settings.connect_timeout),
+            Fix::note(
+                "Something in between (a proxy, a load balancer, a port forward) holds connections it cannot pass on, or the server is too busy to start a session. Check that the DSN's port is the database's own.",
+            ),
+        ),
         (Engine::MySql, "1045") => fail(
             observed,
             Fix::sql(format!(
