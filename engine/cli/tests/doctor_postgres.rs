@@ -125,6 +125,27 @@ fn a_fresh_server_fails_as_the_golden_files_say_and_the_sql_doctor_printed_makes
         .expect("psql");
     assert!(!refused.status.success() && text(&refused.stderr).contains("one statement only"), "{}", text(&refused.stderr));
     assert_eq!(pg.sql("SELECT count(*) FROM doctor_secret"), "1");
+
+    // discover = databases: the plans collector reads every database, and
+    // doctor looks into each
+    pg.sql("CREATE DATABASE doctor_app2");
+    let discovering = dir.join("d.pipe");
+    std::fs::write(
+        &discovering,
+        "source pg = postgres {\n  dsn = env(\"DOCTOR_PG_DSN\")\n  discover = databases\n  collect statements\n  collect plans\n}\nsink out = stdout {}\npipeline s = pg.statements -> out\npipeline p = pg.plans -> out\n",
+    )
+    .unwrap();
+    let (status, report) = doctor::json(&discovering, &[], &env[..1]);
+    assert_eq!(status, 4, "{:#?}", problems(&report));
+    let seen: Vec<String> = doctor::checks(&report).into_iter().filter(|c| c.2 != "ok").map(|c| format!("{} {}", c.1, c.3)).collect();
+    assert!(seen.contains(&"pg_stat_statements.created not created in database `doctor_app2`".to_string()), "{seen:#?}");
+    assert!(
+        seen.contains(&"plans.explain_helper otel.explain_statement does not exist in database `doctor_app2`".to_string()),
+        "{seen:#?}"
+    );
+    apply_pg(&pg, &report);
+    let (status, after) = doctor::json(&discovering, &[], &env[..1]);
+    assert_clean(status, &after, "the SQL doctor printed for the discovered database");
 }
 
 /// Runs doctor; asserts check `id` came out `status`; applies every fix
@@ -308,6 +329,8 @@ fn run_checks_each_target_on_its_own_session_and_status_follows_a_change() {
     let failing = checks("fail");
     let statistics = failing["checks"].as_array().unwrap().iter().find(|c| c["id"] == "privileges.statistics").cloned().unwrap_or_default();
     assert_eq!(statistics["fix"]["sql"], "GRANT pg_monitor TO proofs_mon;", "{failing:#}");
+    let failing = run.metric(r#"dbintel_target_setup_checks{node="pg",target="pg",status="fail"}"#);
+    assert!(failing >= 1.0, "/metrics counts the failing checks: {failing}");
     let table = dbintel(&["status", "--listen", &format!("127.0.0.1:{}", run.port)], &[]);
     assert!(text(&table.stdout).contains("privileges.statistics"), "dbintel status lists it: {}", text(&table.stdout));
     pg.sql("GRANT pg_monitor TO proofs_mon");
