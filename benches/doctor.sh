@@ -65,4 +65,6 @@ PG -d dbintel_test -c "SELECT pg_stat_statements_reset((SELECT oid FROM pg_roles
 echo "PostgreSQL 15, $ROUNDS runs of dbintel doctor: $(PG_DSN=postgres://doctor_bench@127.0.0.1:5432/dbintel_test wall "$DBINTEL" doctor "$dir/pg.pipe")"
 PG -d dbintel_test -c "SELECT round((sum(total_exec_time) / $ROUNDS)::numeric, 2) || ' ms of server time and ' || round(sum(calls)::numeric / $ROUNDS, 1) || ' statements per round'
   FROM pg_stat_statements WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = 'doctor_bench')"
+sed 's/^  collect statements$/  sslmode = disable\n  collect statements/' "$dir/pg.pipe" > "$dir/pg-plain.pipe"
+echo "PostgreSQL 15 without TLS (sslmode = disable): $(PG_DSN=postgres://doctor_bench@127.0.0.1:5432/dbintel_test wall "$DBINTEL" doctor "$dir/pg-plain.pipe")"
 echo "MariaDB 10.11, $ROUNDS runs of dbintel doctor: $(MYSQL_DSN=mysql://dbintel_monitor:monitor-secret-pw@127.0.0.1:3306/performance_schema wall "$DBINTEL" doctor "$dir/my.pipe")"
