@@ -190,3 +190,16 @@ pub fn performance_schema(ctx: &Ctx<'_>) -> Vec<Finding> {
         )],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_joins_the_list_once_and_keeps_the_others() {
+        assert_eq!(with_library("", "pg_stat_statements"), "pg_stat_statements");
+        assert_eq!(with_library("auto_explain", "pg_stat_statements"), "auto_explain, pg_stat_statements");
+        assert_eq!(with_library("pg_stat_statements, auto_explain", "pg_stat_statements"), "pg_stat_statements, auto_explain");
+        assert_eq!(with_library("\"pg_stat_statements\"", "pg_stat_statements"), "\"pg_stat_statements\"");
+    }
+}

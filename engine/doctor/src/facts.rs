@@ -209,6 +209,11 @@ pub struct Collectors {
 
 impl Collectors {
     pub fn of(plan: &TargetPlan) -> Collectors {
+        // a `sql` source's collectors are its own queries, whatever their
+        // names: they need no setup beyond the connection
+        if plan.node.kind == "sql" {
+            return Collectors::default();
+        }
         let engine = Engine::of(&plan.node.kind, None);
         let node: &SourceNode = &plan.node;
         let mut names = Vec::new();

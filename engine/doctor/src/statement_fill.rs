@@ -124,3 +124,25 @@ pub fn digest_finding(entries: i64, size: i64, lost: i64) -> Finding {
             .with_note("The size is fixed at start. TRUNCATE performance_schema.events_statements_summary_by_digest empties it now (dbintel re-baselines), but a full table fills again."),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+
+    #[test]
+    fn a_bigger_table_is_at_least_the_default_and_double_the_current() {
+        assert_eq!(bigger(100), 5000);
+        assert_eq!(bigger(5000), 10000);
+        assert_eq!(bigger(7777), 16000);
+    }
+
+    #[test]
+    fn lost_digests_or_a_nearly_full_table_warn() {
+        assert_eq!(digest_finding(10, 5000, 0).status, Status::Ok);
+        assert_eq!(digest_finding(4600, 5000, 0).status, Status::Warn);
+        assert_eq!(digest_finding(10, 5000, 3).status, Status::Warn);
+        // autosized (-1) and empty: nothing to say
+        assert_eq!(digest_finding(0, -1, 0).status, Status::Ok);
+    }
+}

@@ -72,3 +72,16 @@ pub async fn check(ctx: &Ctx<'_>, host: &str, sslmode: SslMode) -> Vec<Finding> 
         ),
     )]
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_and_sockets_are_local_names_and_addresses_elsewhere_are_not() {
+        for host in ["127.0.0.1", "::1", "localhost", "/var/run/postgresql", "127.0.0.2"] {
+            assert!(super::is_local(host), "{host}");
+        }
+        for host in ["10.0.0.5", "db.internal", "localhost.example.com", "::ffff:10.0.0.1"] {
+            assert!(!super::is_local(host), "{host}");
+        }
+    }
+}
