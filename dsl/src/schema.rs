@@ -209,6 +209,10 @@ crate::settings! {
         discover_every: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
         /// Databases discovery leaves out (the templates always are).
         exclude_databases: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// `run` checks each target's setup as `dbintel doctor` does when
+        /// it connects and then this often (`/status`, under `checks`);
+        /// 0s: only when it connects.
+        checks_every: Duration = optional(SettingType::Duration, DefaultValue::Duration(3600 * SEC)),
         // circuit breaker (see engine/sources/src/breaker.rs)
         breaker_failures: i64 = optional(SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(5)),
         breaker_successes: i64 = optional(SettingType::Int { min: 1, max: 100 }, DefaultValue::Int(2)),

@@ -161,6 +161,14 @@ impl ConnectSpec {
         }
     }
 
+    /// The user the DSN names (the driver's default when it names none).
+    pub fn username(&self) -> &str {
+        match &self.options {
+            Options::Pg(o) => o.get_username(),
+            Options::My(o) => o.get_username(),
+        }
+    }
+
     /// The database the DSN names (`None`: the server picks, e.g. the
     /// user's name).
     pub fn database(&self) -> Option<&str> {

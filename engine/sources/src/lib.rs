@@ -29,6 +29,8 @@
 //! - [`entity`]: the resource New Relic builds entities from (one per
 //!   server, `service.instance.id` as its collector computes it).
 //! - [`db360`]: New Relic's Database 360 event contract, as data.
+//! - [`checks`]: the hook through which `run` checks a connected
+//!   target's setup (dbintel doctor's checks) on its own session.
 //! - [`error`]: errors classified by SQLSTATE / MySQL error number.
 //! - [`breaker`]: the circuit breaker in front of every statement.
 //! - [`statement_deltas`]: cumulative statement statistics as deltas.
@@ -41,6 +43,7 @@
 
 pub mod breaker;
 pub mod catalogue;
+pub mod checks;
 pub mod collector;
 pub mod collectors;
 pub mod connect;

@@ -65,11 +65,14 @@ pub struct LiveOptions {
     /// Give up when the first connection attempt fails (dry-run), instead
     /// of retrying forever.
     pub fail_fast: bool,
+    /// Checks of each connected target's setup, on its own session (the
+    /// daemon's doctor checks); `None`: none.
+    pub checks: Option<Arc<dyn crate::checks::Checks>>,
 }
 
 impl Default for LiveOptions {
     fn default() -> LiveOptions {
-        LiveOptions { scrapes: None, interval: None, stop: None, fences: None, status: StatusBoard::new(), fail_fast: false }
+        LiveOptions { scrapes: None, interval: None, stop: None, fences: None, status: StatusBoard::new(), fail_fast: false, checks: None }
     }
 }
 
@@ -339,6 +342,7 @@ pub async fn run_target(
     let mut connect_cause: Option<String> = None;
     let mut resource: Option<Resource> = None;
     let mut database: Option<String> = None;
+    let checks = options.checks.clone().map(|hook| CheckLoop { hook, plan: plan.clone(), last: Arc::default() });
 
     loop {
         if stop.as_ref().is_some_and(|s| *s.borrow()) || done(&slots) {
@@ -420,7 +424,7 @@ pub async fn run_target(
             end_reason: std::sync::Mutex::new(None),
             end: end_tx,
         });
-        let (returned, end) = run_epoch(epoch.clone(), std::mem::take(&mut slots), &mut stop).await;
+        let (returned, end) = run_epoch(epoch.clone(), std::mem::take(&mut slots), &mut stop, checks.clone()).await;
         slots = returned;
         epoch.target.close().await;
         match end {
@@ -540,7 +544,12 @@ fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: 
 
 /// Runs every collector until the connection ends; returns the slots (with
 /// their state) and why it ended.
-async fn run_epoch(epoch: Arc<Epoch>, slots: Vec<Slot>, stop: &mut Option<watch::Receiver<bool>>) -> (Vec<Slot>, End) {
+async fn run_epoch(
+    epoch: Arc<Epoch>,
+    slots: Vec<Slot>,
+    stop: &mut Option<watch::Receiver<bool>>,
+    checks: Option<CheckLoop>,
+) -> (Vec<Slot>, End) {
     let now = Instant::now();
     let mut loops = tokio::task::JoinSet::new();
     for mut slot in slots {
@@ -548,6 +557,7 @@ async fn run_epoch(epoch: Arc<Epoch>, slots: Vec<Slot>, stop: &mut Option<watch:
         let epoch = epoch.clone();
         loops.spawn(async move { collector_loop(epoch, slot).await });
     }
+    let checking = checks.map(|c| tokio::spawn(checks_loop(epoch.clone(), c)));
     let watcher = {
         let epoch = epoch.clone();
         let mut stop = stop.clone();
@@ -581,6 +591,9 @@ async fn run_epoch(epoch: Arc<Epoch>, slots: Vec<Slot>, stop: &mut Option<watch:
     // every loop returned: either one ended the epoch, or all are done
     epoch.finish(End::Stopped);
     watcher.abort();
+    if let Some(checking) = checking {
+        checking.abort();
+    }
     (slots, epoch.take_end())
 }
 
@@ -631,6 +644,47 @@ fn claim_the_view(epoch: &Epoch, slot: &mut Slot) -> bool {
                 }
             }
             true
+        }
+    }
+}
+
+/// The setup checks of one target: the hook, its target, and when they
+/// last ran (kept across reconnections, so a flapping connection does not
+/// check on every reconnect).
+#[derive(Clone)]
+struct CheckLoop {
+    hook: Arc<dyn crate::checks::Checks>,
+    plan: TargetPlan,
+    last: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+/// Runs the checks on the epoch's session when due (at once after
+/// connecting, unless they ran less than `every` ago), until the epoch
+/// ends. Fenced like a scrape.
+async fn checks_loop(epoch: Arc<Epoch>, checks: CheckLoop) {
+    let every = checks.hook.every(&checks.plan);
+    loop {
+        let last = *checks.last.lock().unwrap_or_else(|p| p.into_inner());
+        let due = match (last, every) {
+            (Some(at), Some(every)) => at + every,
+            _ => Instant::now(),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = epoch.ended() => return,
+        }
+        if !epoch.ours() {
+            return;
+        }
+        tokio::select! {
+            _ = checks.hook.check(&checks.plan, &epoch.target) => {}
+            _ = epoch.ended() => return,
+        }
+        *checks.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        if every.is_none() {
+            // once per connection
+            epoch.ended().await;
+            return;
         }
     }
 }

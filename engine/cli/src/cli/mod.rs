@@ -1,6 +1,7 @@
 //! The `dbintel` command line. One file per subcommand.
 
 mod completions;
+mod doctor;
 mod dry_run;
 mod fmt;
 mod functions;
@@ -52,6 +53,13 @@ pub enum Command {
         after_help = "Example:\n  dbintel dry-run pipelines/postgres.pipe --input postgres.statements=pipelines/fixtures/pg_stat_statements.ndjson --output pretty"
     )]
     DryRun(dry_run::Args),
+    /// Check each database target of the pipelines against everything the
+    /// collectors need, and print exactly how to fix what is missing.
+    /// Only reads: the SQL is printed for a DBA to run.
+    #[command(
+        after_help = "Exit status: 0 all ok, 1 the files are invalid, 2 usage error, 3 warnings only, 4 at least one failure.\n\nExamples:\n  dbintel doctor pipelines/postgres.pipe\n  dbintel doctor --format json --target orders /etc/dbintel/\n  dbintel doctor --print-setup-sql pipelines/postgres.pipe > dbintel-setup.sql"
+    )]
+    Doctor(doctor::Args),
     /// Run the pipelines as a service: query the databases, export OTLP,
     /// serve /metrics, /healthz, /readyz; reload on SIGHUP, POST /reload or
     /// a change to the files; flush and exit on SIGTERM.
@@ -99,6 +107,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::DryRun(args) => dry_run::run(args),

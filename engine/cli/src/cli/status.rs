@@ -101,6 +101,7 @@ pub fn table(status: &Value) -> String {
             ));
         }
     }
+    out.push_str(&checks_table(status));
     let sinks = status["sinks"].as_array().cloned().unwrap_or_default();
     if !sinks.is_empty() {
         out.push_str(&format!("\n{:<28} {:>14} {:>12} {:<24} {}\n", "SINK", "QUEUED BYTES", "QUEUED ITEMS", "LAST OUTCOME", "STALLED"));
@@ -122,6 +123,37 @@ pub fn table(status: &Value) -> String {
             cluster.get("role").and_then(Value::as_str).unwrap_or("?"),
             cluster.get("identity").and_then(Value::as_str).unwrap_or("?")
         ));
+    }
+    out
+}
+
+/// The setup checks' problems (`dbintel doctor` has the fixes).
+fn checks_table(status: &Value) -> String {
+    let checks = status["checks"].as_array().cloned().unwrap_or_default();
+    if checks.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\n{:<28} {:<6} {:<34} {}\n", "SETUP CHECKS", "STATUS", "CHECK", "SEEN");
+    for t in &checks {
+        let name = match (t["source"].as_str(), t["target"].as_str()) {
+            (Some(s), Some(t)) if s == t => s.to_string(),
+            (s, t) => format!("{}/{}", s.unwrap_or("?"), t.unwrap_or("?")),
+        };
+        let problems: Vec<&Value> =
+            t["checks"].as_array().into_iter().flatten().filter(|c| matches!(c["status"].as_str(), Some("warn" | "fail"))).collect();
+        if problems.is_empty() {
+            out.push_str(&format!("{:<28} {:<6} all {} passed ({})\n", name, "ok", t["summary"]["ok"], ago(&t["seconds_ago"])));
+        }
+        for c in problems {
+            let seen: String = c["observed"].as_str().unwrap_or("").chars().take(80).collect();
+            out.push_str(&format!(
+                "{:<28} {:<6} {:<34} {}\n",
+                name,
+                c["status"].as_str().unwrap_or("?"),
+                c["id"].as_str().unwrap_or("?"),
+                seen
+            ));
+        }
     }
     out
 }

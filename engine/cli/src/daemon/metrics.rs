@@ -490,6 +490,19 @@ fn snapshot(shared: &Shared) -> Snapshot {
             );
         }
     }
+    let checks = shared.checks.snapshot();
+    s.gauge(
+        "dbintel_target_setup_checks",
+        "Setup checks (dbintel doctor's) of each target's latest run, by outcome (ok, warn, fail, skip).",
+        checks
+            .iter()
+            .flat_map(|r| {
+                let counts = r.counts();
+                [("ok", counts.ok), ("warn", counts.warn), ("fail", counts.fail), ("skip", counts.skip)]
+                    .map(|(status, n)| (labels(&[("node", &r.source), ("target", &r.target), ("status", status)]), n as f64))
+            })
+            .collect(),
+    );
     if let Some(rss) = rss_bytes() {
         s.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", vec![(Vec::new(), rss as f64)]);
     }

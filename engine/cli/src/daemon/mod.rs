@@ -72,6 +72,10 @@ pub struct Shared {
     pub reloads_refused: AtomicU64,
     /// The election this replica takes part in (mode, identity, status).
     pub cluster: Mutex<Option<(dbintel_cluster::Mode, String, Arc<dbintel_cluster::Status>)>>,
+    /// The latest setup checks of each connected target (`dbintel
+    /// doctor`'s, run on the target's own session when it connects and
+    /// every `checks_every`): `/status` shows them under `checks`.
+    pub checks: Arc<dbintel_doctor::ChecksBoard>,
     heartbeat: AtomicU64,
     started: Instant,
     reload_tx: mpsc::Sender<oneshot::Sender<ReloadReply>>,
@@ -355,13 +359,15 @@ impl Daemon {
             })
             .collect();
         // (a discovered database `parent/db` stays with its parent)
-        self.shared.status.retain(|source, target| {
+        let in_plan = |source: &str, target: &str| {
             sources.get(&source.to_string()).is_some_and(|node| {
                 node.targets
                     .iter()
                     .any(|t| t.name == target || target.strip_prefix(t.name.as_str()).is_some_and(|rest| rest.starts_with('/')))
             })
-        });
+        };
+        self.shared.status.retain(in_plan);
+        self.shared.checks.retain(in_plan);
         for (name, node) in &sources {
             let before = previous.and_then(|p| p.node(name)).and_then(|n| match &n.kind {
                 NodeKind::Source(s) => Some(s),
@@ -425,7 +431,13 @@ impl Daemon {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let output = SharedOutput::new(output);
         let counters = self.shared.registry.lock().unwrap_or_else(|p| p.into_inner()).register(name, "source");
-        let options = LiveOptions { stop: Some(stop_rx), fences, status: self.shared.status.clone(), ..LiveOptions::default() };
+        let options = LiveOptions {
+            stop: Some(stop_rx),
+            fences,
+            status: self.shared.status.clone(),
+            checks: Some(self.shared.checks.clone()),
+            ..LiveOptions::default()
+        };
         let (update, updates) = tokio::sync::watch::channel(node.clone());
         let (source_name, source, out) = (name.to_string(), node.clone(), output.clone());
         let task = tokio::spawn(async move {
@@ -591,6 +603,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         reloads_applied: AtomicU64::new(0),
         reloads_refused: AtomicU64::new(0),
         cluster: Mutex::new(None),
+        checks: dbintel_doctor::ChecksBoard::new(dbintel_doctor::Options::default()),
         heartbeat: AtomicU64::new(0),
         started: Instant::now(),
         reload_tx,

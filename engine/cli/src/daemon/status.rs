@@ -104,6 +104,18 @@ pub fn render(shared: &Shared) -> String {
         let owned = status.owned.lock().unwrap_or_else(|p| p.into_inner()).clone();
         json!({ "mode": mode.as_str(), "role": mode.role(!owned.is_empty()), "identity": identity, "owned": owned })
     });
+    let checks: Vec<Value> = shared
+        .checks
+        .snapshot()
+        .iter()
+        .map(|report| {
+            let mut entry = report.json();
+            let (at, ago) = time(Some(report.checked_at));
+            entry["at"] = at;
+            entry["seconds_ago"] = ago;
+            entry
+        })
+        .collect();
     let body = json!({
         "ready": reasons.is_empty(),
         "not_ready": reasons,
@@ -111,6 +123,7 @@ pub fn render(shared: &Shared) -> String {
         "sinks": sinks,
         "http": http,
         "cluster": cluster,
+        "checks": checks,
     });
     format!("{body:#}\n")
 }

@@ -1,8 +1,10 @@
 //! Running the real `dbintel` binary from tests.
 #![allow(dead_code)]
 
+pub mod doctor;
 pub mod otlp;
 pub mod pg_servers;
+pub mod private_mariadb;
 pub mod private_pg;
 pub mod proxy;
 pub mod server_view;
