@@ -6,7 +6,7 @@
 //!   a function never touches the checker.
 //! - [`functions`]: the registry, one file per function family
 //!   (`fields` editors, `replace` editors, type converters, string
-//!   converters, hashes, SQL, PII, time).
+//!   converters, hashes, SQL, APM correlation, PII, time).
 //! - [`pattern`]: regexes: cheap validation, and compiled patterns that use
 //!   the linear-time engine unless look-around or backreferences need
 //!   bounded backtracking.

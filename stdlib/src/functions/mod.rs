@@ -1,6 +1,7 @@
 //! The function registry: every function the language knows, by family.
 
 mod argument;
+mod convert_apm;
 mod convert_hash;
 mod convert_pii;
 mod convert_plan;
@@ -26,6 +27,7 @@ const FAMILIES: &[&[FunctionSig]] = &[
     convert_hash::SIGNATURES,
     convert_plan::SIGNATURES,
     convert_sql::SIGNATURES,
+    convert_apm::SIGNATURES,
     convert_pii::SIGNATURES,
     convert_time::SIGNATURES,
 ];

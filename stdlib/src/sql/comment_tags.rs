@@ -107,6 +107,19 @@ pub fn extract<S: AsRef<str>>(raw: &str, allowed: &[S]) -> CommentTags {
     out
 }
 
+/// Whether `key` can name a tag: 1 to 64 of `[A-Za-z0-9_.-]`. A key with
+/// `,`, `=`, space or `*/` in it could never match; the collectors refuse
+/// such an `allowed_comment_keys` entry as a configuration error.
+///
+/// ```
+/// use dbintel_stdlib::sql::comment_tags::is_valid_key;
+/// assert!(is_valid_key("nr_service_guid") && is_valid_key("db.driver"));
+/// assert!(!is_valid_key("") && !is_valid_key("a=b") && !is_valid_key("a b"));
+/// ```
+pub fn is_valid_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// Whether `raw` starts (whitespace aside) with a closed `/* … */`
 /// comment: New Relic's `HasLeadingComment`, which its MySQL collector
 /// uses to mark a digest text that lost the comment its sample had.
