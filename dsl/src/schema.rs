@@ -194,6 +194,10 @@ crate::settings! {
         /// `semconv`: New Relic's collector's UUIDv5 of the endpoint (the
         /// same entity whichever collector sends); `endpoint`: the DSN's
         /// `host:port`, as dbintel made it before (keeps existing entities).
+        /// Keys of a statement's leading comment tags sent as
+        /// `db.query.comment_tags` (APM agents write `nr_service_guid`
+        /// there); none: `["nr_service_guid"]`, `[]`: no tags.
+        allowed_comment_keys: Option<Vec<String>> = optional(SettingType::StringList, DefaultValue::None),
         service_instance_id: ServiceInstanceId = optional(SettingType::Word(ServiceInstanceId::WORDS), DefaultValue::Word("semconv")),
         sslmode: SslMode = optional(SettingType::Word(SslMode::WORDS), DefaultValue::Word("prefer")),
         sslrootcert: Option<String> = optional(SettingType::String, DefaultValue::None),
@@ -237,7 +241,15 @@ crate::settings! {
     pub struct ActivitySettings {
         every: Duration = optional(SettingType::Duration, DefaultValue::Duration(SEC)),
         window: Duration = optional(SettingType::Duration, DefaultValue::Duration(60 * SEC)),
+        /// Sessions also leave as `db.server.query_sample` events (New
+        /// Relic's Database 360 sessions and blocking pages).
         samples_as_logs: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
+        /// One sample in this many leaves as events (the others only feed
+        /// Average Active Sessions).
+        samples_every: Duration = optional(SettingType::Duration, DefaultValue::Duration(10 * SEC)),
+        /// Sessions a sample reads at most (lock waiters first); the
+        /// active ones beyond count in Average Active Sessions as `other`.
+        max_sessions: i64 = optional(SettingType::Int { min: 1, max: 100_000 }, DefaultValue::Int(1000)),
     }
 }
 
@@ -550,6 +562,13 @@ pub fn source_kind(name: &str) -> Option<&'static SourceKindSpec> {
 
 pub fn sink_kind(name: &str) -> Option<&'static SinkKindSpec> {
     SINK_KINDS.iter().find(|k| k.name == name)
+}
+
+impl DbSettings {
+    /// The comment tag keys to read (see `allowed_comment_keys`).
+    pub fn comment_keys(&self) -> Vec<String> {
+        self.allowed_comment_keys.clone().unwrap_or_else(|| vec!["nr_service_guid".to_string()])
+    }
 }
 
 impl SourceKindSpec {

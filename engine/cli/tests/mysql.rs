@@ -57,7 +57,8 @@ async fn digests_give_exactly_the_calls_made_between_scrapes() {
         MyTarget::connect("my", &settings("DBINTEL_M1_DSN", MONITOR, Duration::from_secs(3))).await.expect("monitor user connects"),
     );
     let admin = admin(2).await;
-    let mut statements = MyStatements::new(&StatementsSettings { top: 200, interval: None }, Duration::from_secs(30));
+    let mut statements =
+        MyStatements::new(&StatementsSettings { top: 200, interval: None }, Duration::from_secs(30), vec!["nr_service_guid".into()]);
     // The text protocol: MariaDB digests statements it parses, not ones
     // executed through the binary (prepared) protocol. SLEEP makes the
     // server's timer large and unmistakable: at least 20 ms a call.
@@ -187,7 +188,7 @@ async fn activity_samples_see_sleeping_sessions() {
     let period = Duration::from_millis(250);
     let mut window = dbintel_sources::collectors::activity::AshWindow::new("mysql", period);
     for _ in 0..4 {
-        window.add_sample(&target.query("sample", &my_sample_sql(target.server, false)).await.expect("sample"));
+        window.add_sample(&target.query("sample", &my_sample_sql(target.server, false, 1000)).await.expect("sample"));
         tokio::time::sleep(period).await;
     }
     let records = window.finish(period * 4, 1);
@@ -244,7 +245,7 @@ async fn row_lock_waiters_show_as_lock_waits_with_their_blocker() {
     let period = Duration::from_millis(250);
     let mut window = dbintel_sources::collectors::activity::AshWindow::new("mysql", period);
     for _ in 0..4 {
-        window.add_sample(&target.query("sample", &my_sample_sql(target.server, false)).await.expect("sample"));
+        window.add_sample(&target.query("sample", &my_sample_sql(target.server, false, 1000)).await.expect("sample"));
         tokio::time::sleep(period).await;
     }
     let records = window.finish(period * 4, 1);

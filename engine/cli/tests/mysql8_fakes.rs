@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use dbintel_core::record::{Number, Record};
-use dbintel_sources::collectors::activity::{my_sample_sql_from, sample_logs, AshWindow, MY_SAMPLE_TEXT_CHARS};
+use dbintel_sources::collectors::activity::{my_sample_sql_from, AshWindow, MY_SAMPLE_TEXT_CHARS};
 use dbintel_sources::collectors::my_instance::{records as status_records, replica_status_sql};
+use dbintel_sources::collectors::session_samples::{sample_logs, ServerFlavor};
 use dbintel_sources::mysql::{row_to_map, MyServer};
 use dbintel_sources::target::Engine;
 use dbintel_stdlib::Value;
@@ -58,6 +59,35 @@ async fn build_fake(pool: &sqlx::MySqlPool) {
                BLOCKING_OBJECT_INSTANCE_BEGIN BIGINT UNSIGNED NOT NULL)"
         ),
         format!(
+            "CREATE TABLE {FAKE}.events_statements_current (THREAD_ID BIGINT UNSIGNED NOT NULL, EVENT_ID BIGINT UNSIGNED NOT NULL,
+               END_EVENT_ID BIGINT UNSIGNED, EVENT_NAME VARCHAR(128) NOT NULL, TIMER_START BIGINT UNSIGNED, TIMER_END BIGINT UNSIGNED,
+               TIMER_WAIT BIGINT UNSIGNED, SQL_TEXT LONGTEXT, DIGEST VARCHAR(64), DIGEST_TEXT LONGTEXT, CURRENT_SCHEMA VARCHAR(64))"
+        ),
+        format!(
+            "CREATE TABLE {FAKE}.user_variables_by_thread (THREAD_ID BIGINT UNSIGNED NOT NULL, VARIABLE_NAME VARCHAR(64) NOT NULL,
+               VARIABLE_VALUE LONGBLOB)"
+        ),
+        format!(
+            "CREATE TABLE {FAKE}.session_connect_attrs (PROCESSLIST_ID INT NOT NULL, ATTR_NAME VARCHAR(32) NOT NULL,
+               ATTR_VALUE VARCHAR(1024), ORDINAL_POSITION INT)"
+        ),
+        format!(
+            "CREATE TABLE {FAKE}.processlist (ID BIGINT UNSIGNED NOT NULL, USER VARCHAR(32), HOST VARCHAR(261), DB VARCHAR(64),
+               COMMAND VARCHAR(16), TIME BIGINT, STATE VARCHAR(64), INFO LONGTEXT, EXECUTION_ENGINE ENUM('PRIMARY','SECONDARY'))"
+        ),
+        format!(
+            "INSERT INTO {FAKE}.events_statements_current (THREAD_ID, EVENT_ID, END_EVENT_ID, EVENT_NAME, TIMER_START, TIMER_WAIT, SQL_TEXT, DIGEST, DIGEST_TEXT)
+             VALUES (101, 69, NULL, 'statement/sql/update', 123456789, 2000000000000,
+                     CONCAT('/* nr_service_guid=\"MTE2MDAzMTl8QVBNfEFQUExJQ0FUSU9OfDI5MjMzNDQwNw\" */ UPDATE t SET v = 1 /* ', REPEAT('x', 10000), ' */'),
+                     'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90', 'UPDATE `t` SET `v` = ?'),
+                    (103, 54, NULL, 'statement/sql/select', 223456789, 5000000000000, 'SELECT * FROM big', NULL, NULL)"
+        ),
+        format!(
+            "INSERT INTO {FAKE}.user_variables_by_thread VALUES (101, 'traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')"
+        ),
+        format!("INSERT INTO {FAKE}.session_connect_attrs VALUES (9001, '_client_name', 'libmysql', 1), (9001, '_pid', '77', 2)"),
+        format!("INSERT INTO {FAKE}.processlist (ID, USER, HOST, DB, COMMAND) VALUES (9001, 'app', '10.0.0.7:53124', 'shop', 'Query')"),
+        format!(
             "INSERT INTO {FAKE}.threads (THREAD_ID, NAME, TYPE, PROCESSLIST_ID, PROCESSLIST_USER, PROCESSLIST_DB, PROCESSLIST_COMMAND,
                PROCESSLIST_STATE, PROCESSLIST_INFO, INSTRUMENTED, HISTORY) VALUES
              (101, 'thread/sql/one_connection', 'FOREGROUND', 9001, 'app', 'shop', 'Query', 'updating', CONCAT('UPDATE t SET v = 1 /* ', REPEAT('x', 10000), ' */'), 'YES', 'YES'),
@@ -81,10 +111,10 @@ async fn build_fake(pool: &sqlx::MySqlPool) {
 }
 
 #[tokio::test]
-async fn fake_mysql8_activity_sample_names_row_lock_blockers_from_data_lock_waits_and_caps_text() {
+async fn fake_mysql8_activity_sample_names_row_lock_blockers_from_data_lock_waits_with_every_db360_attribute() {
     let pool = root().await;
     build_fake(&pool).await;
-    let sql = my_sample_sql_from(MYSQL8, true, FAKE);
+    let sql = my_sample_sql_from(MYSQL8, true, FAKE, 1000);
     assert!(sql.contains("data_lock_waits") && !sql.contains("INNODB_LOCK_WAITS"), "the MySQL 8 form: {sql}");
     let rows: Vec<_> =
         sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&pool).await.expect("the MySQL 8 sample runs").iter().map(row_to_map).collect();
@@ -117,8 +147,10 @@ async fn fake_mysql8_activity_sample_names_row_lock_blockers_from_data_lock_wait
         .collect();
     assert!(classes.contains(&("Lock".into(), 1.0)) && classes.contains(&("io".into(), 1.0)), "{classes:?}");
 
-    // the samples as events: MySQL's contrib attributes, text cut in the query
-    let logs = sample_logs(Engine::MySql, &rows, 7);
+    // the samples as events: New Relic's Database 360 attributes, text cut
+    // in the query
+    let flavor = ServerFlavor { mariadb: false, version: MYSQL8.version };
+    let logs = sample_logs(Engine::MySql, Some(flavor), &rows, 7, &["nr_service_guid".to_string()]);
     let waiting = logs
         .iter()
         .find_map(|r| match r {
@@ -126,14 +158,39 @@ async fn fake_mysql8_activity_sample_names_row_lock_blockers_from_data_lock_wait
             _ => None,
         })
         .expect("the waiter's sample");
-    let text = waiting.attributes.get("db.query.text").and_then(Value::as_str).unwrap_or_default();
-    assert_eq!(text.chars().count(), MY_SAMPLE_TEXT_CHARS, "the 10,000-character text is cut in the query");
-    assert_eq!(waiting.attributes.get("mysql.threads.thread_id"), Some(&Value::Int(101)));
-    assert_eq!(waiting.attributes.get("mysql.session.status"), Some(&Value::Str("waiting".into())));
-    assert_eq!(waiting.attributes.get("mysql.wait_type"), Some(&Value::Str("row lock".into())));
+    let get = |k: &str| waiting.attributes.get(k).cloned().unwrap_or_else(|| panic!("{k} missing: {:?}", waiting.attributes));
+    // the statement that leaves is the server's digest text
+    assert_eq!(get("db.query.text"), Value::Str("UPDATE `t` SET `v` = ?".into()));
+    assert_eq!(get("mysql.events_statements_current.digest").as_str().map(str::len), Some(64));
+    assert_eq!(get("mysql.threads.thread_id"), Value::Int(101));
+    assert_eq!(get("mysql.session.status"), Value::Str("waiting".into()));
+    assert_eq!(get("mysql.wait_type"), Value::Str("wait/lock/table/sql/handler".into()));
+    assert_eq!(get("mysql.wait_event_type"), Value::Str("lock".into()));
+    assert_eq!(get("mysql.wait_event"), Value::Str("table/sql/handler".into()));
+    assert_eq!(get("mysql.event_id"), Value::Int(70));
+    assert_eq!(get("mysql.events_statements_current.timer_wait"), Value::Double(2.0));
+    assert_eq!(get("mysql.events_statements_current.timer_start"), Value::Int(123456789));
+    assert_eq!(get("mysql.blocking.blockers"), Value::Str(r#"[{"thread_id":102,"session_id":9002}]"#.into()));
+    assert_eq!(get("mysql.blocking.blocker.count"), Value::Int(1));
+    assert_eq!(get("mysql.client.name"), Value::Str("libmysql".into()));
+    assert_eq!((get("client.address"), get("client.port")), (Value::Str("10.0.0.7".into()), Value::Int(53124)));
+    assert_eq!(get("db.query.comment_tags.nr_service_guid"), Value::Str("MTE2MDAzMTl8QVBNfEFQUExJQ0FUSU9OfDI5MjMzNDQwNw".into()));
+    assert_eq!(waiting.trace_id.iter().map(|b| format!("{b:02x}")).collect::<String>(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(waiting.span_id.iter().map(|b| format!("{b:02x}")).collect::<String>(), "00f067aa0ba902b7");
+    let text_len = rows
+        .iter()
+        .find(|r| dbintel_sources::rows::integer(r, "pid") == Some(9001))
+        .and_then(|r| r.get("query"))
+        .and_then(Value::as_str)
+        .map(|t| t.chars().count());
+    assert_eq!(text_len, Some(MY_SAMPLE_TEXT_CHARS), "the 10,000-character text is cut in the query");
+    let server = dbintel_sources::db360::Server { engine: Engine::MySql, mariadb: false, version: MYSQL8.version };
     for record in &logs {
         let problems = dbintel_sources::catalogue::conformance(Engine::MySql, &Default::default(), record);
         assert!(problems.is_empty(), "{problems:?}");
+        let Record::Log(l) = record else { continue };
+        let problems = dbintel_sources::db360::problems(server, l);
+        assert!(problems.is_empty(), "every Database 360 attribute of a MySQL 8 sample: {problems:?}");
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {FAKE}"))).execute(&pool).await.expect("drop the fake");
 }
@@ -154,7 +211,7 @@ async fn fake_mysql8_without_text_reads_no_statement_text() {
     .execute(&pool)
     .await
     .expect("build");
-    let rows: Vec<_> = sqlx::query(sqlx::AssertSqlSafe(my_sample_sql_from(MYSQL8, false, &schema)))
+    let rows: Vec<_> = sqlx::query(sqlx::AssertSqlSafe(my_sample_sql_from(MYSQL8, false, &schema, 1000)))
         .fetch_all(&pool)
         .await
         .expect("runs")

@@ -45,7 +45,7 @@ static LOCK_PROBE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A statements collector that keeps every statement (the suite's own
 /// queries would otherwise compete for the top N).
 fn collector() -> PgStatements {
-    PgStatements::new(&StatementsSettings { top: 10_000, interval: None }, Duration::from_secs(30))
+    PgStatements::new(&StatementsSettings { top: 10_000, interval: None }, Duration::from_secs(30), vec!["nr_service_guid".into()])
 }
 
 async fn admin() -> sqlx::PgPool {
@@ -227,7 +227,7 @@ async fn ash_shows_sleepers_and_lock_waiters_with_who_blocks_them() {
     let period = Duration::from_millis(250);
     let mut window = AshWindow::new("postgresql", period);
     for _ in 0..8 {
-        let rows = target.query("sample", &pg_sample_sql(target.version(), false)).await.expect("sample");
+        let rows = target.query("sample", &pg_sample_sql(target.version(), false, 1000)).await.expect("sample");
         window.add_sample(&rows);
         tokio::time::sleep(period).await;
     }

@@ -67,6 +67,11 @@ pub struct LogRecord {
     pub event_name: String,
     pub body: Value,
     pub attributes: Map,
+    /// The W3C trace the record belongs to (all zeros: none), e.g. from a
+    /// session's `traceparent`.
+    pub trace_id: [u8; 16],
+    /// The span within it (all zeros: none).
+    pub span_id: [u8; 8],
 }
 
 #[derive(Debug, Clone, PartialEq)]

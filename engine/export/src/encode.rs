@@ -271,6 +271,9 @@ fn log(l: &LogRecord) -> PbLog {
         event_name: l.event_name.clone(),
         body: any_value(&l.body),
         attributes: key_values(&l.attributes),
+        // OTLP: empty (not zeros) when there is none
+        trace_id: if l.trace_id == [0; 16] { Vec::new() } else { l.trace_id.to_vec() },
+        span_id: if l.span_id == [0; 8] { Vec::new() } else { l.span_id.to_vec() },
         ..Default::default()
     }
 }

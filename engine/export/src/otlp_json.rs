@@ -181,6 +181,13 @@ fn log_record(out: &mut String, l: &LogRecord) {
         out.push_str(r#","body":"#);
         any_value(out, &l.body);
     }
+    // OTLP/JSON writes trace and span ids as hex, not base64
+    if l.trace_id != [0; 16] {
+        let _ = write!(out, r#","traceId":"{}""#, l.trace_id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    }
+    if l.span_id != [0; 8] {
+        let _ = write!(out, r#","spanId":"{}""#, l.span_id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    }
     out.push_str(r#","attributes":"#);
     attributes(out, &l.attributes);
     out.push('}');

@@ -180,8 +180,19 @@ impl Metric {
 #[derive(Debug, Clone, Copy)]
 pub struct Event {
     pub name: &'static str,
+    /// dbintel's own attributes, beside the contract's.
     pub attributes: &'static [&'static str],
+    /// New Relic's Database 360 contract for this event, if it is one of
+    /// its events (see `db360.rs`): its attributes are declared there.
+    pub db360: Option<&'static crate::db360::Contract>,
     pub description: &'static str,
+}
+
+impl Event {
+    /// Whether the event may carry `attribute`.
+    pub fn declares(&self, attribute: &str) -> bool {
+        self.attributes.contains(&attribute) || self.db360.is_some_and(|c| c.fields.iter().any(|f| f.name == attribute))
+    }
 }
 
 /// What one collector emits.
@@ -290,7 +301,7 @@ pub fn conformance(engine: Engine, resource: &Map, record: &Record) -> Vec<Strin
                 return vec![format!("event {}: no collector declares it", l.event_name)];
             };
             for (key, _) in l.attributes.iter() {
-                if !declared.attributes.contains(&key) && key != "dbintel.truncated" {
+                if !declared.declares(key) && key != "dbintel.truncated" {
                     problems.push(format!("event {}: attribute {key} is not declared", l.event_name));
                 }
             }
@@ -333,7 +344,11 @@ pub fn markdown(engine: Engine) -> String {
     out.push_str("\n| event | what | attributes | collector |\n| --- | --- | --- | --- |\n");
     for d in &declarations {
         for e in d.events {
-            let attributes = e.attributes.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+            let mut attributes = e.attributes.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+            if e.db360.is_some() {
+                attributes.push_str(if attributes.is_empty() { "" } else { "; " });
+                attributes.push_str("and every attribute of New Relic's Database 360 event (below)");
+            }
             out.push_str(&format!("| `{}` | {} | {attributes} | `{}` |\n", e.name, e.description, d.collector));
         }
     }

@@ -97,6 +97,17 @@ impl Build<'_> {
         self.interval_override.or(own).unwrap_or(self.source_interval)
     }
 
+    /// The comment tag keys the source allows; keys that could never
+    /// match (a `,`, `=`, space…) are left out, and said so.
+    fn comment_keys(&self) -> Vec<String> {
+        let keys = DbSettings::from_settings(&self.source.settings).comment_keys();
+        let (good, bad): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| dbintel_stdlib::sql::comment_tags::is_valid_key(k));
+        if !bad.is_empty() {
+            tracing::warn!(collector = self.name, keys = ?bad, "allowed_comment_keys: these can never name a tag (1 to 64 of A-Z a-z 0-9 _ . -); left out");
+        }
+        good
+    }
+
     /// How long a part that failed for a reason of configuration rests.
     fn config_retry(&self) -> Duration {
         DbSettings::from_settings(&self.source.settings).config_retry
@@ -121,7 +132,7 @@ pub const REGISTRY: &[Entry] = &[
         engines: &[Engine::Postgres],
         build: |b| {
             let s = StatementsSettings::from_settings(&b.spec.settings);
-            Box::new(pg_statements::PgStatements::new(&s, b.interval(s.interval)))
+            Box::new(pg_statements::PgStatements::new(&s, b.interval(s.interval), b.comment_keys()))
         },
     },
     Entry {
@@ -129,7 +140,7 @@ pub const REGISTRY: &[Entry] = &[
         engines: &[Engine::MySql],
         build: |b| {
             let s = StatementsSettings::from_settings(&b.spec.settings);
-            Box::new(my_statements::MyStatements::new(&s, b.interval(s.interval)))
+            Box::new(my_statements::MyStatements::new(&s, b.interval(s.interval), b.comment_keys()))
         },
     },
     Entry {
@@ -140,7 +151,7 @@ pub const REGISTRY: &[Entry] = &[
             if let Some(window) = b.interval_override {
                 s.window = window;
             }
-            Box::new(activity::Activity::new(b.engine, &s))
+            Box::new(activity::Activity::new(b.engine, &s, b.comment_keys()))
         },
     },
     Entry {

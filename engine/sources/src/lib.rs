@@ -26,6 +26,8 @@
 //! - [`supervisor`]: one task per target: connects lazily and retries
 //!   forever with backoff, runs the collectors, fences every scrape,
 //!   reports state to the status board. Nothing ends on a database error.
+//! - [`apm`]: the APM correlation attributes (query hash, comment tags,
+//!   trace context).
 //! - [`entity`]: the resource New Relic builds entities from (one per
 //!   server, `service.instance.id` as its collector computes it).
 //! - [`db360`]: New Relic's Database 360 event contract, as data.
@@ -41,6 +43,7 @@
 //! [`Collector`], plus its entry in [`collector::REGISTRY`] and its
 //! settings in `dsl/src/schema.rs`.
 
+pub mod apm;
 pub mod breaker;
 pub mod catalogue;
 pub mod checks;

@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use dbintel_stdlib::sql::comment_tags::CommentTags;
 use dbintel_stdlib::{Map, Value};
 
 use super::rows::{number, Row};
@@ -67,9 +68,10 @@ pub struct Flavor {
     /// The contrib event attributes naming the statement's id and user.
     pub id_attribute: &'static str,
     pub user_attribute: Option<&'static str>,
-    /// Contrib plan attributes, empty on the event (plans come as their
-    /// own `db.server.query_plan` events).
-    pub plan_attributes: &'static [&'static str],
+    /// The column with the statement's text as the client sent it, for
+    /// its comment tags, when it is not `text_column` (MySQL's
+    /// `QUERY_SAMPLE_TEXT`; `None`: the text is that one).
+    pub raw_text_column: Option<&'static str>,
 }
 
 const fn c(column: &'static str, metric: &'static str, unit: &'static str, scale: f64, integer: bool) -> Counter {
@@ -109,7 +111,7 @@ pub const POSTGRES: Flavor = Flavor {
     ],
     id_attribute: "postgresql.queryid",
     user_attribute: Some("postgresql.rolname"),
-    plan_attributes: &["postgresql.query_plan"],
+    raw_text_column: None,
 };
 
 pub const MYSQL: Flavor = Flavor {
@@ -129,15 +131,15 @@ pub const MYSQL: Flavor = Flavor {
         e(c("COUNT_STAR", "calls", "{call}", 1.0, true), "mysql.events_statements_summary_by_digest.count_star", 1.0),
         // picoseconds to milliseconds; the contrib event says seconds
         e(c("SUM_TIMER_WAIT", "duration", "ms", 1e-9, false), "mysql.events_statements_summary_by_digest.sum_timer_wait", 1e-12),
-        c("SUM_ROWS_SENT", "rows", "{row}", 1.0, true),
-        c("SUM_ROWS_EXAMINED", "rows_examined", "{row}", 1.0, true),
+        e(c("SUM_ROWS_SENT", "rows", "{row}", 1.0, true), "mysql.events_statements_summary_by_digest.returned_rows", 1.0),
+        e(c("SUM_ROWS_EXAMINED", "rows_examined", "{row}", 1.0, true), "mysql.events_statements_summary_by_digest.examined_rows", 1.0),
         c("SUM_ROWS_AFFECTED", "rows_affected", "{row}", 1.0, true),
         c("SUM_NO_INDEX_USED", "no_index_used", "{call}", 1.0, true),
         c("SUM_CREATED_TMP_DISK_TABLES", "tmp_disk_tables", "{table}", 1.0, true),
     ],
     id_attribute: "mysql.events_statements_summary_by_digest.digest",
     user_attribute: None,
-    plan_attributes: &["mysql.query_plan", "mysql.query_plan.hash"],
+    raw_text_column: Some("QUERY_SAMPLE_TEXT"),
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,12 +156,17 @@ struct Seen {
     counters: Vec<f64>,
     database_name: String,
     user_name: String,
+    /// The comment tags of the statement's raw text, when the rows carry
+    /// one besides its text (`Flavor::raw_text_column`).
+    tags: Option<CommentTags>,
 }
 
 /// Delta state for one target.
 pub struct StatementDeltas {
     flavor: &'static Flavor,
     top: usize,
+    /// Comment tag keys to read (`allowed_comment_keys`).
+    allowed_keys: Vec<String>,
     server: Option<String>,
     reset_marker: Option<String>,
     previous: HashMap<Key, Seen>,
@@ -195,10 +202,11 @@ pub struct ScrapeSummary {
 }
 
 impl StatementDeltas {
-    pub fn new(flavor: &'static Flavor, top: usize) -> StatementDeltas {
+    pub fn new(flavor: &'static Flavor, top: usize, allowed_keys: Vec<String>) -> StatementDeltas {
         StatementDeltas {
             flavor,
             top,
+            allowed_keys,
             server: None,
             reset_marker: None,
             previous: HashMap::new(),
@@ -269,10 +277,15 @@ impl StatementDeltas {
             let name = |col: Option<&str>, fallback: &str| {
                 col.and_then(|c| row.get(c)).filter(|v| !v.is_nil()).map_or(fallback.to_string(), |v| v.to_string())
             };
+            let tags = self.flavor.raw_text_column.filter(|c| row.get(c).is_some()).map(|c| match row.get(c) {
+                Some(Value::Str(raw)) => crate::apm::tags(raw, &self.allowed_keys),
+                _ => CommentTags::default(),
+            });
             let seen = current.entry(key.clone()).or_insert_with(|| Seen {
                 counters: vec![0.0; counters.len()],
                 database_name: name(self.flavor.database_name_column, &key.database),
                 user_name: name(self.flavor.user_name_column, &key.user),
+                tags,
             });
             for (total, add) in seen.counters.iter_mut().zip(counters) {
                 *total += add;
@@ -416,8 +429,24 @@ impl StatementDeltas {
                 event.insert(name, value);
             }
         }
-        for plan in self.flavor.plan_attributes {
-            event.insert(*plan, Value::Str(String::new()));
+        // joins the statement to its APM trace
+        let engine = if system == "mysql" { crate::target::Engine::MySql } else { crate::target::Engine::Postgres };
+        crate::apm::insert_hash(&mut event, engine, text.map(String::as_str));
+        match (&seen.tags, self.flavor.raw_text_column) {
+            (Some(tags), _) => crate::apm::insert_tags(&mut event, tags.clone()),
+            // the rows carry no raw text (MariaDB, MySQL before 8.0.3):
+            // no comment to read, so no tag attributes at all
+            (None, Some(_)) => {}
+            (None, None) => crate::apm::insert_tags(&mut event, text.map(|t| crate::apm::tags(t, &self.allowed_keys)).unwrap_or_default()),
+        }
+        match engine {
+            crate::target::Engine::Postgres => {
+                event.insert("postgresql.userid", Value::Str(key.user.clone()));
+            }
+            // the plan's key; empty until a plan is known
+            crate::target::Engine::MySql => {
+                event.insert("mysql.query_plan.hash", Value::Str(String::new()));
+            }
         }
         out.push(Record::Log(LogRecord {
             time_unix_nano: now,
@@ -427,6 +456,7 @@ impl StatementDeltas {
             event_name: "db.server.top_query".into(),
             body: Value::Nil,
             attributes: event,
+            ..LogRecord::default()
         }));
         out
     }
@@ -464,7 +494,7 @@ mod tests {
 
     #[test]
     fn first_sighting_is_a_baseline_then_deltas() {
-        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let mut d = StatementDeltas::new(&POSTGRES, 200, Vec::new());
         let (first, s) = d.observe("srv", None, vec![row(1, 10, 5.0)], 1);
         assert!(first.is_empty());
         assert_eq!(s.baselined, 1);
@@ -474,7 +504,7 @@ mod tests {
 
     #[test]
     fn negative_delta_rebaselines_instead_of_emitting() {
-        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let mut d = StatementDeltas::new(&POSTGRES, 200, Vec::new());
         d.observe("srv", None, vec![row(1, 100, 50.0)], 1);
         let (after_reset, s) = d.observe("srv", None, vec![row(1, 3, 1.0)], 2);
         assert!(after_reset.is_empty());
@@ -485,7 +515,7 @@ mod tests {
 
     #[test]
     fn server_change_or_reset_marker_rebaselines_everything() {
-        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let mut d = StatementDeltas::new(&POSTGRES, 200, Vec::new());
         d.observe("srv-a", None, vec![row(1, 10, 1.0)], 1);
         let (failover, _) = d.observe("srv-b", None, vec![row(1, 50, 9.0)], 2);
         assert!(failover.is_empty(), "a new server identity must not produce a delta against the old one");
@@ -496,7 +526,7 @@ mod tests {
 
     #[test]
     fn only_statements_that_ran_and_top_n() {
-        let mut d = StatementDeltas::new(&POSTGRES, 1);
+        let mut d = StatementDeltas::new(&POSTGRES, 1, Vec::new());
         d.observe("s", None, vec![row(1, 1, 1.0), row(2, 1, 1.0), row(3, 1, 1.0)], 1);
         // 1: most time; 2: most calls; 3: did not run
         let (out, s) = d.observe("s", None, vec![row(1, 2, 100.0), row(2, 50, 2.0), row(3, 1, 1.0)], 2);
@@ -508,7 +538,7 @@ mod tests {
 
     #[test]
     fn an_entry_reset_on_its_own_is_a_new_baseline() {
-        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let mut d = StatementDeltas::new(&POSTGRES, 200, Vec::new());
         let mut r = row(1, 10, 1.0);
         r.insert("stats_since", Value::Str("2026-11-28 10:00".into()));
         d.observe("s", None, vec![r.clone()], 1);
@@ -524,7 +554,7 @@ mod tests {
 
     #[test]
     fn nulls_do_not_break_a_scrape() {
-        let mut d = StatementDeltas::new(&POSTGRES, 10);
+        let mut d = StatementDeltas::new(&POSTGRES, 10, Vec::new());
         let mut r = row(1, 1, 1.0);
         r.insert("total_exec_time", Value::Nil);
         r.insert("query", Value::Nil);
@@ -537,7 +567,7 @@ mod tests {
 
     #[test]
     fn a_statement_new_since_the_last_scrape_sends_its_full_counters() {
-        let mut d = StatementDeltas::new(&POSTGRES, 200);
+        let mut d = StatementDeltas::new(&POSTGRES, 200, Vec::new());
         let (first, s) = d.observe("s", None, vec![row(1, 10, 1.0)], 1);
         assert!(first.is_empty(), "the first scrape is a baseline");
         assert_eq!(s.baselined, 1);
@@ -552,7 +582,7 @@ mod tests {
 
     #[test]
     fn cached_texts_are_bounded_in_bytes() {
-        let mut d = StatementDeltas::new(&POSTGRES, 10_000);
+        let mut d = StatementDeltas::new(&POSTGRES, 10_000, Vec::new());
         let big = |id: i64, calls: i64| {
             let mut r = row(id, calls, 1.0);
             r.insert("query", Value::Str(format!("select {id} /* {} */", "x".repeat(1 << 20))));
@@ -568,7 +598,7 @@ mod tests {
 
     #[test]
     fn forgotten_keys_free_their_memory() {
-        let mut d = StatementDeltas::new(&POSTGRES, 10);
+        let mut d = StatementDeltas::new(&POSTGRES, 10, Vec::new());
         d.observe("s", None, (0..100).map(|i| row(i, 1, 1.0)).collect(), 1);
         assert_eq!(d.tracked(), 100);
         d.observe("s", None, vec![row(1, 2, 2.0)], 2);

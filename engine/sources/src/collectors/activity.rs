@@ -11,6 +11,12 @@
 //! average number of active sessions per sample, exact even when a slow
 //! server makes a sample late. A stopping source flushes its partial
 //! window rather than dropping it.
+//!
+//! With `samples_as_logs`, one sample every `samples_every` also leaves as
+//! `db.server.query_sample` events, one per session, in New Relic's
+//! Database 360 shape (`session_samples.rs`). The sample query itself is
+//! bounded on the server (`max_sessions`, blockers looked up for lock
+//! waiters only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -20,6 +26,7 @@ use dbintel_core::BoxFuture;
 use dbintel_dsl::schema::ActivitySettings;
 use dbintel_stdlib::{Map, Value};
 
+use super::session_samples::{sample_logs, ServerFlavor};
 use crate::catalogue::{attr, Attr, Declaration, Event, Instrument, Level, Metric, Origin};
 use crate::collector::{Collector, Unreplayable};
 use crate::rows::Row;
@@ -40,6 +47,14 @@ struct Key {
     user: String,
 }
 
+impl Key {
+    /// Where sessions past the key limit, or past the sample's row limit,
+    /// are counted.
+    fn other() -> Key {
+        Key { class: "other".into(), event: "other".into(), query_id: String::new(), database: String::new(), user: String::new() }
+    }
+}
+
 /// One window's aggregation.
 #[derive(Debug)]
 pub struct AshWindow {
@@ -58,6 +73,9 @@ fn text(row: &Row, column: &str) -> Option<String> {
     }
 }
 
+// the sample queries and the events live with the samples
+pub use super::session_samples::{my_sample_sql, my_sample_sql_from, pg_sample_sql, MY_SAMPLE_TEXT_CHARS};
+
 /// `{12,34}` (a PostgreSQL int array as text) or `12,34`.
 fn pids(value: Option<String>) -> BTreeSet<i64> {
     value.map(|v| v.trim_matches(['{', '}']).split(',').filter_map(|p| p.trim().parse().ok()).collect()).unwrap_or_default()
@@ -69,12 +87,23 @@ impl AshWindow {
         AshWindow { system, period, samples: 0, counts: BTreeMap::new(), blocked: BTreeMap::new() }
     }
 
-    /// Adds one sample: the active sessions at one instant. Expected
-    /// columns: `state`, `wait_event_type`, `wait_event`, `query_id`,
-    /// `datname`, `usename`, `pid`, `blocking` (any may be NULL).
+    /// Adds one sample: the sessions at one instant. Expected columns:
+    /// `state`, `wait_event_type`, `wait_event`, `query_id`, `datname`,
+    /// `usename`, `pid`, `blocking` (any may be NULL), and optionally
+    /// `active_total`, the active sessions the server counted (more than
+    /// the rows when the sample was cut at `max_sessions`: the rest count
+    /// as `other`). Only active sessions count (PostgreSQL's idle-in-
+    /// transaction sessions come along for their locks).
     pub fn add_sample(&mut self, sessions: &[Row]) {
         self.samples += 1;
+        let mut active = 0u64;
+        let mut total = None;
         for row in sessions {
+            total = total.or_else(|| crate::rows::integer(row, "active_total"));
+            if text(row, "state").is_some_and(|s| s.starts_with("idle")) {
+                continue;
+            }
+            active += 1;
             let class = text(row, "wait_event_type");
             let (class, event) = match class {
                 Some(c) => (c, text(row, "wait_event").unwrap_or_default()),
@@ -87,11 +116,7 @@ impl AshWindow {
                 database: text(row, "datname").unwrap_or_default(),
                 user: text(row, "usename").unwrap_or_default(),
             };
-            let key = if self.counts.len() >= MAX_KEYS && !self.counts.contains_key(&key) {
-                Key { class: "other".into(), event: "other".into(), query_id: String::new(), database: String::new(), user: String::new() }
-            } else {
-                key
-            };
+            let key = if self.counts.len() >= MAX_KEYS && !self.counts.contains_key(&key) { Key::other() } else { key };
             if key.class == "Lock" && self.blocked.len() < MAX_BLOCKED {
                 if let Some(pid) = crate::rows::integer(row, "pid") {
                     let blockers = pids(text(row, "blocking"));
@@ -102,6 +127,11 @@ impl AshWindow {
                 }
             }
             *self.counts.entry(key).or_default() += 1;
+        }
+        // sessions the server counted beyond the rows it sent
+        let beyond = total.map_or(0, |t| (t.max(0) as u64).saturating_sub(active));
+        if beyond > 0 {
+            *self.counts.entry(Key::other()).or_default() += beyond;
         }
     }
 
@@ -150,86 +180,12 @@ impl AshWindow {
                 event_name: "db.server.blocking".into(),
                 body: Value::Nil,
                 attributes,
+                ..LogRecord::default()
             }));
         }
         self.samples = 0;
         out
     }
-}
-
-/// The PostgreSQL sample: active sessions but our own; blockers only for
-/// Lock waits (pg_blocking_pids is not free). The statement text is read
-/// only when samples go out as logs; `query_id` exists from 14.
-pub fn pg_sample_sql(version: i64, with_text: bool) -> String {
-    let query_id = if version >= 140000 { "a.query_id" } else { "NULL::int8" };
-    let (query, details) = if with_text {
-        (
-            "a.query",
-            "a.application_name, a.query_start::text AS query_start,
-                (extract(epoch FROM clock_timestamp() - a.query_start) * 1000)::float8 AS duration_ms",
-        )
-    } else {
-        ("NULL::text", "NULL::text AS application_name, NULL::text AS query_start, NULL::float8 AS duration_ms")
-    };
-    format!(
-        "SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state,
-                a.wait_event_type, a.wait_event, {query_id} AS query_id, {query} AS query, {details},
-                CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)::text END AS blocking
-           FROM pg_stat_activity a
-          WHERE a.pid <> pg_backend_pid() AND a.state = 'active' AND a.backend_type = 'client backend'"
-    )
-}
-
-/// Statement text read per session in a MySQL sample, at most (a bulk
-/// load's `PROCESSLIST_INFO` can be megabytes, every second).
-pub const MY_SAMPLE_TEXT_CHARS: usize = 4096;
-
-/// The MariaDB/MySQL activity sample: foreground threads that are doing
-/// something, with what they wait on now; a thread waiting for an InnoDB row
-/// lock is a `Lock` wait and names the threads holding it — MariaDB from
-/// information_schema.INNODB_LOCK_WAITS, MySQL 8 (which dropped it) from
-/// performance_schema.data_lock_waits. Columns match the PostgreSQL sample
-/// so one aggregator serves both. Text only when samples go out as logs,
-/// cut in the query.
-pub fn my_sample_sql(server: crate::mysql::MyServer, with_text: bool) -> String {
-    my_sample_sql_from(server, with_text, "performance_schema")
-}
-
-/// [`my_sample_sql`] reading performance_schema's tables from `schema`
-/// (tests run the MySQL 8 form against look-alike tables in MariaDB).
-pub fn my_sample_sql_from(server: crate::mysql::MyServer, with_text: bool, schema: &str) -> String {
-    let query = if with_text { format!("LEFT(t.PROCESSLIST_INFO, {MY_SAMPLE_TEXT_CHARS})") } else { "NULL".to_string() };
-    let blockers = if server.mariadb || server.version < 80000 {
-        "SELECT r.trx_mysql_thread_id AS waiting, GROUP_CONCAT(DISTINCT h.trx_mysql_thread_id) AS blockers
-           FROM information_schema.INNODB_LOCK_WAITS lw
-           JOIN information_schema.INNODB_TRX r ON r.trx_id = lw.requesting_trx_id
-           JOIN information_schema.INNODB_TRX h ON h.trx_id = lw.blocking_trx_id
-          GROUP BY r.trx_mysql_thread_id"
-            .to_string()
-    } else {
-        format!(
-            "SELECT wt.PROCESSLIST_ID AS waiting, GROUP_CONCAT(DISTINCT bt.PROCESSLIST_ID) AS blockers
-           FROM {schema}.data_lock_waits lw
-           JOIN {schema}.threads wt ON wt.THREAD_ID = lw.REQUESTING_THREAD_ID
-           JOIN {schema}.threads bt ON bt.THREAD_ID = lw.BLOCKING_THREAD_ID
-          GROUP BY wt.PROCESSLIST_ID"
-        )
-    };
-    format!(
-        "SELECT t.PROCESSLIST_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
-                t.PROCESSLIST_COMMAND AS state,
-                CASE WHEN b.blockers IS NOT NULL THEN 'Lock'
-                     WHEN w.EVENT_NAME IS NULL THEN NULL
-                     ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
-                CASE WHEN b.blockers IS NOT NULL THEN 'row lock' ELSE w.EVENT_NAME END AS wait_event,
-                NULL AS query_id, {query} AS query, b.blockers AS blocking,
-                t.THREAD_ID AS thread_id, t.PROCESSLIST_STATE AS processlist_state, w.TIMER_WAIT / 1e12 AS wait_seconds
-           FROM {schema}.threads t
-           LEFT JOIN {schema}.events_waits_current w ON w.THREAD_ID = t.THREAD_ID AND w.END_EVENT_ID IS NULL
-           LEFT JOIN ({blockers}) b ON b.waiting = t.PROCESSLIST_ID
-          WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')
-            AND t.PROCESSLIST_ID <> CONNECTION_ID()"
-    )
 }
 
 /// `collect activity`: a sample every `every`, AAS every window; with
@@ -239,21 +195,54 @@ pub struct Activity {
     every: Duration,
     window_samples: u64,
     samples_as_logs: bool,
+    /// Samples between two that leave as events (`samples_every`).
+    samples_apart: u64,
+    /// Samples since the last that left as events.
+    since_events: u64,
+    max_sessions: usize,
+    comment_keys: Vec<String>,
+    /// The server, once connected (what a sample's events carry depends
+    /// on its version and flavour).
+    server: Option<ServerFlavor>,
     ash: AshWindow,
 }
 
 impl Activity {
-    pub fn new(engine: Engine, settings: &ActivitySettings) -> Activity {
+    pub fn new(engine: Engine, settings: &ActivitySettings, comment_keys: Vec<String>) -> Activity {
         let every = settings.every.max(Duration::from_millis(10));
         let window_samples = (settings.window.as_secs_f64() / every.as_secs_f64()).round().max(1.0) as u64;
+        let samples_apart = (settings.samples_every.as_secs_f64() / every.as_secs_f64()).round().max(1.0) as u64;
         let system = engine.system();
-        Activity { engine, every, window_samples, samples_as_logs: settings.samples_as_logs, ash: AshWindow::new(system, every) }
+        Activity {
+            engine,
+            every,
+            window_samples,
+            samples_as_logs: settings.samples_as_logs,
+            samples_apart,
+            // the first sample leaves as events
+            since_events: samples_apart,
+            max_sessions: settings.max_sessions.max(1) as usize,
+            comment_keys,
+            server: None,
+            ash: AshWindow::new(system, every),
+        }
     }
 
-    /// Adds one sample; the window's records when it is complete.
-    fn sample(&mut self, rows: Vec<Row>, now: u64) -> Vec<Record> {
+    /// Whether this sample leaves as events too.
+    fn events_due(&self) -> bool {
+        self.samples_as_logs && self.since_events >= self.samples_apart
+    }
+
+    /// Adds one sample; its events when due, and the window's records
+    /// when it is complete.
+    fn sample(&mut self, rows: Vec<Row>, now: u64, with_events: bool) -> Vec<Record> {
         self.ash.add_sample(&rows);
-        let mut out = if self.samples_as_logs && !rows.is_empty() { sample_logs(self.engine, &rows, now) } else { Vec::new() };
+        let mut out = Vec::new();
+        if with_events {
+            self.since_events = 0;
+            out = sample_logs(self.engine, self.server, &rows, now, &self.comment_keys);
+        }
+        self.since_events += 1;
         if self.ash.samples() >= self.window_samples {
             let window = self.every * self.ash.samples() as u32;
             out.extend(self.ash.finish(window, now));
@@ -277,19 +266,29 @@ impl Collector for Activity {
 
     fn scrape<'a>(&'a mut self, target: &'a Target, now: u64) -> BoxFuture<'a, Result<Vec<Record>, SourceError>> {
         Box::pin(async move {
+            // the details (text, client, the lock waited for) only when
+            // this sample leaves as events
+            let details = self.events_due();
             let sql = match target {
-                Target::Pg(pg) => pg_sample_sql(pg.version(), self.samples_as_logs),
-                Target::My(my) => my_sample_sql(my.server, self.samples_as_logs),
+                Target::Pg(pg) => {
+                    self.server = Some(ServerFlavor { mariadb: false, version: pg.version() });
+                    pg_sample_sql(pg.version(), details, self.max_sessions)
+                }
+                Target::My(my) => {
+                    self.server = Some(ServerFlavor { mariadb: my.server.mariadb, version: my.server.version });
+                    my_sample_sql(my.server, details, self.max_sessions)
+                }
             };
             debug_assert_eq!(target.engine(), self.engine);
             let rows = target.query("activity sample", &sql).await?;
-            Ok(self.sample(rows, now))
+            Ok(self.sample(rows, now, details))
         })
     }
 
     /// Each recorded scrape is one sample.
     fn replay(&mut self, rows: Vec<Row>, now: u64) -> Result<Vec<Record>, Unreplayable> {
-        Ok(self.sample(rows, now))
+        let details = self.events_due();
+        Ok(self.sample(rows, now, details))
     }
 
     fn flush(&mut self, now: u64) -> Vec<Record> {
@@ -298,80 +297,6 @@ impl Collector for Activity {
             n => self.ash.finish(self.every * n as u32, now),
         }
     }
-}
-
-/// Each session of one sample as a `db.server.query_sample` log record in
-/// the contrib receivers' shape (and dbintel's `db.*` names), raw query
-/// text included: the pipeline must sanitize it (the shipped pipelines
-/// route activity through `sanitize_pii`).
-pub fn sample_logs(engine: Engine, sessions: &[Row], now: u64) -> Vec<Record> {
-    sessions
-        .iter()
-        .map(|row| {
-            let mut attributes = Map::with_capacity(20);
-            let class = text(row, "wait_event_type");
-            let pid = row.get("pid").cloned().unwrap_or_default();
-            let event = if class.is_some() { text(row, "wait_event").unwrap_or_default() } else { "CPU".into() };
-            attributes.insert("db.session.id", pid.clone());
-            attributes.insert("db.wait.class", Value::Str(class.clone().unwrap_or_else(|| "CPU".into())));
-            attributes.insert("db.wait.event", Value::Str(event.clone()));
-            for (column, attribute) in
-                [("query_id", "db.query.id"), ("datname", "db.namespace"), ("usename", "db.user"), ("query", "db.query.text")]
-            {
-                if let Some(v) = text(row, column) {
-                    attributes.insert(attribute, Value::Str(v));
-                }
-            }
-            attributes.insert("db.system.name", Value::Str(engine.system().into()));
-            if let Some(user) = text(row, "usename") {
-                attributes.insert("user.name", Value::Str(user));
-            }
-            let copy = |attributes: &mut Map, column: &str, attribute: &str| {
-                if let Some(v) = row.get(column).filter(|v| !v.is_nil()) {
-                    attributes.insert(attribute, v.clone());
-                }
-            };
-            match engine {
-                Engine::Postgres => {
-                    attributes.insert("postgresql.pid", pid);
-                    copy(&mut attributes, "state", "postgresql.state");
-                    attributes.insert("postgresql.wait_event_type", Value::Str(class.unwrap_or_default()));
-                    attributes.insert("postgresql.wait_event", Value::Str(text(row, "wait_event").unwrap_or_default()));
-                    if let Some(id) = text(row, "query_id") {
-                        attributes.insert("postgresql.query_id", Value::Str(id));
-                    }
-                    copy(&mut attributes, "application_name", "postgresql.application_name");
-                    copy(&mut attributes, "query_start", "postgresql.query_start");
-                    copy(&mut attributes, "duration_ms", "postgresql.total_exec_time");
-                    attributes.insert("postgresql.blocking.pids", Value::Str(format!("{{{}}}", blocking_list(row))));
-                }
-                Engine::MySql => {
-                    attributes.insert("mysql.session.id", pid);
-                    copy(&mut attributes, "thread_id", "mysql.threads.thread_id");
-                    copy(&mut attributes, "state", "mysql.threads.processlist_command");
-                    copy(&mut attributes, "processlist_state", "mysql.threads.processlist_state");
-                    let waiting = class.is_some();
-                    attributes.insert("mysql.session.status", Value::Str(if waiting { "waiting" } else { "running" }.into()));
-                    attributes.insert("mysql.wait_type", Value::Str(event));
-                    copy(&mut attributes, "wait_seconds", "mysql.events_waits_current.timer_wait");
-                }
-            }
-            Record::Log(LogRecord {
-                time_unix_nano: now,
-                observed_time_unix_nano: now,
-                severity_number: 9,
-                severity_text: "INFO".into(),
-                event_name: "db.server.query_sample".into(),
-                body: Value::Nil,
-                attributes,
-            })
-        })
-        .collect()
-}
-
-/// The blocking session ids of a row, comma-separated.
-fn blocking_list(row: &Row) -> String {
-    pids(text(row, "blocking")).iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
 const ASH_ATTRIBUTES: &[Attr] =
@@ -393,20 +318,12 @@ const fn ash(name: &'static str) -> Metric {
 const BLOCKING: Event = Event {
     name: "db.server.blocking",
     attributes: &["db.session.id", "db.blocking.session.ids", "db.wait.event", "db.query.id"],
+    db360: None,
     description: "a session waiting for a lock, and who holds it (once per window)",
 };
 
-const SAMPLE_COMMON: [&str; 9] = [
-    "db.session.id",
-    "db.wait.class",
-    "db.wait.event",
-    "db.query.id",
-    "db.namespace",
-    "db.user",
-    "db.query.text",
-    "db.system.name",
-    "user.name",
-];
+/// dbintel's own names on a sample, beside New Relic's.
+const SAMPLE_OWN: &[&str] = &["db.session.id", "db.wait.class", "db.wait.event", "db.query.id", "db.user"];
 
 pub const PG_DECLARATION: Declaration = Declaration {
     collector: "activity",
@@ -416,27 +333,10 @@ pub const PG_DECLARATION: Declaration = Declaration {
         BLOCKING,
         Event {
             name: "db.server.query_sample",
-            attributes: &[
-                SAMPLE_COMMON[0],
-                SAMPLE_COMMON[1],
-                SAMPLE_COMMON[2],
-                SAMPLE_COMMON[3],
-                SAMPLE_COMMON[4],
-                SAMPLE_COMMON[5],
-                SAMPLE_COMMON[6],
-                SAMPLE_COMMON[7],
-                SAMPLE_COMMON[8],
-                "postgresql.pid",
-                "postgresql.state",
-                "postgresql.wait_event_type",
-                "postgresql.wait_event",
-                "postgresql.query_id",
-                "postgresql.application_name",
-                "postgresql.query_start",
-                "postgresql.total_exec_time",
-                "postgresql.blocking.pids",
-            ],
-            description: "each active session of each sample (samples_as_logs = true)",
+            attributes: SAMPLE_OWN,
+            db360: Some(&crate::db360::PG_QUERY_SAMPLE),
+            description:
+                "each session running a statement (or idle in a transaction), one sample per samples_every (samples_as_logs = true)",
         },
     ],
 };
@@ -449,25 +349,9 @@ pub const MY_DECLARATION: Declaration = Declaration {
         BLOCKING,
         Event {
             name: "db.server.query_sample",
-            attributes: &[
-                SAMPLE_COMMON[0],
-                SAMPLE_COMMON[1],
-                SAMPLE_COMMON[2],
-                SAMPLE_COMMON[3],
-                SAMPLE_COMMON[4],
-                SAMPLE_COMMON[5],
-                SAMPLE_COMMON[6],
-                SAMPLE_COMMON[7],
-                SAMPLE_COMMON[8],
-                "mysql.session.id",
-                "mysql.threads.thread_id",
-                "mysql.threads.processlist_command",
-                "mysql.threads.processlist_state",
-                "mysql.session.status",
-                "mysql.wait_type",
-                "mysql.events_waits_current.timer_wait",
-            ],
-            description: "each active thread of each sample (samples_as_logs = true)",
+            attributes: SAMPLE_OWN,
+            db360: Some(&crate::db360::MY_QUERY_SAMPLE),
+            description: "each thread running a statement, one sample per samples_every (samples_as_logs = true)",
         },
     ],
 };
@@ -529,15 +413,19 @@ mod tests {
     fn samples_become_logs_with_their_text() {
         let mut row = session(5, None, None, None);
         row.insert("query", Value::Str("select 1".into()));
-        let logs = sample_logs(Engine::Postgres, &[row], 3);
+        let flavor = ServerFlavor { mariadb: false, version: 150004 };
+        let logs = sample_logs(Engine::Postgres, Some(flavor), &[row], 3, &["nr_service_guid".into()]);
         let Record::Log(l) = &logs[0] else { panic!("a log") };
         assert_eq!(l.event_name, "db.server.query_sample");
         assert_eq!(l.attributes.get("postgresql.pid"), Some(&Value::Int(5)));
         assert_eq!(l.attributes.get("db.system.name"), Some(&Value::Str("postgresql".into())));
         assert_eq!(l.attributes.get("postgresql.blocking.pids"), Some(&Value::Str("{}".into())));
+        let server = crate::db360::Server { engine: Engine::Postgres, mariadb: false, version: 150004 };
         for record in &logs {
             let problems = crate::catalogue::conformance(Engine::Postgres, &Map::new(), record);
             assert!(problems.is_empty(), "{problems:?}");
+            let Record::Log(l) = record else { continue };
+            assert_eq!(crate::db360::problems(server, l), Vec::<String>::new());
         }
         assert_eq!(l.attributes.get("db.wait.class"), Some(&Value::Str("CPU".into())));
         assert_eq!(l.attributes.get("db.query.text"), Some(&Value::Str("select 1".into())));
@@ -546,8 +434,14 @@ mod tests {
 
     #[test]
     fn a_window_closes_after_its_samples_and_a_stop_flushes_the_partial_one() {
-        let settings = ActivitySettings { every: Duration::from_secs(1), window: Duration::from_secs(4), samples_as_logs: false };
-        let mut a = Activity::new(Engine::Postgres, &settings);
+        let settings = ActivitySettings {
+            every: Duration::from_secs(1),
+            window: Duration::from_secs(4),
+            samples_as_logs: false,
+            samples_every: Duration::from_secs(10),
+            max_sessions: 1000,
+        };
+        let mut a = Activity::new(Engine::Postgres, &settings, Vec::new());
         let busy = || vec![session(1, None, None, None), session(2, Some("Timeout"), Some("PgSleep"), None)];
         for _ in 0..3 {
             assert!(a.replay(busy(), 1).expect("replays").is_empty(), "the window is not complete yet");

@@ -12,4 +12,5 @@ pub mod pg_instance;
 pub mod pg_statements;
 pub mod pg_tables;
 pub mod plans;
+pub mod session_samples;
 pub mod sql_query;

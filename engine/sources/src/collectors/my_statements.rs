@@ -45,20 +45,8 @@ pub const DECLARATION: Declaration = Declaration {
 
 pub const TOP_QUERY: Event = Event {
     name: "db.server.top_query",
-    attributes: &[
-        "db.query.id",
-        "db.namespace",
-        "db.query.text",
-        "db.query.calls",
-        "db.query.duration_ms",
-        "db.query.total_duration_ms",
-        "db.system.name",
-        "mysql.events_statements_summary_by_digest.digest",
-        "mysql.events_statements_summary_by_digest.count_star",
-        "mysql.events_statements_summary_by_digest.sum_timer_wait",
-        "mysql.query_plan",
-        "mysql.query_plan.hash",
-    ],
+    attributes: &["db.query.id", "db.query.calls", "db.query.duration_ms", "db.query.total_duration_ms"],
+    db360: Some(&crate::db360::MY_TOP_QUERY),
     description: "one per top digest per interval, with its sanitized text; the contrib time in seconds",
 };
 
@@ -81,8 +69,8 @@ const fn delta(name: &'static str, unit: &'static str, double: bool, description
 }
 
 impl MyStatements {
-    pub fn new(settings: &StatementsSettings, interval: Duration) -> MyStatements {
-        MyStatements { deltas: StatementDeltas::new(&MYSQL, settings.top.max(1) as usize), interval }
+    pub fn new(settings: &StatementsSettings, interval: Duration, comment_keys: Vec<String>) -> MyStatements {
+        MyStatements { deltas: StatementDeltas::new(&MYSQL, settings.top.max(1) as usize, comment_keys), interval }
     }
 }
 

@@ -108,30 +108,8 @@ pub const DECLARATION: Declaration = Declaration {
 
 pub const TOP_QUERY: Event = Event {
     name: "db.server.top_query",
-    attributes: &[
-        "db.query.id",
-        "db.namespace",
-        "db.user",
-        "db.query.toplevel",
-        "db.query.text",
-        "db.query.calls",
-        "db.query.duration_ms",
-        "db.query.total_duration_ms",
-        "db.system.name",
-        "postgresql.queryid",
-        "postgresql.rolname",
-        "postgresql.calls",
-        "postgresql.total_exec_time",
-        "postgresql.total_plan_time",
-        "postgresql.rows",
-        "postgresql.shared_blks_hit",
-        "postgresql.shared_blks_read",
-        "postgresql.shared_blks_dirtied",
-        "postgresql.shared_blks_written",
-        "postgresql.temp_blks_read",
-        "postgresql.temp_blks_written",
-        "postgresql.query_plan",
-    ],
+    attributes: &["db.query.id", "db.user", "db.query.toplevel", "db.query.calls", "db.query.duration_ms", "db.query.total_duration_ms"],
+    db360: Some(&crate::db360::PG_TOP_QUERY),
     description: "one per top statement per interval, with its sanitized text; times in the contrib attributes in seconds",
 };
 
@@ -153,9 +131,9 @@ pub const fn delta(name: &'static str, unit: &'static str, double: bool, descrip
 }
 
 impl PgStatements {
-    pub fn new(settings: &StatementsSettings, interval: Duration) -> PgStatements {
+    pub fn new(settings: &StatementsSettings, interval: Duration, comment_keys: Vec<String>) -> PgStatements {
         PgStatements {
-            deltas: StatementDeltas::new(&POSTGRES, settings.top.max(1) as usize),
+            deltas: StatementDeltas::new(&POSTGRES, settings.top.max(1) as usize, comment_keys),
             interval,
             databases: HashMap::new(),
             roles: HashMap::new(),
@@ -284,7 +262,7 @@ mod tests {
             }
             for counter in flavor.counters {
                 if let Some((attribute, _)) = counter.event {
-                    assert!(declaration.events[0].attributes.contains(&attribute), "{attribute} is not declared");
+                    assert!(declaration.events[0].declares(attribute), "{attribute} is not declared");
                 }
             }
         }

@@ -61,8 +61,13 @@ const PLAN_ATTRIBUTES: &[&str] = &[
 ];
 
 const PLAN_EVENTS: &[Event] = &[
-    Event { name: "db.server.query_plan", attributes: PLAN_ATTRIBUTES, description: "an obfuscated generic plan of a top statement" },
-    Event { name: "db.server.plan_change", attributes: PLAN_ATTRIBUTES, description: "a statement's plan hash changed" },
+    Event {
+        name: "db.server.query_plan",
+        attributes: PLAN_ATTRIBUTES,
+        db360: None,
+        description: "an obfuscated generic plan of a top statement",
+    },
+    Event { name: "db.server.plan_change", attributes: PLAN_ATTRIBUTES, db360: None, description: "a statement's plan hash changed" },
 ];
 
 pub const PG_DECLARATION: Declaration = Declaration { collector: "plans", engine: Engine::Postgres, metrics: &[], events: PLAN_EVENTS };
@@ -299,6 +304,7 @@ fn log(name: &str, severity: i32, text: &str, attributes: Map, now: u64) -> Reco
         event_name: name.into(),
         body: Value::Nil,
         attributes,
+        ..LogRecord::default()
     })
 }
 
