@@ -8,7 +8,9 @@
 //! its server's semaphore while it may have connections open:
 //! - a *pinned* pool (the target that reads the server-wide views, scraped
 //!   every second) takes its permits on first use and keeps them until the
-//!   target closes;
+//!   target closes — as long as pinned pools hold at most half the cap
+//!   together; past that a pool asked for pinned is shared (a hundred
+//!   source blocks each reading "their" server cannot pin every session);
 //! - a *shared* pool (a discovered database, a `sql` query, another
 //!   database's tables) has one connection, takes one permit when used and
 //!   keeps it idle for reuse — until someone else needs a permit and none
@@ -40,6 +42,8 @@ static SERVERS: Mutex<Vec<(String, Weak<ServerSessions>)>> = Mutex::new(Vec::new
 pub struct ServerSessions {
     key: String,
     cap: u32,
+    /// Permits promised to pinned pools (at most half the cap).
+    pinned: std::sync::atomic::AtomicU32,
     semaphore: Arc<Semaphore>,
     holders: Mutex<HashMap<u64, Holder>>,
 }
@@ -71,6 +75,7 @@ impl ServerSessions {
             key: key.to_string(),
             cap: cap.max(1),
             semaphore: Arc::new(Semaphore::new(cap.max(1) as usize)),
+            pinned: std::sync::atomic::AtomicU32::new(0),
             holders: Mutex::new(HashMap::new()),
         });
         servers.push((key.to_string(), Arc::downgrade(&server)));
@@ -151,6 +156,8 @@ pub struct SessionPool<DB: sqlx::Database> {
     kind: Sessions,
     /// Permits it takes: its size when pinned, one when shared.
     size: u32,
+    /// Of the server's pinned budget, what it holds (0 when shared).
+    pinned: u32,
     pool: Mutex<sqlx::Pool<DB>>,
     options: sqlx::pool::PoolOptions<DB>,
     connect: <DB::Connection as sqlx::Connection>::Options,
@@ -184,10 +191,12 @@ impl<DB: sqlx::Database> SessionPool<DB> {
         connect: <DB::Connection as sqlx::Connection>::Options,
         wait: Duration,
     ) -> SessionPool<DB> {
-        let size = match kind {
-            Sessions::Pinned => size.clamp(1, server.cap),
-            Sessions::Shared => 1,
-        };
+        // pinned pools together hold at most half the cap
+        let want = size.clamp(1, server.cap);
+        let budget = (server.cap / 2).max(1);
+        let pinned = kind == Sessions::Pinned
+            && server.pinned.fetch_update(Relaxed, Relaxed, |held| (held + want <= budget).then_some(held + want)).is_ok();
+        let (kind, size) = if pinned { (Sessions::Pinned, want) } else { (Sessions::Shared, 1) };
         let options = options.max_connections(size);
         let pool = options.clone().connect_lazy_with(connect.clone());
         SessionPool {
@@ -196,6 +205,7 @@ impl<DB: sqlx::Database> SessionPool<DB> {
             server,
             kind,
             size,
+            pinned: if pinned { size } else { 0 },
             pool: Mutex::new(pool),
             options,
             connect,
@@ -263,5 +273,6 @@ impl<DB: sqlx::Database> Drop for SessionPool<DB> {
         // permits go back; a pool dropped without close() ends its
         // connections as the driver drops them
         self.server.holders().remove(&self.id);
+        self.server.pinned.fetch_sub(self.pinned, Relaxed);
     }
 }
