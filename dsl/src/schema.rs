@@ -168,6 +168,16 @@ crate::words! {
 }
 
 crate::words! {
+    /// Where plans go (New Relic's collector offers both).
+    pub enum PlanPlacement {
+        /// On the statement's `db.server.top_query` events (New Relic's default).
+        TopQuery = "top_query",
+        /// As `db.server.query_plan` events of their own.
+        Event = "event",
+    } default TopQuery
+}
+
+crate::words! {
     /// Whether a source finds more targets by itself.
     pub enum Discover {
         None = "none",
@@ -270,6 +280,10 @@ crate::settings! {
         /// --print-setup-sql` prints it; "" never calls one. Used only
         /// where it exists and the role may execute it.
         explain_function_name: String = optional(SettingType::String, DefaultValue::String("otel.explain_statement")),
+        /// `top_query`: each plan rides on its statement's top-query
+        /// events (New Relic's default); `event`: a `db.server.query_plan`
+        /// event of its own.
+        emit: PlanPlacement = optional(SettingType::Word(PlanPlacement::WORDS), DefaultValue::Word("top_query")),
     }
 }
 

@@ -266,6 +266,17 @@ impl TargetStatus {
         })
     }
 
+    /// Part of a scrape failed and the rest was sent (a plan that could
+    /// not be obtained): counted and shown as the collector's last error,
+    /// its state unchanged.
+    pub fn partly_failed(&self, collector: &str, failure: Failure) {
+        self.update(|i| {
+            let c = i.collectors.entry(collector.to_string()).or_default();
+            *c.errors.entry(failure.class).or_default() += 1;
+            c.last_error = Some(failure);
+        });
+    }
+
     pub fn scrape_ok(&self, collector: &str) -> Option<(TargetState, TargetState)> {
         self.update(|i| {
             let now = SystemTime::now();

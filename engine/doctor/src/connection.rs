@@ -96,6 +96,7 @@ fn message(e: &SourceError) -> String {
         SourceError::Database { what, message, .. } => format!("{what}: {message}"),
         SourceError::Timeout { what, after, .. } => format!("{what} did not finish within {after:?}"),
         SourceError::BreakerOpen { what, why, .. } => format!("{what} not sent: the circuit breaker is open ({why})"),
+        SourceError::PlanSkipped { reason, .. } => reason.clone(),
         SourceError::NoSession { server, cap, .. } => {
             format!("all {cap} sessions this process may hold on {server} are in use (server_sessions)")
         }

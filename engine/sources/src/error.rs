@@ -111,6 +111,11 @@ pub enum SourceError {
     Database { source_name: String, what: String, class: ErrorClass, code: String, message: String },
     #[error("source `{source_name}`: {what} not sent: the circuit breaker is open ({why})")]
     BreakerOpen { source_name: String, what: String, why: String },
+    /// A statement's plan was not obtained, and why (a refusal by the
+    /// checks, a privilege, a consumer that is off): counted and shown,
+    /// the scrape goes on.
+    #[error("source `{source_name}`: plans: {reason}")]
+    PlanSkipped { source_name: String, label: &'static str, class: ErrorClass, reason: String },
     /// Every session this process may open on the server is in use
     /// (`server_sessions`), and none was freed in time.
     #[error("source `{source_name}`: all {cap} sessions this process may hold on {server} are in use (server_sessions); none was free within {waited:?}")]
@@ -126,6 +131,7 @@ impl SourceError {
             SourceError::BreakerOpen { .. } => ErrorClass::Distress,
             // our own limit, not the server's distress: never the breaker
             SourceError::NoSession { .. } => ErrorClass::Other,
+            SourceError::PlanSkipped { class, .. } => *class,
         }
     }
 
@@ -138,6 +144,7 @@ impl SourceError {
             SourceError::Database { code, .. } => code.clone(),
             SourceError::BreakerOpen { .. } => "breaker_open".into(),
             SourceError::NoSession { .. } => "server_sessions".into(),
+            SourceError::PlanSkipped { label, .. } => format!("plan_{label}"),
         }
     }
 

@@ -21,6 +21,9 @@
 //! - [`fleet`]: one task per source: its targets (listed, from a file,
 //!   discovered), server-wide collectors on one target per server, and
 //!   the targets a reload changes.
+//! - [`plan_book`]: the one shape every plan leaves in (on the top query
+//!   or as its own event), whether dbintel's EXPLAIN or the server's log
+//!   made it.
 //! - [`readers`]: server-wide views read once per server identity across
 //!   source blocks.
 //! - [`supervisor`]: one task per target: connects lazily and retries
@@ -55,6 +58,7 @@ pub mod entity;
 pub mod error;
 pub mod fleet;
 pub mod mysql;
+pub mod plan_book;
 pub mod postgres;
 pub mod readers;
 pub mod replay;

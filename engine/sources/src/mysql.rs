@@ -32,6 +32,7 @@ pub struct MyTarget {
     timeout: Duration,
     pub resource: Resource,
     database: Option<String>,
+    server_key: String,
     /// Bumped when the server's uptime goes backwards (a restart), so deltas
     /// re-baseline.
     generation: AtomicU64,
@@ -120,6 +121,7 @@ impl MyTarget {
             timeout,
             resource,
             database: spec.database().map(str::to_string),
+            server_key: spec.server(),
             generation: AtomicU64::new(0),
             last_uptime: AtomicI64::new(0),
             breaker: super::breaker::Breaker::new(name, super::breaker::Policy::from_settings(settings)),
@@ -197,6 +199,16 @@ impl MyTarget {
         let rows = self.query("replica status", statement).await.ok()?;
         let row = rows.first()?;
         super::rows::number(row, "Seconds_Behind_Master").or_else(|| super::rows::number(row, "Seconds_Behind_Source"))
+    }
+
+    /// The target's name, as errors and status give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The server as configured (`host:port`).
+    pub fn server_key(&self) -> &str {
+        &self.server_key
     }
 
     /// The database the DSN names (`None`: none selected).

@@ -216,6 +216,25 @@ impl PgTarget {
         from_sqlx(&self.name, what, &self.secret, e)
     }
 
+    /// The generic plan of a statement text through the server's EXPLAIN
+    /// helper (a `SECURITY DEFINER` function a DBA installed, see
+    /// `plans.rs`), as EXPLAIN's JSON. `function` is a plain
+    /// `[schema.]name` (anything else is refused before it reaches SQL);
+    /// the text goes as a parameter, never pasted.
+    pub async fn explain_with_helper(&self, function: &str, text: &str) -> Result<String, SourceError> {
+        let Some(signature) = super::collectors::plans::helper_signature(function) else {
+            return Err(super::setup_error(&self.name, format!("explain_function_name {function:?} is not a [schema.]name")));
+        };
+        let sql = format!("SELECT {signature}($1::text)::text AS plan");
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text.to_string());
+        let rows = self.query_with("plans: explain helper", query).await?;
+        rows.first()
+            .and_then(|r| r.get("plan"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| super::setup_error(&self.name, format!("the EXPLAIN helper {function} returned no plan")))
+    }
+
     /// The generic plan of a statement text (see `plans.rs`), as EXPLAIN's
     /// JSON. Never ANALYZE: nothing is executed.
     pub async fn explain_generic(&self, text: &str, parameters: usize) -> Result<String, SourceError> {
@@ -326,6 +345,11 @@ impl PgTarget {
                 age
             }
         }
+    }
+
+    /// The server as configured (`host:port`).
+    pub fn server_key(&self) -> &str {
+        self.sessions.key()
     }
 
     /// The target's name, as errors and status give it.

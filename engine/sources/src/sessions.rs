@@ -88,6 +88,11 @@ impl ServerSessions {
         servers.iter().filter(|(_, w)| w.strong_count() > 0).count()
     }
 
+    /// The server's configured `host:port`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub fn cap(&self) -> u32 {
         self.cap
     }

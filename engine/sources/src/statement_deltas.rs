@@ -167,6 +167,9 @@ pub struct StatementDeltas {
     top: usize,
     /// Comment tag keys to read (`allowed_comment_keys`).
     allowed_keys: Vec<String>,
+    /// The server's plans, which ride on the top queries (see
+    /// `plan_book.rs`); set by the live collector.
+    pub plans: Option<std::sync::Arc<crate::plan_book::PlanBook>>,
     server: Option<String>,
     reset_marker: Option<String>,
     previous: HashMap<Key, Seen>,
@@ -207,6 +210,7 @@ impl StatementDeltas {
             flavor,
             top,
             allowed_keys,
+            plans: None,
             server: None,
             reset_marker: None,
             previous: HashMap::new(),
@@ -447,6 +451,9 @@ impl StatementDeltas {
             crate::target::Engine::MySql => {
                 event.insert("mysql.query_plan.hash", Value::Str(String::new()));
             }
+        }
+        if let Some(book) = &self.plans {
+            crate::plan_book::attach(book, engine, &seen.database_name, &key.id, &mut event);
         }
         out.push(Record::Log(LogRecord {
             time_unix_nano: now,

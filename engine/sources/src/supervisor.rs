@@ -741,6 +741,7 @@ async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
             if slot.soft_causes.len() < 64 && slot.soft_causes.insert(soft.cause()) {
                 tracing::warn!(source = %epoch.source, collector = %slot.name, class = soft.class().as_str(), code = %soft.code(), error = %soft, "part of a scrape failed; the rest was sent");
             }
+            epoch.status.partly_failed(&slot.name, soft.failure());
         }
         // fencing: nothing from a scrape goes out once the lease is gone
         if !epoch.ours() {

@@ -127,6 +127,15 @@ impl Target {
         }
     }
 
+    /// The server as configured (`host:port`): what its session budget
+    /// and plan book are kept under.
+    pub fn server_key(&self) -> &str {
+        match self {
+            Target::Pg(t) => t.server_key(),
+            Target::My(t) => t.server_key(),
+        }
+    }
+
     /// The database the DSN names (`None`: the server's default).
     pub fn database(&self) -> Option<&str> {
         match self {

@@ -371,6 +371,43 @@ const PURE_FUNCTIONS: &[&str] = &[
 /// assert_eq!(explainable("SELECT SLEEP/**/(5)", Dialect::MySql), Err(Refusal::Function("sleep".into())));
 /// ```
 pub fn explainable(text: &str, dialect: Dialect) -> Result<Explainable, Refusal> {
+    check_explainable(text, dialect, Scope::Reads)
+}
+
+/// What a statement handed to the server's EXPLAIN helper (a `SECURITY
+/// DEFINER` function a DBA installed, `explain_function_name`) may be:
+/// what [`explainable`] allows, and also plain DML — `INSERT`, `UPDATE`,
+/// `DELETE`, `MERGE`, `SELECT … FOR UPDATE` — which the helper plans
+/// without running (PREPARE and a generic EXPLAIN in a read-only
+/// transaction). Everything else stays refused: several statements, DDL,
+/// `CALL`, `COPY`, `DO`, `SELECT … INTO`, executable comments, functions
+/// off the allow-list (planning folds them). PostgreSQL only.
+///
+/// ```
+/// use dbintel_stdlib::sql::{explainable_by_helper, Dialect, Refusal};
+/// assert!(explainable_by_helper("UPDATE orders SET total = $1 WHERE id = $2", Dialect::Postgres).is_ok());
+/// assert!(explainable_by_helper("SELECT * FROM t WHERE id = $1 FOR UPDATE", Dialect::Postgres).is_ok());
+/// assert_eq!(explainable_by_helper("DROP TABLE t", Dialect::Postgres), Err(Refusal::NotARead));
+/// assert_eq!(explainable_by_helper("SELECT * INTO t2 FROM t", Dialect::Postgres), Err(Refusal::Into));
+/// assert!(explainable_by_helper("DELETE FROM t; DROP TABLE t", Dialect::Postgres).is_err());
+/// ```
+pub fn explainable_by_helper(text: &str, dialect: Dialect) -> Result<Explainable, Refusal> {
+    if dialect != Dialect::Postgres {
+        return Err(Refusal::Ambiguous);
+    }
+    check_explainable(text, dialect, Scope::Dml)
+}
+
+/// What a checked text may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// A plain read (the collector's own EXPLAIN).
+    Reads,
+    /// Plain DML too (the server's SECURITY DEFINER helper).
+    Dml,
+}
+
+fn check_explainable(text: &str, dialect: Dialect, scope: Scope) -> Result<Explainable, Refusal> {
     if text.len() > MAX_EXPLAIN_BYTES {
         return Err(Refusal::TooLong(text.len()));
     }
@@ -388,7 +425,7 @@ pub fn explainable(text: &str, dialect: Dialect) -> Result<Explainable, Refusal>
     if lexed.executable {
         return Err(Refusal::ExecutableComment);
     }
-    let parameters = Checker { text, tokens: &lexed.tokens, mysql: dialect == Dialect::MySql }.check()?;
+    let parameters = Checker { text, tokens: &lexed.tokens, mysql: dialect == Dialect::MySql, scope }.check()?;
     Ok(Explainable { text: without_comments(text, &lexed.hidden), parameters })
 }
 
@@ -396,7 +433,11 @@ struct Checker<'a> {
     text: &'a str,
     tokens: &'a [Token],
     mysql: bool,
+    scope: Scope,
 }
+
+/// The DML statements the helper may plan.
+const DML: &[&str] = &["delete", "insert", "merge", "update"];
 
 impl Checker<'_> {
     fn word(&self, i: usize) -> Option<String> {
@@ -420,7 +461,9 @@ impl Checker<'_> {
     /// The parameter count, or why not.
     fn check(&self) -> Result<usize, Refusal> {
         let first = self.tokens.iter().position(|t| !(t.kind == Kind::Punct && t.text(self.text) == "("));
-        if !first.and_then(|i| self.word(i)).is_some_and(|w| w == "select" || w == "with") {
+        let first_word = first.and_then(|i| self.word(i)).unwrap_or_default();
+        let dml = self.scope == Scope::Dml && DML.contains(&first_word.as_str());
+        if !(first_word == "select" || first_word == "with" || dml) {
             return Err(Refusal::NotARead);
         }
         let mut parameters: u64 = 0;
@@ -451,16 +494,21 @@ impl Checker<'_> {
 
     fn check_word(&self, i: usize) -> Result<(), Refusal> {
         let word = self.word(i).unwrap_or_default();
+        let helper = self.scope == Scope::Dml;
         if let Some(w) = WRITES.iter().find(|w| **w == word) {
-            // `FOR UPDATE` is a lock, not a write
-            if !(word == "update" && self.word(i.wrapping_sub(1)).as_deref() == Some("for")) {
+            // `FOR UPDATE` is a lock, not a write; the helper plans DML
+            let lock = word == "update" && self.word(i.wrapping_sub(1)).as_deref() == Some("for");
+            if !lock && !(helper && DML.contains(&word.as_str())) {
                 return Err(Refusal::Writes(w));
             }
         }
+        // INSERT INTO / MERGE INTO name a table that exists; SELECT … INTO
+        // would make one
+        let dml_into = helper && i > 0 && self.word(i - 1).is_some_and(|w| w == "insert" || w == "merge");
         match word.as_str() {
-            "into" => return Err(Refusal::Into),
-            "lock" => return Err(Refusal::Locks),
-            "for" if self.word(i + 1).is_some_and(|w| matches!(w.as_str(), "update" | "share" | "no" | "key")) => {
+            "into" if !dml_into => return Err(Refusal::Into),
+            "lock" if !helper => return Err(Refusal::Locks),
+            "for" if !helper && self.word(i + 1).is_some_and(|w| matches!(w.as_str(), "update" | "share" | "no" | "key")) => {
                 return Err(Refusal::Locks)
             }
             _ => {}

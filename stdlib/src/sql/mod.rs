@@ -32,7 +32,7 @@ mod normalize;
 mod reading;
 
 pub use error_message::scrub_error_message;
-pub use explain::{explainable, Explainable, Refusal, MAX_EXPLAIN_BYTES, MAX_EXPLAIN_PARAMETERS};
+pub use explain::{explainable, explainable_by_helper, Explainable, Refusal, MAX_EXPLAIN_BYTES, MAX_EXPLAIN_PARAMETERS};
 pub use normalize::normalize;
 
 /// Texts longer than this are refused rather than normalized.

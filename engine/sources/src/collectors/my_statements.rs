@@ -26,6 +26,13 @@ pub const DIGESTS_SQL: &str = "SELECT SCHEMA_NAME, DIGEST, DIGEST_TEXT, COUNT_ST
    FROM performance_schema.events_statements_summary_by_digest
   WHERE DIGEST IS NOT NULL";
 
+/// [`DIGESTS_SQL`] with each digest's sample text (MySQL 8.0.3+).
+pub const DIGESTS_WITH_SAMPLE_SQL: &str =
+    "SELECT SCHEMA_NAME, DIGEST, DIGEST_TEXT, COUNT_STAR, SUM_TIMER_WAIT, SUM_ROWS_SENT, SUM_ROWS_EXAMINED,
+        SUM_ROWS_AFFECTED, SUM_NO_INDEX_USED, SUM_CREATED_TMP_DISK_TABLES, LEFT(QUERY_SAMPLE_TEXT, 4096) AS QUERY_SAMPLE_TEXT
+   FROM performance_schema.events_statements_summary_by_digest
+  WHERE DIGEST IS NOT NULL";
+
 /// The metrics and the event of `mysql.statements` (built from
 /// [`MYSQL`]'s counters; a test holds the two together).
 pub const DECLARATION: Declaration = Declaration {
@@ -88,8 +95,14 @@ impl Collector for MyStatements {
             let Target::My(my) = target else {
                 return Err(crate::setup_error("statements", "a MySQL collector on a PostgreSQL target".into()));
             };
+            if self.deltas.plans.is_none() {
+                self.deltas.plans = Some(crate::plan_book::PlanBook::of(my.server_key()));
+            }
             let server = my.identity().await?;
-            let rows = my.query("statement digests", DIGESTS_SQL).await?;
+            // MySQL 8.0.3+ keeps a sample of each digest's text, comments
+            // and all: its comment tags
+            let sql = if !my.server.mariadb && my.server.version >= 80003 { DIGESTS_WITH_SAMPLE_SQL } else { DIGESTS_SQL };
+            let rows = my.query("statement digests", sql).await?;
             Ok(self.deltas.observe(&server, None, rows, now).0)
         })
     }

@@ -152,6 +152,9 @@ impl PgStatements {
     }
 
     async fn read(&mut self, target: &PgTarget, now: u64) -> Result<Vec<Record>, SourceError> {
+        if self.deltas.plans.is_none() {
+            self.deltas.plans = Some(crate::plan_book::PlanBook::of(target.server_key()));
+        }
         let server = target.identity().await?;
         let reset = if target.version() >= 140000 {
             let rows = target.query("stats_reset", "SELECT stats_reset::text AS reset FROM pg_stat_statements_info").await?;
