@@ -1,7 +1,22 @@
 //! Sending one encoded request: gRPC (tonic, the request's bytes passed
 //! through a codec that does not re-encode them) or HTTP/protobuf
-//! (reqwest). Each answer is classified: accepted (maybe partly),
-//! retryable (with the server's requested delay), or permanent.
+//! (reqwest, the body sent as it was compressed when packed). Each answer
+//! is classified by its status code: accepted (maybe partly), throttled,
+//! retryable, transient (bounded retries), too large (split), or
+//! permanent.
+//!
+//! New Relic's edge, as its documents say: it throttles HTTP with 429 and
+//! `Retry-After`, and gRPC with `RESOURCE_EXHAUSTED` *without* RetryInfo
+//! (which the OTLP spec would call permanent: for the `newrelic` preset it
+//! is throttling); it refuses a request over 1 MB with 413; its
+//! networking vendor turns transient faults into HTTP 500/530, which a
+//! gRPC client sees as `UNKNOWN`, and into `INTERNAL` — retried a bounded
+//! number of times; a success has an empty body.
+//!
+//! The license key goes only where it was sent: redirects are not
+//! followed (reqwest would follow ten, custom headers and all, to any
+//! host), and a response body is read up to [`MAX_RESPONSE_BYTES`] at
+//! most.
 
 use std::time::Duration;
 
@@ -15,21 +30,30 @@ use super::compression::{compress, Negotiated, Refusal};
 use super::config::{Compression, ExportConfig, Protocol};
 use super::encode::{Encoded, Signal};
 
+/// The most of a response body read (an OTLP response is a few bytes;
+/// New Relic's is empty).
+pub const MAX_RESPONSE_BYTES: usize = 16 << 10;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Taken; `rejected` items refused inside an otherwise good request
     /// (OTLP partial success).
-    Accepted {
-        rejected: i64,
-        message: String,
-    },
-    Retry {
-        after: Option<Duration>,
-        cause: String,
-    },
-    Permanent {
-        cause: String,
-    },
+    Accepted { rejected: i64, message: String },
+    /// The receiver is throttling: wait (as long as it asks, if it says)
+    /// and send again.
+    Throttled { after: Option<Duration>, cause: String },
+    /// Worth sending again until the give-up time: the network, a
+    /// gateway, an unavailable server.
+    Retry { after: Option<Duration>, cause: String },
+    /// A fault the receiver's edge reports for a passing problem (HTTP
+    /// 500/530, gRPC UNKNOWN/INTERNAL from New Relic): sent again a bounded
+    /// number of times.
+    Transient { cause: String },
+    /// The request is larger than the receiver takes: split it and send
+    /// the halves.
+    TooLarge { cause: String },
+    /// Refused for good; `auth` when the credentials were refused.
+    Permanent { cause: String, auth: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,20 +70,23 @@ pub enum TransportError {
 
 pub enum Transport {
     Grpc {
+        /// Read New Relic's statuses as New Relic means them.
+        newrelic: bool,
         endpoint: Box<Endpoint>,
         /// Replaced after a refused encoding: a receiver that could not
         /// parse a header (grpcio and `grpc-encoding: zstd`) may not read
         /// the connection's later headers right either.
         channel: std::sync::Mutex<Channel>,
         headers: tonic::metadata::MetadataMap,
-        compression: Negotiated,
+        compression: std::sync::Arc<Negotiated>,
         timeout: Duration,
     },
     Http {
+        newrelic: bool,
         client: reqwest::Client,
         metrics_url: String,
         logs_url: String,
-        compression: Negotiated,
+        compression: std::sync::Arc<Negotiated>,
     },
 }
 
@@ -71,6 +98,7 @@ struct Attempt {
     refusal: Option<RefusalOwned>,
 }
 
+#[derive(Debug)]
 enum RefusalOwned {
     Grpc { code: tonic::Code, message: String },
     Http { status: u16 },
@@ -110,6 +138,12 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
 
 impl Transport {
     pub fn new(config: &ExportConfig) -> Result<Transport, TransportError> {
+        Transport::with(config, std::sync::Arc::new(Negotiated::new(config.compression)))
+    }
+
+    /// A transport sharing `compression` with the sink's packer (what it
+    /// steps down to, the packer compresses with).
+    pub fn with(config: &ExportConfig, compression: std::sync::Arc<Negotiated>) -> Result<Transport, TransportError> {
         let ca = config.ca_file.as_deref().map(read).transpose()?;
         let identity = match (&config.client_cert, &config.client_key) {
             (Some(cert), Some(key)) => Some((read(cert)?, key.expose().as_bytes().to_vec())),
@@ -140,10 +174,10 @@ impl Transport {
                     let value = h.value.expose().parse().map_err(|_| TransportError::Header(h.name.clone()))?;
                     headers.insert(key, value);
                 }
-                let compression = Negotiated::new(config.compression);
                 // lazy: an endpoint that is down at start is retried like
                 // one that goes down later
                 Ok(Transport::Grpc {
+                    newrelic: config.newrelic,
                     channel: std::sync::Mutex::new(endpoint.connect_lazy()),
                     endpoint: Box::new(endpoint),
                     headers,
@@ -166,6 +200,8 @@ impl Transport {
                     .timeout(config.timeout)
                     .connect_timeout(config.timeout.min(Duration::from_secs(10)))
                     .user_agent(concat!("dbintel/", env!("CARGO_PKG_VERSION")))
+                    // a redirect would carry the api-key header elsewhere
+                    .redirect(reqwest::redirect::Policy::none())
                     .tls_built_in_native_certs(true);
                 if let Some(ca) = ca {
                     let cert = reqwest::Certificate::from_pem(&ca).map_err(|e| TransportError::Tls(e.to_string()))?;
@@ -178,10 +214,11 @@ impl Transport {
                 }
                 let client = builder.build().map_err(|e| TransportError::Tls(e.to_string()))?;
                 Ok(Transport::Http {
+                    newrelic: config.newrelic,
                     client,
                     metrics_url: config.metrics_url.clone(),
                     logs_url: config.logs_url.clone(),
-                    compression: Negotiated::new(config.compression),
+                    compression,
                 })
             }
         }
@@ -189,21 +226,36 @@ impl Transport {
 
     async fn send_with(&self, item: &Encoded, compression: Compression) -> Attempt {
         match self {
-            Transport::Grpc { channel, headers, timeout, .. } => {
+            Transport::Grpc { channel, headers, timeout, newrelic, .. } => {
+                // tonic compresses the message itself
+                let raw = match item.raw() {
+                    Ok(raw) => bytes::Bytes::from(raw),
+                    Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("reading the queued request: {e}"), auth: false }),
+                };
                 let channel = channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                grpc(channel, headers, compression, *timeout, item).await
+                grpc(channel, headers, compression, *timeout, item.signal, raw, *newrelic).await
             }
-            Transport::Http { client, metrics_url, logs_url, .. } => {
+            Transport::Http { client, metrics_url, logs_url, newrelic, .. } => {
                 let url = match item.signal {
                     Signal::Metrics => metrics_url,
                     Signal::Logs => logs_url,
                 };
-                http(client, url, compression, item).await
+                // packed with this compression: sent as it is
+                let body = if item.encoding == compression {
+                    item.payload.clone()
+                } else {
+                    match item.raw().and_then(|raw| compress(compression, &raw)) {
+                        Ok(b) => b.into(),
+                        Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("recompressing the request: {e}"), auth: false }),
+                    }
+                };
+                http(client, url, compression, body, *newrelic).await
             }
         }
     }
 
-    fn negotiated(&self) -> &Negotiated {
+    /// What compression the receiver takes, as negotiated so far.
+    pub fn negotiated(&self) -> &Negotiated {
         let (Transport::Grpc { compression, .. } | Transport::Http { compression, .. }) = self;
         compression
     }
@@ -227,7 +279,7 @@ impl Transport {
             if let Outcome::Accepted { .. } = attempt.outcome {
                 negotiated.accepted(compression);
             }
-            if let Outcome::Permanent { cause } = &attempt.outcome {
+            if let Outcome::Permanent { cause, .. } = &attempt.outcome {
                 let about_encoding = attempt.refusal.as_ref().is_some_and(|r| negotiated.is_about_encoding(compression, r.as_ref()))
                     // the receiver named what it takes, and it is not what
                     // we sent
@@ -331,16 +383,49 @@ fn grpc_accepts(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
     metadata.get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
+/// What a gRPC status means, for New Relic (`newrelic`) or the OTLP spec.
+fn grpc_outcome(status: &tonic::Status, newrelic: bool) -> Outcome {
+    use tonic::Code;
+    let cause = format!("gRPC {:?}: {}", status.code(), status.message());
+    let after = retry_info(status);
+    match status.code() {
+        Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::DataLoss => {
+            Outcome::Retry { after, cause }
+        }
+        // a server's own message size limit: RESOURCE_EXHAUSTED is the only
+        // code gRPC has for it, so its text is the one thing that tells it
+        // from throttling
+        Code::ResourceExhausted if too_large(status.message()) => Outcome::TooLarge { cause },
+        Code::ResourceExhausted if after.is_some() => Outcome::Throttled { after, cause },
+        // New Relic throttles without RetryInfo (the spec would drop it)
+        Code::ResourceExhausted if newrelic => Outcome::Throttled { after: None, cause },
+        // New Relic's edge: HTTP 500/530 from its networking vendor
+        // (UNKNOWN) and INTERNAL are passing faults
+        Code::Unknown | Code::Internal if newrelic => Outcome::Transient { cause },
+        Code::Unknown if status.message().contains("transport") || status.message().contains("connection") => Outcome::Retry { after, cause },
+        Code::Unauthenticated | Code::PermissionDenied => Outcome::Permanent { cause, auth: true },
+        _ => Outcome::Permanent { cause, auth: false },
+    }
+}
+
+/// A gRPC server's "message larger than max" (grpc-go, grpc C core and
+/// tonic word it alike).
+fn too_large(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("larger than max") || m.contains("message too large") || m.contains("message length too large")
+}
+
 async fn grpc(
     channel: Channel,
     headers: &tonic::metadata::MetadataMap,
     compression: Compression,
     timeout: Duration,
-    item: &Encoded,
+    signal: Signal,
+    raw: bytes::Bytes,
+    newrelic: bool,
 ) -> Attempt {
-    use tonic::Code;
     let mut client = tonic::client::Grpc::new(channel)
-        .max_decoding_message_size(4 << 20)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd);
     match compression {
@@ -351,10 +436,10 @@ async fn grpc(
     if let Err(e) = client.ready().await {
         return Attempt::plain(Outcome::Retry { after: None, cause: format!("connect: {e}") });
     }
-    let mut request = tonic::Request::new(item.payload.clone());
+    let mut request = tonic::Request::new(raw);
     *request.metadata_mut() = headers.clone();
     request.set_timeout(timeout);
-    let path = match item.signal {
+    let path = match signal {
         Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     };
@@ -362,20 +447,7 @@ async fn grpc(
     match client.unary(request, path, Passthrough).await {
         Ok(response) => Attempt { accepts: grpc_accepts(response.metadata()), outcome: partial(response.get_ref()), refusal: None },
         Err(status) => {
-            let cause = format!("gRPC {:?}: {}", status.code(), status.message());
-            let after = retry_info(&status);
-            let outcome = match status.code() {
-                Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::DataLoss => {
-                    Outcome::Retry { after, cause }
-                }
-                // the spec: retry RESOURCE_EXHAUSTED only when the server
-                // says when
-                Code::ResourceExhausted if after.is_some() => Outcome::Retry { after, cause },
-                Code::Unknown if status.message().contains("transport") || status.message().contains("connection") => {
-                    Outcome::Retry { after, cause }
-                }
-                _ => Outcome::Permanent { cause },
-            };
+            let outcome = grpc_outcome(&status, newrelic);
             let refusal = RefusalOwned::Grpc { code: status.code(), message: status.message().to_string() };
             Attempt { accepts: grpc_accepts(status.metadata()), outcome, refusal: Some(refusal) }
         }
@@ -392,11 +464,36 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
-async fn http(client: &reqwest::Client, url: &str, compression: Compression, item: &Encoded) -> Attempt {
-    let body = match compress(compression, &item.payload) {
-        Ok(b) => b,
-        Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("compressing the request: {e}") }),
-    };
+/// What an HTTP status means. `newrelic` changes nothing today (New
+/// Relic's HTTP statuses say what they mean), but keeps the two readings
+/// side by side.
+fn http_outcome(status: u16, after: Option<Duration>, cause: String, _newrelic: bool) -> Outcome {
+    match status {
+        429 => Outcome::Throttled { after, cause },
+        413 => Outcome::TooLarge { cause },
+        408 | 502 | 503 | 504 => Outcome::Retry { after, cause },
+        // New Relic's networking vendor answers passing faults with these
+        500 | 530 => Outcome::Transient { cause },
+        401 | 403 => Outcome::Permanent { cause, auth: true },
+        300..=399 => Outcome::Permanent { cause: format!("{cause} (a redirect is not followed: the credentials go only to the configured endpoint)"), auth: false },
+        _ => Outcome::Permanent { cause, auth: false },
+    }
+}
+
+/// The first [`MAX_RESPONSE_BYTES`] of a response body; the rest is never
+/// read.
+async fn capped_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < MAX_RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - body.len())]),
+            _ => break,
+        }
+    }
+    body
+}
+
+async fn http(client: &reqwest::Client, url: &str, compression: Compression, body: bytes::Bytes, newrelic: bool) -> Attempt {
     let mut request = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/x-protobuf").body(body);
     match compression {
         Compression::Gzip => request = request.header(reqwest::header::CONTENT_ENCODING, "gzip"),
@@ -413,7 +510,7 @@ async fn http(client: &reqwest::Client, url: &str, compression: Compression, ite
     let accepts = (status.as_u16() == 415)
         .then(|| response.headers().get(reqwest::header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_string))
         .flatten();
-    let body = response.bytes().await.unwrap_or_default();
+    let body = capped_body(response).await;
     if status.is_success() {
         let outcome = match ExportMetricsServiceResponse::decode(body.as_ref()) {
             Ok(r) => partial(&r),
@@ -427,10 +524,7 @@ async fn http(client: &reqwest::Client, url: &str, compression: Compression, ite
     }
     let detail = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
     let cause = if detail.is_empty() || detail.contains('\0') { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
-    let outcome = match status.as_u16() {
-        429 | 502 | 503 | 504 => Outcome::Retry { after, cause },
-        _ => Outcome::Permanent { cause },
-    };
+    let outcome = http_outcome(status.as_u16(), after, cause, newrelic);
     Attempt { outcome, accepts, refusal: Some(RefusalOwned::Http { status: status.as_u16() }) }
 }
 
@@ -471,6 +565,32 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past: now");
         h.insert(reqwest::header::RETRY_AFTER, "yesterday".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn new_relics_grpc_throttling_and_edge_faults_are_retried_the_spec_drops_them() {
+        let exhausted = tonic::Status::resource_exhausted("Too many requests");
+        assert!(matches!(grpc_outcome(&exhausted, true), Outcome::Throttled { after: None, .. }));
+        assert!(matches!(grpc_outcome(&exhausted, false), Outcome::Permanent { .. }), "the OTLP spec: no RetryInfo, no retry");
+        let unknown = tonic::Status::unknown("unexpected HTTP status code received from server: 530 ()");
+        assert!(matches!(grpc_outcome(&unknown, true), Outcome::Transient { .. }));
+        assert!(matches!(grpc_outcome(&tonic::Status::internal(""), true), Outcome::Transient { .. }));
+        assert!(matches!(grpc_outcome(&tonic::Status::internal(""), false), Outcome::Permanent { .. }));
+        let big = tonic::Status::resource_exhausted("Received message larger than max (1048576 vs. 1000000)");
+        assert!(matches!(grpc_outcome(&big, true), Outcome::TooLarge { .. }), "not throttling: split, or it is refused forever");
+        assert!(matches!(grpc_outcome(&tonic::Status::unauthenticated(""), true), Outcome::Permanent { auth: true, .. }));
+    }
+
+    #[test]
+    fn http_statuses_are_read_as_new_relic_documents_them() {
+        let o = |s| http_outcome(s, None, String::new(), true);
+        assert!(matches!(o(429), Outcome::Throttled { .. }));
+        assert!(matches!(o(413), Outcome::TooLarge { .. }));
+        assert!(matches!(o(500), Outcome::Transient { .. }) && matches!(o(530), Outcome::Transient { .. }));
+        assert!(matches!(o(503), Outcome::Retry { .. }));
+        assert!(matches!(o(403), Outcome::Permanent { auth: true, .. }));
+        assert!(matches!(o(307), Outcome::Permanent { auth: false, cause } if cause.contains("redirect is not followed")));
+        assert!(matches!(o(400), Outcome::Permanent { auth: false, .. }));
     }
 
     #[test]
