@@ -402,6 +402,10 @@ crate::settings! {
         retry_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
         retry_elapsed: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
         resource: IndexMap<String, Value> = optional(SettingType::StringMap, DefaultValue::None),
+        /// How long a request waits for more resources (from any pipeline
+        /// feeding the sink) before it leaves; 1ms: no waiting, each batch
+        /// leaves as it comes
+        linger: Duration = optional(SettingType::Duration, DefaultValue::Duration(200 * MS)),
     }
 }
 
@@ -427,6 +431,10 @@ crate::settings! {
         retry_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
         retry_elapsed: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
         resource: IndexMap<String, Value> = optional(SettingType::StringMap, DefaultValue::None),
+        /// How long a request waits for more resources (from any pipeline
+        /// feeding the sink) before it leaves; 1ms: no waiting, each batch
+        /// leaves as it comes
+        linger: Duration = optional(SettingType::Duration, DefaultValue::Duration(200 * MS)),
     }
 }
 

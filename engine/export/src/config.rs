@@ -103,6 +103,8 @@ pub struct ExportConfig {
     pub resource: Map,
     /// What shaping and packing hold requests to.
     pub limits: Limits,
+    /// How long a request waits for more parts before it leaves.
+    pub linger: Duration,
     /// Choices made for the user, logged when the exporter starts.
     pub notes: Vec<String>,
 }
@@ -230,6 +232,7 @@ impl ExportConfig {
                 retry_max: n.retry_max,
                 retry_elapsed: n.retry_elapsed,
                 resource: n.resource.clone(),
+                linger: n.linger,
             };
             (otlp, Some(n))
         } else {
@@ -367,6 +370,7 @@ impl ExportConfig {
             retry: Retry { initial: s.retry_initial, max: s.retry_max, elapsed: s.retry_elapsed },
             resource,
             limits: Limits::for_sink(&sink.kind),
+            linger: s.linger,
             notes,
         })
     }

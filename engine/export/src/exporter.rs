@@ -34,11 +34,6 @@ use dbintel_core::record::{Batch, MetricKind, Number, Record, Temporality};
 use dbintel_core::sink::{Sink, SinkError, SinkFailure};
 use dbintel_core::BoxFuture;
 
-/// How long a request stays open for more parts: the `batch` node's
-/// default time bound. Everything one batch flush emits (all its
-/// resources, from every pipeline it serves) arrives within it.
-pub const LINGER: Duration = Duration::from_millis(200);
-
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("sink `{sink}`: {error}")]
@@ -210,7 +205,7 @@ impl Exporter {
             declared: sink.clone(),
             queue: Arc::new(queue),
             stats: Arc::default(),
-            packer: Mutex::new(Packer::new(limit, LINGER)),
+            packer: Mutex::new(Packer::new(limit, config.linger)),
             limit: Arc::new(AtomicUsize::new(limit)),
             cumulative: Mutex::default(),
             health: Arc::new(Mutex::new(Health { last_outcome: None, last_delivery: None, progress_at: Instant::now() })),
@@ -373,6 +368,13 @@ impl Exporter {
                 Err(e) => tracing::error!(sink = %self.name, error = %e, "compressing a request failed; its data is dropped"),
             }
         }
+        if self.config.linger <= Duration::from_millis(1) {
+            // no waiting for more: what this batch made leaves now
+            match packer.due(now, compression, true) {
+                Ok(fits) => sealed.extend(fits),
+                Err(e) => tracing::error!(sink = %self.name, error = %e, "compressing a request failed; its data is dropped"),
+            }
+        }
         sealed
     }
 
@@ -423,7 +425,10 @@ impl Exporter {
         }
         let sealed = lock(&self.packer).due(Instant::now(), self.negotiated.current(), true).unwrap_or_default();
         let waiting: u64 = sealed.iter().flat_map(|f| &f.requests).map(|r| u64::from(r.items)).sum();
-        if tokio::time::timeout_at(deadline.into(), self.enqueue(sealed)).await.is_err() {
+        // a moment for the queue to take them even when the deadline has
+        // passed (a reload retires a disk queue at once)
+        let flush_by = deadline.max(Instant::now() + Duration::from_secs(2));
+        if tokio::time::timeout_at(flush_by.into(), self.enqueue(sealed)).await.is_err() {
             self.stats.drops.shutdown.fetch_add(waiting, Relaxed);
             self.stats.items_failed.fetch_add(waiting, Relaxed);
             tracing::error!(sink = %self.name, items = waiting, "shutdown deadline reached: the queue never took the last requests");
@@ -438,10 +443,11 @@ impl Exporter {
             }
         }
         let (requests, items) = self.queue.pending();
-        if requests > 0 {
-            if self.queue.is_disk() {
-                tracing::info!(sink = %self.name, requests, items, "left in the disk queue for the next start");
-            } else {
+        let held = self.queue.stats.items.load(Relaxed);
+        if self.queue.is_disk() && held > 0 {
+            tracing::info!(sink = %self.name, items = held, "left in the disk queue for the next start");
+        } else if requests > 0 {
+            {
                 self.stats.drops.shutdown.fetch_add(items, Relaxed);
                 self.stats.items_failed.fetch_add(items, Relaxed);
                 tracing::error!(sink = %self.name, requests, items, "shutdown deadline reached: queued data not delivered");
@@ -455,7 +461,7 @@ impl Exporter {
 async fn linger(exporter: Weak<Exporter>) {
     loop {
         let wake = match exporter.upgrade() {
-            Some(e) => lock(&e.packer).next_due().unwrap_or_else(|| Instant::now() + LINGER),
+            Some(e) => lock(&e.packer).next_due().unwrap_or_else(|| Instant::now() + e.config.linger.max(Duration::from_millis(50))),
             None => return,
         };
         tokio::time::sleep_until(wake.max(Instant::now() + Duration::from_millis(5)).into()).await;

@@ -40,7 +40,7 @@ use crate::{pack, reshape};
 /// given up (New Relic: "retry a bounded number of times").
 pub const TRANSIENT_ATTEMPTS: u32 = 5;
 /// A receiver's refusals never lower the request size below this.
-const MIN_LIMIT: usize = 64 << 10;
+const MIN_LIMIT: usize = 1 << 10;
 
 /// Retry delays: capped exponential with jitter, each within
 /// [`config::Retry`]'s bounds (half to all of the nominal delay).
