@@ -298,8 +298,11 @@ impl Sender {
 
     async fn deliver(&mut self, item: Encoded) -> Delivery {
         let mut work = self.prepare(item);
+        // transient faults are bounded per queued request, across its
+        // splits and refits
+        let mut transient = 0u32;
         while let Some(request) = work.pop_front() {
-            match self.settle(&request).await {
+            match self.settle(&request, &mut transient).await {
                 Settled::Done => {}
                 Settled::TooLarge => {
                     // the receiver takes less than we thought: remember it
@@ -339,10 +342,10 @@ impl Sender {
 
     /// Sends one request until it is delivered, its loss counted, or it
     /// must be split.
-    async fn settle(&mut self, request: &Encoded) -> Settled {
+    async fn settle(&mut self, request: &Encoded, transient: &mut u32) -> Settled {
         let first = Instant::now();
         let mut delays = backoff(self.retry);
-        let (mut attempt, mut transient) = (0u32, 0u32);
+        let mut attempt = 0u32;
         loop {
             if self.deadline_passed() {
                 return Settled::Interrupted;
@@ -392,11 +395,11 @@ impl Sender {
                     return Settled::Done;
                 }
                 Outcome::Transient { cause } => {
-                    transient += 1;
-                    if transient >= TRANSIENT_ATTEMPTS {
+                    *transient += 1;
+                    if *transient >= TRANSIENT_ATTEMPTS {
                         self.stats.requests_expired.fetch_add(1, Relaxed);
                         self.lost(&self.stats.drops.transient, request.items);
-                        tracing::error!(sink = %self.name, %cause, attempts = transient, "a transient fault persisted; giving up on the request");
+                        tracing::error!(sink = %self.name, %cause, attempts = *transient, "a transient fault persisted; giving up on the request");
                         self.outcome(format!("gave up after {transient} transient faults: {cause}"));
                         return Settled::Done;
                     }

@@ -279,7 +279,9 @@ impl Transport {
             if let Outcome::Accepted { .. } = attempt.outcome {
                 negotiated.accepted(compression);
             }
-            if let Outcome::Permanent { cause, .. } = &attempt.outcome {
+            // a refusal of our encoding may come as a permanent error or,
+            // from New Relic, as INTERNAL (read as transient)
+            if let Outcome::Permanent { cause, .. } | Outcome::Transient { cause } = &attempt.outcome {
                 let about_encoding = attempt.refusal.as_ref().is_some_and(|r| negotiated.is_about_encoding(compression, r.as_ref()))
                     // the receiver named what it takes, and it is not what
                     // we sent
