@@ -92,7 +92,8 @@ fn identities<'a>(requests: impl Iterator<Item = &'a Value>, skip_events: &[&str
                             (_, Some(d)) => d.as_f64().map(|f| format!("{f:?}")).unwrap_or_else(|| d.to_string()),
                             _ => "0".to_string(),
                         };
-                        let key = format!("{} @{} = {value}", m["name"].as_str().unwrap_or_default(), p["timeUnixNano"].as_str().unwrap_or("0"));
+                        let key =
+                            format!("{} @{} = {value}", m["name"].as_str().unwrap_or_default(), p["timeUnixNano"].as_str().unwrap_or("0"));
                         *out.entry(key).or_default() += 1;
                     }
                 }
@@ -198,8 +199,11 @@ fn the_shipped_postgres_pipeline_loses_nothing_during_a_throttling_burst_over_ht
         let want = identities(copied.iter(), &sampled);
         let got = identities(accepted.iter(), &sampled);
         let points: usize = want.values().sum();
-        let missing: Vec<(&String, usize)> =
-            want.iter().filter_map(|(k, n)| (got.get(k).copied().unwrap_or(0) < *n).then(|| (k, n - got.get(k).copied().unwrap_or(0)))).collect();
+        let missing: Vec<(&String, usize)> = want
+            .iter()
+            .filter(|&(k, n)| got.get(k).copied().unwrap_or(0) < *n)
+            .map(|(k, n)| (k, n - got.get(k).copied().unwrap_or(0)))
+            .collect();
         let throttled = requests.iter().filter(|r| r["answer"] == 429 || r["answer"] == "throttled").count();
         assert!(points > 100, "{protocol}: the copy holds only {points} points and records");
         assert!(
@@ -291,8 +295,15 @@ fn requests_over_the_size_limit_as_sent_are_split_and_every_point_arrives_over_h
         assert_eq!(seen, (0..4000).collect::<Vec<_>>(), "{protocol}: every point exactly once");
         let requests = fake.requests();
         let refused = requests.iter().filter(|r| r["answer"] == 413 || r["answer"] == "too_large").count();
-        assert!(refused >= 1, "{protocol}: nothing was ever too large? {:?}", requests.iter().map(|r| &r["sent_bytes"]).collect::<Vec<_>>());
-        assert!(got.iter().all(|r| r["sent_bytes"].as_u64().unwrap_or(u64::MAX) <= 100_000), "{protocol}: an accepted request over the limit");
+        assert!(
+            refused >= 1,
+            "{protocol}: nothing was ever too large? {:?}",
+            requests.iter().map(|r| &r["sent_bytes"]).collect::<Vec<_>>()
+        );
+        assert!(
+            got.iter().all(|r| r["sent_bytes"].as_u64().unwrap_or(u64::MAX) <= 100_000),
+            "{protocol}: an accepted request over the limit"
+        );
         assert!(run.metric(r#"dbintel_export_requests_total{sink="out",outcome="split"}"#) >= 1.0, "{protocol}:\n{}", run.stderr());
         assert!(drops(&run, "out").is_empty(), "{protocol}: {:?}\n{}", drops(&run, "out"), run.stderr());
         assert!(refused <= 8, "{protocol}: the limit is learned, not refused again and again ({refused} refusals)");
@@ -348,15 +359,24 @@ pipeline p = rows.m -> out
             let a = fake.accepted();
             (!a.is_empty()).then_some(a)
         });
-        let attrs: BTreeMap<String, Value> = got[0]["request"]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["gauge"]["dataPoints"][0]
-            ["attributes"]
+        let attrs: BTreeMap<String, Value> = got[0]["request"]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["gauge"]
+            ["dataPoints"][0]["attributes"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|kv| (kv["key"].as_str().unwrap_or_default().to_string(), kv["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or(Value::Null)))
+            .map(|kv| {
+                (
+                    kv["key"].as_str().unwrap_or_default().to_string(),
+                    kv["value"].as_object().and_then(|o| o.values().next()).cloned().unwrap_or(Value::Null),
+                )
+            })
             .collect();
         assert_eq!(attrs.get("dbintel.truncated"), Some(&Value::Bool(true)), "{protocol}: the record is marked");
-        assert!(attrs.get("plan").is_none(), "{protocol}: the JSON plan was removed whole, never cut: {:?}", attrs.get("plan").map(|p| p.to_string().len()));
+        assert!(
+            !attrs.contains_key("plan"),
+            "{protocol}: the JSON plan was removed whole, never cut: {:?}",
+            attrs.get("plan").map(|p| p.to_string().len())
+        );
         let cut = attrs.values().filter(|v| v.as_str().is_some_and(|s| s.len() < 3000)).count();
         assert!(cut >= 1, "{protocol}: texts were cut to fit");
         assert!(got[0]["sent_bytes"].as_u64().unwrap() <= 90_000, "{protocol}");
@@ -391,7 +411,7 @@ fn transient_faults_are_retried_a_bounded_number_of_times_and_what_outlasts_them
         // a fault that does not pass: given up after a bounded number of
         // attempts, counted as `transient`
         let dir = scratch(&format!("delivery-transient-lasting-{}", protocol.replace('/', "-")));
-        let script = format!("[{}]", vec![r#"{"transient": 500}"#; 10].join(","));
+        let script = format!("[{}]", [r#"{"transient": 500}"#; 10].join(","));
         let fake = NrEdge::start(&dir, "nr", &script, &[]);
         let port = if protocol == "grpc" { fake.grpc } else { fake.http };
         let run = start(&pipe, &input, &endpoint_env(port, protocol));
@@ -464,7 +484,9 @@ pipeline p = gen.m -> b -> out
         }
         times.len()
     };
-    run.wait_for("points scraped after the endpoint returned", Duration::from_secs(45), || (scraped_after(&receiver.accepted()) >= 3).then_some(()));
+    run.wait_for("points scraped after the endpoint returned", Duration::from_secs(45), || {
+        (scraped_after(&receiver.accepted()) >= 3).then_some(())
+    });
     assert_eq!(run.metric(r#"dbintel_export_queue_errors_total{sink="out",error="ack"}"#), 0.0, "recording deliveries needs no new space");
     let status: Value = run.status();
     assert!(status["sinks"][0]["last_outcome"] == "delivered", "{status:#}");
@@ -517,7 +539,10 @@ pipeline pb = rows.m -> b
     let one = dir.join("one.pipe");
     std::fs::write(
         &one,
-        common::otlp::rows_pipe(&format!(r#"otlp {{ endpoint = "http://127.0.0.1:1", queue = disk("{}") }}"#, queue.display()), "size = 10"),
+        common::otlp::rows_pipe(
+            &format!(r#"otlp {{ endpoint = "http://127.0.0.1:1", queue = disk("{}") }}"#, queue.display()),
+            "size = 10",
+        ),
     )
     .unwrap();
     let input = format!("rows.m={}", empty.display());
@@ -611,7 +636,8 @@ fn the_license_key_goes_only_where_it_was_sent() {
     // plaintext to another host through a signal-specific variable, and a
     // URL carrying a password: refused at start, the password never shown
     let otlp = dir.join("otlp.pipe");
-    std::fs::write(&otlp, common::otlp::rows_pipe(r#"otlp { endpoint = "https://otlp.example.com:4318", protocol = http }"#, "size = 10")).unwrap();
+    std::fs::write(&otlp, common::otlp::rows_pipe(r#"otlp { endpoint = "https://otlp.example.com:4318", protocol = http }"#, "size = 10"))
+        .unwrap();
     let input_arg = format!("rows.m={}", input.display());
     let listen = format!("127.0.0.1:{}", free_port());
     for (name, url, says) in [

@@ -365,7 +365,8 @@ fn grpc_retry_info_is_honoured_and_invalid_argument_is_permanent() {
     let receiver = Receiver::start(&dir, "r", 0, 0, script);
     let input = rows(&dir, "rows.ndjson", 100, 5);
     let pipe = dir.join("p.pipe");
-    let sink = format!(r#"otlp {{ endpoint = "http://127.0.0.1:{}", retry_initial = 100ms, retry_max = 200ms, linger = 1ms }}"#, receiver.grpc);
+    let sink =
+        format!(r#"otlp {{ endpoint = "http://127.0.0.1:{}", retry_initial = 100ms, retry_max = 200ms, linger = 1ms }}"#, receiver.grpc);
     std::fs::write(&pipe, rows_pipe(&sink, "size = 50")).unwrap();
     let input_arg = format!("rows.m={}", input.display());
     let mut run = Run::start(&[pipe.to_str().unwrap(), "--input", &input_arg], &[("ROWS_DSN", "unused")]);

@@ -489,7 +489,7 @@ mod tests {
         std::env::set_var("DBINTEL_TEST_NR_KEY2", "k");
         let key = ("license_key", SettingValue::Secret(dbintel_dsl::plan::SecretRef::Env("DBINTEL_TEST_NR_KEY2".into())));
         let none = MapEnv(HashMap::new());
-        let c = ExportConfig::resolve(&sink("newrelic", &[key.clone()]), &none).unwrap();
+        let c = ExportConfig::resolve(&sink("newrelic", std::slice::from_ref(&key)), &none).unwrap();
         assert_eq!((c.protocol, c.endpoint.as_str()), (Protocol::Http, "https://otlp.nr-data.net:4318"));
         assert_eq!(c.metrics_url, "https://otlp.nr-data.net:4318/v1/metrics");
         assert!(c.notes.is_empty());
@@ -500,13 +500,13 @@ mod tests {
         assert_eq!(c.protocol, Protocol::Grpc);
         assert!(c.notes.iter().any(|n| n.contains("4317") && n.contains("gRPC")), "{:?}", c.notes);
         let env_grpc_port = MapEnv(HashMap::from([("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otlp.eu01.nr-data.net:4317")]));
-        assert_eq!(ExportConfig::resolve(&sink("newrelic", &[key.clone()]), &env_grpc_port).unwrap().protocol, Protocol::Grpc);
+        assert_eq!(ExportConfig::resolve(&sink("newrelic", std::slice::from_ref(&key)), &env_grpc_port).unwrap().protocol, Protocol::Grpc);
         // an explicit protocol wins, in the file or the environment
         let asked = sink("newrelic", &[key.clone(), ("protocol", SettingValue::Word("grpc".into()))]);
         let c = ExportConfig::resolve(&asked, &none).unwrap();
         assert_eq!((c.protocol, c.endpoint.as_str()), (Protocol::Grpc, "https://otlp.nr-data.net:4317"));
         let env = MapEnv(HashMap::from([("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]));
-        assert_eq!(ExportConfig::resolve(&sink("newrelic", &[key.clone()]), &env).unwrap().protocol, Protocol::Grpc);
+        assert_eq!(ExportConfig::resolve(&sink("newrelic", std::slice::from_ref(&key)), &env).unwrap().protocol, Protocol::Grpc);
         let on_443 = sink("newrelic", &[key, ("endpoint", SettingValue::String("https://otlp.nr-data.net:443".into()))]);
         assert_eq!(ExportConfig::resolve(&on_443, &none).unwrap().protocol, Protocol::Http);
         // a plain otlp sink keeps its default
@@ -516,7 +516,9 @@ mod tests {
     #[test]
     fn the_plaintext_check_covers_signal_endpoints_and_reads_the_parsed_host() {
         let none = MapEnv(HashMap::new());
-        let http = |url: &'static str| sink("otlp", &[("endpoint", SettingValue::String(url.into())), ("protocol", SettingValue::Word("http".into()))]);
+        let http = |url: &'static str| {
+            sink("otlp", &[("endpoint", SettingValue::String(url.into())), ("protocol", SettingValue::Word("http".into()))])
+        };
         for (name, url) in [
             ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://collector.prod:4318/v1/metrics"),
             ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://collector.prod:4318/v1/logs"),
@@ -543,7 +545,10 @@ mod tests {
             assert!(err.contains("user name or password") && !err.contains("hunter2") && !err.contains("otlp.example.com"), "{err}");
         }
         let env = MapEnv(HashMap::from([("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://u:hunter2@x.example.com/v1/logs")]));
-        let s = sink("otlp", &[("endpoint", SettingValue::String("https://ok.example.com".into())), ("protocol", SettingValue::Word("http".into()))]);
+        let s = sink(
+            "otlp",
+            &[("endpoint", SettingValue::String("https://ok.example.com".into())), ("protocol", SettingValue::Word("http".into()))],
+        );
         let err = ExportConfig::resolve(&s, &env).unwrap_err().to_string();
         assert!(err.contains("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") && !err.contains("hunter2"), "{err}");
         let garbage = sink("otlp", &[("endpoint", SettingValue::String("not a url @ hunter2".into()))]);

@@ -231,7 +231,11 @@ fn oldest_metric(points: &[&MetricPoint]) -> u64 {
 }
 
 fn oldest_log(logs: &[&LogRecord]) -> u64 {
-    logs.iter().map(|l| if l.time_unix_nano != 0 { l.time_unix_nano } else { l.observed_time_unix_nano }).filter(|t| *t != 0).min().unwrap_or(0)
+    logs.iter()
+        .map(|l| if l.time_unix_nano != 0 { l.time_unix_nano } else { l.observed_time_unix_nano })
+        .filter(|t| *t != 0)
+        .min()
+        .unwrap_or(0)
 }
 
 /// Encodes `items` as parts of at most `max` bytes, halving the slice

@@ -212,7 +212,11 @@ mod tests {
             let raw: usize = requests.iter().map(|r| r.raw().unwrap().len()).sum();
             let least = raw.div_ceil(100_000);
             // uncompressed, ~1 MB of parts needs at least 11 requests of 100 kB
-            assert!(requests.len() <= least + 3 || (compression != Compression::None && requests.len() <= 6), "{compression:?}: {} requests for {raw} raw bytes", requests.len());
+            assert!(
+                requests.len() <= least + 3 || (compression != Compression::None && requests.len() <= 6),
+                "{compression:?}: {} requests for {raw} raw bytes",
+                requests.len()
+            );
             let resources: usize = requests
                 .iter()
                 .map(|r| {

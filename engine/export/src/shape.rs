@@ -192,7 +192,7 @@ fn flat(items: &[Value]) -> bool {
         Value::Str(_) => 4,
         _ => 0,
     };
-    items.first().map_or(true, |first| kind(first) != 0 && items.iter().all(|v| kind(v) == kind(first)))
+    items.first().is_none_or(|first| kind(first) != 0 && items.iter().all(|v| kind(v) == kind(first)))
 }
 
 /// What happened to one value.
@@ -201,7 +201,9 @@ enum Fate {
     /// Cut or shortened: the record is marked.
     Cut,
     /// Must go (a NaN, a JSON value too long to send whole).
-    Remove { mark: bool },
+    Remove {
+        mark: bool,
+    },
 }
 
 fn shape_value(v: &mut Value, limits: &Limits, log: bool, shaped: &mut Shaped) -> Fate {

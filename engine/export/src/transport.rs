@@ -246,7 +246,9 @@ impl Transport {
                 } else {
                     match item.raw().and_then(|raw| compress(compression, &raw)) {
                         Ok(b) => b.into(),
-                        Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("recompressing the request: {e}"), auth: false }),
+                        Err(e) => {
+                            return Attempt::plain(Outcome::Permanent { cause: format!("recompressing the request: {e}"), auth: false })
+                        }
                     }
                 };
                 http(client, url, compression, body, *newrelic).await
@@ -404,7 +406,9 @@ fn grpc_outcome(status: &tonic::Status, newrelic: bool) -> Outcome {
         // New Relic's edge: HTTP 500/530 from its networking vendor
         // (UNKNOWN) and INTERNAL are passing faults
         Code::Unknown | Code::Internal if newrelic => Outcome::Transient { cause },
-        Code::Unknown if status.message().contains("transport") || status.message().contains("connection") => Outcome::Retry { after, cause },
+        Code::Unknown if status.message().contains("transport") || status.message().contains("connection") => {
+            Outcome::Retry { after, cause }
+        }
         Code::Unauthenticated | Code::PermissionDenied => Outcome::Permanent { cause, auth: true },
         _ => Outcome::Permanent { cause, auth: false },
     }
@@ -477,7 +481,10 @@ fn http_outcome(status: u16, after: Option<Duration>, cause: String, _newrelic: 
         // New Relic's networking vendor answers passing faults with these
         500 | 530 => Outcome::Transient { cause },
         401 | 403 => Outcome::Permanent { cause, auth: true },
-        300..=399 => Outcome::Permanent { cause: format!("{cause} (a redirect is not followed: the credentials go only to the configured endpoint)"), auth: false },
+        300..=399 => Outcome::Permanent {
+            cause: format!("{cause} (a redirect is not followed: the credentials go only to the configured endpoint)"),
+            auth: false,
+        },
         _ => Outcome::Permanent { cause, auth: false },
     }
 }

@@ -9,7 +9,13 @@ use super::*;
 use crate::encode::Signal;
 
 fn item(n: u32, size: usize) -> Encoded {
-    Encoded { signal: Signal::Metrics, items: n, encoding: crate::config::Compression::Zstd, oldest: u64::from(n), payload: vec![n as u8; size].into() }
+    Encoded {
+        signal: Signal::Metrics,
+        items: n,
+        encoding: crate::config::Compression::Zstd,
+        oldest: u64::from(n),
+        payload: vec![n as u8; size].into(),
+    }
 }
 
 fn scratch(name: &str) -> PathBuf {
