@@ -144,12 +144,15 @@ impl Packer {
         Ok(fit)
     }
 
-    /// Seals what has waited `linger` (or everything, with `all`).
+    /// Seals what has waited `linger` (or everything, with `all`). When
+    /// one signal's request is due, the other's leaves with it: a scrape's
+    /// events and its metric points stay next to each other in the queue.
     pub fn due(&mut self, now: Instant, compression: Compression, all: bool) -> std::io::Result<Vec<Fit>> {
+        let waited = |o: &Open| now.saturating_duration_since(o.since) >= self.linger;
+        let any = all || self.open.iter().flatten().any(waited);
         let mut sealed = Vec::new();
-        for signal in [Signal::Logs, Signal::Metrics] {
-            let waited = self.open[slot(signal)].as_ref().is_some_and(|o| all || now.saturating_duration_since(o.since) >= self.linger);
-            if waited {
+        if any {
+            for signal in [Signal::Logs, Signal::Metrics] {
                 sealed.push(self.seal(signal, compression)?);
             }
         }
@@ -241,6 +244,19 @@ mod tests {
         let sealed = packer.due(t0 + Duration::from_millis(200), Compression::Zstd, false).unwrap();
         assert_eq!(sealed.iter().map(|f| f.requests.len()).sum::<usize>(), 1);
         assert_eq!(packer.pending(), (0, 0));
+    }
+
+    #[test]
+    fn when_one_signal_is_due_the_other_leaves_with_it() {
+        let mut packer = Packer::new(1_000_000, Duration::from_millis(200));
+        let t0 = Instant::now();
+        packer.add(table_part(1), Compression::Zstd, t0).unwrap();
+        let log = Part { signal: Signal::Logs, items: 1, oldest: 1, raw: Vec::new() };
+        packer.add(log, Compression::Zstd, t0 + Duration::from_millis(150)).unwrap();
+        let sealed = packer.due(t0 + Duration::from_millis(200), Compression::Zstd, false).unwrap();
+        let signals: Vec<Signal> = sealed.iter().flat_map(|f| &f.requests).map(|r| r.signal).collect();
+        assert_eq!(signals, [Signal::Logs, Signal::Metrics], "a scrape's events and points stay together");
+        assert_eq!(packer.next_due(), None);
     }
 
     #[test]
