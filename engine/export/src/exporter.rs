@@ -390,7 +390,9 @@ impl Exporter {
             self.dropped_too_large(fit.too_large);
             for request in fit.requests {
                 if closed.is_some() {
-                    self.queue.stats.dropped_items.fetch_add(u64::from(request.items), Relaxed);
+                    // the queue closed under us: the process is stopping
+                    self.stats.drops.shutdown.fetch_add(u64::from(request.items), Relaxed);
+                    self.stats.items_failed.fetch_add(u64::from(request.items), Relaxed);
                     continue;
                 }
                 let mut delays =
@@ -399,6 +401,8 @@ impl Exporter {
                     match self.queue.push(request.clone()).await {
                         Ok(()) => break,
                         Err(e @ queue::QueueError::Closed) => {
+                            self.stats.drops.shutdown.fetch_add(u64::from(request.items), Relaxed);
+                            self.stats.items_failed.fetch_add(u64::from(request.items), Relaxed);
                             closed = Some(e);
                             break;
                         }

@@ -21,8 +21,9 @@ use crate::reshape;
 /// Sealed requests aim this far below the limit: compressed sizes vary
 /// from one request to the next.
 const MARGIN: f64 = 0.85;
-/// The most raw protobuf one request holds, whatever the ratio says.
-const MAX_RAW: usize = 16 << 20;
+/// The most raw protobuf one request holds, whatever the ratio says (what
+/// an open request costs in memory, per signal).
+const MAX_RAW: usize = 8 << 20;
 
 /// What [`fit`] made of one request.
 #[derive(Debug, Default, Clone, PartialEq)]

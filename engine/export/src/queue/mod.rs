@@ -61,8 +61,7 @@ pub struct QueueStats {
     pub requests: AtomicU64,
     /// Data points / log records held, including the request being sent.
     pub items: AtomicU64,
-    /// Data points / log records evicted by `drop_oldest` or refused at
-    /// shutdown.
+    /// Data points / log records evicted by `drop_oldest`.
     pub dropped_items: AtomicU64,
     /// Items in records found damaged on disk (skipped).
     pub lost_items: AtomicU64,
@@ -173,7 +172,7 @@ impl Inner {
         let overhead = if matches!(state.store, Store::Disk(_)) { segment::HEADER as u64 } else { OVERHEAD };
         let size = item.payload.len() as u64 + overhead;
         if state.closed {
-            self.stats.dropped_items.fetch_add(u64::from(item.items), Relaxed);
+            // the caller still has it (and counts it)
             return Err(QueueError::Closed);
         }
         if self.on_full == OnFull::DropOldest {
