@@ -658,3 +658,54 @@ fn the_license_key_goes_only_where_it_was_sent() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("user name or password") && !said.contains("hunter2-secret"), "{said}");
 }
+
+#[test]
+fn new_relic_gets_what_it_keeps_a_json_object_plan_wrapped_arrays_capped_maps_as_json() {
+    let dir = scratch("delivery-shape");
+    let fake = NrEdge::start(&dir, "nr", "[]", &["--keep"]);
+    let row = serde_json::json!({
+        "body": "a plan",
+        "plan": r#"{"query_block":{"select_id":1,"table":{"table_name":"orders"}}}"#,
+        "pg": r#"[{"Plan":{"Node Type":"Seq Scan"}}]"#,
+        "list": (0..100).collect::<Vec<i64>>(),
+        "tags": {"team": "db", "tier": 1},
+    });
+    let input = dir.join("rows.ndjson");
+    std::fs::write(&input, format!("{row}\n")).unwrap();
+    let pipe = dir.join("shape.pipe");
+    std::fs::write(
+        &pipe,
+        r#"source rows = sql {
+  dsn = env("ROWS_DSN")
+  collect m { query = "select 1", kind = log, body_column = "body", attribute_columns = ["plan", "pg", "list", "tags"] }
+}
+sink out = newrelic { license_key = env("NR_KEY") }
+pipeline p = rows.m -> out
+"#,
+    )
+    .unwrap();
+    let run = start(&pipe, &input, &endpoint_env(fake.http, "http/protobuf"));
+    let got = run.wait_for("the log record", Duration::from_secs(30), || fake.accepted().into_iter().find(|r| r["signal"] == "logs"));
+    let record = &got["request"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+    let attrs: BTreeMap<String, Value> = record["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|kv| (kv["key"].as_str().unwrap_or_default().to_string(), kv["value"].clone()))
+        .collect();
+    let text = |k: &str| attrs.get(k).and_then(|v| v["stringValue"].as_str()).unwrap_or_else(|| panic!("{k}: {attrs:?}")).to_string();
+    // the MySQL-style plan object arrives as New Relic's collector sends it
+    let plan: Value = serde_json::from_str(&text("plan")).expect("still JSON");
+    assert_eq!(plan[0]["query_block"]["select_id"], 1, "wrapped in a one-element array: {plan}");
+    assert_eq!(text("pg"), r#"[{"Plan":{"Node Type":"Seq Scan"}}]"#, "an array is already kept whole");
+    // a map becomes a JSON string, on a log record wrapped like the plan
+    // (log ingest would flatten the object too)
+    let tags: Value = serde_json::from_str(&text("tags")).expect("a map as a JSON string");
+    assert_eq!(tags, serde_json::json!([{"team": "db", "tier": 1}]));
+    let list = attrs["list"]["arrayValue"]["values"].as_array().map(Vec::len);
+    assert_eq!(list, Some(64), "an array stops at 64 entries: {:?}", attrs["list"]);
+    assert_eq!(attrs.get("dbintel.truncated").map(|v| &v["boolValue"]), Some(&Value::Bool(true)));
+    for (change, n) in [("json_wrapped", 2.0), ("value_serialized", 1.0), ("array_truncated", 1.0)] {
+        assert_eq!(run.metric(&format!(r#"dbintel_export_shaped_total{{sink="out",change="{change}"}}"#)), n, "{change}");
+    }
+}
