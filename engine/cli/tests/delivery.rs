@@ -155,66 +155,75 @@ pipeline copy_tables = postgres.tables -> copy
 }
 
 #[test]
-fn the_shipped_postgres_pipeline_loses_nothing_during_a_throttling_burst_over_http_and_grpc() {
-    for protocol in ["http/protobuf", "grpc"] {
-        let dir = scratch(&format!("delivery-throttle-{}", protocol.replace('/', "-")));
-        let fake = NrEdge::start(&dir, "nr", "[]", &["--keep", "--api-key", KEY]);
-        let (copy_pipe, copy) = shipped_with_copy(&dir);
-        // a burst from the first request: HTTP 429 + Retry-After: 1, gRPC
-        // RESOURCE_EXHAUSTED "Too many requests" without RetryInfo
-        fake.throttle(7, 1);
-        let port = if protocol == "grpc" { fake.grpc } else { fake.http };
-        let mut run = Run::start(
-            &["pipelines/postgres.pipe", copy_pipe.to_str().unwrap()],
-            &[
-                ("PG_DSN", PG_MONITOR),
-                ("NEW_RELIC_LICENSE_KEY", KEY),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{port}")),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-            ],
-        );
-        run.wait_for("requests throttled during the burst", Duration::from_secs(20), || {
-            fake.requests().iter().any(|r| r["answer"] == 429 || r["answer"] == "throttled").then_some(())
-        });
-        // the burst ends; what waited is delivered; a few more scrapes
-        run.wait_for("delivery after the burst", Duration::from_secs(40), || {
-            let after = fake.accepted().len() >= 3;
-            let empty = run.metric(r#"dbintel_export_queue_items{sink="newrelic"}"#) == 0.0;
-            (after && empty && run.metric(r#"dbintel_export_requests_total{sink="newrelic",outcome="throttled"}"#) >= 1.0).then_some(())
-        });
-        std::thread::sleep(Duration::from_secs(2));
-        let dropped = drops(&run, "newrelic");
-        let (status, log) = run.signal("TERM", Duration::from_secs(40));
-        assert!(status.success(), "{protocol}: {log}");
-        assert!(dropped.is_empty(), "{protocol}: dropped by cause {dropped:?}\n{log}");
-        assert!(!log.contains(KEY), "{protocol}: the license key leaked into the log");
+fn the_shipped_postgres_pipeline_loses_nothing_during_a_throttling_burst_over_http() {
+    throttling_burst("http/protobuf");
+}
 
-        let copied: Vec<Value> =
-            std::fs::read_to_string(&copy).unwrap().lines().map(|l| serde_json::from_str(l).expect("a copy line is JSON")).collect();
-        let requests = fake.requests();
-        let accepted: Vec<Value> = requests.iter().filter(|r| r["answer"] == "ok").map(|r| r["request"].clone()).collect();
-        // activity's samples are sampled (rate_limit) on the way to New
-        // Relic, not on the way to the copy: compared as metrics only
-        let sampled = ["db.server.query_sample", "db.server.blocking"];
-        let want = identities(copied.iter(), &sampled);
-        let got = identities(accepted.iter(), &sampled);
-        let points: usize = want.values().sum();
-        let missing: Vec<(&String, usize)> = want
-            .iter()
-            .filter(|&(k, n)| got.get(k).copied().unwrap_or(0) < *n)
-            .map(|(k, n)| (k, n - got.get(k).copied().unwrap_or(0)))
-            .collect();
-        let throttled = requests.iter().filter(|r| r["answer"] == 429 || r["answer"] == "throttled").count();
-        assert!(points > 100, "{protocol}: the copy holds only {points} points and records");
-        assert!(
-            missing.is_empty(),
-            "{protocol}: {} of {points} points and records of the copy never arrived ({throttled} requests throttled); first: {:?}",
-            missing.len(),
-            missing.iter().take(10).collect::<Vec<_>>()
-        );
-        assert!(requests.iter().all(|r| r["api_key"] == KEY || r["answer"] == "body"), "{protocol}: a request without the key");
-        eprintln!("{protocol}: {points} points and records, every one delivered through {throttled} throttled requests");
-    }
+#[test]
+fn the_shipped_postgres_pipeline_loses_nothing_during_a_throttling_burst_over_grpc() {
+    throttling_burst("grpc");
+}
+
+/// New Relic throttles for a while; every point of a `file` copy of what
+/// the shipped pipeline scraped must still arrive, nothing dropped.
+fn throttling_burst(protocol: &str) {
+    let dir = scratch(&format!("delivery-throttle-{}", protocol.replace('/', "-")));
+    let fake = NrEdge::start(&dir, "nr", "[]", &["--keep", "--api-key", KEY]);
+    let (copy_pipe, copy) = shipped_with_copy(&dir);
+    // a burst from the first request: HTTP 429 + Retry-After: 1, gRPC
+    // RESOURCE_EXHAUSTED "Too many requests" without RetryInfo
+    fake.throttle(7, 1);
+    let port = if protocol == "grpc" { fake.grpc } else { fake.http };
+    let mut run = Run::start(
+        &["pipelines/postgres.pipe", copy_pipe.to_str().unwrap()],
+        &[
+            ("PG_DSN", PG_MONITOR),
+            ("NEW_RELIC_LICENSE_KEY", KEY),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{port}")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+        ],
+    );
+    run.wait_for("requests throttled during the burst", Duration::from_secs(20), || {
+        fake.requests().iter().any(|r| r["answer"] == 429 || r["answer"] == "throttled").then_some(())
+    });
+    // the burst ends; what waited is delivered; a few more scrapes
+    run.wait_for("delivery after the burst", Duration::from_secs(40), || {
+        let after = fake.accepted().len() >= 3;
+        let empty = run.metric(r#"dbintel_export_queue_items{sink="newrelic"}"#) == 0.0;
+        (after && empty && run.metric(r#"dbintel_export_requests_total{sink="newrelic",outcome="throttled"}"#) >= 1.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let dropped = drops(&run, "newrelic");
+    let (status, log) = run.signal("TERM", Duration::from_secs(40));
+    assert!(status.success(), "{protocol}: {log}");
+    assert!(dropped.is_empty(), "{protocol}: dropped by cause {dropped:?}\n{log}");
+    assert!(!log.contains(KEY), "{protocol}: the license key leaked into the log");
+
+    let copied: Vec<Value> =
+        std::fs::read_to_string(&copy).unwrap().lines().map(|l| serde_json::from_str(l).expect("a copy line is JSON")).collect();
+    let requests = fake.requests();
+    let accepted: Vec<Value> = requests.iter().filter(|r| r["answer"] == "ok").map(|r| r["request"].clone()).collect();
+    // activity's samples are sampled (rate_limit) on the way to New
+    // Relic, not on the way to the copy: compared as metrics only
+    let sampled = ["db.server.query_sample", "db.server.blocking"];
+    let want = identities(copied.iter(), &sampled);
+    let got = identities(accepted.iter(), &sampled);
+    let points: usize = want.values().sum();
+    let missing: Vec<(&String, usize)> = want
+        .iter()
+        .filter(|&(k, n)| got.get(k).copied().unwrap_or(0) < *n)
+        .map(|(k, n)| (k, n - got.get(k).copied().unwrap_or(0)))
+        .collect();
+    let throttled = requests.iter().filter(|r| r["answer"] == 429 || r["answer"] == "throttled").count();
+    assert!(points > 100, "{protocol}: the copy holds only {points} points and records");
+    assert!(
+        missing.is_empty(),
+        "{protocol}: {} of {points} points and records of the copy never arrived ({throttled} requests throttled); first: {:?}",
+        missing.len(),
+        missing.iter().take(10).collect::<Vec<_>>()
+    );
+    assert!(requests.iter().all(|r| r["api_key"] == KEY || r["answer"] == "body"), "{protocol}: a request without the key");
+    eprintln!("{protocol}: {points} points and records, every one delivered through {throttled} throttled requests");
 }
 
 /// Rows of a `sql` gauge whose text does not compress much (hex of a
