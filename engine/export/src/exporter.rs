@@ -11,6 +11,10 @@
 //! The [`Exporter`] (packer, queue and sender) outlives a plan: a reload
 //! that keeps a sink's settings hands the same exporter to the new plan,
 //! so nothing queued is lost or sent twice.
+//!
+//! What is packing (at most `linger`, 200 ms) is memory, like what a
+//! `batch` node holds: a disk queue keeps what it has accepted through
+//! `kill -9`, and SIGTERM seals what is packing into the queue first.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
