@@ -11,6 +11,7 @@
 #     start until /metrics says every point was delivered; VmHWM at the end.
 # Each section runs every build named: BEFORE=path AFTER=path (AFTER
 # defaults to this tree's release build; without BEFORE, after only).
+# DELIVERY_SECTIONS=packing or =throughput runs one section.
 #   benches/delivery.sh [DATABASES] [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,8 @@ trap cleanup EXIT
 free_port() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" 'index($0, s" ") == 1 { print $2 }'; }
 
+sections=${DELIVERY_SECTIONS:-packing,throughput}
+if [[ $sections == *packing* ]]; then
 echo "## 1. packing: pipelines/postgres.pipe, $dbs databases, 70 s, OTLP/HTTP into the fake of New Relic's edge"
 pgport=$(free_port)
 mkdir -p "$pgdata" && chown postgres:postgres "$work" "$pgdata"
@@ -84,6 +87,9 @@ PY
   kill "${pids[-1]}" 2>/dev/null || true
 done
 
+fi
+
+if [[ $sections == *throughput* ]]; then
 echo
 echo "## 2. export throughput and peak RSS, $rows points, HTTP vs gRPC into rotel-agent (blackhole), gzip"
 python3 - "$rows" > "$work/rows.ndjson" <<'PY'
@@ -128,3 +134,4 @@ PIPE
     printf '%-8s %-6s %12s %10s %10s\n' "$name" "$proto" "$(python3 -c "print(f'{$rows / ($end - $start):,.0f}')")" "$hwm" "${requests%.*}"
   done
 done
+fi
