@@ -444,9 +444,11 @@ impl Exporter {
         self.queue.close();
         let _ = self.stop.send(Some(deadline));
         let worker = lock(&self.worker).take();
+        let mut stopped = true;
         if let Some(worker) = worker {
             let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
             if tokio::time::timeout(left, worker).await.is_err() {
+                stopped = false;
                 tracing::warn!(sink = %self.name, "exporter did not stop by the deadline");
             }
         }
@@ -461,7 +463,11 @@ impl Exporter {
                 tracing::error!(sink = %self.name, requests, items, "shutdown deadline reached: queued data not delivered");
             }
         }
-        self.queue.release();
+        // a sender still running keeps the directory: two owners would
+        // share its records
+        if stopped {
+            self.queue.release();
+        }
     }
 }
 
