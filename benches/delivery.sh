@@ -103,7 +103,7 @@ rg=$(free_port); rh=$(free_port)
   --pid-file "$work/rotel.pid" --log-file "$work/rotel.log" > /dev/null 2>&1 &
 pids+=($!)
 sleep 2
-printf '%-8s %-6s %12s %10s %10s\n' build proto "points/s" "RSS MiB" requests
+printf '%-8s %-6s %12s %10s %10s %10s\n' build proto "points/s" "CPU s" "RSS MiB" requests
 for b in "${builds[@]}"; do
   name=${b%%=*}; bin=${b#*=}
   for proto in http grpc; do
@@ -129,9 +129,12 @@ PIPE
     done
     end=$(date +%s.%N)
     hwm=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
+    # user + system CPU of the whole process (less sensitive to a loaded
+    # machine than the wall clock)
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat")
     requests=$(metric "$port" 'dbintel_export_requests_total{sink="out",outcome="sent"}')
     kill -TERM "$pid"; wait "$pid" || true
-    printf '%-8s %-6s %12s %10s %10s\n' "$name" "$proto" "$(python3 -c "print(f'{$rows / ($end - $start):,.0f}')")" "$hwm" "${requests%.*}"
+    printf '%-8s %-6s %12s %10s %10s %10s\n' "$name" "$proto" "$(python3 -c "print(f'{$rows / ($end - $start):,.0f}')")" "$cpu" "$hwm" "${requests%.*}"
   done
 done
 fi

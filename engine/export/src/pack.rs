@@ -23,7 +23,7 @@ use crate::reshape;
 const MARGIN: f64 = 0.85;
 /// The most raw protobuf one request holds, whatever the ratio says (what
 /// an open request costs in memory, per signal).
-const MAX_RAW: usize = 8 << 20;
+const MAX_RAW: usize = 4 << 20;
 
 /// What [`fit`] made of one request.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -20,10 +20,8 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::compression::{compress, Negotiated, Refusal};
@@ -227,13 +225,8 @@ impl Transport {
     async fn send_with(&self, item: &Encoded, compression: Compression) -> Attempt {
         match self {
             Transport::Grpc { channel, headers, timeout, newrelic, .. } => {
-                // tonic compresses the message itself
-                let raw = match item.raw() {
-                    Ok(raw) => bytes::Bytes::from(raw),
-                    Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("reading the queued request: {e}"), auth: false }),
-                };
                 let channel = channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                grpc(channel, headers, compression, *timeout, item.signal, raw, *newrelic).await
+                grpc(channel, headers, compression, *timeout, item, *newrelic).await
             }
             Transport::Http { client, metrics_url, logs_url, newrelic, .. } => {
                 let url = match item.signal {
@@ -302,45 +295,6 @@ impl Transport {
     }
 }
 
-/// Passes already-encoded request bytes through; decodes the response.
-/// Both export responses have the same wire shape (field 1: partial
-/// success {1: rejected count, 2: message}), so one type reads both.
-#[derive(Default)]
-struct Passthrough;
-
-impl Codec for Passthrough {
-    type Encode = bytes::Bytes;
-    type Decode = ExportMetricsServiceResponse;
-    type Encoder = Passthrough;
-    type Decoder = Passthrough;
-    fn encoder(&mut self) -> Passthrough {
-        Passthrough
-    }
-    fn decoder(&mut self) -> Passthrough {
-        Passthrough
-    }
-}
-
-impl Encoder for Passthrough {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: bytes::Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for Passthrough {
-    type Item = ExportMetricsServiceResponse;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        ExportMetricsServiceResponse::decode(bytes)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(format!("the receiver's response is not an OTLP export response: {e}")))
-    }
-}
-
 fn partial(response: &ExportMetricsServiceResponse) -> Outcome {
     match &response.partial_success {
         Some(p) => Outcome::Accepted { rejected: p.rejected_data_points, message: p.error_message.clone() },
@@ -383,10 +337,6 @@ pub fn retry_info(status: &tonic::Status) -> Option<Duration> {
     })
 }
 
-fn grpc_accepts(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
-    metadata.get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).map(str::to_string)
-}
-
 /// What a gRPC status means, for New Relic (`newrelic`) or the OTLP spec.
 fn grpc_outcome(status: &tonic::Status, newrelic: bool) -> Outcome {
     use tonic::Code;
@@ -421,41 +371,121 @@ fn too_large(message: &str) -> bool {
     m.contains("larger than max") || m.contains("message too large") || m.contains("message length too large")
 }
 
+/// The gRPC status of a response: its `grpc-status` (in the trailers, or
+/// the headers of a trailers-only response), else what the HTTP status
+/// says (the gRPC HTTP/2 mapping, as tonic reads it). Read here rather
+/// than by tonic's client, which panics on a `grpc-status-details-bin`
+/// that is not base64: a peer's garbage is an error, never a panic.
+fn grpc_status(trailers: Option<&HeaderMap>, headers: &HeaderMap, http: tonic::codegen::http::StatusCode) -> Result<(), tonic::Status> {
+    use base64::Engine;
+    use tonic::Code;
+    let carrying = trailers.filter(|t| t.contains_key("grpc-status")).or(Some(headers).filter(|h| h.contains_key("grpc-status")));
+    let Some(h) = carrying else {
+        let code = match http.as_u16() {
+            200 => return Err(tonic::Status::unknown("the response carries no grpc-status")),
+            400 => Code::Internal,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::Unimplemented,
+            429 | 502 | 503 | 504 => Code::Unavailable,
+            _ => Code::Unknown,
+        };
+        return Err(tonic::Status::new(code, format!("unexpected HTTP status code received from server: {http}")));
+    };
+    let code = h.get("grpc-status").map_or(Code::Unknown, |v| Code::from_bytes(v.as_bytes()));
+    if code == Code::Ok {
+        return Ok(());
+    }
+    let message = h.get("grpc-message").map(|v| crate::config::percent_decode(&String::from_utf8_lossy(v.as_bytes()))).unwrap_or_default();
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let details = h.get("grpc-status-details-bin").and_then(|v| lenient.decode(v.as_bytes()).ok()).unwrap_or_default();
+    Err(tonic::Status::with_details(code, message, details.into()))
+}
+
+type HeaderMap = tonic::codegen::http::HeaderMap;
+
+/// One unary OTLP export over gRPC, the message sent as it was packed and
+/// compressed (tonic's client would decompress nothing but compress
+/// everything again): the 5-byte gRPC frame, `grpc-encoding`, our
+/// headers; the answer read with its size capped.
 async fn grpc(
-    channel: Channel,
+    mut channel: Channel,
     headers: &tonic::metadata::MetadataMap,
     compression: Compression,
     timeout: Duration,
-    signal: Signal,
-    raw: bytes::Bytes,
+    item: &Encoded,
     newrelic: bool,
 ) -> Attempt {
-    let mut client = tonic::client::Grpc::new(channel)
-        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd);
-    match compression {
-        Compression::Gzip => client = client.send_compressed(CompressionEncoding::Gzip),
-        Compression::Zstd => client = client.send_compressed(CompressionEncoding::Zstd),
-        Compression::None => {}
-    }
-    if let Err(e) = client.ready().await {
-        return Attempt::plain(Outcome::Retry { after: None, cause: format!("connect: {e}") });
-    }
-    let mut request = tonic::Request::new(raw);
-    *request.metadata_mut() = headers.clone();
-    request.set_timeout(timeout);
-    let path = match signal {
+    use bytes::BufMut;
+    use http_body_util::BodyExt;
+    use tonic::codegen::{http, Service};
+    let message = if item.encoding == compression {
+        item.payload.clone()
+    } else {
+        match item.raw().and_then(|raw| compress(compression, &raw)) {
+            Ok(b) => b.into(),
+            Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("recompressing the request: {e}"), auth: false }),
+        }
+    };
+    let mut framed = bytes::BytesMut::with_capacity(5 + message.len());
+    framed.put_u8(u8::from(compression != Compression::None));
+    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    framed.extend_from_slice(&message);
+    let path = match item.signal {
         Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     };
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
-    match client.unary(request, path, Passthrough).await {
-        Ok(response) => Attempt { accepts: grpc_accepts(response.metadata()), outcome: partial(response.get_ref()), refusal: None },
+    let mut builder = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("user-agent", concat!("dbintel/", env!("CARGO_PKG_VERSION")))
+        .header("grpc-timeout", format!("{}m", timeout.as_millis().clamp(1, 99_999_999)));
+    if compression != Compression::None {
+        builder = builder.header("grpc-encoding", super::compression::name(compression));
+    }
+    let mut request = match builder.body(tonic::body::Body::new(http_body_util::Full::new(framed.freeze()))) {
+        Ok(r) => r,
+        Err(e) => return Attempt::plain(Outcome::Permanent { cause: format!("building the request: {e}"), auth: false }),
+    };
+    request.headers_mut().extend(headers.clone().into_headers());
+    if let Err(e) = std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
+        return Attempt::plain(Outcome::Retry { after: None, cause: format!("connect: {}", chain(&e)) });
+    }
+    let answer = tokio::time::timeout(timeout, async {
+        let response = channel.call(request).await.map_err(|e| chain(&e))?;
+        let (parts, body) = response.into_parts();
+        let collected =
+            http_body_util::Limited::new(body, MAX_RESPONSE_BYTES).collect().await.map_err(|e| format!("reading the response: {e}"))?;
+        Ok::<_, String>((parts, collected.trailers().cloned(), collected.to_bytes()))
+    })
+    .await;
+    let (parts, trailers, data) = match answer {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Attempt::plain(Outcome::Retry { after: None, cause: format!("gRPC: {e}") }),
+        Err(_) => return Attempt::plain(Outcome::Retry { after: None, cause: format!("gRPC: no answer within {timeout:?}") }),
+    };
+    let accepts = parts.headers.get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
+    match grpc_status(trailers.as_ref(), &parts.headers, parts.status) {
+        Ok(()) => {
+            // an uncompressed response message after its 5-byte frame (we
+            // ask for no response compression); New Relic's is empty
+            let outcome = match data.get(5..).filter(|_| data.first() == Some(&0)) {
+                Some(msg) => ExportMetricsServiceResponse::decode(msg)
+                    .map(|r| partial(&r))
+                    .unwrap_or(Outcome::Accepted { rejected: 0, message: String::new() }),
+                None => Outcome::Accepted { rejected: 0, message: String::new() },
+            };
+            Attempt { accepts, outcome, refusal: None }
+        }
         Err(status) => {
             let outcome = grpc_outcome(&status, newrelic);
             let refusal = RefusalOwned::Grpc { code: status.code(), message: status.message().to_string() };
-            Attempt { accepts: grpc_accepts(status.metadata()), outcome, refusal: Some(refusal) }
+            Attempt { accepts, outcome, refusal: Some(refusal) }
         }
     }
 }
@@ -600,6 +630,30 @@ mod tests {
         assert!(matches!(o(403), Outcome::Permanent { auth: true, .. }));
         assert!(matches!(o(307), Outcome::Permanent { auth: false, cause } if cause.contains("redirect is not followed")));
         assert!(matches!(o(400), Outcome::Permanent { auth: false, .. }));
+    }
+
+    #[test]
+    fn a_grpc_status_is_read_from_trailers_headers_or_the_http_status_and_garbage_is_no_panic() {
+        use tonic::codegen::http::StatusCode;
+        let map = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        let none = HeaderMap::new();
+        assert!(grpc_status(Some(&map(&[("grpc-status", "0")])), &none, StatusCode::OK).is_ok());
+        let e = grpc_status(None, &map(&[("grpc-status", "8"), ("grpc-message", "Too%20many%20requests")]), StatusCode::OK).unwrap_err();
+        assert_eq!((e.code(), e.message()), (tonic::Code::ResourceExhausted, "Too many requests"), "a trailers-only answer");
+        let e = grpc_status(Some(&map(&[("grpc-status", "14"), ("grpc-status-details-bin", "!!not base64!!")])), &none, StatusCode::OK)
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable, "garbage details are ignored, not a panic");
+        let e = grpc_status(None, &none, StatusCode::from_u16(530).unwrap()).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unknown, "New Relic's 530 reaches us as UNKNOWN");
+        assert!(e.message().contains("530"), "{}", e.message());
+        assert_eq!(grpc_status(None, &none, StatusCode::TOO_MANY_REQUESTS).unwrap_err().code(), tonic::Code::Unavailable);
+        assert_eq!(grpc_status(None, &none, StatusCode::OK).unwrap_err().code(), tonic::Code::Unknown, "no grpc-status at all");
     }
 
     #[test]
