@@ -121,7 +121,13 @@ impl Packer {
         if self.open[i].as_ref().is_some_and(|o| o.raw.len() + part.raw.len() > target) {
             sealed.push(self.seal(part.signal, compression)?);
         }
-        let open = self.open[i].get_or_insert_with(|| Open { raw: Vec::new(), items: 0, oldest: 0, since: now });
+        // sized once: a growing Vec would double past the target
+        let open = self.open[i].get_or_insert_with(|| Open {
+            raw: Vec::with_capacity(target.max(part.raw.len())),
+            items: 0,
+            oldest: 0,
+            since: now,
+        });
         open.raw.extend_from_slice(&part.raw);
         open.items = open.items.saturating_add(part.items);
         if part.oldest != 0 && (open.oldest == 0 || part.oldest < open.oldest) {
