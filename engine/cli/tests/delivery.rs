@@ -428,6 +428,10 @@ fn transient_faults_are_retried_a_bounded_number_of_times_and_what_outlasts_them
         assert_eq!(drops(&run, "out"), BTreeMap::from([("transient".to_string(), 50.0)]), "{protocol}:\n{}", run.stderr());
         assert_eq!(fake.requests().len(), 5, "{protocol}: five attempts, then given up");
         assert!(run.stderr().contains("a transient fault persisted"), "{protocol}: {}", run.stderr());
+        // and /status, and `dbintel status`, say so
+        assert_eq!(run.status()["sinks"][0]["dropped"]["transient"], 50, "{protocol}");
+        let table = dbintel(&["status", "--listen", &format!("127.0.0.1:{}", run.port)], &[]);
+        assert!(text(&table.stdout).contains("transient=50"), "{protocol}: {}", text(&table.stdout));
     }
 }
 
