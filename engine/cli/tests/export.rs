@@ -446,7 +446,7 @@ fn an_endpoint_down_for_a_minute_loses_nothing_and_memory_stays_at_the_bound() {
     assert!(peak(&rss) < 64.0 * 1024.0 * 1024.0, "RSS {} MiB", peak(&rss) / 1048576.0);
 
     let receiver = Receiver::start(&dir, "r", 0, port, "[]");
-    let got = run.wait_for("all 20,000 points after the outage", Duration::from_secs(90), || {
+    let got = run.wait_for("all 20,000 points after the outage", Duration::from_secs(150), || {
         let a = receiver.accepted();
         (values(&a, "test.value").len() >= 20_000).then_some(a)
     });
