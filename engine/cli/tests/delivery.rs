@@ -588,7 +588,7 @@ fn a_scrape_of_many_resources_leaves_in_a_few_requests() {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     let dir = scratch("delivery-many-resources");
-    let fake = NrEdge::start(&dir, "nr", "[]", &[]);
+    let fake = NrEdge::start(&dir, "nr", "[]", &["--keep"]);
     let pipe = dir.join("tables.pipe");
     std::fs::write(
         &pipe,
@@ -601,21 +601,49 @@ pipeline t = postgres.tables -> batch -> newrelic
 "#,
     )
     .unwrap();
+    // the databases a request's data names, whatever the resource model
+    // (a resource per database, or one per server with `db.namespace` on
+    // each point)
+    fn databases(requests: &[Value]) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut take = |attrs: &Value| {
+            for kv in attrs.as_array().into_iter().flatten() {
+                if kv["key"] == "postgresql.database.name" || kv["key"] == "db.namespace" {
+                    out.extend(kv["value"]["stringValue"].as_str().filter(|d| d.starts_with("many_")).map(str::to_string));
+                }
+            }
+        };
+        for r in requests {
+            for rm in r["request"]["resourceMetrics"].as_array().into_iter().flatten() {
+                take(&rm["resource"]["attributes"]);
+                for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                    for m in sm["metrics"].as_array().into_iter().flatten() {
+                        let data = m.get("gauge").or_else(|| m.get("sum")).cloned().unwrap_or(Value::Null);
+                        for p in data["dataPoints"].as_array().into_iter().flatten() {
+                            take(&p["attributes"]);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
     let dsn = pg.dsn("proofs_mon");
     let endpoint = format!("http://127.0.0.1:{}", fake.http);
     let run = Run::start(&[pipe.to_str().unwrap()], &[("PG_DSN", &dsn), ("NR_KEY", KEY), ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
-    let requests = run.wait_for("the first tables scrape", Duration::from_secs(40), || {
-        let a = fake.accepted();
-        let resources: u64 = a.iter().map(|r| r["resources"].as_u64().unwrap_or(0)).sum();
-        (resources >= 120 && run.metric(r#"dbintel_export_queue_items{sink="newrelic"}"#) == 0.0).then_some(a)
+    run.wait_for("the first tables scrape of all 40 databases", Duration::from_secs(40), || {
+        let queued = run.metric(r#"dbintel_export_queue_items{sink="newrelic"}"#)
+            + run.metric(r#"dbintel_export_packed_parts_total{sink="newrelic"}"#) * 0.0;
+        (databases(&fake.accepted()).len() == 40 && queued == 0.0).then_some(())
     });
     std::thread::sleep(Duration::from_secs(1));
-    let requests = fake.accepted().len().max(requests.len());
-    let resources: u64 = fake.accepted().iter().map(|r| r["resources"].as_u64().unwrap_or(0)).sum();
+    let accepted = fake.accepted();
+    let requests = accepted.len();
+    let resources: u64 = accepted.iter().map(|r| r["resources"].as_u64().unwrap_or(0)).sum();
     let parts = run.metric(r#"dbintel_export_packed_parts_total{sink="newrelic"}"#);
-    assert!(requests <= 4, "{resources} resources in {requests} requests: one request carries every resource ready for the sink");
+    assert!(requests <= 4, "40 databases' tables in {requests} requests ({resources} resources): one request carries everything ready");
     assert_eq!(parts as u64, resources, "every part packed arrived as a resource of its own");
-    eprintln!("{resources} resources in {requests} requests");
+    eprintln!("40 databases, {resources} resources, {requests} requests");
 }
 
 #[test]
