@@ -9,6 +9,8 @@ line per request to --out:
 
   {"t": unix time, "transport": "grpc"|"http", "signal": "metrics"|"logs",
    "encoding": "gzip"|"zstd"|"identity", "bytes": decoded size,
+   "wire_bytes": the body as received (HTTP only), "resources": how many
+   ResourceMetrics / ResourceLogs the request carries,
    "api_key": the api-key header, "answer": "ok" or the refusal,
    "request": the request as protobuf JSON (only when answered ok;
    with --count-only "items": the number of points / log records instead)}
@@ -176,11 +178,15 @@ def response_for(signal, answer):
     return response
 
 
+def resources(signal, msg):
+    return len(msg.resource_logs) if signal == "logs" else len(msg.resource_metrics)
+
+
 def recorded(signal, msg):
     """The request for the record: all of it, or (--count-only) its size."""
     if COUNT_ONLY:
-        return {"items": items(signal, msg)}
-    return {"request": MessageToDict(msg)}
+        return {"items": items(signal, msg), "resources": resources(signal, msg)}
+    return {"request": MessageToDict(msg), "resources": resources(signal, msg)}
 
 
 def next_answer():
@@ -270,7 +276,8 @@ class Http(BaseHTTPRequestHandler):
         if signal is None:
             return self.reply(404)
         encoding = self.headers.get("Content-Encoding", "identity")
-        entry = {"transport": "http", "signal": signal, "encoding": encoding, "api_key": self.headers.get("api-key")}
+        entry = {"transport": "http", "signal": signal, "encoding": encoding, "api_key": self.headers.get("api-key"),
+                 "wire_bytes": len(body)}
         try:
             if encoding == "gzip":
                 body = gzip.decompress(body)

@@ -8,6 +8,7 @@
 mod expr;
 pub mod secrets;
 pub mod settings;
+mod sinks;
 
 use std::collections::{HashMap, HashSet};
 
@@ -88,6 +89,8 @@ impl Checker<'_> {
                 nodes.insert(name.clone(), Node { name: name.clone(), kind, span, input: Signals::NONE, output: Signals::NONE });
             }
         }
+
+        sinks::check(&mut self.diagnostics, &declared);
 
         let broken: HashSet<&str> = modules.iter().flat_map(|m| m.broken.iter().map(|i| i.name.as_str())).collect();
 

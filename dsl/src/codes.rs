@@ -64,6 +64,10 @@ pub const DUPLICATE_COLLECTOR: Code = error("E310");
 pub const OUT_OF_RANGE: Code = error("E311");
 pub const ENV_NOT_SET: Code = error("E312");
 pub const CLUSTER_TIMING: Code = error("E313");
+/// Two sinks naming one disk queue directory.
+pub const SHARED_QUEUE_DIR: Code = error("E320");
+/// An endpoint URL with `user:password@` in it.
+pub const ENDPOINT_CREDENTIALS: Code = error("E321");
 
 // the pipeline graph
 pub const DUPLICATE_NODE: Code = error("E400");

@@ -459,6 +459,10 @@ crate::settings! {
         retry_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
         retry_elapsed: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
         resource: IndexMap<String, Value> = optional(SettingType::StringMap, DefaultValue::None),
+        /// How long a request waits for more resources (from any pipeline
+        /// feeding the sink) before it leaves; 1ms: no waiting, each batch
+        /// leaves as it comes
+        linger: Duration = optional(SettingType::Duration, DefaultValue::Duration(200 * MS)),
     }
 }
 
@@ -467,7 +471,11 @@ crate::settings! {
     pub struct NewRelicSinkSettings {
         license_key: Option<SecretRef> = required(SettingType::Secret),
         region: Region = optional(SettingType::Word(Region::WORDS), DefaultValue::Word("us")),
-        /// unset: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc
+        /// unset: OTEL_EXPORTER_OTLP_ENDPOINT, else the region's endpoint
+        /// (a FedRAMP or proxy endpoint goes here)
+        endpoint: Option<String> = optional(SettingType::String, DefaultValue::None),
+        /// unset: OTEL_EXPORTER_OTLP_PROTOCOL, else http (New Relic's
+        /// recommendation), or grpc for an endpoint on port 4317
         protocol: Option<OtlpProtocol> = optional(SettingType::Word(OtlpProtocol::WORDS), DefaultValue::None),
         /// unset: OTEL_EXPORTER_OTLP_COMPRESSION, else zstd
         compression: Option<CompressionWord> = optional(SettingType::Word(CompressionWord::WORDS), DefaultValue::None),
@@ -480,6 +488,10 @@ crate::settings! {
         retry_max: Duration = optional(SettingType::Duration, DefaultValue::Duration(30 * SEC)),
         retry_elapsed: Duration = optional(SettingType::Duration, DefaultValue::Duration(300 * SEC)),
         resource: IndexMap<String, Value> = optional(SettingType::StringMap, DefaultValue::None),
+        /// How long a request waits for more resources (from any pipeline
+        /// feeding the sink) before it leaves; 1ms: no waiting, each batch
+        /// leaves as it comes
+        linger: Duration = optional(SettingType::Duration, DefaultValue::Duration(200 * MS)),
     }
 }
 

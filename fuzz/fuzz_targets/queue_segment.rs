@@ -5,7 +5,7 @@
 //! calls good must check and encode back to the same bytes.
 #![no_main]
 
-use dbintel_export::queue::segment::{self, HEADER};
+use dbintel_export::queue::segment;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         let bytes = &data[r.offset as usize..(r.offset + r.len) as usize];
         let header = segment::header(bytes).expect("a good record has a good header");
         assert_eq!(header.items, r.items);
-        assert!(segment::payload_matches(bytes, &bytes[HEADER..]));
-        assert_eq!(segment::encode(r.signal, r.items, &bytes[HEADER..]), bytes, "a good record encodes back to itself");
+        assert!(segment::payload_matches(bytes, &bytes[header.size..]));
+        assert_eq!(segment::reencode(&header, &bytes[header.size..]), bytes, "a good record encodes back to itself");
     }
 });

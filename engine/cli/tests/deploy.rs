@@ -351,7 +351,7 @@ fn the_base_renders_valid_objects_with_the_invariants() {
 
 #[test]
 fn the_new_relic_overlays_keep_the_invariants_and_pick_the_region() {
-    for (overlay, endpoint) in [("overlays/newrelic-us", None), ("overlays/newrelic-eu", Some("https://otlp.eu01.nr-data.net:4317"))] {
+    for (overlay, endpoint) in [("overlays/newrelic-us", None), ("overlays/newrelic-eu", Some("https://otlp.eu01.nr-data.net:4318"))] {
         let r = check_all(overlay);
         let spec = r.deployment.spec.clone();
         assert_eq!(spec.replicas, Some(3), "{overlay}");

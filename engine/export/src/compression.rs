@@ -142,9 +142,56 @@ pub fn compress(compression: Compression, payload: &[u8]) -> std::io::Result<Vec
     }
 }
 
+/// The most a stored request may decompress to (a request is at most a
+/// few MB; more is damage, not data).
+pub const MAX_RAW_BYTES: u64 = 64 << 20;
+
+pub fn decompress(compression: Compression, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(payload.len() * 4);
+    match compression {
+        Compression::None => return Ok(payload.to_vec()),
+        Compression::Gzip => flate2::read::GzDecoder::new(payload).take(MAX_RAW_BYTES + 1).read_to_end(&mut out)?,
+        Compression::Zstd => zstd::stream::read::Decoder::new(payload)?.take(MAX_RAW_BYTES + 1).read_to_end(&mut out)?,
+    };
+    if out.len() as u64 > MAX_RAW_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a request decompresses to more than 64 MiB"));
+    }
+    Ok(out)
+}
+
+/// The byte a compression is stored as (disk queue records).
+pub fn code(c: Compression) -> u8 {
+    match c {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Zstd => 2,
+    }
+}
+
+pub fn from_code(b: u8) -> Option<Compression> {
+    match b {
+        0 => Some(Compression::None),
+        1 => Some(Compression::Gzip),
+        2 => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_compression_reads_back_what_it_wrote() {
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        for c in ALL {
+            let packed = compress(c, &data).unwrap();
+            assert_eq!(decompress(c, &packed).unwrap(), data, "{c:?}");
+            assert_eq!(from_code(code(c)), Some(c));
+        }
+        assert!(decompress(Compression::Zstd, b"not zstd").is_err());
+    }
 
     #[test]
     fn steps_down_on_refusal_and_never_below_identity() {

@@ -1,8 +1,18 @@
 //! An exporter's configuration: the sink's settings, then the standard
 //! `OTEL_EXPORTER_OTLP_*` / `OTEL_RESOURCE_ATTRIBUTES` variables for what
-//! the file leaves out, then defaults (the `newrelic` preset's endpoint
-//! and `api-key` header). A setting in the file always wins, so the
-//! shipped pipelines can be pointed anywhere by environment alone.
+//! the file leaves out, then defaults (the `newrelic` preset's endpoint,
+//! protocol and `api-key` header). A setting in the file always wins, so
+//! the shipped pipelines can be pointed anywhere by environment alone.
+//!
+//! The `newrelic` preset speaks OTLP/HTTP unless told otherwise, as New
+//! Relic recommends; an endpoint on port 4317 given without a protocol
+//! keeps gRPC (that port speaks nothing else), and the start log says so.
+//!
+//! Endpoints are checked before anything is sent: an `http://` URL (the
+//! base endpoint and the signal-specific ones) goes only to this machine
+//! unless `insecure` says otherwise — decided on the parsed host, so
+//! `http://localhost:1@elsewhere/` is `elsewhere` — and a URL carrying
+//! `user:password@` is refused without being repeated anywhere.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +23,8 @@ use dbintel_dsl::typed::QueueSetting;
 use dbintel_stdlib::{Map, Value};
 
 use dbintel_core::secret::Secret;
+
+use crate::shape::Limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -66,6 +78,8 @@ impl std::fmt::Debug for Header {
 
 #[derive(Debug, Clone)]
 pub struct ExportConfig {
+    /// The `newrelic` preset: New Relic's limits and status readings.
+    pub newrelic: bool,
     pub protocol: Protocol,
     /// gRPC: the server's base URL; HTTP: the base URL, `/v1/metrics` and
     /// `/v1/logs` are appended unless a signal-specific variable says
@@ -87,6 +101,12 @@ pub struct ExportConfig {
     pub retry: Retry,
     /// Added to every batch's resource; a target's own attributes win.
     pub resource: Map,
+    /// What shaping and packing hold requests to.
+    pub limits: Limits,
+    /// How long a request waits for more parts before it leaves.
+    pub linger: Duration,
+    /// Choices made for the user, logged when the exporter starts.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +115,42 @@ pub enum ConfigError {
     Secret(#[from] dbintel_core::secret::SecretError),
     #[error("`{name}` = `{value}` is not one of {expected}")]
     Env { name: &'static str, value: String, expected: &'static str },
-    #[error("endpoint `{0}` is not an http:// or https:// URL")]
-    Endpoint(String),
-    #[error("endpoint `{0}` is plaintext to another host; use https://, or say `insecure = true` (or OTEL_EXPORTER_OTLP_INSECURE=true) if you mean it")]
-    Plaintext(String),
+    #[error("{from}: `{url}` is not an http:// or https:// URL")]
+    Endpoint { from: &'static str, url: String },
+    #[error("{from}: `{url}` is plaintext to another host; use https://, or say `insecure = true` (or OTEL_EXPORTER_OTLP_INSECURE=true) if you mean it")]
+    Plaintext { from: &'static str, url: String },
+    #[error("{from}: the URL carries a user name or password; credentials go in headers (`api-key`, `authorization`), never in the URL (the URL is not repeated here)")]
+    Credentials { from: &'static str },
+}
+
+/// A URL as it may be shown: scheme, host and port (no user, path or
+/// query, which may carry secrets).
+fn shown(url: &reqwest::Url) -> String {
+    match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host_str().unwrap_or_default()),
+        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+    }
+}
+
+/// Parses and checks one endpoint URL (`from` names where it came from).
+fn checked(from: &'static str, text: &str, insecure: bool) -> Result<reqwest::Url, ConfigError> {
+    let url = match reqwest::Url::parse(text.trim()) {
+        Ok(url) if url.scheme() == "http" || url.scheme() == "https" => url,
+        // never repeat what may hold credentials
+        _ if text.contains('@') => return Err(ConfigError::Credentials { from }),
+        _ => return Err(ConfigError::Endpoint { from, url: text.split(['?', '#']).next().unwrap_or_default().to_string() }),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::Credentials { from });
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::Endpoint { from, url: shown(&url) });
+    }
+    // plaintext only when asked, or to this machine (a local agent)
+    if url.scheme() == "http" && !insecure && !is_loopback(&url) {
+        return Err(ConfigError::Plaintext { from, url: shown(&url) });
+    }
+    Ok(url)
 }
 
 /// Where environment variables come from (the process, or a map in tests).
@@ -124,7 +176,7 @@ pub fn parse_pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -163,7 +215,7 @@ impl ExportConfig {
             let n = NewRelicSinkSettings::from_settings(&sink.settings);
             // the preset is an OTLP sink with New Relic's endpoint and key
             let otlp = OtlpSinkSettings {
-                endpoint: None,
+                endpoint: n.endpoint.clone(),
                 protocol: n.protocol,
                 headers: Default::default(),
                 compression: n.compression,
@@ -180,16 +232,34 @@ impl ExportConfig {
                 retry_max: n.retry_max,
                 retry_elapsed: n.retry_elapsed,
                 resource: n.resource.clone(),
+                linger: n.linger,
             };
             (otlp, Some(n))
         } else {
             (OtlpSinkSettings::from_settings(&sink.settings), None)
         };
 
+        let mut notes = Vec::new();
+        let file_endpoint = s.endpoint.clone();
+        let env_endpoint = env.var("OTEL_EXPORTER_OTLP_ENDPOINT");
         let protocol = match s.protocol {
             Some(OtlpProtocol::Http) => Protocol::Http,
             Some(OtlpProtocol::Grpc) => Protocol::Grpc,
-            None => protocol_from_env(env)?.unwrap_or(Protocol::Grpc),
+            None => match protocol_from_env(env)? {
+                Some(p) => p,
+                // New Relic recommends OTLP/HTTP; an endpoint given on the
+                // gRPC port keeps gRPC
+                None if newrelic => {
+                    let given = file_endpoint.as_deref().or(env_endpoint.as_deref());
+                    if given.and_then(|e| reqwest::Url::parse(e.trim()).ok()).and_then(|u| u.port()) == Some(4317) {
+                        notes.push("the endpoint is on port 4317 and no protocol is set: speaking gRPC (New Relic recommends OTLP/HTTP on 4318 or 443: set `protocol = http` and the endpoint to match)".to_string());
+                        Protocol::Grpc
+                    } else {
+                        Protocol::Http
+                    }
+                }
+                None => Protocol::Grpc,
+            },
         };
 
         let region_host = match nr.as_ref().map(|n| n.region) {
@@ -202,21 +272,25 @@ impl ExportConfig {
             (false, Protocol::Grpc) => "http://localhost:4317".to_string(),
             (false, Protocol::Http) => "http://localhost:4318".to_string(),
         };
-        let endpoint = s.endpoint.clone().or_else(|| env.var("OTEL_EXPORTER_OTLP_ENDPOINT")).unwrap_or(default_endpoint);
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(ConfigError::Endpoint(endpoint));
-        }
-        // plaintext only when asked, or to this machine (a local agent)
+        let (endpoint, from) = match (file_endpoint, env_endpoint) {
+            (Some(e), _) => (e, "endpoint"),
+            (None, Some(e)) => (e, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            (None, None) => (default_endpoint, "the default endpoint"),
+        };
+        let endpoint = endpoint.trim().to_string();
         let insecure = s.insecure || env.var("OTEL_EXPORTER_OTLP_INSECURE").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        if endpoint.starts_with("http://") && !insecure && !is_loopback(&endpoint) {
-            return Err(ConfigError::Plaintext(endpoint));
-        }
+        checked(from, &endpoint, insecure)?;
         let (metrics_url, logs_url) = match protocol {
             Protocol::Grpc => (endpoint.clone(), endpoint.clone()),
-            Protocol::Http => (
-                env.var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").unwrap_or_else(|| join(&endpoint, "v1/metrics")),
-                env.var("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT").unwrap_or_else(|| join(&endpoint, "v1/logs")),
-            ),
+            Protocol::Http => {
+                let signal = |name: &'static str, path: &str| -> Result<String, ConfigError> {
+                    match env.var(name) {
+                        Some(url) => checked(name, &url, insecure).map(|_| url.trim().to_string()),
+                        None => Ok(join(&endpoint, path)),
+                    }
+                };
+                (signal("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "v1/metrics")?, signal("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "v1/logs")?)
+            }
         };
 
         let mut headers = Vec::new();
@@ -271,6 +345,7 @@ impl ExportConfig {
         }
 
         Ok(ExportConfig {
+            newrelic,
             protocol,
             endpoint,
             metrics_url,
@@ -294,19 +369,22 @@ impl ExportConfig {
             },
             retry: Retry { initial: s.retry_initial, max: s.retry_max, elapsed: s.retry_elapsed },
             resource,
+            limits: Limits::for_sink(&sink.kind),
+            linger: s.linger,
+            notes,
         })
     }
 }
 
-/// `http://localhost:4317`, `http://127.0.0.1`, `http://[::1]:4318/…`.
-fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// `http://localhost:4317`, `http://127.0.0.1`, `http://[::1]:4318/…`,
+/// read from the parsed host (never from the text).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn protocol_from_env(env: &dyn Env) -> Result<Option<Protocol>, ConfigError> {
@@ -404,6 +482,78 @@ mod tests {
         let asked =
             sink("otlp", &[("endpoint", SettingValue::String("http://collector:4317".into())), ("insecure", SettingValue::Bool(true))]);
         assert!(ExportConfig::resolve(&asked, &none).is_ok());
+    }
+
+    #[test]
+    fn the_newrelic_preset_speaks_otlp_http_unless_given_the_grpc_port() {
+        std::env::set_var("DBINTEL_TEST_NR_KEY2", "k");
+        let key = ("license_key", SettingValue::Secret(dbintel_dsl::plan::SecretRef::Env("DBINTEL_TEST_NR_KEY2".into())));
+        let none = MapEnv(HashMap::new());
+        let c = ExportConfig::resolve(&sink("newrelic", std::slice::from_ref(&key)), &none).unwrap();
+        assert_eq!((c.protocol, c.endpoint.as_str()), (Protocol::Http, "https://otlp.nr-data.net:4318"));
+        assert_eq!(c.metrics_url, "https://otlp.nr-data.net:4318/v1/metrics");
+        assert!(c.notes.is_empty());
+        assert_eq!(c.limits, Limits::newrelic());
+        // an endpoint on 4317 without a protocol keeps gRPC, and says so
+        let grpc_port = sink("newrelic", &[key.clone(), ("endpoint", SettingValue::String("https://otlp.nr-data.net:4317".into()))]);
+        let c = ExportConfig::resolve(&grpc_port, &none).unwrap();
+        assert_eq!(c.protocol, Protocol::Grpc);
+        assert!(c.notes.iter().any(|n| n.contains("4317") && n.contains("gRPC")), "{:?}", c.notes);
+        let env_grpc_port = MapEnv(HashMap::from([("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otlp.eu01.nr-data.net:4317")]));
+        assert_eq!(ExportConfig::resolve(&sink("newrelic", std::slice::from_ref(&key)), &env_grpc_port).unwrap().protocol, Protocol::Grpc);
+        // an explicit protocol wins, in the file or the environment
+        let asked = sink("newrelic", &[key.clone(), ("protocol", SettingValue::Word("grpc".into()))]);
+        let c = ExportConfig::resolve(&asked, &none).unwrap();
+        assert_eq!((c.protocol, c.endpoint.as_str()), (Protocol::Grpc, "https://otlp.nr-data.net:4317"));
+        let env = MapEnv(HashMap::from([("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]));
+        assert_eq!(ExportConfig::resolve(&sink("newrelic", std::slice::from_ref(&key)), &env).unwrap().protocol, Protocol::Grpc);
+        let on_443 = sink("newrelic", &[key, ("endpoint", SettingValue::String("https://otlp.nr-data.net:443".into()))]);
+        assert_eq!(ExportConfig::resolve(&on_443, &none).unwrap().protocol, Protocol::Http);
+        // a plain otlp sink keeps its default
+        assert_eq!(ExportConfig::resolve(&sink("otlp", &[]), &none).unwrap().protocol, Protocol::Grpc);
+    }
+
+    #[test]
+    fn the_plaintext_check_covers_signal_endpoints_and_reads_the_parsed_host() {
+        let none = MapEnv(HashMap::new());
+        let http = |url: &'static str| {
+            sink("otlp", &[("endpoint", SettingValue::String(url.into())), ("protocol", SettingValue::Word("http".into()))])
+        };
+        for (name, url) in [
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://collector.prod:4318/v1/metrics"),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://collector.prod:4318/v1/logs"),
+        ] {
+            let env = MapEnv(HashMap::from([(name, url)]));
+            let err = ExportConfig::resolve(&http("http://localhost:4318"), &env).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains("plaintext"), "{err}");
+        }
+        for fooled in ["http://localhost.evil.example:4318", "http://127.0.0.1.nip.io:4318", "http://[::2]:4318"] {
+            let err = ExportConfig::resolve(&http(fooled), &none).unwrap_err().to_string();
+            assert!(err.contains("plaintext"), "{fooled}: {err}");
+        }
+        let err = ExportConfig::resolve(&http("http://localhost:1@elsewhere/"), &none).unwrap_err().to_string();
+        assert!(err.contains("user name or password") && !err.contains("elsewhere") && !err.contains("localhost:1"), "{err}");
+        assert!(ExportConfig::resolve(&http("http://127.0.0.1:4318"), &none).is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_with_credentials_is_refused_and_never_repeated() {
+        let none = MapEnv(HashMap::new());
+        for url in ["https://user:hunter2@otlp.example.com:4318", "https://hunter2@otlp.example.com", "https://:hunter2@otlp.example.com"] {
+            let s = sink("otlp", &[("endpoint", SettingValue::String(url.into()))]);
+            let err = ExportConfig::resolve(&s, &none).unwrap_err().to_string();
+            assert!(err.contains("user name or password") && !err.contains("hunter2") && !err.contains("otlp.example.com"), "{err}");
+        }
+        let env = MapEnv(HashMap::from([("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://u:hunter2@x.example.com/v1/logs")]));
+        let s = sink(
+            "otlp",
+            &[("endpoint", SettingValue::String("https://ok.example.com".into())), ("protocol", SettingValue::Word("http".into()))],
+        );
+        let err = ExportConfig::resolve(&s, &env).unwrap_err().to_string();
+        assert!(err.contains("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") && !err.contains("hunter2"), "{err}");
+        let garbage = sink("otlp", &[("endpoint", SettingValue::String("not a url @ hunter2".into()))]);
+        let err = ExportConfig::resolve(&garbage, &none).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

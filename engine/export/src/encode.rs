@@ -1,12 +1,14 @@
-//! Batches to OTLP protobuf export requests, in the shape New Relic
-//! accepts: attribute values of at most 4,095 characters (longer ones are
-//! cut and the record marked), names of at most 255, at most 100
-//! attributes per point, and requests of at most 1 MB (a batch that would
-//! encode larger is split in halves until every part fits).
+//! Batches to OTLP protobuf: one *part* per resource and scope (itself a
+//! complete export request), which the packer ([`crate::pack`]) joins
+//! into requests of up to the size limit. Protobuf's repeated fields
+//! concatenate, so parts are joined by putting their bytes end to end.
 //!
 //! Points of one metric (same name, unit and kind) in a batch share one
-//! `Metric` message, so a scrape's thousand `postgresql.query.calls` points
-//! carry the name once.
+//! `Metric` message, so a scrape's thousand `postgresql.query.calls`
+//! points carry the name once. A part larger than the packer can send is
+//! split in halves of its records; a single record too large on its own
+//! is shrunk ([`crate::reshape::shrink`]) and marked, or, when nothing
+//! is left to cut, dropped and counted.
 
 use std::collections::HashMap;
 
@@ -21,33 +23,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
 use prost::Message;
 
-use dbintel_core::record::{Batch, LogRecord, MetricKind, MetricPoint, Number, Record, Temporality};
-
-/// New Relic's limits (and sensible ones for any backend).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_request_bytes: usize,
-    pub max_value_chars: usize,
-    pub max_name_chars: usize,
-    pub max_attributes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits { max_request_bytes: 1_000_000, max_value_chars: 4095, max_name_chars: 255, max_attributes: 100 }
-    }
-}
-
-/// The attribute set on a record one of whose values was cut.
-pub const TRUNCATED: &str = "dbintel.truncated";
-
-/// What shaping changed, for the sink's counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Shaped {
-    pub values_truncated: u64,
-    pub names_truncated: u64,
-    pub attributes_dropped: u64,
-}
+use crate::config::Compression;
+use dbintel_core::record::{LogRecord, MetricKind, MetricPoint, Number, Record, Temporality};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -77,86 +54,46 @@ impl Signal {
     }
 }
 
-/// One encoded export request, ready to send as it is.
-#[derive(Debug, Clone)]
+/// One export request, ready to send as it is.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Encoded {
     pub signal: Signal,
     /// Data points or log records inside.
     pub items: u32,
+    /// How `payload` is compressed.
+    pub encoding: Compression,
+    /// The oldest data time inside (unix ns; 0: unknown).
+    pub oldest: u64,
     pub payload: bytes::Bytes,
 }
 
-/// Cuts `s` to at most `max` characters (on a character boundary).
-/// Returns whether it cut.
-fn cut(s: &mut String, max: usize) -> bool {
-    match s.char_indices().nth(max) {
-        Some((at, _)) => {
-            s.truncate(at);
-            true
-        }
-        None => false,
+impl Encoded {
+    /// The request's protobuf bytes.
+    pub fn raw(&self) -> std::io::Result<Vec<u8>> {
+        crate::compression::decompress(self.encoding, &self.payload)
     }
 }
 
-fn shape_value(v: &mut Value, limits: &Limits, shaped: &mut Shaped) -> bool {
-    match v {
-        Value::Str(s) if s.len() > limits.max_value_chars => cut(s, limits.max_value_chars),
-        Value::Bytes(b) if b.len() > limits.max_value_chars => {
-            b.truncate(limits.max_value_chars);
-            true
-        }
-        Value::List(items) => items.iter_mut().fold(false, |any, v| shape_value(v, limits, shaped) | any),
-        Value::Map(m) => shape_map(m, limits, shaped),
-        _ => false,
-    }
+/// One resource's (and scope's) records as a complete export request,
+/// uncompressed: what the packer joins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub signal: Signal,
+    pub items: u32,
+    /// The oldest data time inside (unix ns).
+    pub oldest: u64,
+    pub raw: Vec<u8>,
 }
 
-/// Shapes attributes in place; true when a value was cut.
-fn shape_map(map: &mut Map, limits: &Limits, shaped: &mut Shaped) -> bool {
-    let mut cut_any = false;
-    if map.len() > limits.max_attributes {
-        shaped.attributes_dropped += (map.len() - limits.max_attributes) as u64;
-        map.truncate(limits.max_attributes);
-    }
-    for key in map.keys_mut() {
-        if key.len() > limits.max_name_chars && cut(key, limits.max_name_chars) {
-            shaped.names_truncated += 1;
-        }
-    }
-    map.retain(|_, v| {
-        if shape_value(v, limits, shaped) {
-            shaped.values_truncated += 1;
-            cut_any = true;
-        }
-        true
-    });
-    cut_any
-}
-
-/// Applies the limits to one record; marks it when a value was cut.
-pub fn shape(record: &mut Record, limits: &Limits, shaped: &mut Shaped) {
-    let mut cut_any = false;
-    if let Record::Log(l) = record {
-        if shape_value(&mut l.body, limits, shaped) {
-            shaped.values_truncated += 1;
-            cut_any = true;
-        }
-    }
-    if let Record::Metric(m) = record {
-        if m.name.len() > limits.max_name_chars && cut(&mut m.name, limits.max_name_chars) {
-            shaped.names_truncated += 1;
-        }
-    }
-    let attributes = record.attributes_mut();
-    cut_any |= shape_map(attributes, limits, shaped);
-    if cut_any {
-        if attributes.len() >= limits.max_attributes {
-            // room for the mark
-            attributes.truncate(limits.max_attributes - 1);
-            shaped.attributes_dropped += 1;
-        }
-        attributes.insert(TRUNCATED, Value::Bool(true));
-    }
+/// What encoding a batch had to give up or change.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fitted {
+    /// Single records shrunk to fit (texts cut, JSON removed).
+    pub shrunk: u64,
+    /// JSON values removed while shrinking.
+    pub json_removed: u64,
+    /// Records that could not fit however shrunk: dropped.
+    pub too_large: u64,
 }
 
 pub fn any_value(v: &Value) -> Option<AnyValue> {
@@ -292,95 +229,89 @@ pub fn logs_request(resource_attributes: &Map, scope: &InstrumentationScope, log
     }
 }
 
-/// Encodes `items` as requests of at most `max` bytes, halving the slice
-/// until each part fits. A single record larger than `max` (impossible
-/// once values are cut to 4,095 characters and attributes to 100) is sent
-/// alone rather than lost.
-fn split<T>(items: &[T], max: usize, encode: &impl Fn(&[T]) -> Vec<u8>, signal: Signal, out: &mut Vec<Encoded>) {
+fn oldest_metric(points: &[&MetricPoint]) -> u64 {
+    points.iter().map(|m| m.time_unix_nano).filter(|t| *t != 0).min().unwrap_or(0)
+}
+
+fn oldest_log(logs: &[&LogRecord]) -> u64 {
+    logs.iter()
+        .map(|l| if l.time_unix_nano != 0 { l.time_unix_nano } else { l.observed_time_unix_nano })
+        .filter(|t| *t != 0)
+        .min()
+        .unwrap_or(0)
+}
+
+/// Encodes `items` as parts of at most `max` bytes, halving the slice
+/// until each part fits; a single record larger than `max` is shrunk, or
+/// dropped when it cannot be.
+fn split<T>(
+    items: &[T],
+    max: usize,
+    encode: &impl Fn(&[T]) -> Vec<u8>,
+    oldest: &impl Fn(&[T]) -> u64,
+    signal: Signal,
+    out: &mut Vec<Part>,
+    fitted: &mut Fitted,
+) {
     if items.is_empty() {
         return;
     }
-    let bytes = encode(items);
-    if bytes.len() <= max || items.len() == 1 {
-        out.push(Encoded { signal, items: items.len() as u32, payload: bytes.into() });
+    let raw = encode(items);
+    if raw.len() <= max {
+        out.push(Part { signal, items: items.len() as u32, oldest: oldest(items), raw });
+        return;
+    }
+    if items.len() == 1 {
+        match crate::reshape::shrink(signal, &raw, &mut |b| b.len() <= max) {
+            Some((raw, how)) => {
+                fitted.shrunk += 1;
+                fitted.json_removed += u64::from(how.json_removed);
+                out.push(Part { signal, items: 1, oldest: oldest(items), raw });
+            }
+            None => fitted.too_large += 1,
+        }
         return;
     }
     let (left, right) = items.split_at(items.len() / 2);
-    split(left, max, encode, signal, out);
-    split(right, max, encode, signal, out);
+    split(left, max, encode, oldest, signal, out, fitted);
+    split(right, max, encode, oldest, signal, out, fitted);
 }
 
-/// The export requests for a batch (logs first, then metrics), under
-/// `scope`. Records must already be shaped.
-pub fn requests(batch: &Batch, resource_attributes: &Map, scope: &InstrumentationScope, limits: &Limits) -> Vec<Encoded> {
+/// The parts of a batch's records (logs first, then metrics), each at
+/// most `max` bytes, under `resource_attributes` and `scope`. Records must
+/// already be shaped.
+pub fn parts(records: &[Record], resource_attributes: &Map, scope: &InstrumentationScope, max: usize) -> (Vec<Part>, Fitted) {
     let mut out = Vec::new();
-    let logs: Vec<&LogRecord> = batch.records.iter().filter_map(|r| if let Record::Log(l) = r { Some(l) } else { None }).collect();
-    let points: Vec<&MetricPoint> = batch.records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m) } else { None }).collect();
-    let (max, resource) = (limits.max_request_bytes, resource_attributes);
-    split(&logs, max, &|part| logs_request(resource, scope, part).encode_to_vec(), Signal::Logs, &mut out);
-    split(&points, max, &|part| metrics_request(resource, scope, part).encode_to_vec(), Signal::Metrics, &mut out);
-    out
+    let mut fitted = Fitted::default();
+    let logs: Vec<&LogRecord> = records.iter().filter_map(|r| if let Record::Log(l) = r { Some(l) } else { None }).collect();
+    let points: Vec<&MetricPoint> = records.iter().filter_map(|r| if let Record::Metric(m) = r { Some(m) } else { None }).collect();
+    let resource = resource_attributes;
+    split(
+        &logs,
+        max,
+        &|part| logs_request(resource, scope, part).encode_to_vec(),
+        &|part| oldest_log(part),
+        Signal::Logs,
+        &mut out,
+        &mut fitted,
+    );
+    split(
+        &points,
+        max,
+        &|part| metrics_request(resource, scope, part).encode_to_vec(),
+        &|part| oldest_metric(part),
+        Signal::Metrics,
+        &mut out,
+        &mut fitted,
+    );
+    (out, fitted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbintel_core::record::Resource;
-
     fn point(name: &str, value: i64, attrs: Map) -> Record {
         Record::Metric(MetricPoint::new(name, "1", MetricKind::Gauge, Number::Int(value), 1, attrs))
-    }
-
-    #[test]
-    fn long_values_are_cut_on_a_character_boundary_and_marked() {
-        let mut attrs = Map::new();
-        attrs.insert("db.query.text", Value::Str("é".repeat(5000)));
-        let mut record = point("m", 1, attrs);
-        let mut shaped = Shaped::default();
-        shape(&mut record, &Limits::default(), &mut shaped);
-        let text = record.attributes().get("db.query.text").and_then(Value::as_str).unwrap_or_default();
-        assert_eq!(text.chars().count(), 4095);
-        assert_eq!(record.attributes().get(TRUNCATED), Some(&Value::Bool(true)));
-        assert_eq!(shaped.values_truncated, 1);
-    }
-
-    #[test]
-    fn attributes_beyond_one_hundred_are_dropped_and_names_cut() {
-        let mut attrs = Map::new();
-        for i in 0..150 {
-            attrs.insert(format!("a{i}"), Value::Int(i));
-        }
-        attrs.insert("n".repeat(300), Value::Int(1));
-        let mut record = point(&"m".repeat(300), 1, attrs);
-        let mut shaped = Shaped::default();
-        shape(&mut record, &Limits::default(), &mut shaped);
-        assert!(record.attributes().len() <= 100);
-        assert_eq!(shaped.attributes_dropped, 51);
-        if let Record::Metric(m) = &record {
-            assert_eq!(m.name.len(), 255);
-        }
-    }
-
-    #[test]
-    fn attribute_names_over_255_characters_are_cut_on_their_own() {
-        // few attributes, so nothing is dropped: only the names are at stake
-        let mut attrs = Map::new();
-        attrs.insert("k".repeat(300), Value::Int(1));
-        attrs.insert("é".repeat(300), Value::Str("kept".into()));
-        attrs.insert("short", Value::Int(3));
-        let mut record = point("m", 1, attrs);
-        let mut shaped = Shaped::default();
-        shape(&mut record, &Limits::default(), &mut shaped);
-        assert_eq!(shaped, Shaped { values_truncated: 0, names_truncated: 2, attributes_dropped: 0 });
-        let attrs = record.attributes();
-        assert_eq!(attrs.len(), 3, "no attribute dropped, no truncation mark for names");
-        assert_eq!(attrs.get(&"k".repeat(255)), Some(&Value::Int(1)), "cut to 255 characters, value kept");
-        assert_eq!(attrs.get(&"é".repeat(255)), Some(&Value::Str("kept".into())), "cut by characters, not bytes");
-        assert_eq!(attrs.get("short"), Some(&Value::Int(3)));
-        let mut exact = point("m", 1, Map::from_iter([("n".repeat(255), Value::Int(1))]));
-        let mut shaped = Shaped::default();
-        shape(&mut exact, &Limits::default(), &mut shaped);
-        assert_eq!(shaped.names_truncated, 0, "255 characters is within the limit");
     }
 
     #[test]
@@ -392,14 +323,43 @@ mod tests {
                 point("postgresql.query.calls", i, attrs)
             })
             .collect();
-        let batch = Batch::new(Resource::default(), records);
-        let requests = requests(&batch, &Map::new(), &scope("otlp", &Map::new()), &Limits::default());
-        assert!(requests.len() > 1);
-        assert!(requests.iter().all(|r| r.payload.len() <= 1_000_000));
-        assert_eq!(requests.iter().map(|r| r.items).sum::<u32>(), 20_000);
+        let (parts, fitted) = parts(&records, &Map::new(), &scope("otlp", &Map::new()), 1_000_000);
+        assert_eq!(fitted, Fitted::default());
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|r| r.raw.len() <= 1_000_000));
+        assert_eq!(parts.iter().map(|r| r.items).sum::<u32>(), 20_000);
         // points of one metric share a Metric message
-        let first = ExportMetricsServiceRequest::decode(requests[0].payload.as_ref()).unwrap_or_default();
+        let first = ExportMetricsServiceRequest::decode(parts[0].raw.as_slice()).unwrap_or_default();
         assert_eq!(first.resource_metrics[0].scope_metrics[0].metrics.len(), 1);
+    }
+
+    #[test]
+    fn a_record_too_large_alone_is_shrunk_and_one_that_cannot_be_is_counted() {
+        let mut attrs = Map::new();
+        attrs.insert("a", Value::Str("x".repeat(3000)));
+        attrs.insert("b", Value::Str("y".repeat(3000)));
+        let (shrunk, fitted) = parts(&[point("m", 1, attrs)], &Map::new(), &scope("otlp", &Map::new()), 4000);
+        assert_eq!((shrunk.len(), fitted.shrunk, fitted.too_large), (1, 1, 0));
+        assert!(shrunk[0].raw.len() <= 4000);
+        let (none, fitted) = parts(&[point("m", 1, Map::new())], &Map::new(), &scope("otlp", &Map::new()), 10);
+        assert_eq!((none.len(), fitted.too_large), (0, 1), "nothing to cut: dropped, counted");
+    }
+
+    #[test]
+    fn parts_joined_end_to_end_are_one_request_with_every_resource() {
+        let mk = |host: &str| {
+            let mut r = Map::new();
+            r.insert("host.name", Value::Str(host.into()));
+            r
+        };
+        let mut joined = Vec::new();
+        for host in ["a", "b", "c"] {
+            let (p, _) = parts(&[point("m", 1, Map::new()), point("n", 2, Map::new())], &mk(host), &scope("otlp", &Map::new()), 1_000_000);
+            joined.extend_from_slice(&p[0].raw);
+        }
+        let r = ExportMetricsServiceRequest::decode(joined.as_slice()).expect("one valid request");
+        assert_eq!(r.resource_metrics.len(), 3);
+        assert_eq!(crate::reshape::items(Signal::Metrics, &joined), Some(6));
     }
 
     #[test]

@@ -1,76 +1,42 @@
 //! OTLP export: the `otlp` and `newrelic` sinks.
 //!
-//! A sink node shapes each batch to New Relic's limits, encodes it into
-//! protobuf export requests of at most 1 MB, and pushes them into a queue
-//! bounded in bytes ([`queue`]). A sender task takes requests from the
-//! queue one at a time and delivers them ([`transport`]), retrying with
-//! capped exponential backoff, or as long as the server asks, until the
-//! give-up time.
+//! A sink node shapes each batch to the backend's limits ([`crate::shape`]),
+//! encodes it into one part per resource ([`crate::encode`]), and hands the
+//! parts to the sink's packer ([`crate::pack`]), shared by every pipeline
+//! feeding the sink: parts ready together leave together, in requests of
+//! up to the size limit as sent. Sealed requests wait in a queue bounded
+//! in bytes ([`crate::queue`]); a sender task ([`crate::sender`]) delivers
+//! them one at a time.
 //!
-//! The [`Exporter`] (queue and sender) outlives a plan: a reload that
-//! keeps a sink's settings hands the same exporter to the new plan, so
-//! nothing queued is lost or sent twice.
+//! The [`Exporter`] (packer, queue and sender) outlives a plan: a reload
+//! that keeps a sink's settings hands the same exporter to the new plan,
+//! so nothing queued is lost or sent twice.
+//!
+//! What is packing (at most `linger`, 200 ms) is memory, like what a
+//! `batch` node holds: a disk queue keeps what it has accepted through
+//! `kill -9`, and SIGTERM seals what is packing into the queue first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use backon::BackoffBuilder;
 use dbintel_dsl::plan::SinkNode;
 use dbintel_stdlib::Map;
 
+use crate::compression::Negotiated;
 use crate::config::{self, ExportConfig, QueueKind};
-use crate::encode::{self, Limits, Shaped};
+use crate::encode::{self, Part};
+use crate::pack::{Fit, Packer};
 use crate::queue::{self, Queue};
-use crate::transport::{self, Outcome, Transport};
+use crate::sender::{backoff, Supervisor};
+use crate::shape::{self, Shaped};
+use crate::stats::ExportStats;
+use crate::transport::{self, Transport};
 use dbintel_core::record::{Batch, MetricKind, Number, Record, Temporality};
 use dbintel_core::sink::{Sink, SinkError, SinkFailure};
 use dbintel_core::BoxFuture;
-
-/// Upper bounds (seconds) of the export latency histogram.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-/// What `/metrics` shows for a sink.
-#[derive(Debug, Default)]
-pub struct ExportStats {
-    pub requests_sent: AtomicU64,
-    pub requests_retried: AtomicU64,
-    pub requests_failed: AtomicU64,
-    pub requests_expired: AtomicU64,
-    pub items_sent: AtomicU64,
-    /// Items dropped for good: permanent errors and give-ups.
-    pub items_failed: AtomicU64,
-    /// Items a receiver refused inside an accepted request.
-    pub items_rejected: AtomicU64,
-    pub values_truncated: AtomicU64,
-    pub names_truncated: AtomicU64,
-    pub attributes_dropped: AtomicU64,
-    /// Times the receiver refused our compression and we stepped down.
-    pub compression_steps: AtomicU64,
-    /// Queue reads that failed (retried) and pushes the queue refused
-    /// (the sink retries).
-    pub queue_errors: AtomicU64,
-    /// Times the sender panicked and was started again.
-    pub sender_restarts: AtomicU64,
-    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    pub latency_count: AtomicU64,
-    pub latency_micros: AtomicU64,
-}
-
-impl ExportStats {
-    fn observe(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Relaxed);
-        self.latency_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -128,12 +94,12 @@ fn as_f64(n: Number) -> f64 {
 }
 
 /// What a sink did last, for `/status` and `/readyz`.
-struct Health {
-    last_outcome: Option<(Instant, String)>,
-    last_delivery: Option<(Instant, SystemTime)>,
+pub(crate) struct Health {
+    pub last_outcome: Option<(Instant, String)>,
+    pub last_delivery: Option<(Instant, SystemTime)>,
     /// The last delivery, or the last time nothing was waiting: the clock
     /// `retry_elapsed` runs against.
-    progress_at: Instant,
+    pub progress_at: Instant,
 }
 
 /// A sink's state as `/status` shows it.
@@ -141,35 +107,54 @@ struct Health {
 pub struct ExportStatus {
     pub sink: String,
     pub endpoint: String,
+    pub protocol: &'static str,
     /// The compression requests go out with now (after negotiation).
     pub compression: &'static str,
-    /// "delivered", "retrying: …", "refused: …", "gave up: …", "queue: …".
+    /// "delivered", "retrying: …", "throttled: …", "refused: …", "gave up:
+    /// …", "queue: …".
     pub last_outcome: Option<String>,
     pub last_outcome_age: Option<Duration>,
     pub last_delivery: Option<SystemTime>,
     pub queued_requests: u64,
     pub queued_items: u64,
     pub queued_bytes: u64,
+    /// Items and raw bytes in requests still open for more parts.
+    pub packing_items: u64,
+    pub packing_bytes: u64,
     /// Set when nothing was delivered for longer than `retry_elapsed`
     /// while data waits: why the sink is not ready.
     pub stalled: Option<String>,
     /// Failures that were retried or skipped, by name (for `/metrics` too).
     pub failures: Vec<(&'static str, u64)>,
+    /// Items that will never arrive, by cause.
+    pub dropped: Vec<(&'static str, u64)>,
+    /// Changes made to fit the backend's limits.
+    pub shaped: Vec<(&'static str, u64)>,
+    /// Requests sent, and resource parts packed into them.
+    pub requests_sent: u64,
+    pub parts_packed: u64,
 }
 
 impl ExportStatus {
     pub fn to_json(&self) -> serde_json::Value {
         let unix = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
+        let map = |list: &[(&str, u64)]| list.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>();
         serde_json::json!({
             "sink": self.sink,
             "endpoint": self.endpoint,
+            "protocol": self.protocol,
             "compression": self.compression,
             "last_outcome": self.last_outcome,
             "last_outcome_seconds_ago": self.last_outcome_age.map(|d| d.as_secs_f64()),
             "last_delivery_unix_seconds": self.last_delivery.map(unix),
             "queued": { "requests": self.queued_requests, "items": self.queued_items, "bytes": self.queued_bytes },
+            "packing": { "items": self.packing_items, "bytes": self.packing_bytes },
+            "requests_sent": self.requests_sent,
+            "parts_packed": self.parts_packed,
             "stalled": self.stalled,
-            "failures": self.failures.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            "failures": map(&self.failures),
+            "dropped": map(&self.dropped),
+            "shaped": map(&self.shaped),
         })
     }
 }
@@ -182,32 +167,20 @@ pub struct Exporter {
     pub config: ExportConfig,
     pub queue: Arc<Queue>,
     pub stats: Arc<ExportStats>,
-    limits: Limits,
+    packer: Mutex<Packer>,
+    /// The largest request as sent the receiver takes, as learned (a 413
+    /// lowers it below the configured limit).
+    limit: Arc<AtomicUsize>,
     cumulative: Mutex<Cumulative>,
     health: Arc<Mutex<Health>>,
-    /// The compression in use, as the sender last saw it.
-    compression: Arc<std::sync::atomic::AtomicU8>,
+    /// What the receiver decodes; the packer compresses with what it says.
+    negotiated: Arc<Negotiated>,
     stop: tokio::sync::watch::Sender<Option<Instant>>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    linger: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-fn compression_code(c: config::Compression) -> u8 {
-    match c {
-        config::Compression::None => 0,
-        config::Compression::Gzip => 1,
-        config::Compression::Zstd => 2,
-    }
-}
-
-fn compression_name(code: u8) -> &'static str {
-    match code {
-        2 => "zstd",
-        1 => "gzip",
-        _ => "identity",
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -220,7 +193,9 @@ impl Exporter {
     }
 
     pub fn start_with(name: &str, sink: &SinkNode, config: ExportConfig) -> Result<Arc<Exporter>, ExportError> {
-        let transport = Transport::new(&config).map_err(|error| ExportError::Transport { sink: name.into(), error })?;
+        let negotiated = Arc::new(Negotiated::new(config.compression));
+        let transport =
+            Transport::with(&config, negotiated.clone()).map_err(|error| ExportError::Transport { sink: name.into(), error })?;
         let queue = match &config.queue {
             QueueKind::Memory => Queue::memory(config.queue_bytes, config.on_full),
             QueueKind::Disk(dir) => {
@@ -228,18 +203,21 @@ impl Exporter {
             }
         };
         let (stop, stop_rx) = tokio::sync::watch::channel(None);
+        let limit = config.limits.max_request_bytes;
         let exporter = Arc::new(Exporter {
             name: name.to_string(),
             declared: sink.clone(),
             queue: Arc::new(queue),
             stats: Arc::default(),
-            limits: Limits::default(),
+            packer: Mutex::new(Packer::new(limit, config.linger)),
+            limit: Arc::new(AtomicUsize::new(limit)),
             cumulative: Mutex::default(),
             health: Arc::new(Mutex::new(Health { last_outcome: None, last_delivery: None, progress_at: Instant::now() })),
-            compression: Arc::new(compression_code(config.compression).into()),
+            negotiated,
             config,
             stop,
             worker: Mutex::new(None),
+            linger: Mutex::new(None),
         });
         let supervisor = Supervisor {
             name: name.to_string(),
@@ -247,12 +225,28 @@ impl Exporter {
             queue: exporter.queue.clone(),
             stats: exporter.stats.clone(),
             health: exporter.health.clone(),
-            compression: exporter.compression.clone(),
+            negotiated: exporter.negotiated.clone(),
+            limit: exporter.limit.clone(),
             stop: stop_rx,
         };
         *lock(&exporter.worker) = Some(tokio::spawn(supervisor.run(transport)));
-        tracing::info!(sink = %name, endpoint = %exporter.config.endpoint, protocol = ?exporter.config.protocol, compression = ?exporter.config.compression, "exporter started");
+        *lock(&exporter.linger) = Some(tokio::spawn(linger(Arc::downgrade(&exporter))));
+        let c = &exporter.config;
+        tracing::info!(sink = %name, endpoint = %c.endpoint, protocol = ?c.protocol, compression = ?c.compression, "exporter started");
+        for note in &c.notes {
+            tracing::warn!(sink = %name, "{note}");
+        }
         Ok(exporter)
+    }
+
+    /// Items that will never arrive, by cause (the sender's, shaping's and
+    /// the queue's).
+    pub fn drops(&self) -> Vec<(&'static str, u64)> {
+        let q = &self.queue.stats;
+        let mut list = self.stats.drops.list().to_vec();
+        list.push(("queue_full", q.dropped_items.load(Relaxed)));
+        list.push(("damaged_on_disk", q.lost_items.load(Relaxed)));
+        list
     }
 
     /// What the sink did last, what waits, and whether it is stalled.
@@ -261,6 +255,7 @@ impl Exporter {
         let health = lock(&self.health);
         let (requests, items, bytes) =
             (self.queue.stats.requests.load(Relaxed), self.queue.stats.items.load(Relaxed), self.queue.stats.bytes.load(Relaxed));
+        let (packing_items, packing_bytes) = lock(&self.packer).pending();
         let waited = now.saturating_duration_since(health.progress_at);
         let last_outcome = health.last_outcome.as_ref().map(|(_, o)| o.clone());
         let stalled = (items > 0 && waited > self.config.retry.elapsed).then(|| {
@@ -275,13 +270,19 @@ impl Exporter {
         ExportStatus {
             sink: self.name.clone(),
             endpoint: self.config.endpoint.clone(),
-            compression: compression_name(self.compression.load(Relaxed)),
+            protocol: match self.config.protocol {
+                config::Protocol::Grpc => "grpc",
+                config::Protocol::Http => "http/protobuf",
+            },
+            compression: crate::compression::name(self.negotiated.current()),
             last_outcome,
             last_outcome_age: health.last_outcome.as_ref().map(|(at, _)| now.saturating_duration_since(*at)),
             last_delivery: health.last_delivery.map(|(_, t)| t),
             queued_requests: requests,
             queued_items: items,
             queued_bytes: bytes,
+            packing_items,
+            packing_bytes,
             stalled,
             failures: vec![
                 ("compression_steps", self.stats.compression_steps.load(Relaxed)),
@@ -292,70 +293,204 @@ impl Exporter {
                 ("queue_ack_errors", self.queue.stats.ack_errors.load(Relaxed)),
                 ("queue_damaged_records", self.queue.stats.damaged_records.load(Relaxed)),
                 ("queue_lost_items", self.queue.stats.lost_items.load(Relaxed)),
+                ("throttled", self.stats.requests_throttled.load(Relaxed)),
+                ("retried", self.stats.requests_retried.load(Relaxed)),
+                ("split", self.stats.requests_split.load(Relaxed)),
             ],
+            dropped: self.drops(),
+            shaped: self.stats.shaped.list().to_vec(),
+            requests_sent: self.stats.requests_sent.load(Relaxed),
+            parts_packed: self.stats.parts_packed.load(Relaxed),
         }
     }
 
-    /// The sink node's side: shape, encode, enqueue.
+    /// The sink node's side: shape, encode, pack, enqueue.
     pub fn sink(self: &Arc<Exporter>) -> Box<dyn Sink> {
         Box::new(ExportSink { exporter: self.clone() })
     }
 
-    /// Shapes and encodes a batch into requests (what the sink enqueues).
-    pub fn encode(&self, mut batch: Batch) -> Vec<encode::Encoded> {
+    /// Shapes and encodes a batch into parts, one per resource (what the
+    /// sink packs). What shaping changes or drops is counted.
+    pub fn encode(&self, mut batch: Batch) -> Vec<Part> {
+        let limits = &self.config.limits;
         let mut shaped = Shaped::default();
-        for record in &mut batch.records {
-            encode::shape(record, &self.limits, &mut shaped);
+        // the target's own attributes first: they name the entity, and
+        // the cap keeps the first ones
+        let mut resource = batch.resource.attributes.clone();
+        for (k, v) in self.config.resource.iter() {
+            if resource.get(k).is_none() {
+                resource.insert(k, v.clone());
+            }
         }
-        self.stats.values_truncated.fetch_add(shaped.values_truncated, Relaxed);
-        self.stats.names_truncated.fetch_add(shaped.names_truncated, Relaxed);
-        self.stats.attributes_dropped.fetch_add(shaped.attributes_dropped, Relaxed);
-        let mut resource = self.config.resource.clone();
-        for (k, v) in batch.resource.attributes.iter() {
-            resource.insert(k, v.clone());
-        }
+        shape::shape_resource(&mut resource, limits, &mut shaped);
+        let cutoff = limits.cutoff(SystemTime::now());
+        let attributes = resource.len();
+        batch.records.retain_mut(|r| shape::shape(r, attributes, cutoff, limits, &mut shaped));
+        self.count_shaped(&shaped);
         if self.config.cumulative {
             lock(&self.cumulative).apply(&resource, &mut batch);
         }
         let scope = encode::scope(&self.declared.kind, &resource);
-        encode::requests(&batch, &resource, &scope, &self.limits)
+        let (parts, fitted) = encode::parts(&batch.records, &resource, &scope, limits.max_request_bytes);
+        self.stats.shaped.records_shrunk.fetch_add(fitted.shrunk, Relaxed);
+        self.stats.shaped.json_removed.fetch_add(fitted.json_removed, Relaxed);
+        self.dropped_too_large(fitted.too_large);
+        parts
+    }
+
+    fn count_shaped(&self, shaped: &Shaped) {
+        self.stats.shaped.add(shaped);
+        let drops = &self.stats.drops;
+        if shaped.non_finite_points > 0 {
+            drops.non_finite.fetch_add(shaped.non_finite_points, Relaxed);
+            tracing::debug!(sink = %self.name, points = shaped.non_finite_points, "points with a NaN or infinite value dropped");
+        }
+        if shaped.expired > 0 {
+            drops.expired.fetch_add(shaped.expired, Relaxed);
+            tracing::warn!(sink = %self.name, records = shaped.expired, "records older than the backend keeps were not sent (counted as expired)");
+        }
+    }
+
+    fn dropped_too_large(&self, items: u64) {
+        if items > 0 {
+            self.stats.drops.too_large.fetch_add(items, Relaxed);
+            tracing::error!(sink = %self.name, items, "a record too large for one request, with nothing left to cut, was dropped");
+        }
+    }
+
+    /// Packs parts; returns the requests they completed.
+    fn pack(&self, parts: Vec<Part>) -> Vec<Fit> {
+        let compression = self.negotiated.current();
+        let now = Instant::now();
+        let mut packer = lock(&self.packer);
+        packer.set_limit(self.limit.load(Relaxed));
+        let mut sealed = Vec::new();
+        for part in parts {
+            self.stats.parts_packed.fetch_add(1, Relaxed);
+            match packer.add(part, compression, now) {
+                Ok(fits) => sealed.extend(fits),
+                Err(e) => tracing::error!(sink = %self.name, error = %e, "compressing a request failed; its data is dropped"),
+            }
+        }
+        if self.config.linger <= Duration::from_millis(1) {
+            // no waiting for more: what this batch made leaves now
+            match packer.due(now, compression, true) {
+                Ok(fits) => sealed.extend(fits),
+                Err(e) => tracing::error!(sink = %self.name, error = %e, "compressing a request failed; its data is dropped"),
+            }
+        }
+        sealed
+    }
+
+    /// Puts sealed requests in the queue. A request the queue cannot take
+    /// (a disk that is full or failing) is offered again with backoff: it
+    /// is not lost, and the wait holds the pipeline back. Only a closed
+    /// queue (the process is stopping) gives up, counted by the queue.
+    async fn enqueue(&self, sealed: Vec<Fit>) -> Result<(), queue::QueueError> {
+        let mut closed = None;
+        for fit in sealed {
+            self.stats.shaped.records_shrunk.fetch_add(fit.shrunk, Relaxed);
+            self.stats.shaped.json_removed.fetch_add(fit.json_removed, Relaxed);
+            self.dropped_too_large(fit.too_large);
+            for request in fit.requests {
+                if closed.is_some() {
+                    // the queue closed under us: the process is stopping
+                    self.stats.drops.shutdown.fetch_add(u64::from(request.items), Relaxed);
+                    self.stats.items_failed.fetch_add(u64::from(request.items), Relaxed);
+                    continue;
+                }
+                let mut delays =
+                    backoff(config::Retry { initial: Duration::from_millis(200), max: Duration::from_secs(5), elapsed: Duration::MAX });
+                loop {
+                    match self.queue.push(request.clone()).await {
+                        Ok(()) => break,
+                        Err(e @ queue::QueueError::Closed) => {
+                            self.stats.drops.shutdown.fetch_add(u64::from(request.items), Relaxed);
+                            self.stats.items_failed.fetch_add(u64::from(request.items), Relaxed);
+                            closed = Some(e);
+                            break;
+                        }
+                        Err(e) => {
+                            self.stats.queue_errors.fetch_add(1, Relaxed);
+                            lock(&self.health).last_outcome = Some((Instant::now(), format!("queue: {e}")));
+                            let wait = delays.next().unwrap_or(Duration::from_secs(5));
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }
+        }
+        closed.map_or(Ok(()), Err)
     }
 
     /// Closes the queue and lets the sender drain it until `deadline`.
-    /// What is still queued then stays on disk (disk queue) or is counted
-    /// as lost (memory queue).
+    /// What is still packing goes into the queue first. What is still
+    /// queued then stays on disk (disk queue) or is counted as lost
+    /// (memory queue).
     pub async fn shutdown(&self, deadline: Instant) {
+        if let Some(task) = lock(&self.linger).take() {
+            task.abort();
+        }
+        let sealed = lock(&self.packer).due(Instant::now(), self.negotiated.current(), true).unwrap_or_default();
+        let waiting: u64 = sealed.iter().flat_map(|f| &f.requests).map(|r| u64::from(r.items)).sum();
+        // a moment for the queue to take them even when the deadline has
+        // passed (a reload retires a disk queue at once)
+        let flush_by = deadline.max(Instant::now() + Duration::from_secs(2));
+        if tokio::time::timeout_at(flush_by.into(), self.enqueue(sealed)).await.is_err() {
+            self.stats.drops.shutdown.fetch_add(waiting, Relaxed);
+            self.stats.items_failed.fetch_add(waiting, Relaxed);
+            tracing::error!(sink = %self.name, items = waiting, "shutdown deadline reached: the queue never took the last requests");
+        }
         self.queue.close();
         let _ = self.stop.send(Some(deadline));
         let worker = lock(&self.worker).take();
+        let mut stopped = true;
         if let Some(worker) = worker {
             let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
             if tokio::time::timeout(left, worker).await.is_err() {
+                stopped = false;
                 tracing::warn!(sink = %self.name, "exporter did not stop by the deadline");
             }
         }
         let (requests, items) = self.queue.pending();
-        if requests > 0 {
-            if self.queue.is_disk() {
-                tracing::info!(sink = %self.name, requests, items, "left in the disk queue for the next start");
-            } else {
+        let held = self.queue.stats.items.load(Relaxed);
+        if self.queue.is_disk() && held > 0 {
+            tracing::info!(sink = %self.name, items = held, "left in the disk queue for the next start");
+        } else if requests > 0 {
+            {
+                self.stats.drops.shutdown.fetch_add(items, Relaxed);
                 self.stats.items_failed.fetch_add(items, Relaxed);
                 tracing::error!(sink = %self.name, requests, items, "shutdown deadline reached: queued data not delivered");
             }
         }
+        // a sender still running keeps the directory: two owners would
+        // share its records
+        if stopped {
+            self.queue.release();
+        }
     }
 }
 
-/// Retry delays: capped exponential with jitter, each within
-/// [`config::Retry`]'s bounds (half to all of the nominal delay).
-fn backoff(retry: config::Retry) -> backon::ExponentialBackoff {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(retry.initial / 2)
-        .with_max_delay(retry.max / 2)
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
-        .build()
+/// Seals requests that have waited their linger and queues them.
+async fn linger(exporter: Weak<Exporter>) {
+    loop {
+        let wake = match exporter.upgrade() {
+            Some(e) => lock(&e.packer).next_due().unwrap_or_else(|| Instant::now() + e.config.linger.max(Duration::from_millis(50))),
+            None => return,
+        };
+        tokio::time::sleep_until(wake.max(Instant::now() + Duration::from_millis(5)).into()).await;
+        let Some(e) = exporter.upgrade() else { return };
+        let sealed = lock(&e.packer).due(Instant::now(), e.negotiated.current(), false);
+        match sealed {
+            Ok(sealed) if !sealed.is_empty() => {
+                if e.enqueue(sealed).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(sink = %e.name, error = %err, "compressing a request failed; its data is dropped"),
+        }
+    }
 }
 
 struct ExportSink {
@@ -363,256 +498,18 @@ struct ExportSink {
 }
 
 impl Sink for ExportSink {
-    /// Encodes and enqueues. A request the queue cannot take (a disk that
-    /// is full or failing) is offered again with backoff: it is not lost,
-    /// and the wait holds the pipeline back. Only a closed queue (the
-    /// process is stopping) gives up, counted by the queue.
+    /// Shapes, encodes and packs; queues the requests that filled up.
     fn consume(&mut self, batch: Batch) -> BoxFuture<'_, Result<(), SinkFailure>> {
         Box::pin(async move {
-            let mut closed = None;
-            for request in self.exporter.encode(batch) {
-                let mut delays =
-                    backoff(config::Retry { initial: Duration::from_millis(200), max: Duration::from_secs(5), elapsed: Duration::MAX });
-                loop {
-                    match self.exporter.queue.push(request.clone()).await {
-                        Ok(()) => break,
-                        Err(e @ queue::QueueError::Closed) => {
-                            closed = Some(e);
-                            break;
-                        }
-                        Err(e) => {
-                            self.exporter.stats.queue_errors.fetch_add(1, Relaxed);
-                            lock(&self.exporter.health).last_outcome = Some((Instant::now(), format!("queue: {e}")));
-                            tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
-                        }
-                    }
-                }
-            }
-            match closed {
-                Some(e) => Err(SinkError::Export(e.to_string()).into()),
-                None => Ok(()),
-            }
+            let parts = self.exporter.encode(batch);
+            let sealed = self.exporter.pack(parts);
+            self.exporter.enqueue(sealed).await.map_err(|e| SinkError::Export(e.to_string()).into())
         })
     }
 
     /// The exporter outlives the plan (see [`Exporter::shutdown`]).
     fn close(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async { Ok(()) })
-    }
-}
-
-/// Runs the sender and starts it again if it panics.
-struct Supervisor {
-    name: String,
-    config: ExportConfig,
-    queue: Arc<Queue>,
-    stats: Arc<ExportStats>,
-    health: Arc<Mutex<Health>>,
-    compression: Arc<std::sync::atomic::AtomicU8>,
-    stop: tokio::sync::watch::Receiver<Option<Instant>>,
-}
-
-impl Supervisor {
-    async fn run(self, first: Transport) {
-        let mut transport = Some(first);
-        loop {
-            let transport = match transport.take() {
-                Some(t) => t,
-                None => match Transport::new(&self.config) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!(sink = %self.name, error = %e, "cannot set the sender up again; retrying");
-                        if self.stop.borrow().is_some() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
-            };
-            let sender = Sender {
-                name: self.name.clone(),
-                transport,
-                queue: self.queue.clone(),
-                stats: self.stats.clone(),
-                health: self.health.clone(),
-                compression: self.compression.clone(),
-                retry: self.config.retry,
-                disk: matches!(self.config.queue, QueueKind::Disk(_)),
-                stop: self.stop.clone(),
-                causes: HashSet::new(),
-            };
-            match tokio::spawn(sender.run()).await {
-                Ok(()) => return,
-                Err(e) if e.is_cancelled() => return,
-                Err(e) => {
-                    self.stats.sender_restarts.fetch_add(1, Relaxed);
-                    let why = e.into_panic();
-                    let why = why.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| why.downcast_ref::<String>().cloned());
-                    tracing::error!(sink = %self.name, panic = why.as_deref().unwrap_or("?"), "the sender panicked; starting it again (the request it held is sent again)");
-                    lock(&self.health).last_outcome = Some((Instant::now(), "sender restarted after a panic".into()));
-                    self.queue.requeue_in_flight();
-                    if self.stop.borrow().is_some_and(|d| Instant::now() >= d) {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    }
-}
-
-/// The sending side: one request at a time, oldest first.
-struct Sender {
-    name: String,
-    transport: Transport,
-    queue: Arc<Queue>,
-    stats: Arc<ExportStats>,
-    health: Arc<Mutex<Health>>,
-    compression: Arc<std::sync::atomic::AtomicU8>,
-    retry: config::Retry,
-    disk: bool,
-    stop: tokio::sync::watch::Receiver<Option<Instant>>,
-    /// Permanent failure causes already logged (each is logged once).
-    causes: HashSet<String>,
-}
-
-enum Delivery {
-    Done,
-    /// The shutdown deadline came first: leave the request where it is.
-    Interrupted,
-}
-
-impl Sender {
-    fn outcome(&self, what: String) {
-        lock(&self.health).last_outcome = Some((Instant::now(), what));
-    }
-
-    async fn run(mut self) {
-        let mut queue_delays = backoff(self.retry);
-        let mut queue_failing = false;
-        loop {
-            if self.queue.pending().0 == 0 {
-                // nothing waits on us: the stall clock starts again
-                lock(&self.health).progress_at = Instant::now();
-            }
-            let item = match self.queue.next().await {
-                Ok(Some(item)) => item,
-                Ok(None) => return,
-                Err(e) => {
-                    self.stats.queue_errors.fetch_add(1, Relaxed);
-                    self.outcome(format!("queue: {e}"));
-                    if !queue_failing {
-                        tracing::error!(sink = %self.name, error = %e, "export queue cannot be read; retrying");
-                    }
-                    queue_failing = true;
-                    let delay = queue_delays.next().unwrap_or(self.retry.max);
-                    if !self.pause(delay).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            if std::mem::take(&mut queue_failing) {
-                tracing::info!(sink = %self.name, "export queue readable again");
-                queue_delays = backoff(self.retry);
-            }
-            match self.deliver(&item).await {
-                Delivery::Done => self.queue.ack().await,
-                Delivery::Interrupted => {
-                    if self.disk {
-                        tracing::info!(sink = %self.name, items = item.items, "shutdown deadline reached: the request being retried stays in the disk queue");
-                    } else {
-                        self.stats.items_failed.fetch_add(u64::from(item.items), Relaxed);
-                        tracing::error!(sink = %self.name, items = item.items, "shutdown deadline reached: queued data not delivered (the request being retried)");
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    fn deadline_passed(&self) -> bool {
-        self.stop.borrow().is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Waits `delay`, or less if the shutdown deadline comes first; false
-    /// when it did.
-    async fn pause(&mut self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
-        loop {
-            let deadline = *self.stop.borrow();
-            let wake = deadline.map_or(until, |d| d.min(until));
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake.into()) => {}
-                changed = self.stop.changed() => if changed.is_err() { return false } else { continue },
-            }
-            return !self.deadline_passed();
-        }
-    }
-
-    async fn deliver(&mut self, item: &encode::Encoded) -> Delivery {
-        let first = Instant::now();
-        let mut delays = backoff(self.retry);
-        let mut attempt = 0u32;
-        loop {
-            if self.deadline_passed() {
-                return Delivery::Interrupted;
-            }
-            let started = Instant::now();
-            let outcome = self.transport.send(item, &self.stats.compression_steps).await;
-            self.stats.observe(started.elapsed());
-            self.compression.store(compression_code(self.transport.compression()), Relaxed);
-            match outcome {
-                Outcome::Accepted { rejected, message } => {
-                    self.stats.requests_sent.fetch_add(1, Relaxed);
-                    self.stats.items_sent.fetch_add(u64::from(item.items).saturating_sub(rejected.max(0) as u64), Relaxed);
-                    if rejected > 0 || !message.is_empty() {
-                        self.stats.items_rejected.fetch_add(rejected.max(0) as u64, Relaxed);
-                        tracing::warn!(sink = %self.name, rejected, message = %message, "the receiver accepted the request only in part");
-                    }
-                    if attempt > 0 {
-                        tracing::info!(sink = %self.name, attempts = attempt + 1, "delivered after retrying");
-                    }
-                    let now = Instant::now();
-                    let mut health = lock(&self.health);
-                    health.last_outcome = Some((now, "delivered".into()));
-                    health.last_delivery = Some((now, SystemTime::now()));
-                    health.progress_at = now;
-                    return Delivery::Done;
-                }
-                Outcome::Permanent { cause } => {
-                    self.stats.requests_failed.fetch_add(1, Relaxed);
-                    self.stats.items_failed.fetch_add(u64::from(item.items), Relaxed);
-                    if self.causes.len() < 100 && self.causes.insert(cause.clone()) {
-                        tracing::error!(sink = %self.name, %cause, signal = item.signal.as_str(), "the receiver refused the data; dropped (logged once per cause)");
-                    }
-                    self.outcome(format!("refused: {cause}"));
-                    return Delivery::Done;
-                }
-                Outcome::Retry { after, cause } => {
-                    attempt += 1;
-                    // the server's delay wins over ours, within reason
-                    let ours = delays.next().unwrap_or(self.retry.max);
-                    let delay = after.map_or(ours, |a| a.min(self.retry.elapsed));
-                    if first.elapsed() + delay > self.retry.elapsed {
-                        self.stats.requests_expired.fetch_add(1, Relaxed);
-                        self.stats.items_failed.fetch_add(u64::from(item.items), Relaxed);
-                        tracing::error!(sink = %self.name, %cause, attempts = attempt, waited = ?first.elapsed(), "giving up on a request");
-                        self.outcome(format!("gave up after {attempt} attempts: {cause}"));
-                        return Delivery::Done;
-                    }
-                    self.stats.requests_retried.fetch_add(1, Relaxed);
-                    if attempt == 1 || attempt.is_multiple_of(10) {
-                        tracing::warn!(sink = %self.name, %cause, retry_in = ?delay, attempt, "export failed; will retry");
-                    }
-                    self.outcome(format!("retrying: {cause}"));
-                    if !self.pause(delay).await {
-                        return Delivery::Interrupted;
-                    }
-                }
-            }
-        }
     }
 }
 

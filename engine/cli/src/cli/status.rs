@@ -104,14 +104,26 @@ pub fn table(status: &Value) -> String {
     out.push_str(&checks_table(status));
     let sinks = status["sinks"].as_array().cloned().unwrap_or_default();
     if !sinks.is_empty() {
-        out.push_str(&format!("\n{:<28} {:>14} {:>12} {:<24} {}\n", "SINK", "QUEUED BYTES", "QUEUED ITEMS", "LAST OUTCOME", "STALLED"));
+        out.push_str(&format!(
+            "\n{:<28} {:>14} {:>12} {:<24} {:<24} {}\n",
+            "SINK", "QUEUED BYTES", "QUEUED ITEMS", "LAST OUTCOME", "DROPPED", "STALLED"
+        ));
         for s in &sinks {
+            // items that will never arrive, by cause (`refused=10 expired=3`)
+            let dropped: Vec<String> = s["dropped"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+                .map(|(cause, n)| format!("{cause}={n}"))
+                .collect();
             out.push_str(&format!(
-                "{:<28} {:>14} {:>12} {:<24} {}\n",
+                "{:<28} {:>14} {:>12} {:<24} {:<24} {}\n",
                 s["sink"].as_str().unwrap_or("?"),
                 s["queued"]["bytes"],
                 s["queued"]["items"],
                 format!("{} ({})", s["last_outcome"].as_str().unwrap_or("-"), ago(&s["last_outcome_seconds_ago"])),
+                if dropped.is_empty() { "-".to_string() } else { dropped.join(" ") },
                 s["stalled"].as_str().unwrap_or("")
             ));
         }

@@ -311,6 +311,8 @@ fn snapshot(shared: &Shared) -> Snapshot {
                 [
                     ("sent", &st.requests_sent),
                     ("retried", &st.requests_retried),
+                    ("throttled", &st.requests_throttled),
+                    ("split", &st.requests_split),
                     ("failed", &st.requests_failed),
                     ("expired", &st.requests_expired),
                 ]
@@ -336,6 +338,20 @@ fn snapshot(shared: &Shared) -> Snapshot {
             })
             .collect(),
     );
+    s.counter(
+        "dbintel_export_dropped_items",
+        "Data points and log records that will never reach the receiver, by cause.",
+        exporters
+            .iter()
+            .flat_map(|e| e.drops().into_iter().map(|(cause, v)| (labels(&[("sink", &e.name), ("cause", cause)]), v as f64)))
+            .collect(),
+    );
+    s.counter(
+        "dbintel_export_packed_parts",
+        "Resource parts packed into export requests (divide by requests sent: resources per request).",
+        per_sink(&|e| n(&e.stats.parts_packed)),
+    );
+    s.counter("dbintel_export_sent_bytes", "Bytes as sent (compressed) of the requests taken.", per_sink(&|e| n(&e.stats.bytes_sent)));
     s.counter(
         "dbintel_export_queue_errors",
         "Disk queue failures: damaged records skipped, failed writes (the request refused), reads and ack writes.",
@@ -365,15 +381,7 @@ fn snapshot(shared: &Shared) -> Snapshot {
         "Changes made to fit the backend's limits.",
         exporters
             .iter()
-            .flat_map(|e| {
-                let st = &e.stats;
-                [
-                    ("value_truncated", &st.values_truncated),
-                    ("name_truncated", &st.names_truncated),
-                    ("attribute_dropped", &st.attributes_dropped),
-                ]
-                .map(|(change, v)| (labels(&[("sink", &e.name), ("change", change)]), n(v)))
-            })
+            .flat_map(|e| e.stats.shaped.list().map(|(change, v)| (labels(&[("sink", &e.name), ("change", change)]), v as f64)))
             .collect(),
     );
     s.gauge(

@@ -1,5 +1,6 @@
-//! The disk queue's files: segments of records ([`super::segment`]) and
-//! the `ack` file holding where the oldest record still needed starts.
+//! The disk queue's files: segments of records ([`super::segment`]), the
+//! `ack` file holding where the oldest record still needed starts, and
+//! the `lock` file that makes the directory one owner's.
 //!
 //! Every state change here happens only once the disk has said yes: an
 //! append that fails (a full disk, a failed fsync) truncates the segment
@@ -7,6 +8,20 @@
 //! accepted. The in-memory index (where each record is, how many items
 //! it holds) is what the queue counts from, so no count ever needs a
 //! read.
+//!
+//! A full disk never stops delivery for good. Recording a delivery never
+//! needs new space: the ack file is written when the queue opens and
+//! rewritten in place after that. And a full disk frees itself as the
+//! sender delivers: segments wholly delivered are deleted, and when an
+//! append fails in a segment whose records are all delivered, that
+//! segment is closed and deleted and the append tried again in a new one
+//! (otherwise the segment being written, never "before" the acknowledged
+//! position, would hold the disk forever).
+//!
+//! The directory is locked (`flock` on `lock`, which names the owner's
+//! pid) for as long as the queue is open: a second sink or a second
+//! process naming the same directory gets a clear error, not a share of
+//! each other's records.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -14,8 +29,8 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::super::encode::{Encoded, Signal};
-use super::segment::{self, HEADER};
+use super::super::encode::Encoded;
+use super::segment;
 use super::QueueError;
 
 /// A segment is closed and a new one started past this size.
@@ -71,6 +86,8 @@ struct Writer {
 
 pub struct Disk {
     dir: PathBuf,
+    /// Held (locked) while the queue is open; dropped with it.
+    lock: File,
     pub unread: VecDeque<Loc>,
     pub in_flight: Option<Loc>,
     /// `None` after a write failed and the segment could not be cut back:
@@ -99,13 +116,43 @@ fn parse_ack(text: &[u8]) -> Option<(u64, u64)> {
     Some((segment.parse().ok()?, offset.parse().ok()?))
 }
 
+/// Takes the directory's lock, or says who holds it.
+fn lock(dir: &Path) -> Result<File, QueueError> {
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // who holds it, for the next one's error (best effort: a full
+            // disk may refuse even these few bytes)
+            let pid = format!("{}\n", std::process::id());
+            let _ = file.set_len(0).and_then(|()| file.write_all_at(pid.as_bytes(), 0));
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+            let holder = holder.trim();
+            let who = match holder.parse::<u32>() {
+                Ok(pid) if pid == std::process::id() => "another sink of this process".to_string(),
+                Ok(pid) => format!("process {pid}"),
+                Err(_) => "another process".to_string(),
+            };
+            Err(QueueError::Locked { dir: dir.display().to_string(), holder: who })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+    }
+}
+
 impl Disk {
-    /// Opens the directory: indexes every good record at or after the
-    /// acknowledged position, deletes segments wholly acknowledged, and
-    /// starts a fresh segment for writing (old segments are never written
-    /// again, so a damaged one is only ever read).
+    /// Opens the directory: takes its lock, indexes every good record at
+    /// or after the acknowledged position, deletes segments wholly
+    /// acknowledged, writes the ack file (so recording deliveries never
+    /// needs new space), and starts a fresh segment for writing (old
+    /// segments are never written again, so a damaged one is only ever
+    /// read).
     pub fn open(dir: &Path) -> Result<(Disk, Recovered), QueueError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock = lock(dir)?;
         let mut recovered = Recovered::default();
         let ack = match fs::read(dir.join("ack")) {
             Ok(bytes) => {
@@ -172,6 +219,7 @@ impl Disk {
         let oldest_segment = kept.first().copied().unwrap_or(next_segment);
         let disk = Disk {
             dir: dir.to_path_buf(),
+            lock,
             unread,
             in_flight: None,
             writer: None,
@@ -179,6 +227,11 @@ impl Disk {
             oldest_segment,
             segment_bytes: SEGMENT_BYTES,
         };
+        let (segment, offset) = disk.position();
+        if let Err(e) = disk.write_ack(segment, offset) {
+            // not fatal: deliveries are recorded once it can be written
+            tracing::error!(dir = %dir.display(), error = %e, "export queue: cannot write the ack file; a restart may send some requests again");
+        }
         Ok((disk, recovered))
     }
 
@@ -196,13 +249,38 @@ impl Disk {
 
     /// Appends and fsyncs one record. On failure the segment is cut back
     /// to where the record began (or abandoned if even that fails) and
-    /// nothing is indexed.
+    /// nothing is indexed; if every record of that segment is delivered,
+    /// the segment is deleted (freeing its room) and the append tried once
+    /// more in a new one.
     pub fn append(&mut self, item: &Encoded) -> Result<Loc, QueueError> {
-        let record = segment::encode(item.signal, item.items, &item.payload);
+        let record = segment::encode(item.signal, item.items, item.encoding, item.oldest, &item.payload);
+        match self.append_record(&record, item.items) {
+            Err(e) if self.writer_delivered() => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "export queue: a write failed in a delivered segment; deleting it and writing a new one");
+                self.writer = None;
+                // the position moves past the closed segment: it is deleted
+                if let Err(ack) = self.persist_ack() {
+                    tracing::warn!(error = %ack, "export queue: cannot record the closed segment");
+                }
+                self.append_record(&record, item.items)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the segment being written holds no record still needed.
+    fn writer_delivered(&self) -> bool {
+        // an empty segment holds no room worth freeing
+        let Some(w) = self.writer.as_ref().filter(|w| w.offset > 0) else { return false };
+        let needed = |l: &Loc| l.segment == w.segment;
+        !self.unread.iter().any(needed) && !self.in_flight.as_ref().is_some_and(needed)
+    }
+
+    fn append_record(&mut self, record: &[u8], items: u32) -> Result<Loc, QueueError> {
         let dir = self.dir.clone();
         let writer = self.writer()?;
         let path = segment_path(&dir, writer.segment);
-        let written = writer.file.write_all(&record).and_then(|()| writer.file.sync_data());
+        let written = writer.file.write_all(record).and_then(|()| writer.file.sync_data());
         if let Err(error) = written {
             let start = writer.offset;
             if let Err(cut) = writer.file.set_len(start).and_then(|()| writer.file.sync_data()) {
@@ -211,7 +289,7 @@ impl Disk {
             }
             return Err(QueueError::Io { path: path.display().to_string(), error });
         }
-        let loc = Loc { segment: writer.segment, offset: writer.offset, len: record.len() as u64, items: item.items };
+        let loc = Loc { segment: writer.segment, offset: writer.offset, len: record.len() as u64, items };
         writer.offset += loc.len;
         Ok(loc)
     }
@@ -234,11 +312,22 @@ impl Disk {
         }
         let damaged = || ReadError::Damaged(format!("{} at offset {}: checksum mismatch", path.display(), loc.offset));
         let header = segment::header(&record).ok_or_else(damaged)?;
-        if HEADER as u64 + u64::from(header.len) != loc.len || !segment::payload_matches(&record, &record[HEADER..]) {
+        if (header.size as u64) + u64::from(header.len) != loc.len || !segment::payload_matches(&record, &record[header.size..]) {
             return Err(damaged());
         }
-        let signal: Signal = header.signal;
-        Ok(Encoded { signal, items: header.items, payload: bytes::Bytes::from(record).slice(HEADER..) })
+        Ok(Encoded {
+            signal: header.signal,
+            items: header.items,
+            encoding: header.encoding,
+            oldest: header.oldest,
+            payload: bytes::Bytes::from(record).slice(header.size..),
+        })
+    }
+
+    /// Gives the directory up (the queue is closed and drained as far as
+    /// it goes): a sink that opens it next may.
+    pub fn unlock(&self) {
+        let _ = self.lock.unlock();
     }
 
     /// The oldest position still needed.

@@ -48,6 +48,8 @@ pub enum QueueError {
     Io { path: String, error: std::io::Error },
     #[error("export queue: the disk worker failed: {0}")]
     Worker(String),
+    #[error("export queue directory `{dir}` is in use by {holder} (each disk queue needs a directory of its own)")]
+    Locked { dir: String, holder: String },
 }
 
 /// Counters `/metrics` and `/status` read.
@@ -59,8 +61,7 @@ pub struct QueueStats {
     pub requests: AtomicU64,
     /// Data points / log records held, including the request being sent.
     pub items: AtomicU64,
-    /// Data points / log records evicted by `drop_oldest` or refused at
-    /// shutdown.
+    /// Data points / log records evicted by `drop_oldest`.
     pub dropped_items: AtomicU64,
     /// Items in records found damaged on disk (skipped).
     pub lost_items: AtomicU64,
@@ -171,7 +172,7 @@ impl Inner {
         let overhead = if matches!(state.store, Store::Disk(_)) { segment::HEADER as u64 } else { OVERHEAD };
         let size = item.payload.len() as u64 + overhead;
         if state.closed {
-            self.stats.dropped_items.fetch_add(u64::from(item.items), Relaxed);
+            // the caller still has it (and counts it)
             return Err(QueueError::Closed);
         }
         if self.on_full == OnFull::DropOldest {
@@ -280,7 +281,10 @@ impl Queue {
     /// Opens (or creates) a disk queue; requests left by an earlier run are
     /// sent first. Damage found on the way is skipped, logged and counted.
     pub fn disk(dir: &Path, limit: u64, on_full: OnFull) -> Result<Queue, QueueError> {
-        Queue::disk_with(dir, limit, on_full, disk::SEGMENT_BYTES)
+        // segments small against the bound, so delivered data frees its
+        // room as it goes rather than a whole bound at a time
+        let segment = (limit / 8).clamp(1 << 20, disk::SEGMENT_BYTES);
+        Queue::disk_with(dir, limit, on_full, segment)
     }
 
     pub(crate) fn disk_with(dir: &Path, limit: u64, on_full: OnFull, segment_bytes: u64) -> Result<Queue, QueueError> {
@@ -397,6 +401,14 @@ impl Queue {
     pub fn close(&self) {
         self.inner.lock().closed = true;
         self.inner.changed.notify_waiters();
+    }
+
+    /// The queue is closed and its consumer gone: a disk queue gives its
+    /// directory up for whoever opens it next.
+    pub fn release(&self) {
+        if let Store::Disk(d) = &self.inner.lock().store {
+            d.unlock();
+        }
     }
 
     /// Requests and data items not yet taken by the consumer.

@@ -4,19 +4,27 @@
 //! A record is
 //!
 //! ```text
-//! magic "DBQ\x01" | payload length u32 | items u32 | signal u8 | header crc u32 | payload crc u32 | payload
+//! magic "DBQ\x02" | payload length u32 | items u32 | signal u8 | encoding u8 | oldest u64
+//!                | header crc u32 | payload crc u32 | payload
 //! ```
 //!
-//! (integers little-endian). The header checksum covers magic, length,
-//! items and signal, so a damaged length is caught before it is followed;
-//! the magic lets [`scan`] find the next record after damage instead of
-//! giving up on the rest of the segment.
+//! (integers little-endian; `encoding` is how the payload is compressed,
+//! `oldest` the oldest data time inside, unix ns). The header checksum
+//! covers everything before it, so a damaged length is caught before it is
+//! followed; the magic lets [`scan`] find the next record after damage
+//! instead of giving up on the rest of the segment. Records of the first
+//! format (`DBQ\x01`: no encoding, no time; uncompressed) left by an
+//! older dbintel are still read.
 
+use super::super::compression;
+use super::super::config::Compression;
 use super::super::encode::Signal;
 
-pub const MAGIC: [u8; 4] = *b"DBQ\x01";
+pub const MAGIC: [u8; 4] = *b"DBQ\x02";
+pub const MAGIC_V1: [u8; 4] = *b"DBQ\x01";
 /// Bytes before the payload.
-pub const HEADER: usize = 21;
+pub const HEADER: usize = 30;
+pub const HEADER_V1: usize = 21;
 /// The largest payload a record may claim (a request is at most a few
 /// MB; anything larger is a damaged length).
 pub const MAX_PAYLOAD: u32 = 256 << 20;
@@ -27,6 +35,10 @@ pub struct Header {
     pub len: u32,
     pub items: u32,
     pub signal: Signal,
+    pub encoding: Compression,
+    pub oldest: u64,
+    /// The header's own length ([`HEADER`], or [`HEADER_V1`]).
+    pub size: usize,
 }
 
 /// A good record found by [`scan`].
@@ -82,10 +94,33 @@ fn u32_at(data: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b)
 }
 
+fn u64_at(data: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&data[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
 /// The bytes of one record.
-pub fn encode(signal: Signal, items: u32, payload: &[u8]) -> Vec<u8> {
+pub fn encode(signal: Signal, items: u32, encoding: Compression, oldest: u64, payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(HEADER + payload.len());
     record.extend_from_slice(&MAGIC);
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&items.to_le_bytes());
+    record.push(signal.as_u8());
+    record.push(compression::code(encoding));
+    record.extend_from_slice(&oldest.to_le_bytes());
+    let header_crc = crc(&[&record[..22]]);
+    record.extend_from_slice(&header_crc.to_le_bytes());
+    record.extend_from_slice(&crc(&[payload]).to_le_bytes());
+    record.extend_from_slice(payload);
+    record
+}
+
+/// The bytes of one record in the first format (what older dbintel
+/// wrote; for tests of reading it back).
+pub fn encode_v1(signal: Signal, items: u32, payload: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(HEADER_V1 + payload.len());
+    record.extend_from_slice(&MAGIC_V1);
     record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     record.extend_from_slice(&items.to_le_bytes());
     record.push(signal.as_u8());
@@ -96,20 +131,44 @@ pub fn encode(signal: Signal, items: u32, payload: &[u8]) -> Vec<u8> {
     record
 }
 
-/// Checks the header at the start of `bytes` (at least [`HEADER`] long).
+/// Encodes `payload` under `header` again, in the header's own format.
+pub fn reencode(header: &Header, payload: &[u8]) -> Vec<u8> {
+    if header.size == HEADER_V1 {
+        encode_v1(header.signal, header.items, payload)
+    } else {
+        encode(header.signal, header.items, header.encoding, header.oldest, payload)
+    }
+}
+
+/// Whether `bytes` may begin a record (of either format), as far as they go.
+fn begins_like_a_record(bytes: &[u8]) -> bool {
+    let n = bytes.len().min(3);
+    bytes[..n] == MAGIC[..n] && bytes.get(3).is_none_or(|v| *v == MAGIC[3] || *v == MAGIC_V1[3])
+}
+
+/// Checks the header at the start of `bytes`.
 pub fn header(bytes: &[u8]) -> Option<Header> {
-    if bytes.len() < HEADER || bytes[..4] != MAGIC || crc(&[&bytes[..13]]) != u32_at(bytes, 13) {
+    let (size, crc_at) = match bytes.get(..4)? {
+        m if m == MAGIC => (HEADER, 22),
+        m if m == MAGIC_V1 => (HEADER_V1, 13),
+        _ => return None,
+    };
+    if bytes.len() < size || crc(&[&bytes[..crc_at]]) != u32_at(bytes, crc_at) {
         return None;
     }
     let len = u32_at(bytes, 4);
     let signal = Signal::from_u8(bytes[12])?;
-    (len <= MAX_PAYLOAD).then_some(Header { len, items: u32_at(bytes, 8), signal })
+    let (encoding, oldest) = if size == HEADER { (compression::from_code(bytes[13])?, u64_at(bytes, 14)) } else { (Compression::None, 0) };
+    (len <= MAX_PAYLOAD).then_some(Header { len, items: u32_at(bytes, 8), signal, encoding, oldest, size })
 }
 
-/// Whether `payload` is the one `record_header` (the record's first
-/// [`HEADER`] bytes) describes.
-pub fn payload_matches(record_header: &[u8], payload: &[u8]) -> bool {
-    record_header.len() >= HEADER && crc(&[payload]) == u32_at(record_header, 17)
+/// Whether `payload` is the one the record starting `record` describes
+/// (`record` holds at least the checked header).
+pub fn payload_matches(record: &[u8], payload: &[u8]) -> bool {
+    match header(record) {
+        Some(h) => crc(&[payload]) == u32_at(record, h.size - 4),
+        None => false,
+    }
 }
 
 /// Every good record in a segment, the damage between them, and a torn
@@ -119,10 +178,10 @@ pub fn scan(data: &[u8]) -> Scan {
     let mut at = 0usize;
     while at < data.len() {
         let rest = &data[at..];
-        if rest.len() < HEADER {
+        let size = if rest.get(..4) == Some(&MAGIC_V1[..]) { HEADER_V1 } else { HEADER };
+        if rest.len() < size {
             // a header cut short: torn if it begins as a record does
-            let n = rest.len().min(MAGIC.len());
-            if rest[..n] == MAGIC[..n] {
+            if begins_like_a_record(rest) {
                 out.torn_at = Some(at as u64);
             } else {
                 out.damage.push(Damage { offset: at as u64, len: rest.len() as u64, items: None });
@@ -131,14 +190,14 @@ pub fn scan(data: &[u8]) -> Scan {
         }
         match header(rest) {
             Some(h) => {
-                let end = HEADER + h.len as usize;
+                let end = h.size + h.len as usize;
                 if end > rest.len() {
                     // a checked header whose payload is cut short: the
                     // write the process was in when it stopped
                     out.torn_at = Some(at as u64);
                     break;
                 }
-                if payload_matches(rest, &rest[HEADER..end]) {
+                if payload_matches(rest, &rest[h.size..end]) {
                     out.records.push(Found { offset: at as u64, len: end as u64, items: h.items, signal: h.signal });
                 } else {
                     out.damage.push(Damage { offset: at as u64, len: end as u64, items: Some(h.items) });
@@ -159,7 +218,7 @@ pub fn scan(data: &[u8]) -> Scan {
 
 /// The offset of the next checked header in `data`.
 fn next_header(data: &[u8]) -> Option<usize> {
-    let finder = memchr::memmem::Finder::new(&MAGIC);
+    let finder = memchr::memmem::Finder::new(&MAGIC[..3]);
     let mut from = 0;
     while let Some(i) = finder.find(&data[from..]) {
         let at = from + i;
@@ -167,7 +226,7 @@ fn next_header(data: &[u8]) -> Option<usize> {
             return Some(at);
         }
         // a header cut short at the very end still counts as a start
-        if data.len() - at < HEADER {
+        if data.len() - at < HEADER && begins_like_a_record(&data[at..]) {
             return Some(at);
         }
         from = at + 1;
@@ -184,7 +243,7 @@ mod tests {
         let mut offsets = Vec::new();
         for &(items, size) in records {
             offsets.push(data.len() as u64);
-            data.extend(encode(Signal::Metrics, items, &vec![items as u8; size]));
+            data.extend(encode(Signal::Metrics, items, Compression::Zstd, 7, &vec![items as u8; size]));
         }
         (data, offsets)
     }
@@ -195,6 +254,21 @@ mod tests {
         let s = scan(&data);
         assert_eq!(s.records.iter().map(|r| (r.offset, r.items)).collect::<Vec<_>>(), [(offsets[0], 1), (offsets[1], 2), (offsets[2], 3)]);
         assert!(s.damage.is_empty() && s.torn_at.is_none());
+    }
+
+    #[test]
+    fn records_of_the_first_format_still_read_back() {
+        let mut data = encode_v1(Signal::Logs, 3, b"old");
+        let at = data.len();
+        data.extend(encode(Signal::Metrics, 4, Compression::Gzip, 9, b"new"));
+        let s = scan(&data);
+        assert_eq!(s.records.iter().map(|r| (r.offset, r.items)).collect::<Vec<_>>(), [(0, 3), (at as u64, 4)]);
+        let h = header(&data).unwrap();
+        assert_eq!((h.size, h.encoding, h.oldest), (HEADER_V1, Compression::None, 0));
+        assert_eq!(reencode(&h, b"old"), data[..at]);
+        let h = header(&data[at..]).unwrap();
+        assert_eq!((h.size, h.encoding, h.oldest), (HEADER, Compression::Gzip, 9));
+        assert_eq!(reencode(&h, b"new"), data[at..]);
     }
 
     #[test]

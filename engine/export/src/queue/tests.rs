@@ -9,7 +9,13 @@ use super::*;
 use crate::encode::Signal;
 
 fn item(n: u32, size: usize) -> Encoded {
-    Encoded { signal: Signal::Metrics, items: n, payload: vec![n as u8; size].into() }
+    Encoded {
+        signal: Signal::Metrics,
+        items: n,
+        encoding: crate::config::Compression::Zstd,
+        oldest: u64::from(n),
+        payload: vec![n as u8; size].into(),
+    }
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -101,7 +107,7 @@ async fn a_torn_tail_is_ignored_and_the_rest_kept() {
         q.push(item(8, 500)).await.unwrap();
     }
     // a crash in the middle of writing a third record
-    let record = super::segment::encode(Signal::Metrics, 9, &[9; 500]);
+    let record = super::segment::encode(Signal::Metrics, 9, crate::config::Compression::Zstd, 9, &[9; 500]);
     let mut f = OpenOptions::new().append(true).open(segment_path(&dir, 0)).unwrap();
     f.write_all(&record[..HEADER + 100]).unwrap();
     drop(f);
@@ -278,4 +284,63 @@ async fn a_full_disk_refuses_the_request_cuts_the_segment_back_and_recovers() {
     let mut expected: Vec<u32> = accepted[4..].to_vec();
     expected.push(first_refused);
     assert_eq!(drain(&q).await, expected, "exactly the accepted requests, each once, after a reopen");
+}
+
+#[tokio::test]
+async fn a_disk_filled_by_one_segment_frees_it_once_delivered_and_new_requests_are_taken() {
+    // the scene at the queue's level: the endpoint is down until
+    // the filesystem is full, all in the segment being written; the
+    // sender then delivers everything; the next request must find room
+    let fs_ = Tmpfs::mount("enospc-one-segment", "64k");
+    let dir = fs_.0.join("q");
+    let q = Queue::disk_with(&dir, 1 << 30, OnFull::Block, 16 << 20).unwrap();
+    let mut accepted = Vec::new();
+    for n in 1..=40u32 {
+        if q.push(item(n, 5000)).await.is_err() {
+            break;
+        }
+        accepted.push(n);
+    }
+    assert!(accepted.len() >= 5 && accepted.len() < 40, "{accepted:?}");
+    for &n in &accepted {
+        assert_eq!(q.next().await.unwrap().map(|e| e.items), Some(n));
+        q.ack().await;
+    }
+    assert_eq!(q.stats.ack_errors.load(Relaxed), 0, "recording deliveries needs no new space");
+    for n in 100..=104u32 {
+        q.push(item(n, 5000)).await.expect("the delivered segment was closed and deleted: room for new data");
+    }
+    drop(q);
+    let q = Queue::disk(&dir, 1 << 30, OnFull::Block).unwrap();
+    assert_eq!(drain(&q).await, [100, 101, 102, 103, 104], "each once, nothing delivered before comes back");
+}
+
+#[tokio::test]
+async fn a_queue_directory_is_locked_by_its_owner() {
+    let dir = scratch("locked");
+    let q = Queue::disk(&dir, 1 << 20, OnFull::Block).unwrap();
+    q.push(item(1, 10)).await.unwrap();
+    let second = Queue::disk(&dir, 1 << 20, OnFull::Block).err().expect("a second owner is refused");
+    let text = second.to_string();
+    assert!(matches!(second, QueueError::Locked { .. }), "{text}");
+    assert!(text.contains("in use by another sink of this process") && text.contains(&dir.display().to_string()), "{text}");
+    drop(q);
+    let q = Queue::disk(&dir, 1 << 20, OnFull::Block).expect("free again once the owner closed it");
+    assert_eq!(drain(&q).await, [1]);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn records_an_older_dbintel_left_on_disk_are_sent_uncompressed() {
+    let dir = scratch("v1");
+    fs::create_dir_all(&dir).unwrap();
+    let mut data = super::segment::encode_v1(Signal::Logs, 4, &[4; 50]);
+    data.extend(super::segment::encode_v1(Signal::Metrics, 5, &[5; 60]));
+    fs::write(segment_path(&dir, 0), data).unwrap();
+    let q = Queue::disk(&dir, 1 << 20, OnFull::Block).unwrap();
+    let first = q.next().await.unwrap().unwrap();
+    assert_eq!((first.signal, first.items, first.encoding, first.payload.len()), (Signal::Logs, 4, crate::config::Compression::None, 50));
+    q.ack().await;
+    assert_eq!(drain(&q).await, [5]);
+    let _ = fs::remove_dir_all(&dir);
 }
