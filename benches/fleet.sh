@@ -128,4 +128,5 @@ printf 'rss=%.1f MiB peak=%.1f MiB\n' "$(echo "$rss_kib / 1024" | bc -l)" "$(ech
 printf 'cpu=%.3f s per %ds cycle (%.2f %% of one core)\n' "$(echo "$cpu_s / $cycles" | bc -l)" "$interval" "$(echo "100 * $cpu_s / ($cycles * $interval)" | bc -l)"
 printf 'sessions=%d (%.2f per target)\n' "$sessions" "$(echo "$sessions / $n" | bc -l)"
 printf 'database time=%.1f ms per cycle (statements of dbintel_monitor)\n' "$(echo "($ms1 - $ms0) / $cycles" | bc -l)"
-grep -E 'WARN|ERROR' "$work/run.log" | head -5 || true
+# the distinct causes of WARN/ERROR lines, most frequent first
+grep -E ' (WARN|ERROR) ' "$work/run.log" | sed -E 's/^[^ ]+ +//; s/ (source|target|collector)=[^ ]+//g' | sort | uniq -c | sort -rn | head -8 || true
