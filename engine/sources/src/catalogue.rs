@@ -314,7 +314,7 @@ pub fn conformance(engine: Engine, resource: &Map, record: &Record) -> Vec<Strin
 /// what the README shows between its `catalogue` markers.
 pub fn markdown(engine: Engine) -> String {
     let mut out = String::new();
-    out.push_str("| metric | what | unit | instrument | attributes | resource | origin | collector |\n");
+    out.push_str("| metric | what | unit | instrument | attributes | about | origin | collector |\n");
     out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     let declarations: Vec<&Declaration> = all().into_iter().filter(|d| d.engine == engine).collect();
     for d in &declarations {

@@ -442,6 +442,24 @@ mod tests {
         }
     }
 
+    /// README.md's Database 360 tables are [`markdown`]'s output:
+    /// regenerate them with `DBINTEL_BLESS=1 cargo test -p dbintel-sources --lib db360`.
+    #[test]
+    fn the_readme_db360_tables_follow_the_contract() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let begin = "<!-- db360:begin (generated; see engine/sources/src/db360.rs) -->\n";
+        let end = "<!-- db360:end -->";
+        let start = readme.find(begin).expect("the db360 markers in README.md") + begin.len();
+        let stop = readme[start..].find(end).expect("the db360 end marker") + start;
+        let tables = markdown();
+        if std::env::var_os("DBINTEL_BLESS").is_some() {
+            std::fs::write(&path, format!("{}{tables}{}", &readme[..start], &readme[stop..])).expect("write README.md");
+            return;
+        }
+        assert_eq!(&readme[start..stop], tables, "README.md's Database 360 tables are stale: DBINTEL_BLESS=1 cargo test -p dbintel-sources --lib db360");
+    }
+
     #[test]
     fn presence_follows_the_server() {
         let pg13 = Server { engine: Engine::Postgres, mariadb: false, version: 130011 };
