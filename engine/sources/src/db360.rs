@@ -457,7 +457,11 @@ mod tests {
             std::fs::write(&path, format!("{}{tables}{}", &readme[..start], &readme[stop..])).expect("write README.md");
             return;
         }
-        assert_eq!(&readme[start..stop], tables, "README.md's Database 360 tables are stale: DBINTEL_BLESS=1 cargo test -p dbintel-sources --lib db360");
+        assert_eq!(
+            &readme[start..stop],
+            tables,
+            "README.md's Database 360 tables are stale: DBINTEL_BLESS=1 cargo test -p dbintel-sources --lib db360"
+        );
     }
 
     #[test]
