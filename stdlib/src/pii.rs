@@ -44,7 +44,13 @@ fn detectors() -> &'static [Detector] {
             d(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", "[EMAIL]", None),
             // internationalised addresses (RFC 6531: `josé@exämple.com`)
             Detector { non_ascii: true, ..d(r"(?i)\b[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.\p{L}{2,}\b", "[EMAIL]", None) },
-            d(r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?\b", "[IP]", Some(looks_like_ipv6)),
+            // a compressed form has a group after `::`, or two before it: a
+            // lone `1::` is SQL's cast (`$1::text`, `id::int`), not an address
+            d(
+                r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6}\b|(?i)\b(?:[0-9a-f]{1,4}:){2,7}:\B",
+                "[IP]",
+                Some(looks_like_ipv6),
+            ),
             d(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "[IP]", None),
             d(r"\b(?:\d[ -]?){12,18}\d\b", "[CARD]", Some(card_like)),
             d(r"\b\d{3}-\d{2}-\d{4}\b", "[SSN]", Some(plausible_ssn)),
@@ -65,6 +71,9 @@ fn detectors() -> &'static [Detector] {
 /// assert_eq!(redact("card 4111 1111 1111 1111, not 4111 1111 1111 1112"), "card [CARD], not 4111 1111 1111 1112");
 /// assert_eq!(redact("call +44 20 7946 0958 or (555) 123-4567"), "call [PHONE] or [PHONE]");
 /// assert_eq!(redact("select * from pg_stat_statements_info"), "select * from pg_stat_statements_info");
+/// // SQL's casts are not addresses; addresses are
+/// assert_eq!(redact("select $1::text, id::int, x::date from t"), "select $1::text, id::int, x::date from t");
+/// assert_eq!(redact("from fe80::1 and 2001:db8::7334, 2001:db8:: too"), "from [IP] and [IP], [IP] too");
 /// ```
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut current: Cow<'_, str> = Cow::Borrowed(text);

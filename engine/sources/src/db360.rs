@@ -141,7 +141,7 @@ const COMMENT_TAGS: Field = f(
     "db.query.comment_tags",
     Kind::Str,
     "k=v,k=v",
-    "allowed keys of the statement's leading comments (APM agents write nr_service_guid there); empty when none",
+    "allowed keys of the statement's leading comments (APM agents write nr_service_guid there); empty when none (PostgreSQL 18's pg_stat_statements keeps no leading comment: there only samples carry them)",
 );
 const SERVICE_GUID: Field =
     f("db.query.comment_tags.nr_service_guid", Kind::Str, "", "the APM entity GUID from the leading comment; empty when none");
