@@ -5,7 +5,7 @@
 //! appears, and once more when it is gone — a misconfiguration found
 //! later is explained the same way `dbintel doctor` explains it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +23,15 @@ pub struct ChecksBoard {
     options: Mutex<Options>,
     /// The latest report per (source, target).
     reports: Mutex<BTreeMap<(String, String), TargetReport>>,
+    /// Per server and check, the targets that have the problem now: it is
+    /// logged when the first has it and when the last no longer does, so
+    /// a hundred targets of one server make one line, not a hundred.
+    open: Mutex<BTreeMap<(String, &'static str, Status), BTreeSet<(String, String)>>>,
 }
 
 impl ChecksBoard {
     pub fn new(options: Options) -> Arc<ChecksBoard> {
-        Arc::new(ChecksBoard { options: Mutex::new(options), reports: Mutex::default() })
+        Arc::new(ChecksBoard { options: Mutex::new(options), reports: Mutex::default(), open: Mutex::default() })
     }
 
     /// What the next checks are told (a reload may change which sources
@@ -44,6 +48,11 @@ impl ChecksBoard {
     /// Drops the reports of targets no longer in the plan.
     pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
         self.reports.lock().unwrap_or_else(|p| p.into_inner()).retain(|(s, t), _| keep(s, t));
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        for targets in open.values_mut() {
+            targets.retain(|(s, t)| keep(s, t));
+        }
+        open.retain(|_, targets| !targets.is_empty());
     }
 
     /// Keeps `report`, logging what changed since the last one.
@@ -60,21 +69,34 @@ impl ChecksBoard {
         let before = reports.get(&key).map(problems).unwrap_or_default();
         let now = problems(&report);
         let target = report.name();
+        let server = report.server.clone().unwrap_or_else(|| target.clone());
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         for (id, status, observed) in &now {
-            if !before.iter().any(|(i, s, _)| i == id && s == status) {
-                let fix = report.findings.iter().find(|f| f.check.id == *id).and_then(|f| f.fix.as_ref()).map(|fix| {
-                    fix.sql
-                        .clone()
-                        .or_else(|| fix.config.as_ref().map(|c| c.lines.clone()))
-                        .or_else(|| fix.note.clone())
-                        .unwrap_or_default()
-                });
-                tracing::warn!(source = %target, check = id, status = status.as_str(), %observed, fix = fix.unwrap_or_default(), "setup check: see /status (checks) or dbintel doctor");
+            if before.iter().any(|(i, s, _)| i == id && s == status) {
+                continue;
             }
+            let holders = open.entry((server.clone(), id, *status)).or_default();
+            let first = holders.is_empty();
+            holders.insert(key.clone());
+            if !first {
+                continue;
+            }
+            let fix = report.findings.iter().find(|f| f.check.id == *id).and_then(|f| f.fix.as_ref()).map(|fix| {
+                fix.sql.clone().or_else(|| fix.config.as_ref().map(|c| c.lines.clone())).or_else(|| fix.note.clone()).unwrap_or_default()
+            });
+            tracing::warn!(source = %target, %server, check = id, status = status.as_str(), %observed, fix = fix.unwrap_or_default(), "setup check: see /status (checks) or dbintel doctor");
         }
-        for (id, _, _) in &before {
-            if !now.iter().any(|(i, _, _)| i == id) {
-                tracing::info!(source = %target, check = id, "setup check passes again");
+        for (id, status, _) in &before {
+            if now.iter().any(|(i, s, _)| i == id && s == status) {
+                continue;
+            }
+            let entry = (server.clone(), *id, *status);
+            if let Some(holders) = open.get_mut(&entry) {
+                holders.remove(&key);
+                if holders.is_empty() {
+                    open.remove(&entry);
+                    tracing::info!(source = %target, %server, check = id, "setup check passes again");
+                }
             }
         }
         reports.insert(key, report);

@@ -498,7 +498,7 @@ impl Checker<'_> {
         if let Some(w) = WRITES.iter().find(|w| **w == word) {
             // `FOR UPDATE` is a lock, not a write; the helper plans DML
             let lock = word == "update" && self.word(i.wrapping_sub(1)).as_deref() == Some("for");
-            if !lock && !(helper && DML.contains(&word.as_str())) {
+            if !(lock || (helper && DML.contains(&word.as_str()))) {
                 return Err(Refusal::Writes(w));
             }
         }
