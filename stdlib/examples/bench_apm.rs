@@ -50,8 +50,14 @@ fn main() {
         })
         .collect();
     let sanitized: Vec<String> = commented.iter().map(|q| normalize(q, Dialect::Postgres).unwrap_or_default()).collect();
-    let mean_len = raw.iter().map(String::len).sum::<usize>() / raw.len();
-    println!("{} statements, mean {mean_len} bytes", raw.len());
+    let mean = |texts: &[String]| texts.iter().map(String::len).sum::<usize>() / texts.len();
+    println!(
+        "{} statements, mean {} bytes raw, {} with the comments, {} after NormalizeSQL",
+        raw.len(),
+        mean(&raw),
+        mean(&commented),
+        mean(&sanitized)
+    );
 
     let ns = best_ns_per_item(&commented, |q| normalize(q, Dialect::Postgres).map_or(0, |s| s.len()));
     println!("NormalizeSQL (for scale)                        {ns:8.0} ns/statement");

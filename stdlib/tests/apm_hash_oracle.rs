@@ -35,7 +35,7 @@ impl Oracle {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("python3 runs the oracle (tests/run.sh installs it)");
+            .expect("python3 on PATH runs the oracle (tests/run.sh needs it too)");
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else { panic!("the oracle's pipes") };
         let mut oracle = Oracle { _child: child, stdin, stdout: BufReader::new(stdout) };
         let hello: serde_json::Value = serde_json::from_str(&oracle.line()).expect("the oracle's greeting");

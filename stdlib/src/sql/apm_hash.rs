@@ -286,6 +286,15 @@ impl Output {
         self.bytes.push(b);
     }
 
+    /// Copies a run of bytes none of which is a space.
+    fn push_solid_run(&mut self, run: &[u8]) {
+        let Some(last) = run.len().checked_sub(1) else { return };
+        let at = self.bytes.len();
+        self.solid_before_last = if last == 0 { self.last_solid } else { Some(at + last - 1) };
+        self.last_solid = Some(at + last);
+        self.bytes.extend_from_slice(run);
+    }
+
     /// The output so far ends (spaces aside) with a whole-token `IN`.
     fn ends_with_in(&self) -> bool {
         let Some(i) = self.last_solid else { return false };
@@ -485,6 +494,17 @@ fn replace_literals(sql: &[u8]) -> Vec<u8> {
     let mut out = Output { bytes: Vec::with_capacity(sql.len()), last_solid: None, solid_before_last: None };
     let mut cur = Cursor { sql, i: 0 };
     while let Some(c) = cur.cur() {
+        // The rest of a word: a letter or `_` after an identifier byte
+        // starts no number, keyword, placeholder or EXTRACT field (the last
+        // output byte is no `(`), so the run is copied as it is. A digit is
+        // not in the run: after another digit it starts a number (`A12` is
+        // `A1?` to New Relic).
+        if (c.is_ascii_uppercase() || c == b'_') && cur.prev().is_some_and(is_identifier_byte) {
+            let run = sql[cur.i..].iter().take_while(|&&b| b.is_ascii_uppercase() || b == b'_').count();
+            out.push_solid_run(&sql[cur.i..cur.i + run]);
+            cur.i += run;
+            continue;
+        }
         if c == b'\'' {
             cur.skip_string();
             out.push(b'?');
@@ -566,8 +586,11 @@ fn replace_comments_and_strip_whitespace(sql: &[u8]) -> Vec<u8> {
         } else if is_space(c) {
             i += 1;
         } else {
-            out.push(c);
-            i += 1;
+            // copy up to the next byte that may start something
+            let run =
+                sql[i..].iter().take_while(|&&b| !matches!(b, b'\'' | b'/' | b'-' | b'#' | b' ' | b'\t' | b'\n' | b'\r')).count().max(1);
+            out.extend_from_slice(&sql[i..i + run]);
+            i += run;
         }
     }
     out

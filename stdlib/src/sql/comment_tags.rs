@@ -19,7 +19,9 @@
 //! - `nr_service_guid`: an entity GUID, base64 of
 //!   `account|DOMAIN|TYPE|id` (characters `[A-Za-z0-9+/=_-]`) that decodes
 //!   to exactly that shape, its id an integer that is no card number;
-//! - `traceparent`: a valid W3C traceparent ([`crate::trace_context`]);
+//! - `traceparent`: a valid W3C traceparent ([`crate::trace_context`]) of
+//!   exactly its four fields (a later version's extra fields could carry
+//!   anything);
 //! - any other key: at most [`MAX_VALUE_BYTES`] of `[A-Za-z0-9_.:/+=-]`,
 //!   no run of more than six digits (cards, phones, account numbers,
 //!   dates), nothing RedactPII would mask (emails, IPs, JWTs, API keys,
@@ -188,7 +190,9 @@ fn without_quotes(value: &str) -> &str {
 fn value_fits_key(key: &str, value: &str) -> bool {
     match key {
         GUID_KEY => is_entity_guid(value),
-        TRACEPARENT_KEY => trace_context::parse(value).is_some(),
+        // exactly the four fields: a future version's extra fields could
+        // carry anything, and `parse` would forgive surrounding space
+        TRACEPARENT_KEY => value.len() == 55 && trace_context::parse(value).is_some(),
         _ => is_plain_token(value),
     }
 }
@@ -426,6 +430,12 @@ mod tests {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert_eq!(tags(&format!("/* traceparent='{tp}' */ SELECT 1"), &["traceparent"]), format!("traceparent='{tp}'"));
         assert_eq!(tags(&format!("/* traceparent='{}' */ SELECT 1", tp.to_uppercase()), &["traceparent"]), "");
+        // found by the comment_tags fuzzer: space inside the quotes
+        assert_eq!(tags(&format!("/* traceparent='{tp} ' */ SELECT 1"), &["traceparent"]), "");
+        // a later version's extra fields could carry anything
+        let later = tp.replacen("00", "cc", 1);
+        assert_eq!(tags(&format!("/* traceparent='{later}' */ SELECT 1"), &["traceparent"]), format!("traceparent='{later}'"));
+        assert_eq!(tags(&format!("/* traceparent='{later}-bob@example.com' */ SELECT 1"), &["traceparent"]), "");
     }
 
     #[test]
