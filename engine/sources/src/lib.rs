@@ -9,7 +9,8 @@
 //!   [`catalogue::Declaration`] of what it emits.
 //! - [`catalogue`]: the declarations' types, the README's catalogue
 //!   tables, and the move of database/table/index attributes onto their
-//!   resources.
+//!   resources; [`log_catalogue`]: what the log sources (`dbintel-logs`)
+//!   emit.
 //! - [`target`]: a connected database of either engine; [`postgres`] and
 //!   [`mysql`] hold what is particular to each (safe sessions, the role
 //!   check, queries under a deadline).
@@ -35,6 +36,7 @@ pub mod collector;
 pub mod collectors;
 pub mod error;
 pub mod fleet;
+pub mod log_catalogue;
 pub mod mysql;
 pub mod postgres;
 pub mod replay;
