@@ -118,6 +118,10 @@ mod tests {
         assert_eq!(l.attributes.get("db.query.duration_ms"), Some(&Value::Double(12.5)));
         let plan = l.attributes.get("db.query.plan").and_then(Value::as_str).unwrap();
         assert!(!plan.contains("ann@example.com") && !plan.contains("Output") && !plan.contains("Query Text"), "{plan}");
+        assert!(
+            plan.contains("\"Actual Rows\":1") && plan.contains("\"Rows Removed by Filter\":999"),
+            "what the execution measured stays: {plan}"
+        );
         assert_eq!(l.attributes.get("db.plan.has_seq_scan"), Some(&Value::Bool(true)));
         assert!(
             l.attributes.get("db.query.text").and_then(Value::as_str).unwrap().contains("ann@example.com"),

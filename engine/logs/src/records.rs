@@ -6,8 +6,8 @@
 //! loses nor repeats a count). Every point is built from its declaration
 //! in `dbintel_sources::log_catalogue`.
 //!
-//! Text stays raw here — messages in the body, DETAIL/HINT/CONTEXT in
-//! `db.log.*`, statements in `db.query.text` (a deadlock's other
+//! Text stays raw here — messages in `db.log.message`, DETAIL/HINT/CONTEXT
+//! in `db.log.*`, statements in `db.query.text` (a deadlock's other
 //! statements in `db.deadlock.other_query.text`, out of the DETAIL) — for
 //! the pipeline's sanitize rules, which run before anything is queued.
 
@@ -286,14 +286,20 @@ fn text(v: &Option<String>) -> Option<Value> {
     v.as_ref().map(|s| Value::Str(s.clone()))
 }
 
-fn event(name: &str, severity_number: i32, severity_text: &str, time: u64, now: u64, body: Value, attributes: Map) -> Record {
+/// An event. The server's message, when there is one, is the
+/// `db.log.message` attribute rather than the body: the shipped sanitize
+/// rules work on attributes of every record (a body is a log's only).
+fn event(name: &str, severity_number: i32, severity_text: &str, time: u64, now: u64, message: Value, mut attributes: Map) -> Record {
+    if !message.is_nil() {
+        attributes.insert("db.log.message", message);
+    }
     Record::Log(LogRecord {
         time_unix_nano: time,
         observed_time_unix_nano: now,
         severity_number,
         severity_text: severity_text.to_string(),
         event_name: name.to_string(),
-        body,
+        body: Value::Nil,
         attributes,
     })
 }

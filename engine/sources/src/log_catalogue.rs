@@ -137,6 +137,7 @@ pub const PG_CONNECTION_FAILURES: Metric = delta(
 );
 
 const ERROR_ATTRIBUTES: &[&str] = &[
+    "db.log.message",
     "db.response.status_code",
     "db.log.detail",
     "db.log.hint",
@@ -155,10 +156,11 @@ const ERROR_ATTRIBUTES: &[&str] = &[
 pub const PG_ERROR_EVENT: Event = Event {
     name: "db.server.error",
     attributes: ERROR_ATTRIBUTES,
-    description: "an error or warning the server logged (the message is the body); cancellations carry their reason",
+    description: "an error or warning the server logged, with its parts; cancellations carry their reason",
 };
 
 const DEADLOCK_ATTRIBUTES: &[&str] = &[
+    "db.log.message",
     "db.response.status_code",
     "db.log.detail",
     "db.query.text",
@@ -228,6 +230,7 @@ const CHECKPOINT_ATTRIBUTES: &[&str] = &[
     "log.file.name",
 ];
 const CONNECTION_ATTRIBUTES: &[&str] = &[
+    "db.log.message",
     "db.response.status_code",
     "db.connection.failure_reason",
     "db.namespace",
@@ -406,8 +409,8 @@ pub const MY_ERRORS_DECLARATION: Declaration = Declaration {
     metrics: &[MY_ERRORS, MY_CONNECTION_FAILURES, MY_DEADLOCKS],
     events: &[Event {
         name: "db.server.error",
-        attributes: &["db.response.status_code", "mysql.log.subsystem", "db.session.id", "log.file.name"],
-        description: "an error or warning the server logged (its first line is the body; dumps that follow are dropped)",
+        attributes: &["db.log.message", "db.response.status_code", "mysql.log.subsystem", "db.session.id", "log.file.name"],
+        description: "an error or warning the server logged (its first line; dumps that follow are dropped)",
     }],
 };
 
