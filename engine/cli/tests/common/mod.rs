@@ -1,6 +1,7 @@
 //! Running the real `dbintel` binary from tests.
 #![allow(dead_code)]
 
+pub mod log_servers;
 pub mod otlp;
 pub mod pg_servers;
 pub mod private_pg;
