@@ -54,7 +54,7 @@ pub fn logging_settings(destination: &str) -> Vec<(&'static str, String)> {
     vec![
         ("logging_collector", "on".into()),
         ("log_destination", format!("'{destination}'")),
-        ("log_filename", "'postgresql-%Y%m%d_%H%M%S'".into()),
+        ("log_filename", "'postgresql-%Y%m%d_%H%M%S.log'".into()),
         ("log_file_mode", "0644".into()),
         ("log_rotation_age", "0".into()),
         ("log_rotation_size", "0".into()),
