@@ -36,7 +36,9 @@ impl MySqlSlow {
         // a header without `# Query_time` (a cut file) is no entry
         (b.timed && !b.entry.statement.trim().is_empty()).then(|| {
             let mut e = b.entry;
-            e.statement = e.statement.trim_end().to_string();
+            // the server ends every logged statement with `;`
+            let text = e.statement.trim_end();
+            e.statement = text.strip_suffix(';').unwrap_or(text).trim_end().to_string();
             Entry::Slow(e)
         })
     }
@@ -226,7 +228,7 @@ UPDATE users SET name = 'Ann' WHERE id = 7;\n";
         assert!(out.problems.is_empty(), "{:?}", out.problems);
         assert_eq!(out.entries.len(), 2);
         let a = slow(&out.entries[0]);
-        assert_eq!(a.statement, "SELECT * FROM users\nWHERE email = 'ann@example.com';");
+        assert_eq!(a.statement, "SELECT * FROM users\nWHERE email = 'ann@example.com'");
         assert_eq!((a.query_time, a.rows_examined, a.database.as_deref(), a.user.as_deref()), (0.000321, 12, Some("shop"), Some("app")));
         assert_eq!(a.time, Some(1_714_566_896_000_000_000));
         let b = slow(&out.entries[1]);
@@ -245,7 +247,7 @@ select 1;\n";
     fn mysql8_entries_take_their_schema_from_use() {
         let out = run(MYSQL8);
         let e = slow(&out.entries[0]);
-        assert_eq!((e.database.as_deref(), e.thread_id, e.statement.as_str()), (Some("shop"), Some(8), "select 1;"));
+        assert_eq!((e.database.as_deref(), e.thread_id, e.statement.as_str()), (Some("shop"), Some(8), "select 1"));
     }
 
     #[test]
