@@ -253,7 +253,7 @@ fn no_planted_secret_leaves_a_database_log_record() {
         // a new mapper each time: slow-log samples are one per statement
         let mut mapper = Mapper::new(enabled.clone(), 0, std::time::Duration::from_secs(60));
         let mut out = Vec::new();
-        mapper.map(&parsed.entries[0], "postgresql.log", 1, &mut out);
+        mapper.map(parsed.entries.remove(0), "postgresql.log", 1, &mut out);
         assert!(!out.is_empty(), "{format} form {} made no record: {text}", (i / 9 + i) % 12);
         planted += 1;
         let system = if matches!(format, "slow" | "error") { "mysql" } else { "postgresql" };

@@ -11,12 +11,13 @@
 use crate::entry::PgEntry;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind<'a> {
+pub enum Kind {
     /// auto_explain: `duration: 12.3 ms  plan:` and the plan (JSON with
-    /// `auto_explain.log_format = json`).
+    /// `auto_explain.log_format = json`), from byte `plan_at` of the
+    /// message on.
     Plan {
         duration_ms: f64,
-        plan: &'a str,
+        plan_at: usize,
     },
     Deadlock,
     LockWait(LockWait),
@@ -137,14 +138,15 @@ fn quoted_after<'a>(text: &'a str, after: &str) -> Option<&'a str> {
 }
 
 /// What an entry is.
-pub fn classify(e: &PgEntry) -> Kind<'_> {
+pub fn classify(e: &PgEntry) -> Kind {
     let m = e.message.as_str();
     let state = e.sqlstate.as_deref();
     if e.severity == "LOG" {
         if let Some(rest) = m.strip_prefix("duration: ") {
             if let Some((ms, plan)) = rest.split_once(" ms  plan:") {
                 if let Ok(duration_ms) = ms.trim().parse() {
-                    return Kind::Plan { duration_ms, plan: plan.trim_start() };
+                    let plan_at = m.len() - plan.trim_start().len();
+                    return Kind::Plan { duration_ms, plan_at };
                 }
             }
         }
@@ -194,7 +196,7 @@ pub fn classify(e: &PgEntry) -> Kind<'_> {
 
 /// The SQLSTATE of what we classified, when the log gives none (stderr
 /// without `%e`).
-pub fn implied_sqlstate(kind: &Kind<'_>) -> Option<&'static str> {
+pub fn implied_sqlstate(kind: &Kind) -> Option<&'static str> {
     Some(match kind {
         Kind::Deadlock => "40P01",
         Kind::Cancel { reason: "lock_timeout" } => "55P03",
@@ -429,6 +431,7 @@ mod tests {
             Kind::TempFile { size: 1_458_176 }
         );
         let plan = entry("LOG", None, "duration: 12.345 ms  plan:\n{\"Plan\": {}}");
-        assert_eq!(classify(&plan), Kind::Plan { duration_ms: 12.345, plan: "{\"Plan\": {}}" });
+        let Kind::Plan { duration_ms, plan_at } = classify(&plan) else { panic!("not a plan") };
+        assert_eq!((duration_ms, &plan.message[plan_at..]), (12.345, "{\"Plan\": {}}"));
     }
 }

@@ -27,7 +27,8 @@
 //! - [`server_settings`]: which server settings each collector needs — data
 //!   `doctor` reads.
 //! - [`source`]: a log source running: polls, emits, checkpoints, reports
-//!   its state to the status board, retries what is missing.
+//!   its state to the status board, retries what is missing; [`replay`]:
+//!   one file read once through the same code (`dry-run --input`).
 //! - [`stats`]: lines read and problems by cause, for `/metrics`.
 //! - [`time`]: the servers' timestamps.
 
@@ -38,6 +39,7 @@ pub mod follow;
 pub mod format;
 pub mod plan;
 pub mod records;
+pub mod replay;
 pub mod resource;
 pub mod server_settings;
 pub mod source;

@@ -51,15 +51,22 @@ pub fn plan_event(
     now: u64,
     history: &mut PlanHistory,
 ) -> Result<Vec<Record>, NoPlan> {
-    let json: serde_json::Value = serde_json::from_str(plan).map_err(|_| NoPlan::NotJson)?;
+    // the statement's text, without building the plan's tree (the
+    // obfuscation reads it again)
+    #[derive(serde::Deserialize)]
+    struct Text<'a> {
+        #[serde(rename = "Query Text", borrow)]
+        text: Option<std::borrow::Cow<'a, str>>,
+    }
+    let json: Text<'_> = serde_json::from_str(plan).map_err(|_| NoPlan::NotJson)?;
     let obfuscated = dbintel_stdlib::plan::obfuscate(plan, Dialect::Postgres).ok_or(NoPlan::NotJson)?;
     let attributes = dbintel_stdlib::plan::attributes(&obfuscated).ok_or(NoPlan::NotJson)?;
     let hash = attributes.get("db.plan.hash").and_then(Value::as_str).unwrap_or_default().to_string();
     let mut event = context;
     event.insert("db.plan.source", Value::Str(SOURCE_SERVER_LOG.into()));
     event.insert("db.query.duration_ms", Value::Double(duration_ms));
-    if let Some(text) = json.get("Query Text").and_then(serde_json::Value::as_str) {
-        event.insert("db.query.text", Value::Str(text.to_string()));
+    if let Some(text) = json.text {
+        event.insert("db.query.text", Value::Str(text.into_owned()));
     }
     for (k, v) in attributes.iter() {
         event.insert(k, v.clone());

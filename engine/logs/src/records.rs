@@ -49,36 +49,51 @@ pub struct Window {
     series: HashMap<String, Series>,
     /// Series dropped for [`MAX_SERIES`] since the last close.
     pub overflow: u64,
+    /// Where keys are written (most adds find their series: no allocation).
+    scratch: String,
+}
+
+/// A series' key: collector, metric and attributes in name order (so the
+/// order they were built in does not matter), written into `out`.
+fn write_key(out: &mut String, collector: &str, metric: &str, attributes: &Map) {
+    use std::fmt::Write;
+    out.clear();
+    out.push_str(collector);
+    out.push('\u{1}');
+    out.push_str(metric);
+    let mut sorted: Vec<(&str, &Value)> = attributes.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (name, value) in sorted {
+        let _ = write!(out, "\u{1}{name}={value}");
+    }
 }
 
 fn key(collector: &str, metric: &str, attributes: &Map) -> String {
-    let mut k = format!("{collector}\u{1}{metric}");
-    for (name, value) in attributes.iter() {
-        k.push('\u{1}');
-        k.push_str(name);
-        k.push('=');
-        k.push_str(&value.to_string());
-    }
+    let mut k = String::new();
+    write_key(&mut k, collector, metric, attributes);
     k
 }
 
 impl Window {
     pub fn new(start: u64, interval: Duration) -> Window {
-        Window { start, interval, series: HashMap::new(), overflow: 0 }
+        Window { start, interval, series: HashMap::new(), overflow: 0, scratch: String::new() }
     }
 
     fn entry(&mut self, collector: &'static str, metric: &'static Metric, attributes: Map) -> Option<&mut Series> {
-        // one order of attributes, whatever built them (a restored window
-        // comes back sorted)
-        let mut sorted = attributes.into_entries();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let attributes: Map = sorted.into_iter().collect();
-        let k = key(collector, metric.name, &attributes);
-        if !self.series.contains_key(&k) && self.series.len() >= MAX_SERIES {
-            self.overflow += 1;
-            return None;
+        write_key(&mut self.scratch, collector, metric.name, &attributes);
+        if !self.series.contains_key(self.scratch.as_str()) {
+            if self.series.len() >= MAX_SERIES {
+                self.overflow += 1;
+                return None;
+            }
+            // one order of attributes, whatever built them (a restored
+            // window comes back sorted)
+            let mut sorted = attributes.into_entries();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let attributes: Map = sorted.into_iter().collect();
+            self.series.insert(self.scratch.clone(), Series { collector, metric, attributes, value: 0.0 });
         }
-        Some(self.series.entry(k).or_insert(Series { collector, metric, attributes, value: 0.0 }))
+        self.series.get_mut(self.scratch.as_str())
     }
 
     /// Adds to a sum.
@@ -86,6 +101,28 @@ impl Window {
         if let Some(s) = self.entry(collector, metric, attributes) {
             s.value += value;
         }
+    }
+
+    /// Adds to a sum whose attributes are plain strings, given in name
+    /// order (the hot path: every error counted): the series' map is
+    /// built only the first time.
+    pub fn add_text(&mut self, collector: &'static str, metric: &'static Metric, attributes: &[(&'static str, Option<&str>)], value: f64) {
+        use std::fmt::Write;
+        self.scratch.clear();
+        self.scratch.push_str(collector);
+        self.scratch.push('\u{1}');
+        self.scratch.push_str(metric.name);
+        for (name, v) in attributes {
+            if let Some(v) = v {
+                let _ = write!(self.scratch, "\u{1}{name}={v}");
+            }
+        }
+        if let Some(series) = self.series.get_mut(self.scratch.as_str()) {
+            series.value += value;
+            return;
+        }
+        let map: Map = attributes.iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), Value::Str(v.to_string())))).collect();
+        self.add(collector, metric, map, value);
     }
 
     /// Sets a gauge (the last value wins).
@@ -329,11 +366,11 @@ impl Mapper {
     }
 
     /// The records of one entry.
-    pub fn map(&mut self, entry: &Entry, file: &str, now: u64, out: &mut Out) {
+    pub fn map(&mut self, entry: Entry, file: &str, now: u64, out: &mut Out) {
         match entry {
             Entry::Pg(e) => self.pg(e, file, now, out),
-            Entry::Slow(e) => self.slow(e, file, now, out),
-            Entry::MyError(e) => self.my_error(e, file, now, out),
+            Entry::Slow(e) => self.slow(&e, file, now, out),
+            Entry::MyError(e) => self.my_error(&e, file, now, out),
         }
     }
 
@@ -344,15 +381,18 @@ impl Mapper {
         })
     }
 
-    /// What every event of a PostgreSQL session carries.
-    fn session(e: &PgEntry, file: &str) -> Map {
-        let mut m = Map::with_capacity(10);
-        put(&mut m, "db.query.id", text(&e.query_id));
+    /// What every event of a PostgreSQL session carries (taken from the
+    /// entry; the database is kept for the counts).
+    fn session(e: &mut PgEntry, file: &str) -> Map {
+        let mut m = Map::with_capacity(12);
+        put(&mut m, "db.query.id", e.query_id.take().map(Value::Str));
         put(&mut m, "db.namespace", text(&e.database));
-        put(&mut m, "db.user", text(&e.user));
+        put(&mut m, "db.user", e.user.take().map(Value::Str));
         put(&mut m, "db.session.id", e.pid.map(Value::Int));
-        put(&mut m, "postgresql.application_name", text(&e.application));
-        put(&mut m, "postgresql.backend_type", text(&e.backend_type));
+        put(&mut m, "postgresql.application_name", e.application.take().map(Value::Str));
+        // a client backend is what most entries come from: named only when
+        // it is something else (autovacuum worker, checkpointer, walsender…)
+        put(&mut m, "postgresql.backend_type", e.backend_type.take().filter(|b| b != "client backend").map(Value::Str));
         m.insert("log.file.name", Value::Str(file.to_string()));
         m
     }
@@ -363,26 +403,29 @@ impl Mapper {
         m
     }
 
-    fn pg(&mut self, e: &PgEntry, file: &str, now: u64, out: &mut Out) {
-        let kind = classify::classify(e);
+    fn pg(&mut self, mut e: PgEntry, file: &str, now: u64, out: &mut Out) {
+        let kind = classify::classify(&e);
         let sqlstate = e.sqlstate.clone().or_else(|| classify::implied_sqlstate(&kind).map(str::to_string));
         // every error and warning is counted, whatever else it is
         if let Some(min) = self.enabled.errors {
             if let Some(rank) = classify::ERROR_SEVERITIES.iter().position(|s| *s == e.severity) {
                 if rank >= min {
-                    let mut a = Map::new();
-                    put(&mut a, "db.response.status_code", sqlstate.clone().map(Value::Str));
-                    a.insert("severity", Value::Str(e.severity.clone()));
-                    put(&mut a, "db.namespace", text(&e.database));
-                    self.window.add("errors", &cat::PG_ERRORS, a, 1.0);
+                    let attributes = [
+                        ("db.namespace", e.database.as_deref()),
+                        ("db.response.status_code", sqlstate.as_deref()),
+                        ("severity", Some(e.severity.as_str())),
+                    ];
+                    self.window.add_text("errors", &cat::PG_ERRORS, &attributes, 1.0);
                 }
             }
         }
         let time = self.time(e.time, now);
         let severity = classify::severity_number(&e.severity);
         match kind {
-            Kind::Plan { duration_ms, plan } if self.enabled.plans => {
-                match crate::plan::plan_event(plan, duration_ms, Self::session(e, file), time, now, &mut self.plans) {
+            Kind::Plan { duration_ms, plan_at } if self.enabled.plans => {
+                let context = Self::session(&mut e, file);
+                let plan = e.message.get(plan_at..).unwrap_or_default();
+                match crate::plan::plan_event(plan, duration_ms, context, time, now, &mut self.plans) {
                     Ok(records) => out.extend(records.into_iter().map(|r| ("plans", r))),
                     Err(NoPlan::NotJson) => {
                         self.notices.insert(Notice::PlanNotJson);
@@ -390,17 +433,20 @@ impl Mapper {
                 }
             }
             Kind::Deadlock if self.enabled.locks => {
-                self.window.add("locks", &cat::PG_DEADLOCKS, Self::db(e), 1.0);
-                let mut a = Self::session(e, file);
+                self.window.add("locks", &cat::PG_DEADLOCKS, Self::db(&e), 1.0);
+                let mut a = Self::session(&mut e, file);
                 put(&mut a, "db.response.status_code", sqlstate.map(Value::Str));
-                put(&mut a, "db.query.text", text(&e.statement));
                 // the DETAIL's `Process N: statement` lines are statements:
                 // out of the detail, into their own attribute
                 let (graph, others, pids) = deadlock_detail(e.detail.as_deref().unwrap_or(""), e.statement.as_deref());
+                put(&mut a, "db.query.text", e.statement.take().map(Value::Str));
                 put(&mut a, "db.log.detail", (!graph.is_empty()).then_some(Value::Str(graph)));
                 put(&mut a, "db.deadlock.other_query.text", (!others.is_empty()).then(|| Value::Str(others.join(";\n"))));
                 a.insert("db.deadlock.session.ids", Value::List(pids.into_iter().map(Value::Int).collect()));
-                out.push(("locks", event("db.server.deadlock", severity, &e.severity, time, now, Value::Str(e.message.clone()), a)));
+                out.push((
+                    "locks",
+                    event("db.server.deadlock", severity, &e.severity, time, now, Value::Str(std::mem::take(&mut e.message)), a),
+                ));
             }
             Kind::LockWait(w) if self.enabled.locks => {
                 let mut key = Map::new();
@@ -411,21 +457,21 @@ impl Mapper {
                     "acquired" => self.window.add("locks", &cat::PG_LOCK_WAIT_TIME, key, w.after_ms),
                     _ => {}
                 }
-                let mut a = Self::session(e, file);
+                let mut a = Self::session(&mut e, file);
                 a.insert("db.lock.state", Value::Str(w.state.into()));
                 a.insert("db.lock.mode", Value::Str(w.mode));
                 a.insert("db.lock.object", Value::Str(w.object));
                 a.insert("db.lock.wait_ms", Value::Double(w.after_ms));
                 a.insert("db.blocking.session.ids", Value::List(w.holders.into_iter().map(Value::Int).collect()));
-                put(&mut a, "db.query.text", text(&e.statement));
+                put(&mut a, "db.query.text", e.statement.take().map(Value::Str));
                 out.push(("locks", event("db.server.lock_wait", 13, "WARN", time, now, Value::Nil, a)));
             }
             Kind::TempFile { size } if self.enabled.temp_files => {
-                self.window.add("temp_files", &cat::PG_TEMP_FILES, Self::db(e), 1.0);
-                self.window.add("temp_files", &cat::PG_TEMP_BYTES, Self::db(e), size as f64);
-                let mut a = Self::session(e, file);
+                self.window.add("temp_files", &cat::PG_TEMP_FILES, Self::db(&e), 1.0);
+                self.window.add("temp_files", &cat::PG_TEMP_BYTES, Self::db(&e), size as f64);
+                let mut a = Self::session(&mut e, file);
                 a.insert("db.temp_file.size", Value::Int(size as i64));
-                put(&mut a, "db.query.text", text(&e.statement));
+                put(&mut a, "db.query.text", e.statement.take().map(Value::Str));
                 out.push(("temp_files", event("db.server.temp_file", 9, "INFO", time, now, Value::Nil, a)));
             }
             Kind::Autovacuum(v) if self.enabled.autovacuum => {
@@ -520,23 +566,26 @@ impl Mapper {
                 put(&mut a, "db.response.status_code", sqlstate.map(Value::Str));
                 a.insert("db.connection.failure_reason", Value::Str(reason.into()));
                 put(&mut a, "db.namespace", text(&e.database));
-                put(&mut a, "db.user", text(&e.user));
+                put(&mut a, "db.user", e.user.take().map(Value::Str));
                 put(&mut a, "db.session.id", e.pid.map(Value::Int));
-                put(&mut a, "postgresql.application_name", text(&e.application));
+                put(&mut a, "postgresql.application_name", e.application.take().map(Value::Str));
                 a.insert("log.file.name", Value::Str(file.to_string()));
                 // the DETAIL names pg_hba.conf lines and roles: not sent
                 out.push((
                     "connections",
-                    event("db.server.connection_failure", severity, &e.severity, time, now, Value::Str(e.message.clone()), a),
+                    event("db.server.connection_failure", severity, &e.severity, time, now, Value::Str(std::mem::take(&mut e.message)), a),
                 ));
             }
             Kind::Cancel { reason } if self.enabled.errors.is_some() => {
-                let mut k = Self::db(e);
+                let mut k = Self::db(&e);
                 k.insert("reason", Value::Str(reason.into()));
                 self.window.add("errors", &cat::PG_CANCELLATIONS, k, 1.0);
-                let mut a = self.error_attributes(e, sqlstate, file);
+                let mut a = Self::error_attributes(&mut e, sqlstate, file);
                 a.insert("db.cancellation.reason", Value::Str(reason.into()));
-                out.push(("errors", event("db.server.error", severity, &e.severity, time, now, Value::Str(e.message.clone()), a)));
+                out.push((
+                    "errors",
+                    event("db.server.error", severity, &e.severity, time, now, Value::Str(std::mem::take(&mut e.message)), a),
+                ));
             }
             Kind::Error => {
                 let wanted = self
@@ -544,21 +593,24 @@ impl Mapper {
                     .errors
                     .is_some_and(|min| classify::ERROR_SEVERITIES.iter().position(|s| *s == e.severity).is_some_and(|r| r >= min));
                 if wanted {
-                    let a = self.error_attributes(e, sqlstate, file);
-                    out.push(("errors", event("db.server.error", severity, &e.severity, time, now, Value::Str(e.message.clone()), a)));
+                    let a = Self::error_attributes(&mut e, sqlstate, file);
+                    out.push((
+                        "errors",
+                        event("db.server.error", severity, &e.severity, time, now, Value::Str(std::mem::take(&mut e.message)), a),
+                    ));
                 }
             }
             _ => {}
         }
     }
 
-    fn error_attributes(&self, e: &PgEntry, sqlstate: Option<String>, file: &str) -> Map {
+    fn error_attributes(e: &mut PgEntry, sqlstate: Option<String>, file: &str) -> Map {
         let mut a = Self::session(e, file);
         put(&mut a, "db.response.status_code", sqlstate.map(Value::Str));
-        put(&mut a, "db.log.detail", text(&e.detail));
-        put(&mut a, "db.log.hint", text(&e.hint));
-        put(&mut a, "db.log.context", text(&e.context));
-        put(&mut a, "db.query.text", text(&e.statement));
+        put(&mut a, "db.log.detail", e.detail.take().map(Value::Str));
+        put(&mut a, "db.log.hint", e.hint.take().map(Value::Str));
+        put(&mut a, "db.log.context", e.context.take().map(Value::Str));
+        put(&mut a, "db.query.text", e.statement.take().map(Value::Str));
         a
     }
 
@@ -778,9 +830,9 @@ mod tests {
         let mut e = pg("ERROR", Some("23505"), "duplicate key value violates unique constraint \"users_email_key\"");
         e.detail = Some("Key (email)=(ann@example.com) already exists.".into());
         e.statement = Some("INSERT INTO users VALUES ('ann@example.com')".into());
-        m.map(&Entry::Pg(e.clone()), "postgresql.json", 9, &mut out);
-        m.map(&Entry::Pg(e), "postgresql.json", 9, &mut out);
-        m.map(&Entry::Pg(pg("ERROR", None, "canceling statement due to statement timeout")), "f", 9, &mut out);
+        m.map(Entry::Pg(e.clone()), "postgresql.json", 9, &mut out);
+        m.map(Entry::Pg(e), "postgresql.json", 9, &mut out);
+        m.map(Entry::Pg(pg("ERROR", None, "canceling statement due to statement timeout")), "f", 9, &mut out);
         assert_eq!(out.len(), 3);
         let Record::Log(l) = &out[0].1 else { panic!() };
         assert_eq!((out[0].0, l.event_name.as_str(), l.severity_number), ("errors", "db.server.error", 17));
@@ -809,8 +861,8 @@ mod tests {
     fn collectors_not_enabled_emit_nothing() {
         let mut m = Mapper::new(Enabled { autovacuum: true, ..Enabled::default() }, 0, Duration::from_secs(60));
         let mut out = Out::new();
-        m.map(&Entry::Pg(pg("ERROR", Some("23505"), "x")), "f", 1, &mut out);
-        m.map(&Entry::Pg(pg("LOG", None, "temporary file: path \"base/pgsql_tmp/x\", size 10")), "f", 1, &mut out);
+        m.map(Entry::Pg(pg("ERROR", Some("23505"), "x")), "f", 1, &mut out);
+        m.map(Entry::Pg(pg("LOG", None, "temporary file: path \"base/pgsql_tmp/x\", size 10")), "f", 1, &mut out);
         assert!(out.is_empty());
         assert!(m.close_window(2).is_empty());
     }
@@ -833,7 +885,7 @@ mod tests {
                 database: Some("shop".into()),
                 ..SlowEntry::default()
             };
-            m.map(&Entry::Slow(e), "slow.log", 1, &mut out);
+            m.map(Entry::Slow(e), "slow.log", 1, &mut out);
         }
         assert_eq!(out.len(), 4, "`select 1` and `select 2` share a fingerprint: one sample");
         let points = m.close_window(2);
@@ -863,7 +915,7 @@ mod tests {
     fn a_window_survives_a_checkpoint() {
         let mut m = Mapper::new(enabled_all(), 7, Duration::from_secs(60));
         let mut out = Out::new();
-        m.map(&Entry::Pg(pg("ERROR", Some("23505"), "x")), "f", 1, &mut out);
+        m.map(Entry::Pg(pg("ERROR", Some("23505"), "x")), "f", 1, &mut out);
         let json = m.window.to_json();
         let mut restored = Mapper::new(enabled_all(), 0, Duration::from_secs(60));
         restored.window.restore(&json, &restored.collector_names());

@@ -301,6 +301,27 @@ pub fn start(plan: &Plan, mut setup: Setup) -> Result<Graph, RunError> {
         if let Some(status) = &setup.status {
             status.target(name, name).connected();
         }
+        if dbintel_logs::is_log_kind(&source.kind) {
+            // a log file: read once, for the collectors named for it
+            let mut by_file: Vec<(std::path::PathBuf, Vec<String>)> = Vec::new();
+            for (collector, path) in replays {
+                match by_file.iter_mut().find(|(p, _)| *p == path) {
+                    Some((_, collectors)) => collectors.push(collector),
+                    None => by_file.push((path, vec![collector])),
+                }
+            }
+            for (path, collectors) in by_file {
+                let (output, counters, name, node) = (output.clone(), counters.clone(), name.clone(), source.clone());
+                tasks.spawn(async move {
+                    let read = move || dbintel_logs::replay::replay_file(&name, &node, &collectors, &path, &output, &counters);
+                    match tokio::task::spawn_blocking(read).await {
+                        Ok(result) => result.map_err(RunError::from),
+                        Err(join) => Err(RunError::Panicked(join.to_string())),
+                    }
+                });
+            }
+            continue;
+        }
         for (collector, path) in replays {
             let Some(spec) = source.collectors.get(&collector) else { continue };
             let replay = Replay::new(name, source, &collector, spec, path)?;
