@@ -20,19 +20,14 @@ pub const PREFIX_ESCAPES: &str = "audrhLbpPtmniecslvxqQ%";
 
 /// Checks of one log source on its own: its `log_line_prefix` and `files`.
 pub fn check_source(diagnostics: &mut Vec<Diagnostic>, decl: &SourceDecl) {
-    for setting in decl.settings() {
+    for setting in decl.settings().filter(|s| s.key.name == "log_line_prefix") {
         let ExprKind::String(text) = &setting.value.kind else { continue };
-        match setting.key.name.as_str() {
-            "log_line_prefix" => {
-                if let Err(why) = prefix_escapes(&text.value) {
-                    diagnostics.push(
-                        Diagnostic::new(codes::LOG_LINE_PREFIX, setting.value.span, why)
-                            .label("not a log_line_prefix PostgreSQL writes")
-                            .help("copy the server's setting: SHOW log_line_prefix; (escapes: %m %t %n %p %u %d %a %h %r %b %e %c %l %s %v %x %q %Q %i %L %P %%)"),
-                    );
-                }
-            }
-            _ => {}
+        if let Err(why) = prefix_escapes(&text.value) {
+            diagnostics.push(
+                Diagnostic::new(codes::LOG_LINE_PREFIX, setting.value.span, why)
+                    .label("not a log_line_prefix PostgreSQL writes")
+                    .help("copy the server's setting: SHOW log_line_prefix; (escapes: %m %t %n %p %u %d %a %h %r %b %e %c %l %s %v %x %q %Q %i %L %P %%)"),
+            );
         }
     }
     for setting in decl.settings().filter(|s| s.key.name == "files") {

@@ -92,8 +92,12 @@ pub(crate) fn parser_for(node: &SourceNode, stream: &str, max_line: usize) -> Bo
     }
 }
 
-/// The locations of a source: (stream name, its collectors, where).
-fn locations(node: &SourceNode, enabled: &Enabled) -> Result<Vec<(String, Vec<&'static str>, Location)>, String> {
+/// One followed location: its name in the checkpoint, the collectors
+/// that read it, and where it is.
+type Stream = (String, Vec<&'static str>, Location);
+
+/// The locations of a source.
+fn locations(node: &SourceNode, enabled: &Enabled) -> Result<Vec<Stream>, String> {
     if node.kind == "mysql_logs" {
         let mut out = Vec::new();
         for (name, spec) in &node.collectors {
