@@ -923,3 +923,138 @@ mod tests {
         assert_eq!(restored.close_window(100), m.close_window(100));
     }
 }
+
+#[cfg(test)]
+mod catalogue_tests {
+    //! What the mapping emits is what the catalogue declares: names,
+    //! units, instruments, attributes and resource levels (the README's
+    //! tables are generated from the declarations).
+    use super::*;
+    use dbintel_sources::catalogue::{by_resource, conformance};
+    use dbintel_sources::target::Engine;
+
+    fn pg(severity: &str, state: Option<&str>, message: &str) -> Entry {
+        Entry::Pg(PgEntry {
+            time: Some(5),
+            severity: severity.into(),
+            sqlstate: state.map(Into::into),
+            message: message.into(),
+            detail: Some("Process holding the lock: 12. Wait queue: 11.".into()),
+            statement: Some("UPDATE t SET a = 1".into()),
+            query_id: Some("42".into()),
+            database: Some("shop".into()),
+            user: Some("app".into()),
+            application: Some("psql".into()),
+            backend_type: Some("autovacuum worker".into()),
+            pid: Some(11),
+            ..PgEntry::default()
+        })
+    }
+
+    #[test]
+    fn every_record_of_every_kind_conforms_to_the_catalogue() {
+        let all = Enabled {
+            plans: true,
+            errors: Some(0),
+            locks: true,
+            temp_files: true,
+            autovacuum: true,
+            checkpoints: true,
+            connections: true,
+            slow_queries: Some(10),
+            my_errors: true,
+        };
+        let mut m = Mapper::new(all, 0, Duration::from_secs(60));
+        let mut out = Out::new();
+        let entries = vec![
+            (Engine::Postgres, pg("ERROR", Some("23505"), "duplicate key value violates unique constraint \"u\"")),
+            (Engine::Postgres, pg("ERROR", Some("57014"), "canceling statement due to statement timeout")),
+            (Engine::Postgres, pg("ERROR", Some("40P01"), "deadlock detected")),
+            (Engine::Postgres, pg("LOG", None, "process 11 still waiting for ShareLock on transaction 5 after 1000.1 ms")),
+            (Engine::Postgres, pg("LOG", None, "process 11 acquired ShareLock on transaction 5 after 2000.1 ms")),
+            (Engine::Postgres, pg("LOG", None, "temporary file: path \"base/pgsql_tmp/pgsql_tmp11.0\", size 1024")),
+            (Engine::Postgres, pg("LOG", None, "automatic vacuum of table \"shop.public.t\": index scans: 0\npages: 0 removed, 1 remain\ntuples: 5 removed, 1 remain, 0 are dead but not yet removable\nsystem usage: CPU: user: 0.00 s, system: 0.00 s, elapsed: 0.01 s")),
+            (Engine::Postgres, pg("LOG", None, "automatic analyze of table \"shop.public.t\"\nsystem usage: CPU: user: 0.00 s, system: 0.00 s, elapsed: 0.01 s")),
+            (Engine::Postgres, pg("LOG", None, "checkpoint starting: time")),
+            (Engine::Postgres, pg("LOG", None, "checkpoint complete: wrote 3 buffers (0.0%); 0 WAL file(s) added, 0 removed, 0 recycled; write=0.1 s, sync=0.1 s, total=0.2 s; sync files=1, longest=0.1 s, average=0.1 s; distance=1 kB, estimate=1 kB")),
+            (Engine::Postgres, pg("FATAL", Some("28P01"), "password authentication failed for user \"x\"")),
+            (Engine::Postgres, pg("LOG", None, "duration: 1.0 ms  plan:\n{\"Query Text\": \"select 1\", \"Plan\": {\"Node Type\": \"Result\", \"Actual Rows\": 1}}")),
+            (Engine::Postgres, pg("LOG", None, "duration: 1.0 ms  plan:\n{\"Query Text\": \"select 1\", \"Plan\": {\"Node Type\": \"Seq Scan\", \"Relation Name\": \"t\"}}")),
+            (Engine::MySql, Entry::Slow(SlowEntry { statement: "select 1".into(), query_time: 1.0, database: Some("shop".into()), user: Some("app".into()), thread_id: Some(3), rows_affected: Some(0), ..SlowEntry::default() })),
+            (
+                Engine::MySql,
+                Entry::MyError(MyErrorEntry { severity: "Warning".into(), thread: Some(5), code: Some("MY-010068".into()), subsystem: Some("Server".into()), message: "Access denied for user 'x'@'y'".into(), ..MyErrorEntry::default() }),
+            ),
+            (Engine::MySql, Entry::MyError(MyErrorEntry { severity: "Note".into(), message: "InnoDB: Transactions deadlock detected, dumping detailed information.".into(), ..MyErrorEntry::default() })),
+        ];
+        let mut engines = Vec::new();
+        for (engine, entry) in entries {
+            let before = out.len();
+            m.map(entry, "f.log", 7, &mut out);
+            engines.extend(std::iter::repeat_n(engine, out.len() - before));
+        }
+        // the window: Postgres and MySQL series share it here; each point
+        // is checked against its engine by name
+        let points = m.close_window(60_000_000_000);
+        let names: std::collections::BTreeSet<String> = out
+            .iter()
+            .chain(points.iter())
+            .map(|(_, r)| match r {
+                Record::Metric(p) => p.name.clone(),
+                Record::Log(l) => l.event_name.clone(),
+            })
+            .collect();
+        for engine in points.iter().map(|(_, r)| match r {
+            Record::Metric(p) if p.name.starts_with("mysql.") => Engine::MySql,
+            _ => Engine::Postgres,
+        }) {
+            engines.push(engine);
+        }
+        let mut problems = Vec::new();
+        for ((collector, record), engine) in out.into_iter().chain(points).zip(engines) {
+            for (resource, group) in by_resource(&dbintel_core::record::Resource::default(), vec![record]) {
+                for r in &group {
+                    for p in conformance(engine, &resource.attributes, r) {
+                        problems.push(format!("{collector}: {p}"));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+        for expected in [
+            "db.server.error",
+            "db.server.deadlock",
+            "db.server.lock_wait",
+            "db.server.temp_file",
+            "db.server.autovacuum",
+            "db.server.checkpoint",
+            "db.server.connection_failure",
+            "db.server.query_plan",
+            "db.server.plan_change",
+            "db.server.slow_query",
+            "postgresql.log.errors",
+            "postgresql.log.cancellations",
+            "postgresql.log.deadlocks",
+            "postgresql.log.lock_waits",
+            "postgresql.log.lock_wait.duration",
+            "postgresql.log.temp_files",
+            "postgresql.log.temp_files.size",
+            "postgresql.log.autovacuum.runs",
+            "postgresql.log.autovacuum.duration",
+            "postgresql.log.autovacuum.tuples_removed",
+            "postgresql.log.autovacuum.dead_tuples",
+            "postgresql.log.checkpoints",
+            "postgresql.log.checkpoint.duration",
+            "postgresql.log.checkpoint.buffers",
+            "postgresql.log.checkpoint.distance",
+            "postgresql.log.connection_failures",
+            "mysql.slow_query.calls",
+            "mysql.slow_query.duration",
+            "mysql.log.errors",
+            "mysql.log.connection_failures",
+            "mysql.log.deadlocks",
+        ] {
+            assert!(names.contains(expected), "{expected} was not emitted: {names:?}");
+        }
+    }
+}
