@@ -192,3 +192,69 @@ mod tests {
         assert!(prefix_escapes("%m %").is_err());
     }
 }
+
+#[cfg(test)]
+mod link_tests {
+    //! A log source whose server reads its targets from a file is linked
+    //! once the file is read.
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+
+    use crate::plan::{NodeKind, TargetDsn};
+
+    struct Files(HashMap<PathBuf, String>);
+
+    impl crate::Host for Files {
+        fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+            self.0.get(path).map(|s| s.clone().into_bytes()).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        }
+        fn canonicalize(&self, path: &Path) -> PathBuf {
+            path.to_path_buf()
+        }
+        fn env_is_set(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn compile(target: &str) -> crate::Compilation {
+        let pipe = format!(
+            r#"source fleet = postgres {{ targets = file("fleet.yaml"), collect statements }}
+transform scrub {{ set(attributes["db.log.message"], RedactLogMessage(attributes["db.log.message"])) }}
+source fleet_logs = postgres_logs {{
+  server = fleet
+  {target}
+  directory = "/var/log/postgresql"
+  collect errors
+}}
+sink out = stdout {{}}
+pipeline a = fleet.statements -> scrub -> out
+pipeline b = fleet_logs -> scrub -> out
+"#
+        );
+        let yaml = "- name: orders\n  dsn: postgres://mon@orders-db:5432/orders\n- name: users\n  dsn: postgres://mon@users-db:6432/users\n  attributes: { team: identity }\n";
+        let files = Files(HashMap::from([(PathBuf::from("/p/logs.pipe"), pipe), (PathBuf::from("/p/fleet.yaml"), yaml.to_string())]));
+        crate::compile(&[PathBuf::from("/p/logs.pipe")], &files, crate::EnvPolicy::Warn)
+    }
+
+    #[test]
+    fn a_log_source_takes_its_servers_target_from_a_targets_file() {
+        let c = compile("target = \"users\"");
+        let plan = c.plan.unwrap_or_else(|| panic!("{:?}", c.diagnostics));
+        let Some(NodeKind::Source(logs)) = plan.node("fleet_logs").map(|n| &n.kind) else { panic!("no log source") };
+        assert_eq!(logs.targets.len(), 1);
+        assert_eq!(logs.targets[0].name, "fleet_logs", "named after the log source (its status and lease)");
+        assert!(matches!(&logs.targets[0].dsn, TargetDsn::Url { url, .. } if url.contains("users-db:6432")), "{:?}", logs.targets[0].dsn);
+        assert_eq!(logs.targets[0].attributes.get("team").map(String::as_str), Some("identity"));
+    }
+
+    #[test]
+    fn several_targets_in_a_file_and_no_choice_is_e315() {
+        let c = compile("");
+        assert!(c.plan.is_none());
+        assert!(
+            c.diagnostics.iter().any(|d| d.code == crate::codes::LOG_TARGET && d.message.contains("orders, users")),
+            "{:?}",
+            c.diagnostics
+        );
+    }
+}
