@@ -36,6 +36,10 @@ pub struct State {
     /// The metric window (see `records::Window::to_json`).
     #[serde(default)]
     pub window: serde_json::Value,
+    /// The locations looked at once at least: files found there later
+    /// are new (read from their start whatever `start_at` says).
+    #[serde(default)]
+    pub scanned: Vec<String>,
 }
 
 pub const VERSION: u32 = 1;
@@ -54,6 +58,17 @@ pub fn load(path: &Path) -> Result<Option<State>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read the log state {}: {e}", path.display())),
     }
+}
+
+/// Whether states can be written next to `path` (the directory is made
+/// if need be), without writing one.
+pub fn probe(path: &Path) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the state directory {}: {e}", dir.display()))?;
+    let probe = path.with_extension("probe");
+    std::fs::write(&probe, b"").map_err(|e| format!("cannot write in the state directory {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Writes the state atomically.
@@ -98,6 +113,7 @@ mod tests {
                 cutting: false,
             }],
             window: serde_json::json!({"start": 1}),
+            scanned: vec!["directory".into()],
         };
         save(&p, &state).unwrap();
         assert_eq!(load(&p), Ok(Some(state)));

@@ -525,6 +525,11 @@ impl Follower {
     pub fn file_count(&self) -> usize {
         self.files.len()
     }
+
+    /// Whether the location was looked at once at least.
+    pub fn scanned(&self) -> bool {
+        !self.first_scan
+    }
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {

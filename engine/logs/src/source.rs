@@ -59,6 +59,8 @@ struct Reader {
     followers: Vec<(Vec<&'static str>, Follower)>,
     mapper: Mapper,
     state_path: PathBuf,
+    /// What the state file holds now.
+    saved: State,
 }
 
 /// What one round gave.
@@ -138,15 +140,19 @@ impl Reader {
         let max_line = usize::try_from(common.max_line).unwrap_or(usize::MAX);
         let mut followers = Vec::new();
         for (stream, collectors, location) in locations(node, &enabled)? {
-            let restored = state.as_ref().map(|s| s.files.iter().filter(|f| f.stream == stream).cloned().collect());
+            // a location never looked at yet (no checkpoint, or it was
+            // missing until now) is on its first look: `start_at` holds
+            let restored = state
+                .as_ref()
+                .filter(|s| s.scanned.contains(&stream))
+                .map(|s| s.files.iter().filter(|f| f.stream == stream).cloned().collect());
             let follower =
                 Follower::new(&stream, location, max_line, parser_for(node, &stream, max_line), restored, common.start_at == StartAt::End);
             followers.push((collectors, follower));
         }
-        // the state directory must take a checkpoint before anything is read
-        let reader = Reader { followers, mapper, state_path };
-        checkpoint::save(&reader.state_path, &reader.state())?;
-        Ok(reader)
+        // the state directory must take checkpoints before anything is read
+        checkpoint::probe(&state_path)?;
+        Ok(Reader { followers, mapper, state_path, saved: state.unwrap_or_default() })
     }
 
     fn step(&mut self, now: u64) -> Step {
@@ -184,6 +190,7 @@ impl Reader {
             version: checkpoint::VERSION,
             files: self.followers.iter().flat_map(|(_, f)| f.state()).collect(),
             window: self.mapper.window.to_json(),
+            scanned: self.followers.iter().filter(|(_, f)| f.scanned()).map(|(_, f)| f.stream.clone()).collect(),
         }
     }
 }
@@ -245,7 +252,12 @@ fn failure(class: &'static str, code: &str, message: String) -> Failure {
 /// What a source remembers to say things once.
 #[derive(Default)]
 struct Said {
+    /// Why the source could not start.
     down: Option<String>,
+    /// Locations that cannot be read now (said again once they can).
+    unreadable: HashSet<String>,
+    /// Lines it could not read, checkpoints it could not write: once per
+    /// cause for the source's life.
     causes: HashSet<String>,
     notices: HashSet<Notice>,
 }
@@ -377,7 +389,7 @@ async fn run_definition(
                 NodeCounters::add(&counters.errors, step.failed.len());
                 for (collectors, e) in &step.failed {
                     let message = e.to_string();
-                    if said.causes.insert(message.clone()) {
+                    if said.unreadable.insert(message.clone()) {
                         tracing::warn!(source = %name, error = %message, retry_in = ?common.retry, "cannot read the log; retrying");
                     }
                     for c in collectors {
@@ -394,9 +406,9 @@ async fn run_definition(
                 }
             }
             if step.failed.len() < step.streams {
-                if said.down.take().is_some() || !said.causes.is_empty() && step.failed.is_empty() {
+                if said.down.take().is_some() || !said.unreadable.is_empty() && step.failed.is_empty() {
                     tracing::info!(source = %name, "the log can be read again");
-                    said.causes.clear();
+                    said.unreadable.clear();
                 }
                 log_transition(name, status.connected());
                 let failing: HashSet<&str> = step.failed.iter().flat_map(|(c, _)| c.iter().copied()).collect();
@@ -450,8 +462,9 @@ async fn run_definition(
             if let Some(resource) = &resource {
                 emit(output, counters, resource, std::mem::take(&mut step.out)).await;
             }
-            // after the records were handed on: where we are
-            if let Some(r) = reader.take() {
+            // after the records were handed on: where we are (when that
+            // changed: an idle source does not write every poll)
+            if let Some(r) = reader.take().filter(|r| r.state() != r.saved) {
                 let (r, saved) = save(r).await;
                 reader = Some(r);
                 if let Err(message) = saved {
@@ -507,11 +520,58 @@ async fn run_definition(
     Ok(next)
 }
 
-async fn save(r: Reader) -> (Reader, Result<(), String>) {
+async fn save(mut r: Reader) -> (Reader, Result<(), String>) {
     let state = r.state();
     let path = r.state_path.clone();
+    let written = state.clone();
     match tokio::task::spawn_blocking(move || checkpoint::save(&path, &state)).await {
-        Ok(result) => (r, result),
+        Ok(Ok(())) => {
+            r.saved = written;
+            (r, Ok(()))
+        }
+        Ok(Err(e)) => (r, Err(e)),
         Err(e) => (r, Err(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbintel_dsl::plan::{Collector, Settings, Signals, Value};
+    use std::io::Write;
+
+    fn node(dir: &std::path::Path) -> SourceNode {
+        let mut settings = Settings::default();
+        settings.0.insert("directory".into(), Value::String(dir.join("log").display().to_string()));
+        settings.0.insert("state_directory".into(), Value::String(dir.join("state").display().to_string()));
+        settings.0.insert("start_at".into(), Value::Word("end".into()));
+        let mut collectors = indexmap::IndexMap::new();
+        collectors.insert("errors".to_string(), Collector { settings: Settings::default(), signals: Signals::BOTH });
+        SourceNode { kind: "postgres_logs".into(), settings, collectors, targets: Vec::new(), targets_file: None }
+    }
+
+    /// Regression: the state written while the directory was still
+    /// missing made the next start read every file from its beginning
+    /// (`start_at = end` ignored), as if the files were new.
+    #[test]
+    fn a_restart_before_the_first_look_still_starts_at_the_end() {
+        let dir = std::env::temp_dir().join(format!("dbintel-source-first-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let node = node(&dir);
+        let mut first = Reader::open("pg_logs", &node, Duration::from_secs(60), 0).expect("opens");
+        let step = first.step(1);
+        assert_eq!(step.failed.len(), 1, "the directory is not there yet");
+        checkpoint::save(&first.state_path, &first.state()).expect("saved");
+        // the server starts writing; dbintel restarts
+        std::fs::create_dir_all(dir.join("log")).unwrap();
+        let line = "{\"error_severity\":\"ERROR\",\"state_code\":\"XX000\",\"message\":\"old\"}\n";
+        std::fs::write(dir.join("log/postgresql.json"), line.repeat(3)).unwrap();
+        let mut second = Reader::open("pg_logs", &node, Duration::from_secs(60), 0).expect("opens");
+        let step = second.step(1);
+        assert!(step.failed.is_empty());
+        assert_eq!(step.entries, 0, "what was there before the first look is not read");
+        std::fs::OpenOptions::new().append(true).open(dir.join("log/postgresql.json")).unwrap().write_all(line.as_bytes()).unwrap();
+        assert_eq!(second.step(2).entries, 1, "what comes after is");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
