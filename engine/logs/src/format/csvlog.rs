@@ -212,6 +212,23 @@ mod tests {
     }
 
     #[test]
+    fn postgresql_12_and_13_rows_have_fewer_columns() {
+        // 12: 23 columns (application_name last); 13: backend_type too
+        let v12 = "2024-05-01 12:34:56.789 UTC,\"app\",\"shop\",42,\"127.0.0.1:5000\",s.1,1,\"SELECT\",2024-05-01 12:34:50 UTC,3/1,0,ERROR,22012,\"division by zero\",,,,,,\"SELECT 1/0\",,,\"psql\"\n";
+        let v13 = v12.replace(",\"psql\"\n", ",\"psql\",\"client backend\"\n");
+        for (text, backend) in [(v12.to_string(), None), (v13, Some("client backend"))] {
+            let out = run(&text);
+            assert!(out.problems.is_empty(), "{:?}", out.problems);
+            let Entry::Pg(e) = &out.entries[0] else { panic!() };
+            assert_eq!(
+                (e.sqlstate.as_deref(), e.statement.as_deref(), e.application.as_deref()),
+                (Some("22012"), Some("SELECT 1/0"), Some("psql"))
+            );
+            assert_eq!((e.backend_type.as_deref(), e.query_id.as_deref()), (backend, None));
+        }
+    }
+
+    #[test]
     fn other_text_is_a_mismatch() {
         let out = run("2024-05-01 12:34:56.789 UTC [42] LOG:  hello\n{\"json\": 1}\n");
         assert_eq!(out.problems, vec![Problem::Mismatch, Problem::Mismatch]);
