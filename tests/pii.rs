@@ -83,6 +83,199 @@ fn no_planted_secret_leaves_sanitize_pii() {
     assert!(leaks.is_empty(), "{} of {planted_count} secrets leaked:\n{}", leaks.len(), leaks.join("\n"));
 }
 
+/// A PostgreSQL entry as the server writes it, in one of its formats.
+struct PgLine<'a> {
+    severity: &'a str,
+    state: &'a str,
+    message: String,
+    detail: Option<String>,
+    context: Option<String>,
+    statement: Option<String>,
+}
+
+impl PgLine<'_> {
+    fn jsonlog(&self) -> String {
+        let mut v = serde_json::json!({
+            "timestamp": "2024-05-01 12:34:56.789 UTC", "user": "app", "dbname": "shop", "pid": 4242,
+            "error_severity": self.severity, "state_code": self.state, "message": self.message,
+            "application_name": "psql", "backend_type": "client backend", "query_id": 7,
+        });
+        for (k, f) in [("detail", &self.detail), ("context", &self.context), ("statement", &self.statement)] {
+            if let Some(f) = f {
+                v[k] = serde_json::Value::String(f.clone());
+            }
+        }
+        format!("{v}\n")
+    }
+
+    fn csvlog(&self) -> String {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let o = |s: &Option<String>| s.as_deref().map(q).unwrap_or_default();
+        format!(
+            "2024-05-01 12:34:56.789 UTC,\"app\",\"shop\",4242,\"127.0.0.1:5000\",s.1,1,\"SELECT\",2024-05-01 12:34:50 UTC,3/1,0,{},{},{},{},,,,{},{},,,\"psql\",\"client backend\",,7\n",
+            self.severity,
+            self.state,
+            q(&self.message),
+            o(&self.detail),
+            o(&self.context),
+            o(&self.statement)
+        )
+    }
+
+    fn stderr(&self) -> String {
+        let part = |word: &str, text: &str| {
+            format!("2024-05-01 12:34:56.789 UTC [4242] app@shop {} {word}:  {}\n", self.state, text.replace('\n', "\n\t"))
+        };
+        let mut out = part(self.severity, &self.message);
+        for (word, f) in [("DETAIL", &self.detail), ("CONTEXT", &self.context), ("STATEMENT", &self.statement)] {
+            if let Some(f) = f {
+                out.push_str(&part(word, f));
+            }
+        }
+        out
+    }
+}
+
+/// Where a secret sits in a real log line: PostgreSQL's unique-violation
+/// DETAILs, type errors quoting input, bind parameters, deadlock reports,
+/// failing rows, auto_explain plans (query text and filters), PL/pgSQL
+/// contexts, refused logins, application RAISEs; MySQL's slow log and
+/// error log.
+fn log_form(form: usize, s: &str) -> (&'static str, String) {
+    let pg = |l: PgLine<'_>, format: usize| match format % 3 {
+        0 => ("jsonlog", l.jsonlog()),
+        1 => ("csvlog", l.csvlog()),
+        _ => ("stderr", l.stderr()),
+    };
+    let line = |severity, state, message: String| PgLine { severity, state, message, detail: None, context: None, statement: None };
+    let f = form / 12;
+    match form % 12 {
+        0 => pg(
+            PgLine {
+                detail: Some(format!("Key (email)=({s}) already exists.")),
+                statement: Some(format!("INSERT INTO users(email) VALUES ('{s}')")),
+                ..line("ERROR", "23505", "duplicate key value violates unique constraint \"users_email_key\"".into())
+            },
+            f,
+        ),
+        1 => pg(PgLine { statement: Some(format!("SELECT '{s}'::integer")), ..line("ERROR", "22P02", format!("invalid input syntax for type integer: \"{s}\"")) }, f),
+        2 => pg(
+            PgLine {
+                context: Some(format!("unnamed portal with parameters: $1 = '{s}', $2 = '42'")),
+                statement: Some("SELECT * FROM users WHERE email = $1 AND id = $2".into()),
+                ..line("ERROR", "57014", "canceling statement due to statement timeout".into())
+            },
+            f,
+        ),
+        3 => pg(
+            PgLine {
+                detail: Some(format!(
+                    "Process 11 waits for ShareLock on transaction 5; blocked by process 12.\nProcess 12 waits for ShareLock on transaction 6; blocked by process 11.\nProcess 11: UPDATE accounts SET note = '{s}' WHERE id = 1\nProcess 12: UPDATE accounts\nSET note = '{s}' WHERE id = 2"
+                )),
+                statement: Some(format!("UPDATE accounts SET note = '{s}' WHERE id = 1")),
+                ..line("ERROR", "40P01", "deadlock detected".into())
+            },
+            f,
+        ),
+        4 => pg(PgLine { detail: Some(format!("Failing row contains (null, {s}, Ann).")), ..line("ERROR", "23502", "null value in column \"id\" of relation \"users\" violates not-null constraint".into()) }, f),
+        5 => {
+            let plan = serde_json::json!({
+                "Query Text": format!("SELECT * FROM users WHERE email = '{s}'"),
+                "Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "users", "Filter": format!("((email)::text = '{s}'::text)"), "Output": [format!("'{s}'::text")], "Actual Rows": 1}
+            });
+            pg(line("LOG", "00000", format!("duration: 1.500 ms  plan:\n{}", serde_json::to_string_pretty(&plan).unwrap_or_default())), f)
+        }
+        6 => pg(
+            PgLine {
+                context: Some(format!("SQL statement \"INSERT INTO t VALUES ('{s}')\"\nPL/pgSQL function f() line 3 at SQL statement")),
+                ..line("ERROR", "23514", "new row for relation \"t\" violates check constraint \"t_c_check\"".into())
+            },
+            f,
+        ),
+        7 => pg(
+            PgLine {
+                detail: Some(format!("Connection matched pg_hba.conf line 95: \"host all {s} 0.0.0.0/0 scram-sha-256\"")),
+                ..line("FATAL", "28P01", format!("password authentication failed for user \"{s}\""))
+            },
+            f,
+        ),
+        8 => pg(line("ERROR", "P0001", format!("customer {s} not found")), f),
+        9 => ("slow", format!("# Time: 240501 12:34:56\n# User@Host: app[app] @ localhost []\n# Thread_id: 31  Schema: shop  QC_hit: No\n# Query_time: 0.000321  Lock_time: 0.000045  Rows_sent: 1  Rows_examined: 12\nSET timestamp=1714566896;\nSELECT * FROM users WHERE email = '{s}' AND note = \"{s}\";\n")),
+        10 => ("error", format!("2024-05-01 12:34:56 5 [Warning] Access denied for user '{s}'@'localhost' (using password: YES)\n")),
+        _ => ("error", format!("2024-05-01T12:34:56.123456Z 12 [ERROR] [MY-010584] [Repl] Replica SQL for channel '': Error 'Duplicate entry '{s}' for key 'PRIMARY'' on query. Default database: 'shop'. Query: 'INSERT INTO t VALUES ('{s}')', Error_code: MY-001062\n")),
+    }
+}
+
+#[test]
+fn no_planted_secret_leaves_a_database_log_record() {
+    use dbintel_logs::entry::Parsed;
+    use dbintel_logs::format::{csvlog::CsvLog, jsonlog::JsonLog, mysql_error::MySqlError, mysql_slow::MySqlSlow, stderr::Stderr, Parser};
+    use dbintel_logs::records::{Enabled, Mapper};
+
+    let host = GoldenHost { set: GOLDEN_ENV };
+    let compilation = compile(&[workspace_root().join("pipelines/sanitize_pii.pipe")], &host, EnvPolicy::Warn);
+    let plan = compilation.plan.expect("the shipped sanitize rules compile");
+    let NodeKind::Transform(node) = &plan.node("sanitize_pii").expect("sanitize_pii exists").kind else { panic!("not a transform") };
+    let mut transform = Transform::new("sanitize_pii", node).expect("compiles to executable form");
+    let enabled = Enabled {
+        plans: true,
+        errors: Some(0),
+        locks: true,
+        temp_files: true,
+        autovacuum: true,
+        checkpoints: true,
+        connections: true,
+        slow_queries: Some(200),
+        my_errors: true,
+    };
+
+    let mut rng = Rng(0x10c5_5eed_0000_2424);
+    let (mut planted, mut records_seen) = (0, 0);
+    let mut leaks = Vec::new();
+    for i in 0..1300 {
+        let s = secret(i, i, &mut rng);
+        let (format, text) = log_form(i / 9 + i, &s);
+        let mut parser: Box<dyn Parser> = match format {
+            "jsonlog" => Box::new(JsonLog),
+            "csvlog" => Box::new(CsvLog::new(1 << 20)),
+            "stderr" => Box::new(Stderr::new("%m [%p] %q%u@%d %e ", 1 << 20)),
+            "slow" => Box::new(MySqlSlow::new(1 << 20)),
+            _ => Box::new(MySqlError::new()),
+        };
+        let mut parsed = Parsed::default();
+        let mut at = 0;
+        for line in text.split_inclusive('\n') {
+            parser.line(line.trim_end_matches('\n').as_bytes(), at, false, &mut parsed);
+            at += line.len() as u64;
+        }
+        parser.finish(&mut parsed);
+        assert!(parsed.problems.is_empty() && parsed.entries.len() == 1, "{format}: {text}\n{:?} {:?}", parsed.problems, parsed.entries);
+        // a new mapper each time: slow-log samples are one per statement
+        let mut mapper = Mapper::new(enabled.clone(), 0, std::time::Duration::from_secs(60));
+        let mut out = Vec::new();
+        mapper.map(parsed.entries.remove(0), "postgresql.log", 1, &mut out);
+        assert!(!out.is_empty(), "{format} form {} made no record: {text}", (i / 9 + i) % 12);
+        planted += 1;
+        let system = if matches!(format, "slow" | "error") { "mysql" } else { "postgresql" };
+        for (_, mut record) in out {
+            records_seen += 1;
+            let mut resource = Resource::default();
+            resource.attributes.insert("db.system.name", Value::Str(system.into()));
+            let outcome = transform.apply(&mut resource, &mut record, &mut |_, _| {});
+            assert!(matches!(outcome, RecordOutcome::Kept { errors: 0 }), "{text}: {outcome:?}");
+            let Record::Log(l) = &record else { continue };
+            let shown = format!("{:?} {:?}", l.attributes, l.body);
+            let chars: Vec<char> = s.chars().collect();
+            let piece_len = 6.min(chars.len());
+            if let Some(piece) = chars.windows(piece_len).map(|w| w.iter().collect::<String>()).find(|p| shown.contains(p.as_str())) {
+                leaks.push(format!("{piece:?} of {s:?} ({format})\n  in:  {text}\n  out: {shown}"));
+            }
+        }
+    }
+    assert!(planted >= 1300 && records_seen >= planted, "only {planted} secrets planted in {records_seen} records");
+    assert!(leaks.is_empty(), "{} of {planted} secrets leaked:\n{}", leaks.len(), leaks.join("\n"));
+}
+
 /// `db.query.text.normalized.hash` is New Relic's normalizer and MD5 over
 /// the sanitized text: the same query with two different secrets of the
 /// same kind, in every literal and comment form above, gives the same

@@ -11,7 +11,7 @@ pub struct GoldenHost {
 }
 
 /// The variables the golden files may rely on.
-pub const GOLDEN_ENV: &[&str] = &["PG_DSN", "MYSQL_DSN", "NEW_RELIC_LICENSE_KEY"];
+pub const GOLDEN_ENV: &[&str] = &["PG_DSN", "MYSQL_DSN", "NEW_RELIC_LICENSE_KEY", "PG_LOG_DIR", "MYSQL_SLOW_LOG", "MYSQL_ERROR_LOG"];
 
 impl Host for GoldenHost {
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {

@@ -6,6 +6,7 @@
 //! (cycles, signal types, unused nodes), then tests.
 
 mod expr;
+pub mod log_sources;
 pub mod secrets;
 pub mod settings;
 mod sinks;
@@ -91,6 +92,7 @@ impl Checker<'_> {
         }
 
         sinks::check(&mut self.diagnostics, &declared);
+        log_sources::check_links(&mut self.diagnostics, &declared, &nodes);
 
         let broken: HashSet<&str> = modules.iter().flat_map(|m| m.broken.iter().map(|i| i.name.as_str())).collect();
 
@@ -235,11 +237,19 @@ impl Checker<'_> {
             return None;
         };
         let all: Vec<&Setting> = decl.settings().collect();
-        let (targets_setting, settings): (Vec<&Setting>, Vec<&Setting>) = all.into_iter().partition(|s| s.key.name == "targets");
+        let (targets_setting, settings): (Vec<&Setting>, Vec<&Setting>) =
+            all.into_iter().partition(|s| s.key.name == "targets" && spec.server_kind.is_none());
         let what = format!("a {} source", spec.name);
         let dsn_given = settings.iter().any(|s| s.key.name == "dsn");
         let settings = self.settings().check(&what, span, &settings, spec.settings);
-        let (targets, targets_file) = self.targets(decl, spec, &settings, targets_setting.first().copied(), dsn_given);
+        // a log source connects nowhere: its target is its server's, linked
+        // once every node (and targets file) is known
+        let (targets, targets_file) = if spec.server_kind.is_some() {
+            log_sources::check_source(&mut self.diagnostics, decl);
+            (Vec::new(), None)
+        } else {
+            self.targets(decl, spec, &settings, targets_setting.first().copied(), dsn_given)
+        };
         let mut collectors: IndexMap<String, Collector> = IndexMap::new();
         let mut collector_spans: HashMap<String, Span> = HashMap::new();
         for block in decl.collectors() {
@@ -653,10 +663,17 @@ impl Checker<'_> {
     fn check_query_text_is_sanitized(&mut self, pipeline: &PipelineDecl, nodes: &IndexMap<String, Node>) {
         let Some(first) = pipeline.nodes.first() else { return };
         let Some(NodeKind::Source(source)) = nodes.get(&first.node.name).map(|n| &n.kind) else { return };
-        if !matches!(source.kind.as_str(), "postgres" | "mysql") {
+        let log_source = schema::source_kind(&source.kind).is_some_and(|k| k.server_kind.is_some());
+        if !matches!(source.kind.as_str(), "postgres" | "mysql") && !log_source {
             return;
         }
+        // a log's messages, details, statements and plans are the most
+        // PII-dense text there is; only autovacuum and checkpoint records
+        // carry none
         let carries_text = |name: &str, collector: &Collector| {
+            if log_source {
+                return !matches!(name, "autovacuum" | "checkpoints");
+            }
             name == "statements" || (name == "activity" && collector.settings.bool("samples_as_logs") == Some(true))
         };
         let texty: Vec<&String> = source
@@ -680,7 +697,7 @@ impl Checker<'_> {
                     pipeline.name.span,
                     format!("{} carries query text, and nothing on pipeline `{}` sanitizes it", collectors.join(", "), pipeline.name.name),
                 )
-                .label("raw SQL would reach the sink")
+                .label(if log_source { "raw log text would reach the sink" } else { "raw SQL would reach the sink" })
                 .help("add a transform that calls NormalizeSQL / RedactPII, e.g. `use \"sanitize_pii.pipe\"` and put sanitize_pii before the sink"),
             );
         }
@@ -911,11 +928,13 @@ fn defaults(specs: &[schema::SettingSpec]) -> plan::Settings {
     SettingsChecker { diagnostics: &mut none, env_is_set: &never_set, env_policy: EnvPolicy::Warn }.check("", Span::default(), &[], specs)
 }
 
-/// Whether an expression calls NormalizeSQL or RedactPII anywhere in it.
+/// Whether an expression calls NormalizeSQL, RedactPII or RedactLogMessage
+/// anywhere in it.
 fn calls_sanitizer(expr: &Expr) -> bool {
     match &expr.kind {
         ExprKind::Call(c) => {
-            matches!(c.name.name.as_str(), "NormalizeSQL" | "RedactPII") || c.args.iter().any(|a| calls_sanitizer(&a.value))
+            matches!(c.name.name.as_str(), "NormalizeSQL" | "RedactPII" | "RedactLogMessage")
+                || c.args.iter().any(|a| calls_sanitizer(&a.value))
         }
         ExprKind::List(items) => items.iter().any(calls_sanitizer),
         ExprKind::Map(entries) => entries.iter().any(|e| calls_sanitizer(&e.value)),

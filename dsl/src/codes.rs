@@ -99,3 +99,15 @@ pub const UNUSED_NODE: Code = warning("W400");
 pub const UNSANITIZED_TEXT: Code = warning("W402");
 pub const ENV_NOT_SET_WARNING: Code = warning("W312");
 // W401 was never used; do not reuse it.
+
+// log sources (appended; see dsl/src/check.rs `log_sources`)
+/// A log source's `server` names no database source of the kind whose
+/// logs it reads.
+pub const LOG_SERVER: Code = error("E314");
+/// A log source's `target` is missing (its server source has several) or
+/// names none of them.
+pub const LOG_TARGET: Code = error("E315");
+/// A `log_line_prefix` dbintel cannot read lines by (an unknown escape).
+pub const LOG_LINE_PREFIX: Code = error("E316");
+/// A `files` glob of a log source that is not a plain file-name pattern.
+pub const LOG_FILES: Code = error("E317");

@@ -64,6 +64,11 @@ pub fn compile(paths: &[std::path::PathBuf], host: &dyn Host, env_policy: EnvPol
     diagnostics.append(&mut found);
     let mut sources = loaded.sources;
     diagnostics.extend(targets::resolve_files(&mut plan, &mut sources, host, &env_is_set, env_policy));
+    // log sources take their server's target once every target is known
+    // (after errors the plan is not used, and the checker has said why)
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.extend(check::log_sources::link(&mut plan));
+    }
     diagnostics.sort_by_key(|d| (d.primary.span.file, d.primary.span.start, d.code.id));
     diagnostics.dedup();
     let failed = diagnostics.iter().any(Diagnostic::is_error);

@@ -39,6 +39,11 @@ pub enum SettingType {
     Queue,
     /// `local` or `redis("redis://…")` for a sampler's state.
     SamplerState,
+    /// A string written inline, or `env("NAME")` read when the engine
+    /// starts (a log directory or file that differs per deployment).
+    Text,
+    /// The name of another node, bare (`server = postgres`) or quoted.
+    NodeName,
 }
 
 impl SettingType {
@@ -60,6 +65,8 @@ impl SettingType {
             SettingType::SamplerState => {
                 "local or redis(\"redis://host:6379\") (rediss:// for TLS; username = env(\"…\"), password = env(\"…\"))".into()
             }
+            SettingType::Text => "a string, or env(\"NAME\")".into(),
+            SettingType::NodeName => "the name of a node, e.g. postgres".into(),
         }
     }
 }
@@ -138,6 +145,10 @@ pub struct SourceKindSpec {
     pub collectors: &'static [CollectorSpec],
     /// The generic `sql` source names its own collectors (one per query).
     pub open_collectors: Option<CollectorSpec>,
+    /// A log source: the kind of database source whose server writes the
+    /// log (its `server` setting names one). Log sources connect nowhere
+    /// themselves: they have no `dsn` or `targets`.
+    pub server_kind: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -383,15 +394,166 @@ pub const SOURCE_KINDS: &[SourceKindSpec] = &[
         settings: DbSettings::SPECS,
         collectors: &[STATEMENTS, ACTIVITY, PG_INSTANCE, PG_TABLES, PLANS],
         open_collectors: None,
+        server_kind: None,
     },
     SourceKindSpec {
         name: "mysql",
         settings: DbSettings::SPECS,
         collectors: &[STATEMENTS, ACTIVITY, MY_INSTANCE, MY_TABLES, PLANS],
         open_collectors: None,
+        server_kind: None,
     },
-    SourceKindSpec { name: "sql", settings: DbSettings::SPECS, collectors: &[], open_collectors: Some(SQL_QUERY) },
+    SourceKindSpec { name: "sql", settings: DbSettings::SPECS, collectors: &[], open_collectors: Some(SQL_QUERY), server_kind: None },
+    SourceKindSpec {
+        name: "postgres_logs",
+        settings: &PG_LOG_SPECS,
+        collectors: &[LOG_PLANS, LOG_ERRORS, LOG_LOCKS, LOG_TEMP_FILES, LOG_AUTOVACUUM, LOG_CHECKPOINTS, LOG_CONNECTIONS],
+        open_collectors: None,
+        server_kind: Some("postgres"),
+    },
+    SourceKindSpec {
+        name: "mysql_logs",
+        settings: LogSourceSettings::SPECS,
+        collectors: &[LOG_SLOW_QUERIES, LOG_MY_ERRORS],
+        open_collectors: None,
+        server_kind: Some("mysql"),
+    },
 ];
+
+// ---- log sources (engine/logs) ----
+
+crate::words! {
+    /// How PostgreSQL writes its log (`log_destination`): `jsonlog` (15+),
+    /// `csvlog`, or `stderr` with the server's `log_line_prefix`.
+    pub enum PgLogFormat {
+        Jsonlog = "jsonlog",
+        Csvlog = "csvlog",
+        Stderr = "stderr",
+    } default Jsonlog
+}
+
+crate::words! {
+    /// Where a log source starts in the files it finds on its very first
+    /// start (no checkpoint yet). Files that appear later are read whole.
+    pub enum StartAt {
+        End = "end",
+        Beginning = "beginning",
+    } default End
+}
+
+crate::settings! {
+    /// Settings every log source (`postgres_logs`, `mysql_logs`) shares.
+    pub struct LogSourceSettings {
+        /// The database source (a `postgres` or `mysql` node) whose server
+        /// writes these logs: its records carry that server's resource.
+        server: Option<String> = required(SettingType::NodeName),
+        /// When that source has several targets: the one whose server this is.
+        target: Option<String> = optional(SettingType::String, DefaultValue::None),
+        start_at: StartAt = optional(SettingType::Word(StartAt::WORDS), DefaultValue::Word("end")),
+        /// Where read offsets are checkpointed, so a restart neither loses
+        /// nor repeats lines (one file per source).
+        state_directory: String = optional(SettingType::String, DefaultValue::String("/var/lib/dbintel/logs")),
+        /// How often the files are looked at.
+        poll: Duration = optional(SettingType::Duration, DefaultValue::Duration(SEC)),
+        /// The window of the count metrics (errors, deadlocks, …).
+        interval: Duration = optional(SettingType::Duration, DefaultValue::Duration(60 * SEC)),
+        /// A longer line is cut there (and counted).
+        max_line: u64 = optional(SettingType::Size, DefaultValue::Size(MIB)),
+        /// A missing or unreadable directory or file is looked for again
+        /// this often.
+        retry: Duration = optional(SettingType::Duration, DefaultValue::Duration(10 * SEC)),
+    }
+}
+
+crate::settings! {
+    /// What only `postgres_logs` takes: where the logging collector writes.
+    pub struct PgLogSettings {
+        /// `log_directory` as the server sees it from here (a shared volume).
+        directory: crate::typed::TextSetting = required(SettingType::Text),
+        format: PgLogFormat = optional(SettingType::Word(PgLogFormat::WORDS), DefaultValue::Word("jsonlog")),
+        /// Globs of file names in `directory` (none: `*.json`, `*.csv` or
+        /// `*.log` by format).
+        files: Vec<String> = optional(SettingType::StringList, DefaultValue::None),
+        /// `stderr` only: the server's `log_line_prefix`, as set there.
+        log_line_prefix: String = optional(SettingType::String, DefaultValue::String("%m [%p] ")),
+    }
+}
+
+crate::settings! {
+    /// `collect errors { file = … }` of `mysql_logs`: the error log
+    /// (`log_error`) the collector follows (`mysql_logs` takes no
+    /// settings of its own: its files are its collectors').
+    pub struct LogFileSettings {
+        file: crate::typed::TextSetting = required(SettingType::Text),
+    }
+}
+
+crate::settings! {
+    /// `collect slow_queries { … }`: per-statement statistics of the slow
+    /// log, the `top` statements by time per interval.
+    pub struct SlowQueriesSettings {
+        file: crate::typed::TextSetting = required(SettingType::Text),
+        top: i64 = optional(SettingType::Int { min: 1, max: 10_000 }, DefaultValue::Int(200)),
+    }
+}
+
+crate::settings! {
+    /// `collect errors { … }` of `postgres_logs`.
+    pub struct PgLogErrorsSettings {
+        /// The least severe entry counted and sampled.
+        min_severity: LogSeverity = optional(SettingType::Word(LogSeverity::WORDS), DefaultValue::Word("warning")),
+    }
+}
+
+crate::words! {
+    /// PostgreSQL's message severities that count as errors or warnings.
+    pub enum LogSeverity {
+        Warning = "warning",
+        Error = "error",
+        Fatal = "fatal",
+        Panic = "panic",
+    } default Warning
+}
+
+/// Two spec lists as one (a log kind's settings are the shared ones plus
+/// its own).
+const fn concat<const N: usize>(a: &[SettingSpec], b: &[SettingSpec]) -> [SettingSpec; N] {
+    let mut out = [optional(SettingType::Bool, DefaultValue::None); N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i - a.len() < b.len() {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
+pub const PG_LOG_SPECS: [SettingSpec; LogSourceSettings::SPECS.len() + PgLogSettings::SPECS.len()] =
+    concat(LogSourceSettings::SPECS, PgLogSettings::SPECS);
+
+crate::settings! {
+    /// `collect plans { … }` of `postgres_logs`: auto_explain's actual plans.
+    pub struct LogPlansSettings {
+        /// `event` (here the default: a log source may have no statements
+        /// to ride on): `db.server.query_plan` events; `top_query`: on the
+        /// linked source's top-query events (it must collect statements).
+        emit: PlanPlacement = optional(SettingType::Word(PlanPlacement::WORDS), DefaultValue::Word("event")),
+    }
+}
+
+const LOG_PLANS: CollectorSpec = CollectorSpec { name: "plans", settings: LogPlansSettings::SPECS, signals: Signals::LOGS };
+const LOG_ERRORS: CollectorSpec = CollectorSpec { name: "errors", settings: PgLogErrorsSettings::SPECS, signals: Signals::BOTH };
+const LOG_LOCKS: CollectorSpec = CollectorSpec { name: "locks", settings: &[], signals: Signals::BOTH };
+const LOG_TEMP_FILES: CollectorSpec = CollectorSpec { name: "temp_files", settings: &[], signals: Signals::BOTH };
+const LOG_AUTOVACUUM: CollectorSpec = CollectorSpec { name: "autovacuum", settings: &[], signals: Signals::BOTH };
+const LOG_CHECKPOINTS: CollectorSpec = CollectorSpec { name: "checkpoints", settings: &[], signals: Signals::BOTH };
+const LOG_CONNECTIONS: CollectorSpec = CollectorSpec { name: "connections", settings: &[], signals: Signals::BOTH };
+const LOG_SLOW_QUERIES: CollectorSpec =
+    CollectorSpec { name: "slow_queries", settings: SlowQueriesSettings::SPECS, signals: Signals::BOTH };
+const LOG_MY_ERRORS: CollectorSpec = CollectorSpec { name: "errors", settings: LogFileSettings::SPECS, signals: Signals::BOTH };
 
 crate::words! {
     pub enum OtlpProtocol {

@@ -237,3 +237,38 @@ macro_rules! words {
         }
     };
 }
+
+/// A string written inline, or the name of an environment variable read
+/// when the engine starts (`directory = env("PG_LOG_DIR")`): a path that
+/// differs per deployment but is no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TextSetting {
+    #[default]
+    Unset,
+    Inline(String),
+    Env(String),
+}
+
+impl TextSetting {
+    /// The value now; the error says which variable is missing.
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            TextSetting::Unset => Err("not set".into()),
+            TextSetting::Inline(s) => Ok(s.clone()),
+            TextSetting::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(v),
+                _ => Err(format!("environment variable {name} is not set")),
+            },
+        }
+    }
+}
+
+impl FromSetting for TextSetting {
+    fn from_setting(value: Option<&Value>) -> TextSetting {
+        match value {
+            Some(Value::String(s)) | Some(Value::Word(s)) => TextSetting::Inline(s.clone()),
+            Some(Value::Secret(SecretRef::Env(name))) => TextSetting::Env(name.clone()),
+            _ => TextSetting::Unset,
+        }
+    }
+}

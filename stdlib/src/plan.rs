@@ -51,6 +51,29 @@ const PG_KEYS: &[&str] = &[
     "Single Copy",
     "Presorted Key",
     "Operation",
+    // what an executed plan (auto_explain with log_analyze) measured:
+    // numbers and method names, never values
+    "Actual Startup Time",
+    "Actual Total Time",
+    "Actual Rows",
+    "Actual Loops",
+    "Rows Removed by Filter",
+    "Rows Removed by Join Filter",
+    "Rows Removed by Index Recheck",
+    "Heap Fetches",
+    "Workers Launched",
+    "Sort Method",
+    "Sort Space Used",
+    "Sort Space Type",
+    "Peak Memory Usage",
+    "Hash Buckets",
+    "Hash Batches",
+    "Shared Hit Blocks",
+    "Shared Read Blocks",
+    "Shared Dirtied Blocks",
+    "Shared Written Blocks",
+    "Temp Read Blocks",
+    "Temp Written Blocks",
 ];
 
 /// Keys whose values are SQL expressions: normalized (literals out).

@@ -114,6 +114,18 @@ impl SettingsChecker<'_> {
                 _ => self.wrong(key, ty, expr),
             },
             SettingType::Secret => self.secret(key, expr).map(Value::Secret),
+            SettingType::Text => match &expr.kind {
+                ExprKind::String(s) if !s.value.is_empty() => Some(Value::String(s.value.clone())),
+                ExprKind::Call(call) if call.name.name == "env" => self.secret(key, expr).map(Value::Secret),
+                _ => self.wrong(key, ty, expr),
+            },
+            SettingType::NodeName => match &expr.kind {
+                ExprKind::String(s) if !s.value.is_empty() => Some(Value::Word(s.value.clone())),
+                _ => match bare_word(expr) {
+                    Some(w) => Some(Value::Word(w)),
+                    None => self.wrong(key, ty, expr),
+                },
+            },
             SettingType::Word(words) => {
                 let word = match &expr.kind {
                     ExprKind::String(s) => Some(s.value.clone()),

@@ -11,7 +11,7 @@ use common::{code, dbintel, root, scratch, text, ALL_ENV};
 fn validate_accepts_the_shipped_pipelines() {
     let out = dbintel(&["validate", "--deny-warnings", "pipelines/"], ALL_ENV);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("valid: 4 file(s), 0 errors, 0 warnings"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("valid: 6 file(s), 0 errors, 0 warnings"), "{}", text(&out.stderr));
 }
 
 #[test]

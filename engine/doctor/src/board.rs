@@ -26,8 +26,11 @@ pub struct ChecksBoard {
     /// Per server and check, the targets that have the problem now: it is
     /// logged when the first has it and when the last no longer does, so
     /// a hundred targets of one server make one line, not a hundred.
-    open: Mutex<BTreeMap<(String, &'static str, Status), BTreeSet<(String, String)>>>,
+    open: Mutex<BTreeMap<OpenProblem, BTreeSet<(String, String)>>>,
 }
+
+/// A problem of a server: its key, the check and how it came out.
+type OpenProblem = (String, &'static str, Status);
 
 impl ChecksBoard {
     pub fn new(options: Options) -> Arc<ChecksBoard> {

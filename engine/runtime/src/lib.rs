@@ -32,6 +32,9 @@ use dbintel_operators::Operator;
 use dbintel_sources::replay::{Replay, ReplayError};
 use dbintel_sources::supervisor::LiveOptions;
 
+/// The log sources' crate (its counters are read by `/metrics`).
+pub use dbintel_logs as logs;
+
 /// Batches a channel holds before its sender waits.
 pub const CHANNEL_BATCHES: usize = 4;
 
@@ -47,6 +50,8 @@ pub enum RunError {
     Replay(#[from] ReplayError),
     #[error(transparent)]
     Source(#[from] dbintel_sources::SourceError),
+    #[error(transparent)]
+    Logs(#[from] dbintel_logs::source::LogSourceError),
     #[error("a node task panicked: {0}")]
     Panicked(String),
     #[error("sink `{node}`: {error}")]
@@ -137,9 +142,7 @@ impl Graph {
         let counters = self.registry.register(name, "source");
         let output = SharedOutput::new(self.outputs.get(name).cloned().unwrap_or_default());
         let (node, source) = (name.to_string(), source.clone());
-        self.tasks.spawn(async move {
-            dbintel_sources::fleet::run_source(node, source, output, counters, options, None).await.map_err(RunError::from)
-        });
+        self.tasks.spawn(run_live_source(node, source, output, counters, options, None));
     }
 
     /// The counters this graph adds to.
@@ -166,6 +169,23 @@ impl Graph {
             None => Ok(Finished { counters: self.registry, budgets: self.budgets }),
         }
     }
+}
+
+/// Runs one live source until it stops: a database source's targets
+/// (`dbintel-sources`), or a log source's files (`dbintel-logs`). `updates`
+/// brings the source's new definition on a reload.
+pub async fn run_live_source(
+    name: String,
+    node: dbintel_dsl::plan::SourceNode,
+    output: SharedOutput,
+    counters: Arc<dbintel_core::counters::NodeCounters>,
+    options: LiveOptions,
+    updates: Option<tokio::sync::watch::Receiver<dbintel_dsl::plan::SourceNode>>,
+) -> Result<(), RunError> {
+    if dbintel_logs::is_log_kind(&node.kind) {
+        return dbintel_logs::run_log_source(name, node, output, counters, options, updates).await.map_err(RunError::from);
+    }
+    dbintel_sources::fleet::run_source(name, node, output, counters, options, updates).await.map_err(RunError::from)
 }
 
 /// Runs a whole plan, live sources included (with `setup.live`), to its end.
@@ -282,6 +302,27 @@ pub fn start(plan: &Plan, mut setup: Setup) -> Result<Graph, RunError> {
         // recorded rows are always "connected"
         if let Some(status) = &setup.status {
             status.target(name, name).connected();
+        }
+        if dbintel_logs::is_log_kind(&source.kind) {
+            // a log file: read once, for the collectors named for it
+            let mut by_file: Vec<(std::path::PathBuf, Vec<String>)> = Vec::new();
+            for (collector, path) in replays {
+                match by_file.iter_mut().find(|(p, _)| *p == path) {
+                    Some((_, collectors)) => collectors.push(collector),
+                    None => by_file.push((path, vec![collector])),
+                }
+            }
+            for (path, collectors) in by_file {
+                let (output, counters, name, node) = (output.clone(), counters.clone(), name.clone(), source.clone());
+                tasks.spawn(async move {
+                    let read = move || dbintel_logs::replay::replay_file(&name, &node, &collectors, &path, &output, &counters);
+                    match tokio::task::spawn_blocking(read).await {
+                        Ok(result) => result.map_err(RunError::from),
+                        Err(join) => Err(RunError::Panicked(join.to_string())),
+                    }
+                });
+            }
+            continue;
         }
         for (collector, path) in replays {
             let Some(spec) = source.collectors.get(&collector) else { continue };

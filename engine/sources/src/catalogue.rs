@@ -225,6 +225,10 @@ pub fn all() -> Vec<&'static Declaration> {
         &activity::MY_DECLARATION,
         &plans::MY_DECLARATION,
     ]
+    .into_iter()
+    // the log sources' (dbintel-logs), after the database collectors'
+    .chain(crate::log_catalogue::ALL.iter().copied())
+    .collect()
 }
 
 /// Names each record's database, as records leave a source: all of a
@@ -297,11 +301,14 @@ pub fn conformance(engine: Engine, resource: &Map, record: &Record) -> Vec<Strin
             }
         }
         Record::Log(l) => {
-            let Some(declared) = declarations.iter().find_map(|d| d.events.iter().find(|e| e.name == l.event_name)) else {
+            // an event several collectors emit (a plan from EXPLAIN or from
+            // the server's log) may carry what any of them declares
+            let declared: Vec<&Event> = declarations.iter().flat_map(|d| d.events.iter().filter(|e| e.name == l.event_name)).collect();
+            if declared.is_empty() {
                 return vec![format!("event {}: no collector declares it", l.event_name)];
-            };
+            }
             for (key, _) in l.attributes.iter() {
-                if !declared.declares(key) && key != "dbintel.truncated" {
+                if !declared.iter().any(|d| d.declares(key)) && key != "dbintel.truncated" {
                     problems.push(format!("event {}: attribute {key} is not declared", l.event_name));
                 }
             }

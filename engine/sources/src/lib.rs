@@ -9,7 +9,8 @@
 //!   [`catalogue::Declaration`] of what it emits.
 //! - [`catalogue`]: the declarations' types, the README's catalogue
 //!   tables, and the move of database/table/index attributes onto their
-//!   resources.
+//!   resources; [`log_catalogue`]: what the log sources (`dbintel-logs`)
+//!   emit.
 //! - [`connect`]: how to reach a target — the driver's typed options,
 //!   never a URL pasted together (a database's name cannot redirect a
 //!   connection).
@@ -57,6 +58,7 @@ pub mod db360;
 pub mod entity;
 pub mod error;
 pub mod fleet;
+pub mod log_catalogue;
 pub mod mysql;
 pub mod plan_book;
 pub mod postgres;

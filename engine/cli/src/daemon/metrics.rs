@@ -191,6 +191,15 @@ fn snapshot(shared: &Shared) -> Snapshot {
         "Database queries run, by kind.",
         times.iter().map(|((source, what), (count, _))| (labels(&[("source", source), ("query", what)]), *count as f64)).collect(),
     );
+    // log sources: lines read, entries, and lines they could not read by cause
+    s.counter(
+        "dbintel_log_lines",
+        "Log sources: lines read (read), entries (entries), lines cut, binary or not in the declared format, files read again (restarted).",
+        dbintel_runtime::logs::stats::snapshot()
+            .iter()
+            .map(|(node, outcome, v)| (labels(&[("node", node), ("outcome", outcome)]), *v as f64))
+            .collect(),
+    );
 
     let targets = shared.status.snapshot();
     let connected =

@@ -441,7 +441,7 @@ impl Daemon {
         let (update, updates) = tokio::sync::watch::channel(node.clone());
         let (source_name, source, out) = (name.to_string(), node.clone(), output.clone());
         let task = tokio::spawn(async move {
-            if let Err(e) = dbintel_sources::fleet::run_source(source_name.clone(), source, out, counters, options, Some(updates)).await {
+            if let Err(e) = dbintel_runtime::run_live_source(source_name.clone(), source, out, counters, options, Some(updates)).await {
                 // only fail-fast sources return errors; the daemon's never do
                 tracing::error!(source = %source_name, error = %e, "the source ended");
             }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod doctor;
+pub mod log_servers;
 pub mod otlp;
 pub mod pg_servers;
 pub mod private_mariadb;
@@ -77,7 +78,14 @@ pub fn dbintel(args: &[&str], env: &[(&str, &str)]) -> Output {
     Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() }
 }
 
-pub const ALL_ENV: &[(&str, &str)] = &[("PG_DSN", "postgres://x"), ("MYSQL_DSN", "mysql://x"), ("NEW_RELIC_LICENSE_KEY", "k")];
+pub const ALL_ENV: &[(&str, &str)] = &[
+    ("PG_DSN", "postgres://x"),
+    ("MYSQL_DSN", "mysql://x"),
+    ("NEW_RELIC_LICENSE_KEY", "k"),
+    ("PG_LOG_DIR", "/var/log/postgresql"),
+    ("MYSQL_SLOW_LOG", "/var/log/mysql/slow.log"),
+    ("MYSQL_ERROR_LOG", "/var/log/mysql/error.log"),
+];
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
