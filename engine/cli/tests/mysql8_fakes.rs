@@ -204,7 +204,7 @@ async fn fake_mysql8_without_text_reads_no_statement_text() {
         "CREATE DATABASE {schema};
          CREATE TABLE {schema}.threads (THREAD_ID BIGINT UNSIGNED, TYPE VARCHAR(10), PROCESSLIST_ID BIGINT UNSIGNED, PROCESSLIST_USER VARCHAR(32),
            PROCESSLIST_DB VARCHAR(64), PROCESSLIST_COMMAND VARCHAR(16), PROCESSLIST_STATE VARCHAR(64), PROCESSLIST_INFO LONGTEXT);
-         CREATE TABLE {schema}.events_waits_current (THREAD_ID BIGINT UNSIGNED, END_EVENT_ID BIGINT UNSIGNED, EVENT_NAME VARCHAR(128), TIMER_WAIT BIGINT UNSIGNED);
+         CREATE TABLE {schema}.events_waits_current (THREAD_ID BIGINT UNSIGNED, EVENT_ID BIGINT UNSIGNED, END_EVENT_ID BIGINT UNSIGNED, EVENT_NAME VARCHAR(128), TIMER_WAIT BIGINT UNSIGNED);
          CREATE TABLE {schema}.data_lock_waits (REQUESTING_THREAD_ID BIGINT UNSIGNED, BLOCKING_THREAD_ID BIGINT UNSIGNED);
          INSERT INTO {schema}.threads VALUES (5, 'FOREGROUND', 77, 'u', 'd', 'Query', 'x', 'SELECT secret_literal');"
     )))
@@ -242,4 +242,76 @@ async fn replica_status_statements_of_both_flavours_run_on_mariadb() {
         // not a replica: no rows, and so no points
         assert!(status_records(&rows, 1, 2).is_empty(), "{sql}: {rows:?}");
     }
+}
+
+/// MySQL 8.0's digest table (its documented columns, QUERY_SAMPLE_TEXT
+/// included) as a fake in MariaDB: the top-query form MySQL 8.0.3+ gets
+/// runs against it, and two snapshots make a top query with every
+/// Database 360 attribute of a MySQL 8 server — the comment tags read from
+/// the sample text, examined and returned rows — checked against the
+/// contract.
+#[tokio::test]
+async fn fake_mysql8_top_queries_carry_comment_tags_from_the_sample_text_and_every_db360_attribute() {
+    use dbintel_sources::collectors::my_statements::DIGESTS_WITH_SAMPLE_SQL;
+    use dbintel_sources::statement_deltas::{StatementDeltas, MYSQL};
+    let pool = root().await;
+    let schema = format!("{FAKE}_digests");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {schema};
+         CREATE DATABASE {schema};
+         CREATE TABLE {schema}.events_statements_summary_by_digest (SCHEMA_NAME VARCHAR(64), DIGEST VARCHAR(64), DIGEST_TEXT LONGTEXT,
+           COUNT_STAR BIGINT UNSIGNED NOT NULL, SUM_TIMER_WAIT BIGINT UNSIGNED NOT NULL, MIN_TIMER_WAIT BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           AVG_TIMER_WAIT BIGINT UNSIGNED NOT NULL DEFAULT 0, MAX_TIMER_WAIT BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           SUM_LOCK_TIME BIGINT UNSIGNED NOT NULL DEFAULT 0, SUM_ERRORS BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           SUM_WARNINGS BIGINT UNSIGNED NOT NULL DEFAULT 0, SUM_ROWS_AFFECTED BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           SUM_ROWS_SENT BIGINT UNSIGNED NOT NULL DEFAULT 0, SUM_ROWS_EXAMINED BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           SUM_CREATED_TMP_DISK_TABLES BIGINT UNSIGNED NOT NULL DEFAULT 0, SUM_CREATED_TMP_TABLES BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           SUM_NO_INDEX_USED BIGINT UNSIGNED NOT NULL DEFAULT 0, SUM_NO_GOOD_INDEX_USED BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           FIRST_SEEN TIMESTAMP(6) NULL, LAST_SEEN TIMESTAMP(6) NULL, QUANTILE_95 BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           QUANTILE_99 BIGINT UNSIGNED NOT NULL DEFAULT 0, QUANTILE_999 BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           QUERY_SAMPLE_TEXT LONGTEXT, QUERY_SAMPLE_SEEN TIMESTAMP(6) NULL, QUERY_SAMPLE_TIMER_WAIT BIGINT UNSIGNED NOT NULL DEFAULT 0);
+         INSERT INTO {schema}.events_statements_summary_by_digest
+           (SCHEMA_NAME, DIGEST, DIGEST_TEXT, COUNT_STAR, SUM_TIMER_WAIT, SUM_ROWS_SENT, SUM_ROWS_EXAMINED, QUERY_SAMPLE_TEXT)
+         VALUES ('shop', 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90', 'SELECT * FROM `orders` WHERE `id` = ?',
+                 10, 5000000000000, 10, 400,
+                 '/* nr_service_guid=\"MTE2MDAzMTl8QVBNfEFQUExJQ0FUSU9OfDI5MjMzNDQwNw\" */ SELECT * FROM orders WHERE id = 42');"
+    )))
+    .execute(&pool)
+    .await
+    .expect("build the fake");
+    let sql = DIGESTS_WITH_SAMPLE_SQL.replace("performance_schema.", &format!("{schema}."));
+    let read = || async {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_all(&pool)
+            .await
+            .expect("the MySQL 8 form runs")
+            .iter()
+            .map(row_to_map)
+            .collect::<Vec<_>>()
+    };
+    let mut deltas = StatementDeltas::new(&MYSQL, 200, vec!["nr_service_guid".into()]);
+    assert!(deltas.observe("mysql8", None, read().await, 1).0.is_empty(), "the first snapshot is a baseline");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE {schema}.events_statements_summary_by_digest SET COUNT_STAR = 25, SUM_TIMER_WAIT = 8000000000000, SUM_ROWS_SENT = 25, SUM_ROWS_EXAMINED = 1000"
+    )))
+    .execute(&pool)
+    .await
+    .expect("the digest runs again");
+    let (records, _) = deltas.observe("mysql8", None, read().await, 2);
+    let top = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Log(l) if l.event_name == "db.server.top_query" => Some(l),
+            _ => None,
+        })
+        .expect("a top query");
+    let get = |k: &str| top.attributes.get(k).cloned().unwrap_or_else(|| panic!("{k} missing: {:?}", top.attributes));
+    assert_eq!(get("db.query.comment_tags.nr_service_guid"), Value::Str("MTE2MDAzMTl8QVBNfEFQUExJQ0FUSU9OfDI5MjMzNDQwNw".into()));
+    assert_eq!(get("mysql.events_statements_summary_by_digest.count_star"), Value::Int(15));
+    assert_eq!(get("mysql.events_statements_summary_by_digest.examined_rows"), Value::Int(600));
+    assert_eq!(get("mysql.events_statements_summary_by_digest.returned_rows"), Value::Int(15));
+    assert_eq!(get("mysql.events_statements_summary_by_digest.sum_timer_wait"), Value::Double(3.0), "delta seconds");
+    let server = dbintel_sources::db360::Server { engine: Engine::MySql, mariadb: false, version: MYSQL8.version };
+    assert_eq!(dbintel_sources::db360::problems(server, top), Vec::<String>::new());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {schema}"))).execute(&pool).await.expect("drop");
 }

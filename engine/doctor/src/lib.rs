@@ -106,15 +106,35 @@ pub fn catalogue_markdown() -> String {
 }
 
 /// Every target of every database source of `plan`, as `run` plans them
-/// (which target reads each server's server-wide views included).
+/// (which target reads each server's server-wide views included). Log
+/// sources are not targets: their server's log settings are checked
+/// through the database source they name ([`logged_sources`]).
 pub fn target_plans(plan: &Plan) -> Vec<TargetPlan> {
     plan.nodes
         .iter()
         .filter_map(|(name, node)| match &node.kind {
-            NodeKind::Source(source) => Some(dbintel_sources::fleet::target_plans(name, source)),
+            NodeKind::Source(source) if !is_log_source(&source.kind) => Some(dbintel_sources::fleet::target_plans(name, source)),
             _ => None,
         })
         .flatten()
+        .collect()
+}
+
+fn is_log_source(kind: &str) -> bool {
+    kind.ends_with("_logs")
+}
+
+/// The database sources whose server's logs a log source of `plan` reads:
+/// their log settings are checked too (`Options::logged_sources`).
+pub fn logged_sources(plan: &Plan) -> std::collections::BTreeSet<String> {
+    plan.nodes
+        .values()
+        .filter_map(|node| match &node.kind {
+            NodeKind::Source(source) if is_log_source(&source.kind) => {
+                dbintel_dsl::schema::LogSourceSettings::from_settings(&source.settings).server
+            }
+            _ => None,
+        })
         .collect()
 }
 

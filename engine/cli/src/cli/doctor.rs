@@ -66,7 +66,8 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("note: the pipeline has no database source: nothing to check");
         return ExitCode::SUCCESS;
     }
-    let options = Options { explain_owner: args.explain_owner.clone(), ..Options::default() };
+    let options =
+        Options { explain_owner: args.explain_owner.clone(), logged_sources: dbintel_doctor::logged_sources(plan), ..Options::default() };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

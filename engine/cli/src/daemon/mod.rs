@@ -368,6 +368,10 @@ impl Daemon {
         };
         self.shared.status.retain(in_plan);
         self.shared.checks.retain(in_plan);
+        // the servers whose logs a log source reads get their log settings checked
+        self.shared
+            .checks
+            .set_options(dbintel_doctor::Options { logged_sources: dbintel_doctor::logged_sources(&plan), ..Default::default() });
         for (name, node) in &sources {
             let before = previous.and_then(|p| p.node(name)).and_then(|n| match &n.kind {
                 NodeKind::Source(s) => Some(s),
