@@ -90,7 +90,7 @@ fn graph_prints_dot_and_mermaid() {
     assert_eq!(code(&mermaid), 0, "{}", common::seen(&mermaid));
     let mermaid = text(&mermaid.stdout);
     assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
-    assert!(mermaid.contains("-->|\"activity: metrics\"|"), "{mermaid}");
+    assert!(mermaid.contains("-->|\"activity: metrics and logs\"|"), "{mermaid}");
     // fan-in: the mysql and postgres pipelines share sanitize_pii
     assert_eq!(mermaid.matches("sanitize_pii<br/>").count(), 1, "one sanitize_pii node:\n{mermaid}");
 }

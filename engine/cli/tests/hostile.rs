@@ -166,7 +166,7 @@ source pg = postgres {{
   timeout = 2s
   jitter = 0%
   collect statements {{ top = 200 }}
-  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s }}
+  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s, emit = event }}
 }}
 source my = mysql {{
   dsn = env("HOSTILE_MY_DSN")
@@ -174,7 +174,7 @@ source my = mysql {{
   timeout = 2s
   jitter = 0%
   collect statements {{ top = 200 }}
-  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s }}
+  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s, emit = event }}
 }}
 sink out = file {{ path = "{out}" }}
 pipeline pg_statements = pg.statements -> sanitize_pii -> batch -> out

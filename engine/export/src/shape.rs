@@ -6,10 +6,12 @@
 //! it documents is applied here, where it can be counted, and what
 //! dbintel counts as delivered is what New Relic keeps:
 //!
-//! - attribute values of at most 4,095 characters: a longer text is cut
-//!   (on a character boundary) and the record marked `dbintel.truncated`;
-//!   a JSON value (a plan) is never cut into invalid JSON: it is removed
-//!   and the record marked;
+//! - attribute values of at most 4,095 characters on a metric point; on a
+//!   log record, what New Relic keeps of a long value (its first 4,094
+//!   characters searchable, the next 128,000 bytes as a "blob": a plan, a
+//!   long statement): a longer text is cut (on a character boundary) and
+//!   the record marked `dbintel.truncated`; a JSON value (a plan) is never
+//!   cut into invalid JSON: it is removed and the record marked;
 //! - attribute names of at most 255 characters (cut);
 //! - arrays of at most 64 entries (cut, marked); arrays that are not flat
 //!   and of one type, and maps, become a JSON string (New Relic lists
@@ -44,6 +46,9 @@ pub struct Limits {
     /// Bytes of one request as sent (compressed).
     pub max_request_bytes: usize,
     pub max_value_chars: usize,
+    /// On a log record, beyond `max_value_chars - 1` characters, this many
+    /// more bytes are kept (New Relic's log "blob"; 0: none).
+    pub log_blob_bytes: usize,
     pub max_name_chars: usize,
     /// Attributes stored with a metric point: resource + scope + point.
     pub max_metric_attributes: usize,
@@ -74,6 +79,8 @@ impl Limits {
         Limits {
             max_request_bytes: 1_000_000,
             max_value_chars: 4095,
+            // docs.newrelic.com/docs/logs/ui-data/long-logs-blobs
+            log_blob_bytes: 128_000,
             max_name_chars: 255,
             max_metric_attributes: 100,
             max_log_attributes: 255,
@@ -206,6 +213,22 @@ enum Fate {
     },
 }
 
+/// How many bytes of `s` the backend keeps, on a character boundary: at
+/// most `max_value_chars` characters, or on a log record the first
+/// `max_value_chars - 1` and `log_blob_bytes` more.
+fn kept_bytes(s: &str, limits: &Limits, log: bool) -> usize {
+    let chars = if log && limits.log_blob_bytes > 0 { limits.max_value_chars.saturating_sub(1) } else { limits.max_value_chars };
+    let Some((head, _)) = s.char_indices().nth(chars) else { return s.len() };
+    if !(log && limits.log_blob_bytes > 0) {
+        return head;
+    }
+    let mut end = (head + limits.log_blob_bytes).min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
 fn shape_value(v: &mut Value, limits: &Limits, log: bool, shaped: &mut Shaped) -> Fate {
     if limits.drop_non_finite && non_finite(v) {
         shaped.non_finite_attributes += 1;
@@ -228,12 +251,13 @@ fn shape_value(v: &mut Value, limits: &Limits, log: bool, shaped: &mut Shaped) -
                 *s = format!("[{}]", s.trim());
                 shaped.json_wrapped += 1;
             }
-            if s.len() > limits.max_value_chars && s.chars().count() > limits.max_value_chars {
+            let keep = kept_bytes(s, limits, log);
+            if s.len() > keep {
                 if is_json(s) {
                     shaped.json_removed += 1;
                     return Fate::Remove { mark: true };
                 }
-                cut(s, limits.max_value_chars);
+                s.truncate(keep);
                 shaped.values_truncated += 1;
                 return Fate::Cut;
             }
@@ -397,14 +421,38 @@ mod tests {
 
     #[test]
     fn a_json_plan_too_long_is_removed_never_cut_into_invalid_json() {
-        let plan = format!("[{{\"Plan\": {{\"Node Type\": \"Seq Scan\", \"Filter\": \"{}\"}}}}]", "x".repeat(5000));
-        let mut record = log(attrs(vec![("db.query.plan", Value::Str(plan)), ("db.query.id", Value::Str("42".into()))]));
+        let plan = format!("[{{\"Plan\": {{\"Node Type\": \"Seq Scan\", \"Filter\": \"{}\"}}}}]", "x".repeat(140_000));
+        let mut record = log(attrs(vec![("postgresql.query_plan", Value::Str(plan)), ("db.query.id", Value::Str("42".into()))]));
         let (keep, s) = shaped(&mut record, Limits::newrelic());
         assert!(keep);
-        assert_eq!(record.attributes().get("db.query.plan"), None, "removed, not cut");
+        assert_eq!(record.attributes().get("postgresql.query_plan"), None, "removed, not cut");
         assert_eq!(record.attributes().get("db.query.id"), Some(&Value::Str("42".into())));
         assert_eq!(record.attributes().get(TRUNCATED), Some(&Value::Bool(true)));
         assert_eq!((s.json_removed, s.values_truncated), (1, 0));
+    }
+
+    #[test]
+    fn a_long_plan_on_a_log_is_kept_whole_as_new_relic_keeps_it_as_a_blob() {
+        // a real plan of a join or two runs past 4,095 characters
+        let plan = format!("[{{\"Plan\": {{\"Node Type\": \"Seq Scan\", \"Filter\": \"{}\"}}}}]", "é".repeat(5000));
+        let mut record = log(attrs(vec![("postgresql.query_plan", Value::Str(plan.clone()))]));
+        let (keep, s) = shaped(&mut record, Limits::newrelic());
+        assert!(keep);
+        assert_eq!(record.attributes().get("postgresql.query_plan"), Some(&Value::Str(plan.clone())));
+        assert_eq!(record.attributes().get(TRUNCATED), None);
+        assert_eq!((s.json_removed, s.values_truncated), (0, 0));
+        // a long text on a log keeps 4,094 characters and 128,000 bytes more, on a character boundary
+        let text = "é".repeat(100_000);
+        let mut record = log(attrs(vec![("text", Value::Str(text))]));
+        shaped(&mut record, Limits::newrelic());
+        let sent = record.attributes().get("text").and_then(Value::as_str).unwrap_or_default();
+        assert_eq!(sent.len(), 4094 * 2 + 128_000);
+        // on a metric point the same plan is cut to 4,095 characters: removed, being JSON
+        let mut metric = point("m", Number::Int(1), attrs(vec![("p", Value::Str(plan)), ("t", Value::Str("é".repeat(5000)))]));
+        let (_, s) = shaped(&mut metric, Limits::newrelic());
+        assert_eq!(metric.attributes().get("p"), None);
+        assert_eq!(metric.attributes().get("t").and_then(Value::as_str).map(|t| t.chars().count()), Some(4095));
+        assert_eq!((s.json_removed, s.values_truncated), (1, 1));
     }
 
     #[test]

@@ -136,8 +136,13 @@ pub const SIGNATURES: &[FunctionSig] = &[
                 statement: "truncate_all(attributes, 8, truncation_marker = \"...\")",
                 output: "{\"a\": \"abcde...\", \"b\": \"short\"}",
             },
+            Example {
+                input: "{\"plan\": \"[{\\\"Plan\\\": {}}]\", \"text\": \"[{not json\"}",
+                statement: "truncate_all(attributes, 4)",
+                output: "{\"plan\": \"[{\\\"Plan\\\": {}}]\", \"text\": \"[{no\"}",
+            },
         ],
-        summary: "Truncates every string value of a map to at most limit bytes, never inside a character; a truncation_marker is appended to cut values and counts against the limit.",
+        summary: "Truncates every string value of a map to at most limit bytes, never inside a character; a truncation_marker is appended to cut values and counts against the limit. Unlike OTTL, a value that is a JSON object or array (a plan) is left whole: cut, it would be invalid JSON.",
         build: |literals| {
             if let Some(limit) = argument::literal_int(literals, 1) {
                 check_truncation(limit, argument::literal_str(literals, 3)).map_err(|(param, m)| BuildError::at(param, m))?;
@@ -153,7 +158,7 @@ pub const SIGNATURES: &[FunctionSig] = &[
                 let map = argument::map_mut(target, "truncate_all")?;
                 for (_, value) in map.iter_mut() {
                     if let Value::Str(s) = value {
-                        if s.len() > limit {
+                        if s.len() > limit && !is_json_document(s) {
                             truncate_bytes(s, limit - marker.len());
                             s.push_str(marker);
                         }
@@ -335,4 +340,12 @@ pub fn truncate_chars(s: &mut std::string::String, limit: usize) {
     if let Some((cut, _)) = s.char_indices().nth(limit) {
         s.truncate(cut);
     }
+}
+
+/// A JSON object or array: `truncate_all` leaves it whole (a sink with a
+/// limit removes it whole, counted, rather than send invalid JSON).
+fn is_json_document(s: &str) -> bool {
+    let t = s.trim();
+    let framed = (t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']'));
+    framed && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
 }
