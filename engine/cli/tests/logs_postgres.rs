@@ -32,8 +32,9 @@ const SECRETS: &[&str] = &[
 fn pipe_of(dir: &Path, file: &str, sources: &[(&str, String, &str)]) -> std::path::PathBuf {
     let sanitize = common::root().join("pipelines/sanitize_pii.pipe");
     let mut text = format!(
-        "use \"{}\"\nsource pg = postgres {{ dsn = env(\"PG_DSN\"), allow_privileged = true, interval = 1h, collect instance }}\n",
-        sanitize.display()
+        "use \"{}\"\nsource pg = postgres {{ dsn = env(\"PG_DSN\"), allow_privileged = true, interval = 1h, collect instance }}\nsink pg_out = file {{ path = \"{}\" }}\npipeline pg_p = pg -> pg_out\n",
+        sanitize.display(),
+        dir.join("pg.ndjson").display()
     );
     for (source, settings, collects) in sources {
         text.push_str(&format!(
@@ -129,10 +130,9 @@ fn jsonlog_of_postgres_15_gives_every_event_sanitized_on_the_servers_entity() {
             "db.server.connection_failure",
         ];
         let deadlocks = metric_sum(&out, "postgresql.log.deadlocks", None);
-        let vacuumed = events(&out, "db.server.autovacuum").iter().any(|e| {
-            e.resource.get("postgresql.table.name").and_then(|v| v.as_str()) == Some("public.churn")
-                && text_of(e, "postgresql.vacuum.kind") == "vacuum"
-        });
+        let vacuumed = events(&out, "db.server.autovacuum")
+            .iter()
+            .any(|e| text_of(e, "postgresql.table.name") == "public.churn" && text_of(e, "postgresql.vacuum.kind") == "vacuum");
         // the windows (2 s) that count them have closed
         let counted = metric_sum(&out, "postgresql.log.autovacuum.tuples_removed", None) >= 4000.0
             && metric_sum(&out, "postgresql.log.connection_failures", Some(("reason", "role_does_not_exist"))) >= 1.0
@@ -145,7 +145,13 @@ fn jsonlog_of_postgres_15_gives_every_event_sanitized_on_the_servers_entity() {
         .into_iter()
         .find(|e| text_of(e, "db.response.status_code") == "23505")
         .expect("the unique violation");
-    assert_eq!(error.resource.get("service.instance.id").and_then(|v| v.as_str()), Some(format!("127.0.0.1:{}", pg.port).as_str()));
+    // the same entity as the server's metrics from its postgres source
+    let server = read_file_sink(&dir.join("pg.ndjson"));
+    let server = server.first().expect("the postgres source's instance metrics");
+    for key in ["service.instance.id", "server.address", "server.port", "db.system.name"] {
+        assert!(server.resource.get(key).is_some(), "{key} on the server's resource: {:?}", server.resource);
+        assert_eq!(error.resource.get(key), server.resource.get(key), "{key}");
+    }
     assert_eq!(error.resource.get("db.system.name").and_then(|v| v.as_str()), Some("postgresql"));
     assert_eq!(text_of(error, "db.log.detail"), "Key (email)=(?) already exists.");
     assert!(text_of(error, "db.query.text").starts_with("INSERT INTO users"), "{error:?}");
@@ -193,12 +199,9 @@ fn jsonlog_of_postgres_15_gives_every_event_sanitized_on_the_servers_entity() {
     assert!(metric_sum(&out, "postgresql.log.temp_files.size", None) > 0.0);
     let vacuum = events(&out, "db.server.autovacuum")
         .into_iter()
-        .find(|e| {
-            e.resource.get("postgresql.table.name").and_then(|v| v.as_str()) == Some("public.churn")
-                && text_of(e, "postgresql.vacuum.kind") == "vacuum"
-        })
+        .find(|e| text_of(e, "postgresql.table.name") == "public.churn" && text_of(e, "postgresql.vacuum.kind") == "vacuum")
         .expect("churn vacuumed");
-    assert_eq!(vacuum.resource.get("postgresql.database.name").and_then(|v| v.as_str()), Some("postgres"));
+    assert_eq!(text_of(vacuum, "postgresql.database.name"), "postgres");
     assert!(metric_sum(&out, "postgresql.log.autovacuum.tuples_removed", None) >= 4000.0);
     assert!(events(&out, "db.server.checkpoint").iter().any(|c| text_of(c, "postgresql.checkpoint.reason").contains("immediate")));
     assert!(metric_sum(&out, "postgresql.log.checkpoints", Some(("kind", "checkpoint"))) >= 1.0);

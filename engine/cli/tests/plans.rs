@@ -59,7 +59,7 @@ fn plans_report_full_scans_detect_a_new_index_and_leak_nothing() {
     std::fs::write(
         &pipe,
         format!(
-            "source pg = postgres {{\n  dsn = env(\"PLANS_PG_DSN\")\n  timeout = 1s\n  jitter = 0%\n  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline p = pg.plans -> batch -> out\n",
+            "source pg = postgres {{\n  dsn = env(\"PLANS_PG_DSN\")\n  timeout = 1s\n  jitter = 0%\n  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s, emit = event }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline p = pg.plans -> batch -> out\n",
             out.display()
         ),
     )
@@ -172,7 +172,7 @@ fn mariadb_plans_come_from_real_statement_texts_and_follow_a_new_index() {
     std::fs::write(
         &pipe,
         format!(
-            "source my = mysql {{\n  dsn = env(\"PLANS_MY_DSN\")\n  timeout = 1s\n  jitter = 0%\n  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline p = my.plans -> batch -> out\n",
+            "source my = mysql {{\n  dsn = env(\"PLANS_MY_DSN\")\n  timeout = 1s\n  jitter = 0%\n  collect plans {{ top = 50, per_scrape = 50, every = 1s, interval = 1s, emit = event }}\n}}\nsink out = file {{ path = \"{}\" }}\npipeline p = my.plans -> batch -> out\n",
             out.display()
         ),
     )

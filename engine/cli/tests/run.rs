@@ -333,7 +333,7 @@ fn a_reload_while_the_endpoint_is_down_loses_nothing() {
   dsn = env("OUTAGE_PG_DSN")
   interval = 200ms
   jitter = 0%
-  collect q {{ query = "SELECT n AS v FROM generate_series(1, 50) n", metric = "outage.v", value_column = "v" }}
+  collect q {{ query = "SELECT random() * n AS v FROM generate_series(1, 1000) n", metric = "outage.v", value_column = "v" }}
 }}
 transform stamp {{
   set(attributes["version"], "{version}")
@@ -351,7 +351,9 @@ pipeline p = gen.q -> stamp -> out
         &[("OUTAGE_PG_DSN", PG_MONITOR), (RELOAD_TOKEN_ENV, RELOAD_TOKEN)],
     );
     // the endpoint is down: the queue fills, the pipeline blocks, sources skip
-    run.wait_for("the queue to fill and sources to hold back", Duration::from_secs(20), || {
+    // (the queue holds requests compressed, and the open request up to 4 MiB
+    // raw more: 1,000 random values a scrape fill both in seconds)
+    run.wait_for("the queue to fill and sources to hold back", Duration::from_secs(40), || {
         (run.metric(r#"dbintel_source_skipped_scrapes_total{node="gen"}"#) > 0.0).then_some(())
     });
     write("2");

@@ -38,8 +38,10 @@ pub struct SeriesJanitor {
 }
 
 impl SeriesJanitor {
-    pub fn sweep(&mut self, board: &dbintel_core::status::StatusBoard) {
+    pub fn sweep(&mut self, board: &dbintel_core::status::StatusBoard, checks: &dbintel_doctor::ChecksBoard) {
         let live = board.target_keys();
+        // a discovered database that is gone takes its setup checks along
+        checks.retain(|source, target| live.contains(&dbintel_dsl::plan::target_key(source, target)));
         let gone: Vec<String> = self.known.difference(&live).chain(self.pending.iter()).cloned().collect();
         self.pending.clear();
         for key in gone.into_iter().filter(|k| !live.contains(k)) {

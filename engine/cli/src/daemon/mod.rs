@@ -663,7 +663,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
                 if daemon.options.watch.is_some() && daemon.watch.poll() {
                     daemon.reload("file change").await;
                 }
-                daemon.janitor.sweep(&shared.status);
+                daemon.janitor.sweep(&shared.status, &shared.checks);
             }
         }
     }
