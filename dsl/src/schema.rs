@@ -212,15 +212,18 @@ crate::settings! {
         /// share what the server's reader (`pool`) leaves.
         server_sessions: i64 = optional(SettingType::Int { min: 1, max: 1000 }, DefaultValue::Int(8)),
         allow_privileged: bool = optional(SettingType::Bool, DefaultValue::Bool(false)),
-        /// `semconv`: New Relic's collector's UUIDv5 of the endpoint (the
-        /// same entity whichever collector sends); `endpoint`: the DSN's
-        /// `host:port`, as dbintel made it before (keeps existing entities).
         /// Keys of a statement's leading comment tags sent as
         /// `db.query.comment_tags` (APM agents write `nr_service_guid`
         /// there); none: `["nr_service_guid"]`, `[]`: no tags.
         allowed_comment_keys: Option<Vec<String>> = optional(SettingType::StringList, DefaultValue::None),
+        /// `semconv`: New Relic's collector's UUIDv5 of the endpoint (the
+        /// same entity whichever collector sends); `endpoint`: the DSN's
+        /// `host:port`, as dbintel made it before (keeps existing entities).
         service_instance_id: ServiceInstanceId = optional(SettingType::Word(ServiceInstanceId::WORDS), DefaultValue::Word("semconv")),
-        sslmode: SslMode = optional(SettingType::Word(SslMode::WORDS), DefaultValue::Word("prefer")),
+        /// TLS, as libpq's `sslmode`. Unset: the DSN's own `sslmode`
+        /// (`ssl-mode`), else `prefer`; where both are written, the
+        /// stricter of the two (a setting never weakens the DSN's).
+        sslmode: Option<SslMode> = optional(SettingType::Word(SslMode::WORDS), DefaultValue::None),
         sslrootcert: Option<String> = optional(SettingType::String, DefaultValue::None),
         jitter: f64 = optional(SettingType::Percent, DefaultValue::Percent(10.0)),
         /// How often a collector that fails for a reason of configuration

@@ -210,7 +210,8 @@ macro_rules! settings {
 macro_rules! words {
     ($(#[$meta:meta])* pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $word:literal ),* $(,)? } default $default:ident) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        /// (Ordered as written: `sslmode`'s order is strictness.)
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum $name { $( $(#[$vmeta])* $variant ),* }
 
         impl $name {

@@ -192,7 +192,7 @@ async fn diagnose(e: &SourceError, spec: &ConnectSpec, settings: &DbSettings) ->
         }
     }
     if code == "tls" {
-        let how = match settings.sslmode {
+        let how = match spec.sslmode(settings) {
             SslMode::VerifyCa | SslMode::VerifyFull => {
                 "Set the source's `sslrootcert` to the CA certificate that signed the server's certificate (verify-full also needs the DSN's host to be a name in that certificate)."
             }

@@ -183,8 +183,10 @@ async fn examine(
         }
     }
     findings.extend(clock::check(&ctx).await);
-    let host = plan.connect_spec().map(|s| s.host()).unwrap_or_default();
-    findings.extend(tls::check(&ctx, &host, settings.sslmode).await);
+    let spec = plan.connect_spec().ok();
+    let host = spec.as_ref().map(|s| s.host()).unwrap_or_default();
+    let sslmode = spec.as_ref().map_or(dbintel_dsl::schema::SslMode::Prefer, |s| s.sslmode(settings));
+    findings.extend(tls::check(&ctx, &host, sslmode).await);
     if options.logged_sources.contains(&plan.source) {
         findings.extend(log_settings::check(target, &facts, log_settings::for_flavour(facts.flavour)).await);
     }

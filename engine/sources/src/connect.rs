@@ -16,9 +16,9 @@ use std::str::FromStr;
 use dbintel_core::record::Resource;
 use dbintel_core::secret::Secret;
 use dbintel_dsl::plan::{SecretRef, TargetDsn};
-use dbintel_dsl::schema::DbSettings;
-use sqlx::mysql::MySqlConnectOptions;
-use sqlx::postgres::PgConnectOptions;
+use dbintel_dsl::schema::{DbSettings, SslMode};
+use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::target::Engine;
 use crate::{setup_error, SourceError};
@@ -39,6 +39,8 @@ pub struct ConnectSpec {
     /// What driver messages are scrubbed of (the DSN as read, the
     /// password), and where the credentials came from, for messages.
     secret: Secret,
+    /// The DSN's own `sslmode` (`ssl-mode`), when it writes one.
+    dsn_sslmode: Option<SslMode>,
 }
 
 impl std::fmt::Debug for ConnectSpec {
@@ -114,7 +116,7 @@ impl ConnectSpec {
                     Some(p) => Secret::plain(p.expose(), "the targets list and its password"),
                     None => Secret::plain("", "the targets list"),
                 };
-                Ok(ConnectSpec { engine, options, secret })
+                Ok(ConnectSpec { engine, options, secret, dsn_sslmode: None })
             }
         }
     }
@@ -128,7 +130,79 @@ impl ConnectSpec {
             // the driver's parser reads `mariadb://` as it reads `mysql://`
             Engine::MySql => Options::My(Box::new(MySqlConnectOptions::from_str(secret.expose()).map_err(invalid)?)),
         };
-        Ok(ConnectSpec { engine, options, secret })
+        let mut spec = ConnectSpec { engine, options, secret, dsn_sslmode: None };
+        if writes_sslmode(spec.secret.expose()) {
+            spec.dsn_sslmode = Some(spec.driver_sslmode());
+        }
+        Ok(spec)
+    }
+
+    /// The TLS the session uses: the DSN's own `sslmode` where the source
+    /// sets none, the source's `sslmode` where the DSN writes none, and the
+    /// stricter of the two where both do (a setting never weakens what the
+    /// DSN asks for); neither: `prefer`, as libpq.
+    pub fn sslmode(&self, settings: &DbSettings) -> SslMode {
+        match (settings.sslmode, self.dsn_sslmode) {
+            (Some(setting), Some(dsn)) => setting.max(dsn),
+            (Some(setting), None) => setting,
+            (None, _) => self.driver_sslmode(),
+        }
+    }
+
+    /// These options with the TLS of [`ConnectSpec::sslmode`] and the
+    /// source's `sslrootcert`.
+    pub fn with_tls(mut self, settings: &DbSettings) -> ConnectSpec {
+        let mode = self.sslmode(settings);
+        let ca = settings.sslrootcert.as_deref();
+        self.options = match self.options {
+            Options::Pg(o) => {
+                let mut o = o.ssl_mode(match mode {
+                    SslMode::Disable => PgSslMode::Disable,
+                    SslMode::Prefer => PgSslMode::Prefer,
+                    SslMode::Require => PgSslMode::Require,
+                    SslMode::VerifyCa => PgSslMode::VerifyCa,
+                    SslMode::VerifyFull => PgSslMode::VerifyFull,
+                });
+                if let Some(ca) = ca {
+                    o = o.ssl_root_cert(ca);
+                }
+                Options::Pg(Box::new(o))
+            }
+            Options::My(o) => {
+                let mut o = o.ssl_mode(match mode {
+                    SslMode::Disable => MySqlSslMode::Disabled,
+                    SslMode::Prefer => MySqlSslMode::Preferred,
+                    SslMode::Require => MySqlSslMode::Required,
+                    SslMode::VerifyCa => MySqlSslMode::VerifyCa,
+                    SslMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+                });
+                if let Some(ca) = ca {
+                    o = o.ssl_ca(ca);
+                }
+                Options::My(Box::new(o))
+            }
+        };
+        self
+    }
+
+    /// The mode the driver's options hold now.
+    fn driver_sslmode(&self) -> SslMode {
+        match &self.options {
+            Options::Pg(o) => match o.get_ssl_mode() {
+                PgSslMode::Disable => SslMode::Disable,
+                PgSslMode::Allow | PgSslMode::Prefer => SslMode::Prefer,
+                PgSslMode::Require => SslMode::Require,
+                PgSslMode::VerifyCa => SslMode::VerifyCa,
+                PgSslMode::VerifyFull => SslMode::VerifyFull,
+            },
+            Options::My(o) => match o.get_ssl_mode() {
+                MySqlSslMode::Disabled => SslMode::Disable,
+                MySqlSslMode::Preferred => SslMode::Prefer,
+                MySqlSslMode::Required => SslMode::Require,
+                MySqlSslMode::VerifyCa => SslMode::VerifyCa,
+                MySqlSslMode::VerifyIdentity => SslMode::VerifyFull,
+            },
+        }
     }
 
     /// The same server, role and settings, another database: set as the
@@ -138,7 +212,7 @@ impl ConnectSpec {
             Options::Pg(o) => Options::Pg(Box::new((**o).clone().database(database))),
             Options::My(o) => Options::My(Box::new((**o).clone().database(database))),
         };
-        ConnectSpec { engine: self.engine, options, secret: self.secret.clone() }
+        ConnectSpec { engine: self.engine, options, secret: self.secret.clone(), dsn_sslmode: self.dsn_sslmode }
     }
 
     pub fn engine(&self) -> Engine {
@@ -209,6 +283,16 @@ impl ConnectSpec {
     }
 }
 
+/// Whether a DSN's query string names its TLS mode (`sslmode`, MySQL's
+/// `ssl-mode`).
+fn writes_sslmode(dsn: &str) -> bool {
+    let Some((_, query)) = dsn.split_once('?') else { return false };
+    query.split('&').any(|pair| {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        matches!(key.to_ascii_lowercase().as_str(), "sslmode" | "ssl-mode" | "ssl_mode")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +324,32 @@ mod tests {
         let my = ConnectSpec::resolve("t", "mysql", &url("mysql://mon@db.internal:3306/app")).unwrap();
         let child = my.with_database("x?socket=/tmp/evil.sock");
         assert_eq!((child.host().as_str(), child.port(), child.database()), ("db.internal", 3306, Some("x?socket=/tmp/evil.sock")));
+    }
+
+    #[test]
+    fn a_dsns_own_sslmode_stands_and_a_setting_never_weakens_it() {
+        let with = |mode: Option<SslMode>| DbSettings { sslmode: mode, ..DbSettings::from_settings(&Default::default()) };
+        let spec = |dsn: &str| ConnectSpec::resolve("t", if dsn.starts_with("mysql") { "mysql" } else { "postgres" }, &url(dsn)).unwrap();
+        let cases = [
+            ("postgres://m@db:5432/x?sslmode=verify-full", None, SslMode::VerifyFull),
+            ("postgres://m@db:5432/x?sslmode=require", Some(SslMode::Prefer), SslMode::Require),
+            ("postgres://m@db:5432/x?sslmode=disable", Some(SslMode::VerifyCa), SslMode::VerifyCa),
+            ("postgres://m@db:5432/x", Some(SslMode::Disable), SslMode::Disable),
+            ("postgres://m@db:5432/x", None, SslMode::Prefer),
+            ("mysql://m@db:3306/x?ssl-mode=REQUIRED", None, SslMode::Require),
+            ("mysql://m@db:3306/x?ssl-mode=VERIFY_IDENTITY", Some(SslMode::Require), SslMode::VerifyFull),
+            ("mysql://m@db:3306/x", Some(SslMode::VerifyCa), SslMode::VerifyCa),
+        ];
+        for (dsn, setting, expected) in cases {
+            let settings = with(setting);
+            let s = spec(dsn);
+            assert_eq!(s.sslmode(&settings), expected, "{dsn} with {setting:?}");
+            // what the driver is given is the same
+            let tls = s.clone().with_tls(&settings);
+            assert_eq!(tls.driver_sslmode(), expected, "{dsn} with {setting:?}");
+            // and another database of the server keeps it
+            assert_eq!(tls.with_database("other").driver_sslmode(), expected);
+        }
     }
 
     #[test]

@@ -10,9 +10,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use dbintel_dsl::schema::{DbSettings, SslMode};
+use dbintel_dsl::schema::DbSettings;
 use dbintel_stdlib::{Map, Value};
-use sqlx::mysql::{MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::mysql::{MySqlPoolOptions, MySqlRow};
 use sqlx::MySql;
 use sqlx::{Column, ConnectOptions, Executor, Row, TypeInfo};
 
@@ -73,20 +73,10 @@ impl MyTarget {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let secret = spec.secret().clone();
         let mut options =
-            spec.my_options().cloned().ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a MySQL DSN")))?;
+            spec.clone().with_tls(settings).my_options().cloned().ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a MySQL DSN")))?;
         // never log statements: a `sql` collector's query or an EXPLAIN of
         // a captured statement can carry literals
         options = options.disable_statement_logging();
-        options = options.ssl_mode(match settings.sslmode {
-            SslMode::Disable => MySqlSslMode::Disabled,
-            SslMode::Prefer => MySqlSslMode::Preferred,
-            SslMode::Require => MySqlSslMode::Required,
-            SslMode::VerifyCa => MySqlSslMode::VerifyCa,
-            SslMode::VerifyFull => MySqlSslMode::VerifyIdentity,
-        });
-        if let Some(ca) = &settings.sslrootcert {
-            options = options.ssl_ca(ca.as_str());
-        }
         let (host, port) = (spec.host(), options.get_port());
         let seconds = timeout.as_secs_f64().max(0.001);
         let lock_seconds = (timeout.as_secs() / 2).max(1);

@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-use dbintel_dsl::schema::{DbSettings, SslMode};
+use dbintel_dsl::schema::DbSettings;
 use dbintel_stdlib::{Map, Value};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Postgres;
 use sqlx::{Column, ConnectOptions, Row, TypeInfo};
 
@@ -65,7 +65,7 @@ impl PgTarget {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let secret = spec.secret().clone();
         let mut options =
-            spec.pg_options().cloned().ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a PostgreSQL DSN")))?;
+            spec.clone().with_tls(settings).pg_options().cloned().ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a PostgreSQL DSN")))?;
         // never log statements: a `sql` collector's query or an EXPLAIN of
         // a captured statement can carry literals
         options = options.disable_statement_logging().application_name("dbintel").options([
@@ -74,16 +74,6 @@ impl PgTarget {
             ("idle_in_transaction_session_timeout", ms(timeout * 2)),
             ("default_transaction_read_only", "on".to_string()),
         ]);
-        options = options.ssl_mode(match settings.sslmode {
-            SslMode::Disable => PgSslMode::Disable,
-            SslMode::Prefer => PgSslMode::Prefer,
-            SslMode::Require => PgSslMode::Require,
-            SslMode::VerifyCa => PgSslMode::VerifyCa,
-            SslMode::VerifyFull => PgSslMode::VerifyFull,
-        });
-        if let Some(ca) = &settings.sslrootcert {
-            options = options.ssl_root_cert(ca.as_str());
-        }
         let (host, port) = (spec.host(), options.get_port());
         let what = format!("connecting to {host}:{port}");
         let server = ServerSessions::of(&spec.server(), settings.server_sessions as u32);
