@@ -162,3 +162,85 @@ fn regression_server_wide_views_are_read_once_however_many_source_blocks_name_th
     assert_eq!(log.matches("another source reads this server's view with other settings or paths").count(), 1, "{log}");
     assert!(!log.contains("ERROR"), "{log}");
 }
+
+/// Who reads the server's `instance` view, by the blocks' status.
+fn instance_reader(run: &Run) -> Option<String> {
+    let status = run.status();
+    let reading: Vec<String> = status["targets"]
+        .as_array()?
+        .iter()
+        .filter(|t| t["state"] == "up" && t["collectors"]["instance"]["state"] != "read_elsewhere")
+        .filter_map(|t| t["source"].as_str().map(str::to_string))
+        .collect();
+    (reading.len() == 1).then(|| reading[0].clone())
+}
+
+/// The reading block's connection is cut and its host vanishes (a proxy
+/// resets and then blackholes it): the covered block reads within seconds,
+/// without a restart, and the server's series keep arriving once per
+/// round, not twice; when the network comes back the first block finds
+/// the view read and stays covered.
+#[test]
+fn a_reader_cut_off_hands_the_view_to_a_covered_block() {
+    let pg = PrivatePg::primary("source-blocks-cut");
+    let names = ["c0", "c1"];
+    for name in &names {
+        pg.sql(&format!("CREATE DATABASE db_{name}"));
+        pg.sql(&format!("GRANT CONNECT ON DATABASE db_{name} TO proofs_mon"));
+    }
+    let proxies = [common::proxy::Proxy::start(pg.port), common::proxy::Proxy::start(pg.port)];
+    let dir = scratch("source-blocks-cut");
+    let out = dir.join("out.jsonl");
+    let pipe = dir.join("p.pipe");
+    let mut text = String::new();
+    for name in &names {
+        text.push_str(&format!(
+            "source {name} = postgres {{\n  dsn = env(\"DSN_{name}\")\n  interval = 1s\n  jitter = 0%\n  timeout = 1s\n  connect_timeout = 1s\n  reconnect_max = 2s\n  collect instance\n}}\npipeline i_{name} = {name}.instance -> out\n"
+        ));
+    }
+    text.push_str(&format!("sink out = file {{ path = \"{}\" }}\n", out.display()));
+    std::fs::write(&pipe, text).unwrap();
+    let env: Vec<(String, String)> = names
+        .iter()
+        .zip(&proxies)
+        .map(|(name, proxy)| (format!("DSN_{name}"), format!("postgres://proofs_mon@127.0.0.1:{}/db_{name}?sslmode=disable", proxy.port)))
+        .collect();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = Run::start(&[pipe.to_str().unwrap(), "--no-watch"], &env_refs);
+    let reader = run.wait_for("one block reading the server's view", Duration::from_secs(30), || instance_reader(&run));
+    let other = names.iter().find(|n| **n != reader).unwrap().to_string();
+    let cut = &proxies[names.iter().position(|n| *n == reader).unwrap()];
+
+    cut.set(common::proxy::Mode::Blackhole);
+    cut.reset();
+    let started = Instant::now();
+    run.wait_for("the covered block to read", Duration::from_secs(20), || {
+        (instance_reader(&run).as_deref() == Some(other.as_str())).then_some(())
+    });
+    let took = started.elapsed();
+    // once per round from the one reader: over 5 s at 1 s, not twice that
+    let before = points(&out, "postgresql.connection.max").len();
+    std::thread::sleep(Duration::from_secs(5));
+    let read = points(&out, "postgresql.connection.max").len() - before;
+    assert!((3..=7).contains(&read), "{read} reads of a server-wide view in 5 s at 1 s after the takeover");
+
+    // the network comes back: the first block reconnects and is covered
+    cut.set(common::proxy::Mode::Forward);
+    run.wait_for("the cut block back and covered", Duration::from_secs(30), || {
+        let status = run.status();
+        status["targets"]
+            .as_array()?
+            .iter()
+            .find(|t| t["source"] == reader.as_str())
+            .and_then(|t| (t["state"] == "up" && t["collectors"]["instance"]["read_by"] == other.as_str()).then_some(()))
+    });
+    let before = points(&out, "postgresql.connection.max").len();
+    std::thread::sleep(Duration::from_secs(5));
+    let read = points(&out, "postgresql.connection.max").len() - before;
+    assert!((3..=7).contains(&read), "{read} reads in 5 s at 1 s with both blocks up again");
+    let log = run.stderr();
+    assert!(log.contains("connection lost") || log.contains("cannot connect"), "{log}");
+    // released when the connection went, not after the reader went stale (10 s)
+    assert!(took < Duration::from_secs(8), "the view went unread for {took:?}");
+    assert!(!log.contains("ERROR"), "{log}");
+}

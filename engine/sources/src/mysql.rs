@@ -72,8 +72,12 @@ impl MyTarget {
     pub async fn connect_with(name: &str, settings: &DbSettings, spec: &ConnectSpec, sessions: Sessions) -> Result<MyTarget, SourceError> {
         let (timeout, connect_timeout) = (settings.timeout, settings.connect_timeout);
         let secret = spec.secret().clone();
-        let mut options =
-            spec.clone().with_tls(settings).my_options().cloned().ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a MySQL DSN")))?;
+        let mut options = spec
+            .clone()
+            .with_tls(settings)
+            .my_options()
+            .cloned()
+            .ok_or_else(|| super::setup_error(name, format!("the DSN from {secret} is not a MySQL DSN")))?;
         // never log statements: a `sql` collector's query or an EXPLAIN of
         // a captured statement can carry literals
         options = options.disable_statement_logging();

@@ -110,18 +110,41 @@ struct Slot {
     /// go besides (see `readers.rs`), its claim on the server's view, and
     /// its role the last round.
     reader: Option<ReaderSlot>,
+    /// Its state (baselines, windows) no longer follows the server: it was
+    /// covered by another reader, or another replica held the target. It
+    /// is rebuilt before it reads again, so its first read is a baseline
+    /// and never a delta over time someone else already sent.
+    stale: bool,
+    rebuild: Box<dyn Fn() -> Option<Box<dyn Collector>> + Send>,
+}
+
+impl Slot {
+    /// A fresh collector for a stale one.
+    fn refresh(&mut self) {
+        if std::mem::take(&mut self.stale) {
+            if let Some(fresh) = (self.rebuild)() {
+                self.collector = fresh;
+            }
+        }
+    }
 }
 
 /// A server-wide collector's place among the readers of its server.
 struct ReaderSlot {
-    /// The source's kind and the collector's settings.
+    /// The source's kind, the collector's settings, and the source's
+    /// settings that shape its records (resource attributes, entity key,
+    /// comment tags).
     settings: String,
     claim: Option<Claim>,
     role: Option<Role>,
-    /// It has been covered since it last read: its state (baselines,
-    /// windows) is stale and is rebuilt before it reads again.
-    stale: bool,
-    rebuild: Box<dyn Fn() -> Option<Box<dyn Collector>> + Send>,
+}
+
+/// Releases every claim on a server's views (the connection or the lease
+/// went): a covered source may read meanwhile.
+fn release_claims(slots: &mut [Slot]) {
+    for reader in slots.iter_mut().filter_map(|s| s.reader.as_mut()) {
+        reader.claim = None;
+    }
 }
 
 /// Why a connection's run of the collectors ended.
@@ -146,6 +169,8 @@ struct Epoch {
     /// The server's identity (server-wide collectors claim their view
     /// by it; see `readers.rs`).
     identity: Option<String>,
+    /// The role it connected as (part of what a server-wide view shows).
+    user: String,
     /// Set once, by whoever ends the connection first.
     end_reason: std::sync::Mutex<Option<End>>,
     end: watch::Sender<bool>,
@@ -373,15 +398,15 @@ pub async fn run_target(
             let sessions = if plan.server_scope { Sessions::Pinned } else { Sessions::Shared };
             let mut target = Target::connect(&name, &settings, &spec, sessions).await?;
             target.add_attributes(&plan.target.attributes);
-            Ok(target)
+            Ok((target, spec.username().to_string()))
         };
         let attempt = tokio::select! {
             result = connect => Some(result),
             _ = stopped(&mut stop) => None,
         };
-        let target = match attempt {
+        let (target, user) = match attempt {
             None => break,
-            Some(Ok(target)) => target,
+            Some(Ok(connected)) => connected,
             Some(Err(e)) => {
                 if options.fail_fast {
                     return Err(e);
@@ -393,6 +418,7 @@ pub async fn run_target(
                     connect_cause = Some(e.cause());
                 }
                 log_transition(&name, status.down(e.failure()));
+                release_claims(&mut slots);
                 wait_or_stop(wait, &mut stop, fence.as_ref()).await;
                 continue;
             }
@@ -421,6 +447,7 @@ pub async fn run_target(
             config_retry: settings.config_retry,
             jitter: settings.jitter,
             identity,
+            user,
             end_reason: std::sync::Mutex::new(None),
             end: end_tx,
         });
@@ -430,14 +457,17 @@ pub async fn run_target(
         match end {
             End::Stopped => break,
             End::LeaseLost => {
-                // another replica reads now: so may another source here
-                for reader in slots.iter_mut().filter_map(|s| s.reader.as_mut()) {
-                    reader.claim = None;
+                // another replica reads now: so may another source here;
+                // and what these collectors hold is behind what it sends
+                release_claims(&mut slots);
+                for slot in &mut slots {
+                    slot.stale = true;
                 }
                 tracing::info!(source = %name, "lease lost: stopped scraping; scrapes in flight were cancelled");
                 log_transition(&name, status.lease(Some(false)));
             }
             End::ConnectionLost(e) => {
+                release_claims(&mut slots);
                 NodeCounters::add(&counters.errors, 1);
                 let wait = backoff.wait();
                 tracing::warn!(source = %name, class = e.class().as_str(), code = %e.code(), error = %e, retry_in = ?wait, "connection lost; reconnecting");
@@ -499,28 +529,30 @@ fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: 
             Ok(collector) if collector.scope() == collector::Scope::Server && !plan.server_scope => {}
             Ok(collector) => {
                 let left = options.scrapes.map(|n| n * collector.scrapes_per_round());
-                let reader = (collector.scope() == collector::Scope::Server).then(|| {
+                let rebuild: Box<dyn Fn() -> Option<Box<dyn Collector>> + Send> = {
                     let (node, target, spec, collector_name) = (plan.node.clone(), name.to_string(), spec.clone(), collector_name.clone());
                     let (interval, fleet) = (options.interval, plan.fleet_databases.clone());
-                    ReaderSlot {
-                        settings: format!("{}|{:?}", source.kind, spec.settings),
-                        claim: None,
-                        role: None,
-                        stale: false,
-                        rebuild: Box::new(move || {
-                            let settings = DbSettings::from_settings(&node.settings);
-                            let build = Build {
-                                source: &node,
-                                engine: Engine::of(&node.kind, None),
-                                name: &collector_name,
-                                spec: &spec,
-                                source_interval: settings.interval,
-                                interval_override: interval,
-                                fleet_databases: &fleet,
-                            };
-                            collector::build(&target, &build).ok()
-                        }),
-                    }
+                    Box::new(move || {
+                        let settings = DbSettings::from_settings(&node.settings);
+                        let build = Build {
+                            source: &node,
+                            engine: Engine::of(&node.kind, None),
+                            name: &collector_name,
+                            spec: &spec,
+                            source_interval: settings.interval,
+                            interval_override: interval,
+                            fleet_databases: &fleet,
+                        };
+                        collector::build(&target, &build).ok()
+                    })
+                };
+                let reader = (collector.scope() == collector::Scope::Server).then(|| ReaderSlot {
+                    settings: format!(
+                        "{}|{:?}|{:?}|{:?}|{:?}",
+                        source.kind, spec.settings, settings.service_instance_id, settings.allowed_comment_keys, plan.target.attributes
+                    ),
+                    claim: None,
+                    role: None,
                 });
                 slots.push(Slot {
                     name: collector_name.clone(),
@@ -532,6 +564,8 @@ fn build_slots(name: &str, source: &SourceNode, settings: &DbSettings, options: 
                     soft_causes: HashSet::new(),
                     skipped: 0,
                     reader,
+                    stale: false,
+                    rebuild,
                 });
             }
             // the checker knows the same registry: only a mismatch between
@@ -602,8 +636,10 @@ async fn run_epoch(
 /// Logs and shows each change of role.
 fn claim_the_view(epoch: &Epoch, slot: &mut Slot) -> bool {
     let (Some(reader), Some(identity)) = (slot.reader.as_mut(), epoch.identity.as_deref()) else { return true };
-    let signature = format!("{}|{}", reader.settings, epoch.output.current().route_signature(&slot.name));
-    let (role, claim) = Claim::take(identity, &slot.name, &signature, &epoch.source, reader.claim.take());
+    // what the role may see is part of what the records are
+    let signature = format!("{}|{}|{}", epoch.user, reader.settings, epoch.output.current().route_signature(&slot.name));
+    let stale = crate::readers::stale_after(slot.collector.interval());
+    let (role, claim) = Claim::take(identity, &slot.name, &signature, &epoch.source, reader.claim.take(), stale);
     reader.claim = claim;
     if reader.role.as_ref() != Some(&role) {
         match &role {
@@ -611,6 +647,10 @@ fn claim_the_view(epoch: &Epoch, slot: &mut Slot) -> bool {
                 tracing::info!(source = %epoch.source, collector = %slot.name, "reading the server's view now (its reader went)")
             }
             Role::Reads => {}
+            Role::TookOver { from } => tracing::warn!(
+                source = %epoch.source, collector = %slot.name, reader = %from, stale = ?stale,
+                "the server's view had not been read successfully by its reader for a while; reading it here instead"
+            ),
             Role::Covered { by } => tracing::info!(
                 source = %epoch.source, collector = %slot.name, reader = %by,
                 "the server's view is read once, by another source with the same settings and paths; not reading it twice"
@@ -634,17 +674,10 @@ fn claim_the_view(epoch: &Epoch, slot: &mut Slot) -> bool {
     }
     match role {
         Role::Covered { .. } => {
-            reader.stale = true;
+            slot.stale = true;
             false
         }
-        Role::Reads | Role::ReadsToo { .. } => {
-            if std::mem::take(&mut reader.stale) {
-                if let Some(fresh) = (reader.rebuild)() {
-                    slot.collector = fresh;
-                }
-            }
-            true
-        }
+        Role::Reads | Role::ReadsToo { .. } | Role::TookOver { .. } => true,
     }
 }
 
@@ -723,6 +756,7 @@ async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
         if !claim_the_view(&epoch, &mut slot) {
             continue;
         }
+        slot.refresh();
         let scrape = async {
             epoch.target.check_duress().await;
             let started = std::time::Instant::now();
@@ -751,6 +785,9 @@ async fn collector_loop(epoch: Arc<Epoch>, mut slot: Slot) -> Slot {
         epoch.publish_breaker();
         match result {
             Ok(records) => {
+                if let Some(claim) = slot.reader.as_ref().and_then(|r| r.claim.as_ref()) {
+                    claim.read_ok();
+                }
                 if slot.cause.take().is_some() {
                     tracing::info!(source = %epoch.source, collector = %slot.name, "collector recovered");
                 }
