@@ -49,7 +49,9 @@ impl Secret {
     /// `text` with the secret, and any password inside it if it is a URL,
     /// replaced by `***`.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.replace(&self.value, "***");
+        // an empty secret (a targets list entry without a password) hides
+        // nothing; replacing "" would put *** between every character
+        let mut out = if self.value.is_empty() { text.to_string() } else { text.replace(&self.value, "***") };
         if let Some(password) = url_password(&self.value) {
             if password.len() >= 3 {
                 out = out.replace(password, "***");
@@ -91,5 +93,11 @@ mod tests {
         assert_eq!(s.scrub("failed: password s3cr3t-pw rejected"), "failed: password *** rejected");
         assert_eq!(url_password("mysql://u:p4ss@h/db"), Some("p4ss"));
         assert_eq!(url_password("postgres://u@h/db"), None);
+    }
+
+    #[test]
+    fn an_empty_secret_leaves_messages_as_they_are() {
+        let s = Secret::plain("", "the targets list");
+        assert_eq!(s.scrub("connection refused at db:5432"), "connection refused at db:5432");
     }
 }
