@@ -100,6 +100,13 @@ pipeline p = srv.q -> out
     run.wait_for("more rounds", Duration::from_secs(30), || {
         (std::fs::read_to_string(&out).unwrap_or_default().lines().count() > lines + 60).then_some(())
     });
+    // /metrics shows the budget, and the shared sessions changing hands
+    let server = format!("127.0.0.1:{}", pg.port);
+    assert_eq!(run.metric(&format!(r#"dbintel_server_sessions{{server="{server}",state="cap"}}"#)), 6.0);
+    let in_use = run.metric(&format!(r#"dbintel_server_sessions{{server="{server}",state="in_use"}}"#));
+    assert!((1.0..=6.0).contains(&in_use), "{in_use} sessions in use of 6");
+    let evictions = run.metric(&format!(r#"dbintel_server_session_evictions_total{{server="{server}"}}"#));
+    assert!(evictions > 0.0, "61 databases through 6 sessions: idle ones were closed to make room ({evictions})");
     // an application can connect all along
     let app = pg.sql("SELECT 1");
     assert_eq!(app, "1");

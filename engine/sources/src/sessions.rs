@@ -46,6 +46,20 @@ pub struct ServerSessions {
     pinned: std::sync::atomic::AtomicU32,
     semaphore: Arc<Semaphore>,
     holders: Mutex<HashMap<u64, Holder>>,
+    /// Idle shared pools closed to make room, since the start.
+    evictions: AtomicU64,
+    /// Asks that found no session within their wait, since the start.
+    exhausted: AtomicU64,
+}
+
+/// One server's budget as `/metrics` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionsSnapshot {
+    pub server: String,
+    pub cap: u32,
+    pub in_use: u32,
+    pub evictions: u64,
+    pub exhausted: u64,
 }
 
 /// A pool holding permits.
@@ -77,6 +91,8 @@ impl ServerSessions {
             semaphore: Arc::new(Semaphore::new(cap.max(1) as usize)),
             pinned: std::sync::atomic::AtomicU32::new(0),
             holders: Mutex::new(HashMap::new()),
+            evictions: AtomicU64::new(0),
+            exhausted: AtomicU64::new(0),
         });
         servers.push((key.to_string(), Arc::downgrade(&server)));
         server
@@ -86,6 +102,22 @@ impl ServerSessions {
     pub fn known() -> usize {
         let servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
         servers.iter().filter(|(_, w)| w.strong_count() > 0).count()
+    }
+
+    /// Every live server budget (`/metrics`).
+    pub fn snapshot() -> Vec<SessionsSnapshot> {
+        let servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
+        servers
+            .iter()
+            .filter_map(|(_, w)| w.upgrade())
+            .map(|s| SessionsSnapshot {
+                server: s.key.clone(),
+                cap: s.cap,
+                in_use: s.in_use(),
+                evictions: s.evictions.load(Relaxed),
+                exhausted: s.exhausted.load(Relaxed),
+            })
+            .collect()
     }
 
     /// The server's configured `host:port`.
@@ -109,6 +141,7 @@ impl ServerSessions {
     }
 
     fn exhausted(&self, source_name: &str, waited: Duration) -> SourceError {
+        self.exhausted.fetch_add(1, Relaxed);
         SourceError::NoSession { source_name: source_name.to_string(), server: self.key.clone(), cap: self.cap, waited }
     }
 
@@ -133,7 +166,10 @@ impl ServerSessions {
             };
             match victim {
                 // its pool closes (the session ends), then its permit is free
-                Some(holder) => (holder.close)().await,
+                Some(holder) => {
+                    self.evictions.fetch_add(1, Relaxed);
+                    (holder.close)().await
+                }
                 None => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     return tokio::time::timeout(left, self.semaphore.clone().acquire_many_owned(n)).await.ok()?.ok();

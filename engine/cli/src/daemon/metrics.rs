@@ -509,6 +509,27 @@ fn snapshot(shared: &Shared) -> Snapshot {
             );
         }
     }
+    let budgets = dbintel_sources::sessions::ServerSessions::snapshot();
+    s.gauge(
+        "dbintel_server_sessions",
+        "Sessions this process holds on each server (host:port as configured), and its cap (server_sessions).",
+        budgets
+            .iter()
+            .flat_map(|b| {
+                [("in_use", b.in_use), ("cap", b.cap)].map(|(state, n)| (labels(&[("server", &b.server), ("state", state)]), f64::from(n)))
+            })
+            .collect(),
+    );
+    s.counter(
+        "dbintel_server_session_evictions",
+        "Idle shared sessions closed to make room for another target's, per server.",
+        budgets.iter().map(|b| (labels(&[("server", &b.server)]), b.evictions as f64)).collect(),
+    );
+    s.counter(
+        "dbintel_server_sessions_exhausted",
+        "Asks for a session that found none within their wait (the server's cap was in use), per server.",
+        budgets.iter().map(|b| (labels(&[("server", &b.server)]), b.exhausted as f64)).collect(),
+    );
     let checks = shared.checks.snapshot();
     s.gauge(
         "dbintel_target_setup_checks",
