@@ -5,7 +5,8 @@
 //!
 //! The sample is bounded on the server, not after the rows arrive:
 //! - at most `max_sessions` rows leave the server — lock waiters first,
-//!   then the longest-running — and the number of active sessions beyond
+//!   then active sessions, then (PostgreSQL) idle-in-transaction ones,
+//!   each longest-running first — and the number of active sessions beyond
 //!   them comes along (`active_total`), so Average Active Sessions stays
 //!   exact (the rest counts as `other`);
 //! - PostgreSQL: `pg_blocking_pids()` (which takes every lock-manager
@@ -16,7 +17,10 @@
 //! - MySQL / MariaDB: statement text is cut in the query
 //!   ([`MY_SAMPLE_TEXT_CHARS`]); blockers come from
 //!   `performance_schema.data_lock_waits` (MySQL 8) or
-//!   `information_schema.INNODB_LOCK_WAITS` (MariaDB), grouped per waiter.
+//!   `information_schema.INNODB_LOCK_WAITS` (MariaDB), grouped per waiter;
+//!   each thread's latest wait from one grouped pass over
+//!   `events_waits_current`; a primary's binlog dump threads and a
+//!   replica's `system user` threads are not application sessions.
 //!
 //! Idle-in-transaction sessions (PostgreSQL) are sampled too: they hold
 //! locks and are often what blocks the others. They never count as active.
@@ -84,7 +88,8 @@ pub fn pg_sample_sql(version: i64, with_details: bool, max_sessions: usize) -> S
            SELECT a.pid, a.datname::text AS datname, a.usename::text AS usename, a.state, a.wait_event_type, a.wait_event,
                   {query_id} AS query_id, {details},
                   count(*) FILTER (WHERE a.state = 'active') OVER () AS active_total,
-                  row_number() OVER (ORDER BY (a.wait_event_type IS NOT DISTINCT FROM 'Lock') DESC, a.query_start) AS rank,
+                  row_number() OVER (ORDER BY (a.wait_event_type IS NOT DISTINCT FROM 'Lock') DESC, (a.state = 'active') DESC,
+                                              a.query_start) AS rank,
                   CASE WHEN a.wait_event_type = 'Lock'
                        THEN row_number() OVER (PARTITION BY a.wait_event_type = 'Lock' ORDER BY a.query_start) END AS lock_rank
              FROM pg_stat_activity a
@@ -171,13 +176,17 @@ pub fn my_sample_sql_from(server: MyServer, with_details: bool, schema: &str, ma
                      ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
                 CASE WHEN b.sessions IS NOT NULL THEN 'row lock'
                      WHEN w.END_EVENT_ID IS NULL THEN w.EVENT_NAME END AS wait_event,
-                NULL AS query_id, b.sessions AS blocking
+                NULL AS query_id, b.sessions AS blocking, COUNT(*) OVER () AS active_total
            FROM {schema}.threads t
-           LEFT JOIN {schema}.events_waits_current w ON w.THREAD_ID = t.THREAD_ID
-                 AND w.EVENT_ID = (SELECT MAX(x.EVENT_ID) FROM {schema}.events_waits_current x WHERE x.THREAD_ID = t.THREAD_ID){statements}
+           LEFT JOIN (SELECT x.THREAD_ID, MAX(x.EVENT_ID) AS EVENT_ID FROM {schema}.events_waits_current x GROUP BY x.THREAD_ID) lw
+                  ON lw.THREAD_ID = t.THREAD_ID
+           LEFT JOIN {schema}.events_waits_current w ON w.THREAD_ID = lw.THREAD_ID AND w.EVENT_ID = lw.EVENT_ID{statements}
            LEFT JOIN ({blockers}) b ON b.waiting = t.PROCESSLIST_ID
-          WHERE t.TYPE = 'FOREGROUND' AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon')
+          WHERE t.TYPE = 'FOREGROUND'
+            AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed')
+            AND COALESCE(t.PROCESSLIST_USER, '') <> 'system user'
             AND t.PROCESSLIST_ID <> CONNECTION_ID()
+          ORDER BY (b.sessions IS NOT NULL) DESC, t.PROCESSLIST_TIME DESC
           LIMIT {max_sessions}"
     )
 }
