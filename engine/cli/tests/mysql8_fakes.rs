@@ -89,11 +89,11 @@ async fn build_fake(pool: &sqlx::MySqlPool) {
         format!("INSERT INTO {FAKE}.processlist (ID, USER, HOST, DB, COMMAND) VALUES (9001, 'app', '10.0.0.7:53124', 'shop', 'Query')"),
         format!(
             "INSERT INTO {FAKE}.threads (THREAD_ID, NAME, TYPE, PROCESSLIST_ID, PROCESSLIST_USER, PROCESSLIST_DB, PROCESSLIST_COMMAND,
-               PROCESSLIST_STATE, PROCESSLIST_INFO, INSTRUMENTED, HISTORY) VALUES
-             (101, 'thread/sql/one_connection', 'FOREGROUND', 9001, 'app', 'shop', 'Query', 'updating', CONCAT('UPDATE t SET v = 1 /* ', REPEAT('x', 10000), ' */'), 'YES', 'YES'),
-             (102, 'thread/sql/one_connection', 'FOREGROUND', 9002, 'app', 'shop', 'Sleep', NULL, NULL, 'YES', 'YES'),
-             (103, 'thread/sql/one_connection', 'FOREGROUND', 9003, 'etl', 'shop', 'Query', 'executing', 'SELECT * FROM big', 'YES', 'YES'),
-             (1, 'thread/innodb/io_write_thread', 'BACKGROUND', NULL, NULL, NULL, NULL, NULL, NULL, 'YES', 'YES')"
+               PROCESSLIST_TIME, PROCESSLIST_STATE, PROCESSLIST_INFO, INSTRUMENTED, HISTORY) VALUES
+             (101, 'thread/sql/one_connection', 'FOREGROUND', 9001, 'app', 'shop', 'Query', 2, 'updating', CONCAT('UPDATE t SET v = 1 /* ', REPEAT('x', 10000), ' */'), 'YES', 'YES'),
+             (102, 'thread/sql/one_connection', 'FOREGROUND', 9002, 'app', 'shop', 'Sleep', 40, NULL, NULL, 'YES', 'YES'),
+             (103, 'thread/sql/one_connection', 'FOREGROUND', 9003, 'etl', 'shop', 'Query', 500, 'executing', 'SELECT * FROM big', 'YES', 'YES'),
+             (1, 'thread/innodb/io_write_thread', 'BACKGROUND', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'YES', 'YES')"
         ),
         format!(
             "INSERT INTO {FAKE}.events_waits_current (THREAD_ID, EVENT_ID, END_EVENT_ID, EVENT_NAME, TIMER_WAIT, OBJECT_INSTANCE_BEGIN, OPERATION)
@@ -121,6 +121,18 @@ async fn fake_mysql8_activity_sample_names_row_lock_blockers_from_data_lock_wait
     let mut pids: Vec<i64> = rows.iter().filter_map(|r| dbintel_sources::rows::integer(r, "pid")).collect();
     pids.sort_unstable();
     assert_eq!(pids, [9001, 9003], "foreground threads doing something, not Sleep, not background: {rows:?}");
+    // capped at one session, the lock waiter is the one kept (the ETL
+    // statement has run far longer), and the count still covers both
+    let capped: Vec<_> = sqlx::query(sqlx::AssertSqlSafe(my_sample_sql_from(MYSQL8, true, FAKE, 1)))
+        .fetch_all(&pool)
+        .await
+        .expect("the capped sample runs")
+        .iter()
+        .map(row_to_map)
+        .collect();
+    assert_eq!(capped.len(), 1);
+    assert_eq!(dbintel_sources::rows::integer(&capped[0], "pid"), Some(9001), "waiters first: {capped:?}");
+    assert_eq!(dbintel_sources::rows::integer(&capped[0], "active_total"), Some(2), "{capped:?}");
 
     let mut window = AshWindow::new("mysql", Duration::from_secs(1));
     window.add_sample(&rows);
@@ -203,10 +215,10 @@ async fn fake_mysql8_without_text_reads_no_statement_text() {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE {schema};
          CREATE TABLE {schema}.threads (THREAD_ID BIGINT UNSIGNED, TYPE VARCHAR(10), PROCESSLIST_ID BIGINT UNSIGNED, PROCESSLIST_USER VARCHAR(32),
-           PROCESSLIST_DB VARCHAR(64), PROCESSLIST_COMMAND VARCHAR(16), PROCESSLIST_STATE VARCHAR(64), PROCESSLIST_INFO LONGTEXT);
+           PROCESSLIST_DB VARCHAR(64), PROCESSLIST_COMMAND VARCHAR(16), PROCESSLIST_TIME BIGINT, PROCESSLIST_STATE VARCHAR(64), PROCESSLIST_INFO LONGTEXT);
          CREATE TABLE {schema}.events_waits_current (THREAD_ID BIGINT UNSIGNED, EVENT_ID BIGINT UNSIGNED, END_EVENT_ID BIGINT UNSIGNED, EVENT_NAME VARCHAR(128), TIMER_WAIT BIGINT UNSIGNED);
          CREATE TABLE {schema}.data_lock_waits (REQUESTING_THREAD_ID BIGINT UNSIGNED, BLOCKING_THREAD_ID BIGINT UNSIGNED);
-         INSERT INTO {schema}.threads VALUES (5, 'FOREGROUND', 77, 'u', 'd', 'Query', 'x', 'SELECT secret_literal');"
+         INSERT INTO {schema}.threads VALUES (5, 'FOREGROUND', 77, 'u', 'd', 'Query', 3, 'x', 'SELECT secret_literal');"
     )))
     .execute(&pool)
     .await

@@ -150,7 +150,7 @@ pub fn my_sample_sql_from(server: MyServer, with_details: bool, schema: &str, ma
             "LEFT(COALESCE(st.SQL_TEXT, t.PROCESSLIST_INFO), {MY_SAMPLE_TEXT_CHARS}) AS query,
              LEFT(st.DIGEST_TEXT, {MY_SAMPLE_TEXT_CHARS}) AS digest_text, st.DIGEST AS digest,
              t.THREAD_ID AS thread_id, t.PROCESSLIST_STATE AS processlist_state, t.PROCESSLIST_HOST AS client_host,
-             {host} AS client_host_port, t.PROCESSLIST_TIME AS processlist_time,
+             {host} AS client_host_port,
              w.EVENT_NAME AS wait_name, w.EVENT_ID AS wait_event_id, w.END_EVENT_ID AS wait_end_event_id,
              w.TIMER_WAIT / 1e12 AS wait_seconds,
              st.EVENT_ID AS statement_event_id, st.TIMER_WAIT / 1e12 AS statement_seconds, st.TIMER_START AS statement_timer_start,
@@ -168,9 +168,12 @@ pub fn my_sample_sql_from(server: MyServer, with_details: bool, schema: &str, ma
     } else {
         String::new()
     };
+    // waiters first, then the longest-running; ORDER BY names select-list
+    // aliases because MariaDB, with a window function in the query, sorts a
+    // temporary table that holds only the selected columns
     format!(
         "SELECT t.PROCESSLIST_ID AS pid, t.PROCESSLIST_DB AS datname, t.PROCESSLIST_USER AS usename,
-                t.PROCESSLIST_COMMAND AS state, {details}
+                t.PROCESSLIST_COMMAND AS state, t.PROCESSLIST_TIME AS processlist_time, {details}
                 CASE WHEN b.sessions IS NOT NULL THEN 'Lock'
                      WHEN w.EVENT_NAME IS NULL OR w.END_EVENT_ID IS NOT NULL THEN NULL
                      ELSE SUBSTRING_INDEX(SUBSTRING_INDEX(w.EVENT_NAME, '/', 2), '/', -1) END AS wait_event_type,
@@ -186,7 +189,7 @@ pub fn my_sample_sql_from(server: MyServer, with_details: bool, schema: &str, ma
             AND t.PROCESSLIST_COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed')
             AND COALESCE(t.PROCESSLIST_USER, '') <> 'system user'
             AND t.PROCESSLIST_ID <> CONNECTION_ID()
-          ORDER BY (b.sessions IS NOT NULL) DESC, t.PROCESSLIST_TIME DESC
+          ORDER BY blocking IS NULL, processlist_time DESC
           LIMIT {max_sessions}"
     )
 }
