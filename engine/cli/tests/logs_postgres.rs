@@ -96,7 +96,10 @@ fn jsonlog_of_postgres_15_gives_every_event_sanitized_on_the_servers_entity() {
     pg.failing("postgres", "postgres", "SET statement_timeout = '100ms'; SELECT pg_sleep(3)");
     // an actual plan, joined to pg_stat_statements by query id
     pg.sql("SELECT count(*) FROM users WHERE email = 'plan-secret@example.com'");
-    // the log rotates; what follows is in the next file
+    // the log rotates; what follows is in the next file (whose name has
+    // the time to the second: a rotation within the server's first second
+    // would reopen the same file)
+    std::thread::sleep(Duration::from_millis(1100));
     pg.sql("SELECT pg_rotate_logfile()");
     // a lock wait past deadlock_timeout
     let holder = pg.background("BEGIN; UPDATE accounts SET v = v + 1 WHERE id = 1; SELECT pg_sleep(1.5); COMMIT");

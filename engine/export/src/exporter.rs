@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -178,6 +178,11 @@ pub struct Exporter {
     stop: tokio::sync::watch::Sender<Option<Instant>>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     linger: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Tells the linger task to stop once what it holds is queued.
+    linger_stop: Arc<tokio::sync::Notify>,
+    /// Items the linger task has sealed and not yet queued (a shutdown
+    /// that cannot wait for them counts them lost).
+    lingering: AtomicU64,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -218,6 +223,8 @@ impl Exporter {
             stop,
             worker: Mutex::new(None),
             linger: Mutex::new(None),
+            linger_stop: Arc::default(),
+            lingering: AtomicU64::new(0),
         });
         let supervisor = Supervisor {
             name: name.to_string(),
@@ -230,7 +237,7 @@ impl Exporter {
             stop: stop_rx,
         };
         *lock(&exporter.worker) = Some(tokio::spawn(supervisor.run(transport)));
-        *lock(&exporter.linger) = Some(tokio::spawn(linger(Arc::downgrade(&exporter))));
+        *lock(&exporter.linger) = Some(tokio::spawn(linger(Arc::downgrade(&exporter), exporter.linger_stop.clone())));
         let c = &exporter.config;
         tracing::info!(sink = %name, endpoint = %c.endpoint, protocol = ?c.protocol, compression = ?c.compression, "exporter started");
         for note in &c.notes {
@@ -386,7 +393,8 @@ impl Exporter {
     /// (a disk that is full or failing) is offered again with backoff: it
     /// is not lost, and the wait holds the pipeline back. Only a closed
     /// queue (the process is stopping) gives up, counted by the queue.
-    async fn enqueue(&self, sealed: Vec<Fit>) -> Result<(), queue::QueueError> {
+    /// `held`, when given, counts down what is still in hand.
+    async fn enqueue(&self, sealed: Vec<Fit>, held: Option<&AtomicU64>) -> Result<(), queue::QueueError> {
         let mut closed = None;
         for fit in sealed {
             self.stats.shaped.records_shrunk.fetch_add(fit.shrunk, Relaxed);
@@ -403,7 +411,12 @@ impl Exporter {
                     backoff(config::Retry { initial: Duration::from_millis(200), max: Duration::from_secs(5), elapsed: Duration::MAX });
                 loop {
                     match self.queue.push(request.clone()).await {
-                        Ok(()) => break,
+                        Ok(()) => {
+                            if let Some(held) = held {
+                                held.fetch_sub(u64::from(request.items), Relaxed);
+                            }
+                            break;
+                        }
                         Err(e @ queue::QueueError::Closed) => {
                             self.stats.drops.shutdown.fetch_add(u64::from(request.items), Relaxed);
                             self.stats.items_failed.fetch_add(u64::from(request.items), Relaxed);
@@ -428,15 +441,27 @@ impl Exporter {
     /// queued then stays on disk (disk queue) or is counted as lost
     /// (memory queue).
     pub async fn shutdown(&self, deadline: Instant) {
-        if let Some(task) = lock(&self.linger).take() {
-            task.abort();
+        // a moment for the queue to take what is packing even when the
+        // deadline has passed (a reload retires a disk queue at once)
+        let flush_by = deadline.max(Instant::now() + Duration::from_secs(2));
+        // the linger task may hold sealed requests waiting for room in the
+        // queue: they are queued before it stops, or counted
+        let task = lock(&self.linger).take();
+        if let Some(mut task) = task {
+            self.linger_stop.notify_one();
+            if tokio::time::timeout_at(flush_by.into(), &mut task).await.is_err() {
+                task.abort();
+                let lost = self.lingering.swap(0, Relaxed);
+                if lost > 0 {
+                    self.stats.drops.shutdown.fetch_add(lost, Relaxed);
+                    self.stats.items_failed.fetch_add(lost, Relaxed);
+                    tracing::error!(sink = %self.name, items = lost, "shutdown deadline reached: the queue never took the last requests");
+                }
+            }
         }
         let sealed = lock(&self.packer).due(Instant::now(), self.negotiated.current(), true).unwrap_or_default();
         let waiting: u64 = sealed.iter().flat_map(|f| &f.requests).map(|r| u64::from(r.items)).sum();
-        // a moment for the queue to take them even when the deadline has
-        // passed (a reload retires a disk queue at once)
-        let flush_by = deadline.max(Instant::now() + Duration::from_secs(2));
-        if tokio::time::timeout_at(flush_by.into(), self.enqueue(sealed)).await.is_err() {
+        if tokio::time::timeout_at(flush_by.into(), self.enqueue(sealed, None)).await.is_err() {
             self.stats.drops.shutdown.fetch_add(waiting, Relaxed);
             self.stats.items_failed.fetch_add(waiting, Relaxed);
             tracing::error!(sink = %self.name, items = waiting, "shutdown deadline reached: the queue never took the last requests");
@@ -472,18 +497,27 @@ impl Exporter {
 }
 
 /// Seals requests that have waited their linger and queues them.
-async fn linger(exporter: Weak<Exporter>) {
+/// Stops when told to, never while it holds sealed requests: those are
+/// out of the packer, so stopping then would lose them without a trace.
+async fn linger(exporter: Weak<Exporter>, stop: Arc<tokio::sync::Notify>) {
     loop {
         let wake = match exporter.upgrade() {
             Some(e) => lock(&e.packer).next_due().unwrap_or_else(|| Instant::now() + e.config.linger.max(Duration::from_millis(50))),
             None => return,
         };
-        tokio::time::sleep_until(wake.max(Instant::now() + Duration::from_millis(5)).into()).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.max(Instant::now() + Duration::from_millis(5)).into()) => {}
+            () = stop.notified() => return,
+        }
         let Some(e) = exporter.upgrade() else { return };
         let sealed = lock(&e.packer).due(Instant::now(), e.negotiated.current(), false);
         match sealed {
             Ok(sealed) if !sealed.is_empty() => {
-                if e.enqueue(sealed).await.is_err() {
+                let items: u64 = sealed.iter().flat_map(|f| &f.requests).map(|r| u64::from(r.items)).sum();
+                e.lingering.store(items, Relaxed);
+                let queued = e.enqueue(sealed, Some(&e.lingering)).await;
+                e.lingering.store(0, Relaxed);
+                if queued.is_err() {
                     return;
                 }
             }
@@ -503,7 +537,7 @@ impl Sink for ExportSink {
         Box::pin(async move {
             let parts = self.exporter.encode(batch);
             let sealed = self.exporter.pack(parts);
-            self.exporter.enqueue(sealed).await.map_err(|e| SinkError::Export(e.to_string()).into())
+            self.exporter.enqueue(sealed, None).await.map_err(|e| SinkError::Export(e.to_string()).into())
         })
     }
 
