@@ -19,7 +19,7 @@ use sqlx::{Column, ConnectOptions, Executor, Row, TypeInfo};
 use super::error::from_sqlx;
 use super::rows::{integer, Row as DbRow};
 use super::secret::Secret;
-use super::sessions::{ServerSessions, SessionPool, Sessions};
+use super::sessions::{Checkout, ServerSessions, SessionPool, Sessions};
 use super::ConnectSpec;
 use super::SourceError;
 use dbintel_core::record::Resource;
@@ -177,7 +177,13 @@ impl MyTarget {
         let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
         let started = std::time::Instant::now();
         let session = self.pool.enter().await?;
-        let result = tokio::time::timeout(deadline, query.fetch_all(&session.pool)).await;
+        let work = async {
+            let mut conn = Checkout::acquire(&session.pool).await?;
+            let rows = query.fetch_all(&mut *conn).await;
+            conn.done();
+            rows
+        };
+        let result = tokio::time::timeout(deadline, work).await;
         dbintel_core::counters::record_query(&self.name, what, started.elapsed());
         match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),

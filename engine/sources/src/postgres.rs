@@ -20,7 +20,7 @@ use sqlx::{Column, ConnectOptions, Row, TypeInfo};
 use super::error::from_sqlx;
 use super::rows::Row as DbRow;
 use super::secret::Secret;
-use super::sessions::{ServerSessions, SessionPool, Sessions};
+use super::sessions::{Checkout, ServerSessions, SessionPool, Sessions};
 use super::ConnectSpec;
 use super::SourceError;
 use dbintel_core::record::Resource;
@@ -195,7 +195,13 @@ impl PgTarget {
         // normally ends the query itself (and the backend is freed).
         let deadline = self.timeout + Duration::from_millis(500);
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(deadline, query.fetch_all(pool)).await;
+        let work = async {
+            let mut conn = Checkout::acquire(pool).await?;
+            let rows = query.fetch_all(&mut *conn).await;
+            conn.done();
+            rows
+        };
+        let result = tokio::time::timeout(deadline, work).await;
         dbintel_core::counters::record_query(&self.name, what, started.elapsed());
         match result {
             Err(_) => Err(SourceError::Timeout { source_name: self.name.clone(), what: what.to_string(), after: self.timeout }),
@@ -241,7 +247,7 @@ impl PgTarget {
         const WHAT: &str = "plans: explain";
         let work = async {
             let session = self.pool.enter().await?;
-            let mut conn = session.pool.acquire().await.map_err(|e| self.error(WHAT, &e))?;
+            let mut conn = Checkout::acquire(&session.pool).await.map_err(|e| self.error(WHAT, &e))?;
             let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
             let row = if self.version >= 160000 {
                 run(format!("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}")).fetch_one(&mut *conn).await
@@ -262,6 +268,7 @@ impl PgTarget {
                 let _ = run("RESET plan_cache_mode".into()).execute(&mut *conn).await;
                 result
             };
+            conn.done();
             let row = row.map_err(|e| self.error(WHAT, &e))?;
             row.try_get_unchecked::<String, _>(0).map_err(|e| self.error(WHAT, &e))
         };

@@ -35,6 +35,63 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::SourceError;
 
+/// How long closing a pool waits for its connections to end. sqlx's
+/// `Pool::close` waits for every checked-out connection, and one a
+/// cancelled query left behind is tested with a ping that never returns
+/// from a server that hangs: past this the pool is let go (its sockets
+/// close as it drops), so a hung server cannot wedge a reconnect.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes `pool`, waiting at most [`CLOSE_WAIT`].
+pub async fn close_pool<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) {
+    if tokio::time::timeout(CLOSE_WAIT, pool.close()).await.is_err() {
+        tracing::debug!(wait = ?CLOSE_WAIT, "a pool's connections did not end in time; letting them go");
+    }
+}
+
+/// A pooled connection for one piece of work under a deadline. Cancelled
+/// before [`Checkout::done`] (the deadline passed mid-query), it is closed
+/// instead of going back to its pool: sqlx tests a connection given back
+/// with a ping, and on a server that hangs that ping waits for ever and
+/// holds the pool's slot with it — every later query would time out
+/// waiting for a connection, and closing the pool would never end.
+pub struct Checkout<DB: sqlx::Database> {
+    conn: sqlx::pool::PoolConnection<DB>,
+    done: bool,
+}
+
+impl<DB: sqlx::Database> Checkout<DB> {
+    pub async fn acquire(pool: &sqlx::Pool<DB>) -> Result<Checkout<DB>, sqlx::Error> {
+        Ok(Checkout { conn: pool.acquire().await?, done: false })
+    }
+
+    /// The work finished (well or not): the connection may go back.
+    pub fn done(&mut self) {
+        self.done = true;
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Checkout<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.conn
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Checkout<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Checkout<DB> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// Servers by configured `host:port`, while any of their pools lives.
 static SERVERS: Mutex<Vec<(String, Weak<ServerSessions>)>> = Mutex::new(Vec::new());
 
@@ -281,7 +338,7 @@ impl<DB: sqlx::Database> SessionPool<DB> {
                 evictable: self.kind == Sessions::Shared,
                 close: Arc::new(move || {
                     let pool = closing.clone();
-                    Box::pin(async move { pool.close().await })
+                    Box::pin(async move { close_pool(&pool).await })
                 }),
             },
         );
@@ -300,7 +357,7 @@ impl<DB: sqlx::Database> SessionPool<DB> {
     /// Closes the pool and gives its permits back (the target stops).
     pub async fn close(&self) {
         let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        pool.close().await;
+        close_pool(&pool).await;
         self.server.holders().remove(&self.id);
     }
 

@@ -269,7 +269,10 @@ impl Run {
             if let Some(v) = f() {
                 return v;
             }
-            assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}; dbintel run's log:\n{}", self.stderr());
+            if started.elapsed() >= limit {
+                let status = http(self.port, "GET", "/status").map_or_else(|| "(no answer)".to_string(), |r| r.1);
+                panic!("timed out after {limit:?} waiting for {what}; /status:\n{status}\ndbintel run's log:\n{}", self.stderr());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
