@@ -130,3 +130,8 @@ printf 'sessions=%d (%.2f per target)\n' "$sessions" "$(echo "$sessions / $n" | 
 printf 'database time=%.1f ms per cycle (statements of dbintel_monitor)\n' "$(echo "($ms1 - $ms0) / $cycles" | bc -l)"
 # the distinct causes of WARN/ERROR lines, most frequent first
 grep -E ' (WARN|ERROR) ' "$work/run.log" | sed -E 's/^[^ ]+ +//; s/ (source|target|collector)=[^ ]+//g' | sort | uniq -c | sort -rn | head -8 || true
+# where the database time went (the whole run): the role's five dearest statements
+echo "dearest statements of dbintel_monitor (whole run):"
+psql -d postgres -c "SELECT round(sum(total_exec_time)::numeric, 1) || ' ms, ' || sum(calls) || ' calls: ' || left(regexp_replace(query, '\s+', ' ', 'g'), 100)
+                       FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'dbintel_monitor'
+                      GROUP BY query ORDER BY sum(total_exec_time) DESC LIMIT 5" | sed 's/^/  /'
