@@ -12,8 +12,9 @@
 #       # the same databases as N `source` blocks (one per database, a
 #       # generated config) instead of one source with a targets file
 #
-# Also printed: records the sources emitted per cycle and WARN/ERROR log
-# lines per minute.
+# Also printed: records the sources emitted per cycle, WARN/ERROR log
+# lines per minute (and their distinct causes), and the monitoring role's
+# five dearest statements over the whole run.
 #
 # Shipped, `tables` runs every 5 min and database sizes are read every
 # 5 min, so a 30 s cycle mostly leaves them out; EVERY_CYCLE=1 makes both
