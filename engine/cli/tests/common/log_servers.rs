@@ -136,28 +136,7 @@ impl LogPg {
 
     /// psql as the superuser on `db`; its unaligned output.
     pub fn sql_in(&self, db: &str, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql");
-        assert!(out.status.success(), "psql on :{}: {sql}: {}", self.port, String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        super::private_psql(self.port, db, &["-c".as_ref(), sql.as_ref()], sql)
     }
 
     pub fn sql(&self, sql: &str) -> String {

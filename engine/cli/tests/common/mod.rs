@@ -25,6 +25,20 @@ pub fn psql(sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Runs psql as the superuser of the private server on `port`, in
+/// `database`, with `args` (`-c SQL` or `-f FILE`); stops on the first
+/// error, asserts it succeeded (`what` says what failed) and returns its
+/// unaligned output.
+pub fn private_psql(port: u16, database: &str, args: &[&std::ffi::OsStr], what: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", database])
+        .args(args)
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "psql on :{port} in {database}: {what}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -144,28 +144,7 @@ impl PrivatePg {
     pub fn script(&self, database: &str, sql: &str) -> String {
         let file = self.dir.join(format!("script-{}.sql", std::process::id()));
         std::fs::write(&file, sql).expect("write the script");
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-            ])
-            .arg("-f")
-            .arg(&file)
-            .output()
-            .expect("psql");
-        assert!(out.status.success(), "psql -f on :{} in {database}:\n{sql}\n{}", self.port, String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        super::private_psql(self.port, database, &["-f".as_ref(), file.as_os_str()], sql)
     }
 
     /// A DSN for `role` (trust auth: any password).
@@ -175,27 +154,7 @@ impl PrivatePg {
 
     /// Runs SQL as the superuser; its unaligned output.
     pub fn sql(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-c", sql])
-            .output()
-            .expect("psql");
-        assert!(out.status.success(), "psql on :{}: {sql}: {}", self.port, String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        super::private_psql(self.port, "postgres", &["-c".as_ref(), sql.as_ref()], sql)
     }
 
     /// A psql session of the superuser running `sql` in the background
